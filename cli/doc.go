@@ -1,0 +1,2 @@
+// Package cli holds the portcullis command and its subcommands.
+package cli

@@ -1,0 +1,385 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	apiconstraints "github.com/open-policy-agent/frameworks/constraint/pkg/apis/constraints"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/client"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers/rego"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/client/reviews"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/types"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Enforcement points, as Gatekeeper names them.
+const (
+	EnforcementPointWebhook = apiconstraints.WebhookEnforcementPoint // validation.gatekeeper.sh
+	EnforcementPointAudit   = "audit.gatekeeper.sh"
+	EnforcementPointGator   = "gator.gatekeeper.sh"
+)
+
+// Enforcement actions.
+const (
+	ActionDeny   = string(apiconstraints.Deny)
+	ActionWarn   = string(apiconstraints.Warn)
+	ActionDryrun = "dryrun"
+	ActionScoped = string(apiconstraints.Scoped)
+)
+
+// Options configures an Engine.
+type Options struct {
+	// EnforcementPoints the engine reviews for; empty means webhook, audit
+	// and gator.
+	EnforcementPoints []string
+	// EnableHTTPSend allows the http.send builtin, which is off by default
+	// so that a policy cannot make network calls from the webhook.
+	EnableHTTPSend bool
+	// DisabledBuiltins lists further Rego builtins to refuse.
+	DisabledBuiltins []string
+	// DisableReferential forbids data.inventory in templates.
+	DisableReferential bool
+	// Tracing records an evaluation trace on every review.
+	Tracing bool
+}
+
+// Engine judges objects against constraint templates and constraints. Reviews
+// run concurrently; changes to templates, constraints and data are
+// serialized, as the frameworks client requires.
+type Engine struct {
+	client *client.Client
+	target *target
+
+	mu          sync.Mutex // serializes mutations
+	templates   map[string]*templates.ConstraintTemplate
+	constraints map[string]int // constraints per template kind
+}
+
+// New builds an Engine with the Rego driver.
+func New(opts Options) (*Engine, error) {
+	eps := opts.EnforcementPoints
+	if len(eps) == 0 {
+		eps = []string{EnforcementPointWebhook, EnforcementPointAudit, EnforcementPointGator}
+	}
+	disabled := append([]string(nil), opts.DisabledBuiltins...)
+	if !opts.EnableHTTPSend {
+		disabled = append(disabled, "http.send")
+	}
+	args := []rego.Arg{rego.Tracing(opts.Tracing)}
+	if len(disabled) > 0 {
+		args = append(args, rego.DisableBuiltins(disabled...))
+	}
+	if opts.DisableReferential {
+		args = append(args, rego.Externs())
+	} else {
+		args = append(args, rego.Externs("inventory"))
+	}
+	driver, err := rego.New(args...)
+	if err != nil {
+		return nil, fmt.Errorf("creating Rego driver: %w", err)
+	}
+	t := newTarget()
+	c, err := client.NewClient(
+		client.Targets(t),
+		client.Driver(driver),
+		client.EnforcementPoints(eps...),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("creating constraint client: %w", err)
+	}
+	return &Engine{
+		client:      c,
+		target:      t,
+		templates:   map[string]*templates.ConstraintTemplate{},
+		constraints: map[string]int{},
+	}, nil
+}
+
+// AddTemplate compiles a template and makes its kind available to
+// constraints. Adding a template equal to the one held is a no-op.
+func (e *Engine) AddTemplate(ctx context.Context, ct *templates.ConstraintTemplate) error {
+	if err := validateTemplate(ct); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, err := e.client.AddTemplate(ctx, ct); err != nil {
+		return templateError(ct, err)
+	}
+	e.templates[ct.Spec.CRD.Spec.Names.Kind] = ct.DeepCopy()
+	return nil
+}
+
+// RemoveTemplate removes a template and all its constraints.
+func (e *Engine) RemoveTemplate(ctx context.Context, ct *templates.ConstraintTemplate) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, err := e.client.RemoveTemplate(ctx, ct); err != nil {
+		return fmt.Errorf("removing template %q: %w", ct.GetName(), err)
+	}
+	delete(e.templates, ct.Spec.CRD.Spec.Names.Kind)
+	delete(e.constraints, ct.Spec.CRD.Spec.Names.Kind)
+	return nil
+}
+
+// CreateCRD builds the constraint CRD for a template, as apiextensions/v1.
+func (e *Engine) CreateCRD(ctx context.Context, ct *templates.ConstraintTemplate) (*apiextensionsv1.CustomResourceDefinition, error) {
+	if err := validateTemplate(ct); err != nil {
+		return nil, err
+	}
+	crd, err := e.client.CreateCRD(ctx, ct)
+	if err != nil {
+		return nil, fmt.Errorf("template %q: building constraint CRD: %w", ct.GetName(), err)
+	}
+	out := &apiextensionsv1.CustomResourceDefinition{}
+	if err := crdScheme.Convert(crd, out, nil); err != nil {
+		return nil, fmt.Errorf("template %q: converting constraint CRD: %w", ct.GetName(), err)
+	}
+	out.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+	return out, nil
+}
+
+// AddConstraint validates a constraint against its template's schema and
+// starts enforcing it.
+func (e *Engine) AddConstraint(ctx context.Context, u *unstructured.Unstructured) error {
+	if err := ValidateEnforcementAction(u); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	existed := true
+	if _, err := e.client.GetConstraint(u); err != nil {
+		existed = false
+	}
+	c := u.DeepCopy()
+	unstructured.RemoveNestedField(c.Object, "status")
+	if _, err := e.client.AddConstraint(ctx, c); err != nil {
+		return fmt.Errorf("constraint %s %q: %w", u.GetKind(), u.GetName(), err)
+	}
+	if !existed {
+		e.constraints[u.GetKind()]++
+	}
+	return nil
+}
+
+// RemoveConstraint stops enforcing a constraint. Removing one that is not
+// held is not an error.
+func (e *Engine) RemoveConstraint(ctx context.Context, u *unstructured.Unstructured) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, err := e.client.GetConstraint(u); err != nil {
+		return nil
+	}
+	if _, err := e.client.RemoveConstraint(ctx, u); err != nil {
+		return fmt.Errorf("removing constraint %s %q: %w", u.GetKind(), u.GetName(), err)
+	}
+	e.constraints[u.GetKind()]--
+	return nil
+}
+
+// ValidateConstraint checks a constraint against its template without
+// adding it: schema, match criteria and enforcement action.
+func (e *Engine) ValidateConstraint(u *unstructured.Unstructured) error {
+	if err := ValidateEnforcementAction(u); err != nil {
+		return err
+	}
+	if err := e.client.ValidateConstraint(u); err != nil {
+		return fmt.Errorf("constraint %s %q: %w", u.GetKind(), u.GetName(), err)
+	}
+	return nil
+}
+
+// AddData puts an object into data.inventory for referential policies.
+func (e *Engine) AddData(ctx context.Context, u *unstructured.Unstructured) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, err := e.client.AddData(ctx, u); err != nil {
+		return fmt.Errorf("adding %s %s/%s to inventory: %w", u.GroupVersionKind(), u.GetNamespace(), u.GetName(), err)
+	}
+	return nil
+}
+
+// RemoveData removes an object from data.inventory.
+func (e *Engine) RemoveData(ctx context.Context, u *unstructured.Unstructured) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, err := e.client.RemoveData(ctx, u); err != nil {
+		return fmt.Errorf("removing %s %s/%s from inventory: %w", u.GroupVersionKind(), u.GetNamespace(), u.GetName(), err)
+	}
+	return nil
+}
+
+// WipeData clears all of data.inventory.
+func (e *Engine) WipeData(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, err := e.client.RemoveData(ctx, wipeData{}); err != nil {
+		return fmt.Errorf("wiping inventory: %w", err)
+	}
+	return nil
+}
+
+// Counts reports how many templates and constraints the engine holds.
+func (e *Engine) Counts() (templates, constraints int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, n := range e.constraints {
+		constraints += n
+	}
+	return len(e.templates), constraints
+}
+
+// Violation is one constraint's verdict on a reviewed object.
+type Violation struct {
+	Message    string
+	Details    interface{}
+	Constraint *unstructured.Unstructured
+	// EnforcementAction is the constraint's spec.enforcementAction.
+	EnforcementAction string
+	// Actions are the actions that apply at the enforcement point of the
+	// review: the enforcementAction itself, or for `scoped` the actions
+	// listed for that point.
+	Actions []string
+}
+
+// HasAction reports whether action applies to the violation.
+func (v *Violation) HasAction(action string) bool {
+	for _, a := range v.Actions {
+		if a == action {
+			return true
+		}
+	}
+	return false
+}
+
+// Response is the outcome of one review.
+type Response struct {
+	Violations []Violation
+	Trace      string
+}
+
+// Review judges an Admission or an Object at an enforcement point.
+func (e *Engine) Review(ctx context.Context, in interface{}, enforcementPoint string) (*Response, error) {
+	var (
+		r   *review
+		err error
+	)
+	switch o := in.(type) {
+	case *Admission:
+		r, err = newAdmissionReview(o.Request, o.Namespace, o.Source)
+	case *Object:
+		r, err = newObjectReview(o.Object, o.Namespace, o.Source)
+	default:
+		return nil, fmt.Errorf("%w: %T", ErrReviewType, in)
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch enforcementPoint {
+	case EnforcementPointWebhook:
+		r.process = ProcessWebhook
+	case EnforcementPointAudit:
+		r.process = ProcessAudit
+	}
+	opts := []reviews.ReviewOpt{reviews.EnforcementPoint(enforcementPoint)}
+	if r.namespace != nil {
+		nsMap, err := namespaceMap(r.namespace)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, reviews.Namespace(nsMap))
+	}
+	resps, err := e.client.Review(ctx, r, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("reviewing %s %s: %w", r.Kind.Kind, objectRef(r.AdmissionRequest.Namespace, r.Name), err)
+	}
+	out := &Response{}
+	for _, res := range resps.Results() {
+		out.Violations = append(out.Violations, toViolation(res))
+	}
+	out.Trace = resps.TraceDump()
+	return out, nil
+}
+
+func toViolation(res *types.Result) Violation {
+	v := Violation{
+		Message:           res.Msg,
+		Constraint:        res.Constraint,
+		EnforcementAction: res.EnforcementAction,
+	}
+	if res.Metadata != nil {
+		v.Details = res.Metadata["details"]
+	}
+	if res.EnforcementAction == ActionScoped {
+		v.Actions = append(v.Actions, res.ScopedEnforcementActions...)
+	} else {
+		v.Actions = []string{res.EnforcementAction}
+	}
+	return v
+}
+
+func objectRef(ns, name string) string {
+	if ns == "" {
+		return fmt.Sprintf("%q", name)
+	}
+	return fmt.Sprintf("%q", ns+"/"+name)
+}
+
+// ErrEnforcementAction is returned for an unknown enforcement action.
+var ErrEnforcementAction = errors.New("invalid enforcementAction")
+
+var knownActions = []string{ActionDeny, ActionDryrun, ActionWarn}
+
+// ValidateEnforcementAction checks spec.enforcementAction (deny, dryrun, warn
+// or scoped) and, for scoped, spec.scopedEnforcementActions.
+func ValidateEnforcementAction(u *unstructured.Unstructured) error {
+	action, found, err := unstructured.NestedString(u.Object, "spec", "enforcementAction")
+	if err != nil {
+		return fmt.Errorf("%w: spec.enforcementAction: %w", ErrEnforcementAction, err)
+	}
+	if !found || action == "" {
+		return nil
+	}
+	if contains(knownActions, action) {
+		return nil
+	}
+	if action != ActionScoped {
+		return fmt.Errorf("%w: spec.enforcementAction: %q is not one of %s, %s", ErrEnforcementAction, action,
+			strings.Join(knownActions, ", "), ActionScoped)
+	}
+	scoped, found, err := unstructured.NestedSlice(u.Object, "spec", "scopedEnforcementActions")
+	if err != nil || !found || len(scoped) == 0 {
+		return fmt.Errorf("%w: spec.scopedEnforcementActions: required when enforcementAction is scoped", ErrEnforcementAction)
+	}
+	for i, s := range scoped {
+		m, _ := s.(map[string]interface{})
+		a, _ := m["action"].(string)
+		if !contains(knownActions, a) {
+			return fmt.Errorf("%w: spec.scopedEnforcementActions[%d].action: %q is not one of %s", ErrEnforcementAction, i, a,
+				strings.Join(knownActions, ", "))
+		}
+		eps, _ := m["enforcementPoints"].([]interface{})
+		if len(eps) == 0 {
+			return fmt.Errorf("%w: spec.scopedEnforcementActions[%d].enforcementPoints: required", ErrEnforcementAction, i)
+		}
+	}
+	return nil
+}
+
+// TemplateKinds lists the kinds of the templates held, sorted.
+func (e *Engine) TemplateKinds() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, 0, len(e.templates))
+	for k := range e.templates {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

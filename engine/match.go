@@ -1,0 +1,229 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Source values for Match.Source and for reviews.
+const (
+	SourceAll       = "All"
+	SourceOriginal  = "Original"
+	SourceGenerated = "Generated"
+)
+
+// Process values for Match.Processes, which scope excludedNamespaces.
+const (
+	ProcessAudit   = "audit"
+	ProcessWebhook = "webhook"
+	ProcessSync    = "sync"
+	ProcessAll     = "*"
+)
+
+// ErrMatch wraps every failure to evaluate match criteria. The frameworks
+// client turns it into an autoreject result for the constraint.
+var ErrMatch = errors.New("unable to match constraint")
+
+// Match is a constraint's spec.match, with Gatekeeper's field names.
+type Match struct {
+	Kinds              []MatchKinds          `json:"kinds,omitempty"`
+	Scope              string                `json:"scope,omitempty"`
+	Namespaces         []Wildcard            `json:"namespaces,omitempty"`
+	ExcludedNamespaces []Wildcard            `json:"excludedNamespaces,omitempty"`
+	LabelSelector      *metav1.LabelSelector `json:"labelSelector,omitempty"`
+	NamespaceSelector  *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+	Name               Wildcard              `json:"name,omitempty"`
+	Source             string                `json:"source,omitempty"`
+	Processes          []string              `json:"processes,omitempty"`
+}
+
+// MatchKinds selects objects by API group and kind; empty or "*" means all.
+type MatchKinds struct {
+	APIGroups []string `json:"apiGroups,omitempty"`
+	Kinds     []string `json:"kinds,omitempty"`
+}
+
+// compiledMatch is a Match with its selectors parsed once, at AddConstraint.
+type compiledMatch struct {
+	Match
+	labelSelector     labels.Selector
+	namespaceSelector labels.Selector
+}
+
+// parseMatch reads spec.match from a constraint; a missing match is nil.
+func parseMatch(constraint *unstructured.Unstructured) (*compiledMatch, error) {
+	raw, found, err := unstructured.NestedMap(constraint.Object, "spec", "match")
+	if err != nil {
+		return nil, fmt.Errorf("spec.match: %w", err)
+	}
+	if !found {
+		return nil, nil
+	}
+	m := &compiledMatch{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &m.Match); err != nil {
+		return nil, fmt.Errorf("spec.match: %w", err)
+	}
+	if m.LabelSelector != nil {
+		if m.labelSelector, err = metav1.LabelSelectorAsSelector(m.LabelSelector); err != nil {
+			return nil, fmt.Errorf("spec.match.labelSelector: %w", err)
+		}
+	}
+	if m.NamespaceSelector != nil {
+		if m.namespaceSelector, err = metav1.LabelSelectorAsSelector(m.NamespaceSelector); err != nil {
+			return nil, fmt.Errorf("spec.match.namespaceSelector: %w", err)
+		}
+	}
+	for i, w := range m.Namespaces {
+		if err := w.Validate(); err != nil {
+			return nil, fmt.Errorf("spec.match.namespaces[%d]: %w", i, err)
+		}
+	}
+	for i, w := range m.ExcludedNamespaces {
+		if err := w.Validate(); err != nil {
+			return nil, fmt.Errorf("spec.match.excludedNamespaces[%d]: %w", i, err)
+		}
+	}
+	if m.Name != "" {
+		if err := m.Name.Validate(); err != nil {
+			return nil, fmt.Errorf("spec.match.name: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// matchTarget is what match criteria are evaluated against: one object (the
+// new or the old one) with what is known of its namespace.
+type matchTarget struct {
+	obj      *unstructured.Unstructured
+	nsName   string            // namespace the request or object names
+	nsLabels map[string]string // labels of that namespace, if known
+	nsKnown  bool              // whether the namespace object was found
+	source   string
+	process  string
+}
+
+func isNamespaceKind(obj *unstructured.Unstructured) bool {
+	gvk := obj.GroupVersionKind()
+	return gvk.Group == "" && gvk.Kind == "Namespace"
+}
+
+// matches ANDs the match criteria, in Gatekeeper's order and semantics.
+func (m *compiledMatch) matches(t *matchTarget) (bool, error) {
+	obj := t.obj
+	isNS := isNamespaceKind(obj)
+	if !m.kindsMatch(obj) {
+		return false, nil
+	}
+	// The namespace an object is judged by: a Namespace is its own, a
+	// cluster-scoped object has none.
+	ns := t.nsName
+	if isNS {
+		ns = obj.GetName()
+	}
+	hasNamespace := t.nsName != "" || t.nsKnown
+	switch m.Scope {
+	case "Cluster":
+		if !isNS && hasNamespace {
+			return false, nil
+		}
+	case "Namespaced":
+		if isNS || !hasNamespace {
+			return false, nil
+		}
+	}
+	if len(m.Namespaces) > 0 && ns != "" && !anyWildcardMatches(m.Namespaces, ns) {
+		return false, nil
+	}
+	if len(m.ExcludedNamespaces) > 0 && ns != "" && m.excludesProcess(t.process) &&
+		anyWildcardMatches(m.ExcludedNamespaces, ns) {
+		return false, nil
+	}
+	if m.labelSelector != nil && !m.labelSelector.Matches(labels.Set(obj.GetLabels())) {
+		return false, nil
+	}
+	if m.namespaceSelector != nil {
+		switch {
+		case isNS:
+			if !m.namespaceSelector.Matches(labels.Set(obj.GetLabels())) {
+				return false, nil
+			}
+		case t.nsName == "" && !t.nsKnown:
+			// Cluster-scoped objects are not filtered by namespaceSelector.
+		case !t.nsKnown:
+			return false, fmt.Errorf("%w: namespaceSelector needs Namespace %q, which is unknown (missing Namespace)", ErrMatch, t.nsName)
+		default:
+			if !m.namespaceSelector.Matches(labels.Set(t.nsLabels)) {
+				return false, nil
+			}
+		}
+	}
+	if m.Name != "" && !m.nameMatches(obj) {
+		return false, nil
+	}
+	switch m.Source {
+	case "", SourceAll:
+	default:
+		src := t.source
+		if src == "" {
+			src = SourceOriginal
+		}
+		if src != m.Source {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (m *compiledMatch) kindsMatch(obj *unstructured.Unstructured) bool {
+	if len(m.Kinds) == 0 {
+		return true
+	}
+	gvk := obj.GroupVersionKind()
+	for _, k := range m.Kinds {
+		if (len(k.Kinds) == 0 || contains(k.Kinds, "*") || contains(k.Kinds, gvk.Kind)) &&
+			(len(k.APIGroups) == 0 || contains(k.APIGroups, "*") || contains(k.APIGroups, gvk.Group)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *compiledMatch) nameMatches(obj *unstructured.Unstructured) bool {
+	if name := obj.GetName(); name != "" {
+		return m.Name.Matches(name)
+	}
+	// An object created with generateName has no name yet; the glob is
+	// matched against the prefix its name will start with.
+	gen := obj.GetGenerateName()
+	if gen == "" {
+		return false
+	}
+	return m.Name.Matches(gen)
+}
+
+// excludesProcess reports whether excludedNamespaces apply to the process.
+func (m *compiledMatch) excludesProcess(process string) bool {
+	if len(m.Processes) == 0 || process == "" {
+		return true
+	}
+	for _, p := range m.Processes {
+		if p == ProcessAll || p == process {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(set []string, s string) bool {
+	for _, e := range set {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}

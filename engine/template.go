@@ -1,0 +1,206 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	fwapis "github.com/open-policy-agent/frameworks/constraint/pkg/apis"
+	templatesv1 "github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/v1"
+	templatesv1alpha1 "github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/v1alpha1"
+	templatesv1beta1 "github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/v1beta1"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// TemplateGroup is the API group of ConstraintTemplates.
+const TemplateGroup = "templates.gatekeeper.sh"
+
+// ErrInvalidTemplate is returned for templates that cannot be used.
+var ErrInvalidTemplate = errors.New("invalid ConstraintTemplate")
+
+var crdScheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{
+		apiextensions.AddToScheme, apiextensionsv1.AddToScheme, fwapis.AddToScheme,
+	} {
+		if err := add(s); err != nil {
+			panic(fmt.Sprintf("building scheme: %v", err))
+		}
+	}
+	return s
+}()
+
+// Scheme returns a scheme with the ConstraintTemplate and CRD types.
+func Scheme() *runtime.Scheme { return crdScheme }
+
+// ParseTemplate converts a ConstraintTemplate of any served version
+// (v1, v1beta1, v1alpha1) to the versionless type, applying the defaults the
+// API server would, such as legacySchema.
+func ParseTemplate(u *unstructured.Unstructured) (*templates.ConstraintTemplate, error) {
+	gvk := u.GroupVersionKind()
+	if gvk.Group != TemplateGroup || gvk.Kind != "ConstraintTemplate" {
+		return nil, fmt.Errorf("%w: %q is a %s, not a %s/ConstraintTemplate", ErrInvalidTemplate, u.GetName(), gvk, TemplateGroup)
+	}
+	type versioned interface {
+		ToVersionless() (*templates.ConstraintTemplate, error)
+	}
+	var v versioned
+	switch gvk.Version {
+	case "v1":
+		v = &templatesv1.ConstraintTemplate{}
+	case "v1beta1":
+		v = &templatesv1beta1.ConstraintTemplate{}
+	case "v1alpha1":
+		v = &templatesv1alpha1.ConstraintTemplate{}
+	default:
+		return nil, fmt.Errorf("%w: %q: unknown version %q (want v1, v1beta1 or v1alpha1)", ErrInvalidTemplate, u.GetName(), gvk.Version)
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, v); err != nil {
+		return nil, fmt.Errorf("%w: %q: %w", ErrInvalidTemplate, u.GetName(), err)
+	}
+	if err := checkCodeSources(u); err != nil {
+		return nil, err
+	}
+	ct, err := v.ToVersionless()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q: %w", ErrInvalidTemplate, u.GetName(), err)
+	}
+	if err := validateTemplate(ct); err != nil {
+		return nil, err
+	}
+	return ct, nil
+}
+
+// checkCodeSources rejects a code entry without a source, which the
+// frameworks client would otherwise crash on.
+func checkCodeSources(u *unstructured.Unstructured) error {
+	targets, _, _ := unstructured.NestedSlice(u.Object, "spec", "targets")
+	for i, t := range targets {
+		tm, _ := t.(map[string]interface{})
+		code, _ := tm["code"].([]interface{})
+		for j, c := range code {
+			cm, _ := c.(map[string]interface{})
+			if src, ok := cm["source"]; !ok || src == nil {
+				return fmt.Errorf("%w: %q: spec.targets[%d].code[%d].source is required", ErrInvalidTemplate, u.GetName(), i, j)
+			}
+		}
+	}
+	return nil
+}
+
+// validateTemplate checks what the frameworks client would otherwise report
+// less clearly: the name and the number of targets.
+func validateTemplate(ct *templates.ConstraintTemplate) error {
+	kind := ct.Spec.CRD.Spec.Names.Kind
+	if kind == "" {
+		return fmt.Errorf("%w: %q: spec.crd.spec.names.kind is required", ErrInvalidTemplate, ct.GetName())
+	}
+	if ct.GetName() != strings.ToLower(kind) {
+		return fmt.Errorf("%w: metadata.name %q must be the lowercase of spec.crd.spec.names.kind %q, i.e. %q",
+			ErrInvalidTemplate, ct.GetName(), kind, strings.ToLower(kind))
+	}
+	if n := len(ct.Spec.Targets); n != 1 {
+		return fmt.Errorf("%w: %q: spec.targets must have exactly one target, has %d", ErrInvalidTemplate, ct.GetName(), n)
+	}
+	if t := ct.Spec.Targets[0].Target; t != TargetName {
+		return fmt.Errorf("%w: %q: spec.targets[0].target %q is unknown (want %s)", ErrInvalidTemplate, ct.GetName(), t, TargetName)
+	}
+	return nil
+}
+
+// CompileError is a Rego error in a template, with its position in the
+// source the author wrote.
+type CompileError struct {
+	Template string
+	Field    string // e.g. spec.targets[0].rego
+	Row, Col int
+	Message  string
+}
+
+func (e *CompileError) Error() string {
+	if e.Row > 0 {
+		return fmt.Sprintf("template %q: %s: line %d, column %d: %s", e.Template, e.Field, e.Row, e.Col, e.Message)
+	}
+	return fmt.Sprintf("template %q: %s: %s", e.Template, e.Field, e.Message)
+}
+
+// templateError explains why the frameworks client refused a template.
+// Parse and compile problems are located by re-parsing the template's own
+// Rego, which gives the line and column in the author's source.
+func templateError(ct *templates.ConstraintTemplate, err error) error {
+	if cerr := locateRegoError(ct); cerr != nil {
+		return fmt.Errorf("%w: %w (%w)", ErrInvalidTemplate, cerr, err)
+	}
+	return fmt.Errorf("%w: %q: %w", ErrInvalidTemplate, ct.GetName(), err)
+}
+
+// locateRegoError parses and compiles a template's Rego on its own and
+// returns the first error with its position, or nil.
+func locateRegoError(ct *templates.ConstraintTemplate) *CompileError {
+	for i, t := range ct.Spec.Targets {
+		for j, code := range t.Code {
+			if code.Engine != "Rego" || code.Source == nil {
+				continue
+			}
+			src, ok := code.Source.Value.(map[string]interface{})
+			if !ok {
+				continue
+			}
+			field := fmt.Sprintf("spec.targets[%d].code[%d].source", i, j)
+			version := ast.RegoV0
+			if v, _ := src["version"].(string); v == "v1" {
+				version = ast.RegoV1
+			}
+			if rego, _ := src["rego"].(string); rego != "" {
+				if e := parseRegoError(ct.GetName(), field+".rego", rego, version); e != nil {
+					if t.Rego == rego {
+						e.Field = fmt.Sprintf("spec.targets[%d].rego", i)
+					}
+					return e
+				}
+			}
+			libs, _ := src["libs"].([]interface{})
+			for k, l := range libs {
+				lib, _ := l.(string)
+				if e := parseRegoError(ct.GetName(), fmt.Sprintf("%s.libs[%d]", field, k), lib, version); e != nil {
+					return e
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func parseRegoError(name, field, src string, version ast.RegoVersion) *CompileError {
+	mod, err := ast.ParseModuleWithOpts(field, src, ast.ParserOptions{RegoVersion: version})
+	if err == nil {
+		c := ast.NewCompiler().WithCapabilities(ast.CapabilitiesForThisVersion())
+		c.Compile(map[string]*ast.Module{field: mod})
+		if !c.Failed() {
+			return nil
+		}
+		err = c.Errors
+	}
+	var errs ast.Errors
+	if errors.As(err, &errs) && len(errs) > 0 {
+		for _, e := range errs {
+			// Unresolved refs to data.lib or data.inventory are fine here:
+			// they are resolved against the template's libs and externs.
+			if e.Code == ast.RecursionErr {
+				continue
+			}
+			ce := &CompileError{Template: name, Field: field, Message: fmt.Sprintf("%s: %s", e.Code, e.Message)}
+			if e.Location != nil {
+				ce.Row, ce.Col = e.Location.Row, e.Location.Col
+			}
+			return ce
+		}
+		return nil
+	}
+	return &CompileError{Template: name, Field: field, Message: err.Error()}
+}

@@ -1,0 +1,301 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	apiconstraints "github.com/open-policy-agent/frameworks/constraint/pkg/apis/constraints"
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/manifest"
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Runner runs suites. Each test gets its own engine; cases of a test share
+// it, with the inventory cleared between cases.
+type Runner struct {
+	// Run, if set, selects tests and cases: a case runs when the expression
+	// matches its test's name, its own name, or "test/case".
+	Run *regexp.Regexp
+	// Engine options for every test's engine.
+	EngineOptions engine.Options
+}
+
+// SuiteResult is the outcome of one suite.
+type SuiteResult struct {
+	Path    string
+	Skipped bool
+	Err     error
+	Runtime time.Duration
+	Tests   []TestResult
+}
+
+// Failed reports whether the suite or any test in it failed.
+func (r *SuiteResult) Failed() bool {
+	if r.Err != nil {
+		return true
+	}
+	for i := range r.Tests {
+		if r.Tests[i].Failed() {
+			return true
+		}
+	}
+	return false
+}
+
+// TestResult is the outcome of one test.
+type TestResult struct {
+	Name    string
+	Skipped bool
+	Err     error
+	Runtime time.Duration
+	Cases   []CaseResult
+}
+
+// Failed reports whether the test or any case in it failed.
+func (r *TestResult) Failed() bool {
+	if r.Err != nil {
+		return true
+	}
+	for i := range r.Cases {
+		if r.Cases[i].Err != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// CaseResult is the outcome of one case.
+type CaseResult struct {
+	Name    string
+	Skipped bool
+	Err     error
+	Runtime time.Duration
+	Trace   string
+}
+
+// RunSuite runs every selected test of a suite.
+func (r *Runner) RunSuite(ctx context.Context, s *Suite) SuiteResult {
+	start := time.Now()
+	res := SuiteResult{Path: s.Path}
+	if s.Skip {
+		res.Skipped = true
+		return res
+	}
+	dir := filepath.Dir(s.Path)
+	for i := range s.Tests {
+		res.Tests = append(res.Tests, r.runTest(ctx, dir, &s.Tests[i]))
+	}
+	res.Runtime = time.Since(start)
+	return res
+}
+
+func (r *Runner) selectsTest(t *Test) bool {
+	if r.Run == nil || r.Run.MatchString(t.Name) {
+		return true
+	}
+	for _, c := range t.Cases {
+		if r.selectsCase(t.Name, c.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Runner) selectsCase(test, name string) bool {
+	return r.Run == nil || r.Run.MatchString(test) || r.Run.MatchString(name) || r.Run.MatchString(test+"/"+name)
+}
+
+func (r *Runner) runTest(ctx context.Context, dir string, t *Test) TestResult {
+	start := time.Now()
+	res := TestResult{Name: t.Name}
+	if t.Skip || !r.selectsTest(t) {
+		res.Skipped = true
+		return res
+	}
+	eng, err := r.setup(ctx, dir, t)
+	switch {
+	case t.Invalid:
+		if err == nil {
+			res.Err = fmt.Errorf("constraint %s was accepted, but the test expects it to be invalid", t.Constraint)
+		} else if !errors.Is(err, apiconstraints.ErrSchema) {
+			res.Err = fmt.Errorf("want the constraint refused by the template's schema, got: %w", err)
+		}
+	case err != nil:
+		res.Err = err
+	default:
+		for _, c := range t.Cases {
+			if c.Skip || !r.selectsCase(t.Name, c.Name) {
+				res.Cases = append(res.Cases, CaseResult{Name: c.Name, Skipped: true})
+				continue
+			}
+			cstart := time.Now()
+			cerr := r.runCase(ctx, eng, dir, c)
+			res.Cases = append(res.Cases, CaseResult{Name: c.Name, Err: cerr, Runtime: time.Since(cstart)})
+		}
+	}
+	res.Runtime = time.Since(start)
+	return res
+}
+
+// setup builds an engine holding the test's template and constraint.
+func (r *Runner) setup(ctx context.Context, dir string, t *Test) (*engine.Engine, error) {
+	if t.Template == "" {
+		return nil, fmt.Errorf("%w: test %q has no template", ErrInvalidSuite, t.Name)
+	}
+	if t.Constraint == "" {
+		return nil, fmt.Errorf("%w: test %q has no constraint", ErrInvalidSuite, t.Name)
+	}
+	eng, err := engine.New(r.EngineOptions)
+	if err != nil {
+		return nil, err
+	}
+	tmplObj, err := readOne(dir, t.Template)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := engine.ParseTemplate(tmplObj)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t.Template, err)
+	}
+	if err := eng.AddTemplate(ctx, ct); err != nil {
+		return nil, fmt.Errorf("%s: %w", t.Template, err)
+	}
+	cObj, err := readOne(dir, t.Constraint)
+	if err != nil {
+		return nil, err
+	}
+	if err := eng.AddConstraint(ctx, cObj); err != nil {
+		return nil, fmt.Errorf("%s: %w", t.Constraint, err)
+	}
+	return eng, nil
+}
+
+func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, dir string, c *Case) error {
+	if c.Object == "" {
+		return fmt.Errorf("%w: case %q has no object", ErrInvalidCase, c.Name)
+	}
+	if len(c.Assertions) == 0 {
+		return fmt.Errorf("%w: case %q has no assertions", ErrInvalidCase, c.Name)
+	}
+	obj, err := readOne(dir, c.Object)
+	if err != nil {
+		return err
+	}
+	if len(c.Inventory) > 0 {
+		defer func() { _ = eng.WipeData(ctx) }()
+	}
+	for _, p := range c.Inventory {
+		docs, err := manifest.ReadPath(filepath.Join(dir, p), nil)
+		if err != nil {
+			return fmt.Errorf("inventory: %w", err)
+		}
+		for _, d := range docs {
+			if err := eng.AddData(ctx, d.Object); err != nil {
+				return fmt.Errorf("inventory %s: %w", d.Source, err)
+			}
+		}
+	}
+	var in interface{}
+	if isAdmissionReview(obj) {
+		req, err := admissionRequest(obj)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.Object, err)
+		}
+		in = &engine.Admission{Request: req, Source: engine.SourceOriginal}
+	} else {
+		in = &engine.Object{Object: obj, Source: engine.SourceOriginal}
+	}
+	resp, err := eng.Review(ctx, in, engine.EnforcementPointGator)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.Object, err)
+	}
+	msgs := make([]string, len(resp.Violations))
+	for i, v := range resp.Violations {
+		msgs[i] = v.Message
+	}
+	for i := range c.Assertions {
+		if err := c.Assertions[i].check(msgs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readOne(dir, rel string) (*unstructured.Unstructured, error) {
+	p := filepath.Join(dir, rel)
+	if _, err := os.Stat(p); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidSuite, rel, err)
+	}
+	docs, err := manifest.ReadPath(p, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(docs) != 1 {
+		return nil, fmt.Errorf("%w: %s must hold exactly one object, holds %d", ErrInvalidSuite, p, len(docs))
+	}
+	return docs[0].Object, nil
+}
+
+func isAdmissionReview(u *unstructured.Unstructured) bool {
+	gvk := u.GroupVersionKind()
+	return gvk.Kind == "AdmissionReview" && gvk.Group == admissionv1.GroupName
+}
+
+func admissionRequest(u *unstructured.Unstructured) (*admissionv1.AdmissionRequest, error) {
+	var ar admissionv1.AdmissionReview
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, &ar, true); err != nil {
+		return nil, fmt.Errorf("not a valid AdmissionReview: %w", err)
+	}
+	if ar.Request == nil {
+		return nil, errors.New("AdmissionReview has no request")
+	}
+	if ar.Request.Object.Raw == nil && ar.Request.OldObject.Raw == nil {
+		return nil, errors.New("AdmissionReview request has neither object nor oldObject")
+	}
+	return ar.Request, nil
+}
+
+func (a *Assertion) check(msgs []string) error {
+	var re *regexp.Regexp
+	if a.Message != nil {
+		var err error
+		if re, err = regexp.Compile(*a.Message); err != nil {
+			return fmt.Errorf("%w: assertion message %q is not a valid regular expression: %w", ErrInvalidCase, *a.Message, err)
+		}
+	}
+	n := 0
+	for _, m := range msgs {
+		if re == nil || re.MatchString(m) {
+			n++
+		}
+	}
+	want := intstr.FromString("yes")
+	if a.Violations != nil {
+		want = intstr.IntOrString(*a.Violations)
+	}
+	what := "violations"
+	if a.Message != nil {
+		what = fmt.Sprintf("violations matching %q", *a.Message)
+	}
+	switch {
+	case want.Type == intstr.Int && want.IntVal < 0:
+		return fmt.Errorf("%w: assertion violations must be a non-negative number, \"yes\" or \"no\"", ErrInvalidCase)
+	case want.Type == intstr.Int && n != int(want.IntVal):
+		return fmt.Errorf("got %d %s, want exactly %d; messages: %q", n, what, want.IntVal, msgs)
+	case want.Type == intstr.String && want.StrVal == "yes" && n == 0:
+		return fmt.Errorf("got 0 %s, want at least 1; messages: %q", what, msgs)
+	case want.Type == intstr.String && want.StrVal == "no" && n > 0:
+		return fmt.Errorf("got %d %s, want none; messages: %q", n, what, msgs)
+	case want.Type == intstr.String && want.StrVal != "yes" && want.StrVal != "no":
+		return fmt.Errorf("%w: assertion violations %q must be a non-negative number, \"yes\" or \"no\"", ErrInvalidCase, want.StrVal)
+	}
+	return nil
+}
