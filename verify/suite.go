@@ -34,8 +34,8 @@ type Suite struct {
 	Metadata   struct {
 		Name string `json:"name,omitempty"`
 	} `json:"metadata,omitempty"`
-	Tests      []Test `json:"tests,omitempty"`
-	Skip       bool   `json:"skip,omitempty"`
+	Tests []Test `json:"tests,omitempty"`
+	Skip  bool   `json:"skip,omitempty"`
 
 	// Path is where the suite was read from.
 	Path string `json:"-"`
