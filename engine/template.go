@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	fwapis "github.com/open-policy-agent/frameworks/constraint/pkg/apis"
@@ -107,6 +108,11 @@ func validateTemplate(ct *templates.ConstraintTemplate) error {
 	if n := len(ct.Spec.Targets); n != 1 {
 		return fmt.Errorf("%w: %q: spec.targets must have exactly one target, has %d", ErrInvalidTemplate, ct.GetName(), n)
 	}
+	for j, code := range ct.Spec.Targets[0].Code {
+		if code.Source == nil || code.Source.Value == nil {
+			return fmt.Errorf("%w: %q: spec.targets[0].code[%d].source is required", ErrInvalidTemplate, ct.GetName(), j)
+		}
+	}
 	if t := ct.Spec.Targets[0].Target; t != TargetName {
 		return fmt.Errorf("%w: %q: spec.targets[0].target %q is unknown (want %s)", ErrInvalidTemplate, ct.GetName(), t, TargetName)
 	}
@@ -134,13 +140,23 @@ func (e *CompileError) Error() string {
 // Rego, which gives the line and column in the author's source.
 func templateError(ct *templates.ConstraintTemplate, err error) error {
 	if cerr := locateRegoError(ct); cerr != nil {
-		return fmt.Errorf("%w: %w (%w)", ErrInvalidTemplate, cerr, err)
+		return &located{cerr: cerr, cause: err}
 	}
 	return fmt.Errorf("%w: %q: %w", ErrInvalidTemplate, ct.GetName(), err)
 }
 
-// locateRegoError parses and compiles a template's Rego on its own and
-// returns the first error with its position, or nil.
+// located is a template error explained by a CompileError; it still
+// matches the frameworks client's error with errors.Is.
+type located struct {
+	cerr  *CompileError
+	cause error
+}
+
+func (l *located) Error() string   { return ErrInvalidTemplate.Error() + ": " + l.cerr.Error() }
+func (l *located) Unwrap() []error { return []error{ErrInvalidTemplate, l.cerr, l.cause} }
+
+// locateRegoError parses and compiles a template's Rego and libs on their
+// own and returns the first error with its position, or nil.
 func locateRegoError(ct *templates.ConstraintTemplate) *CompileError {
 	for i, t := range ct.Spec.Targets {
 		for j, code := range t.Code {
@@ -156,51 +172,67 @@ func locateRegoError(ct *templates.ConstraintTemplate) *CompileError {
 			if v, _ := src["version"].(string); v == "v1" {
 				version = ast.RegoV1
 			}
+			sources := map[string]string{}
 			if rego, _ := src["rego"].(string); rego != "" {
-				if e := parseRegoError(ct.GetName(), field+".rego", rego, version); e != nil {
-					if t.Rego == rego {
-						e.Field = fmt.Sprintf("spec.targets[%d].rego", i)
-					}
-					return e
+				name := field + ".rego"
+				if t.Rego == rego {
+					name = fmt.Sprintf("spec.targets[%d].rego", i)
 				}
+				sources[name] = rego
 			}
 			libs, _ := src["libs"].([]interface{})
 			for k, l := range libs {
 				lib, _ := l.(string)
-				if e := parseRegoError(ct.GetName(), fmt.Sprintf("%s.libs[%d]", field, k), lib, version); e != nil {
-					return e
+				name := fmt.Sprintf("%s.libs[%d]", field, k)
+				if k < len(t.Libs) && t.Libs[k] == lib {
+					name = fmt.Sprintf("spec.targets[%d].libs[%d]", i, k)
 				}
+				sources[name] = lib
+			}
+			if e := compileRegoError(ct.GetName(), sources, version); e != nil {
+				return e
 			}
 		}
 	}
 	return nil
 }
 
-func parseRegoError(name, field, src string, version ast.RegoVersion) *CompileError {
-	mod, err := ast.ParseModuleWithOpts(field, src, ast.ParserOptions{RegoVersion: version})
-	if err == nil {
-		c := ast.NewCompiler().WithCapabilities(ast.CapabilitiesForThisVersion())
-		c.Compile(map[string]*ast.Module{field: mod})
-		if !c.Failed() {
-			return nil
-		}
-		err = c.Errors
+// compileRegoError parses and compiles modules named by the template field
+// they come from; an error's file is that field.
+func compileRegoError(name string, sources map[string]string, version ast.RegoVersion) *CompileError {
+	modules := map[string]*ast.Module{}
+	fields := make([]string, 0, len(sources))
+	for f := range sources {
+		fields = append(fields, f)
 	}
-	var errs ast.Errors
-	if errors.As(err, &errs) && len(errs) > 0 {
-		for _, e := range errs {
-			// Unresolved refs to data.lib or data.inventory are fine here:
-			// they are resolved against the template's libs and externs.
-			if e.Code == ast.RecursionErr {
-				continue
-			}
-			ce := &CompileError{Template: name, Field: field, Message: fmt.Sprintf("%s: %s", e.Code, e.Message)}
-			if e.Location != nil {
-				ce.Row, ce.Col = e.Location.Row, e.Location.Col
-			}
-			return ce
+	sort.Strings(fields)
+	for _, f := range fields {
+		mod, err := ast.ParseModuleWithOpts(f, sources[f], ast.ParserOptions{RegoVersion: version})
+		if err != nil {
+			return toCompileError(name, f, err)
 		}
+		modules[f] = mod
+	}
+	c := ast.NewCompiler().WithCapabilities(ast.CapabilitiesForThisVersion())
+	c.Compile(modules)
+	if !c.Failed() {
 		return nil
 	}
-	return &CompileError{Template: name, Field: field, Message: err.Error()}
+	return toCompileError(name, fields[0], c.Errors)
+}
+
+func toCompileError(name, field string, err error) *CompileError {
+	var errs ast.Errors
+	if !errors.As(err, &errs) || len(errs) == 0 {
+		return &CompileError{Template: name, Field: field, Message: err.Error()}
+	}
+	e := errs[0]
+	ce := &CompileError{Template: name, Field: field, Message: fmt.Sprintf("%s: %s", e.Code, e.Message)}
+	if e.Location != nil {
+		ce.Row, ce.Col = e.Location.Row, e.Location.Col
+		if e.Location.File != "" {
+			ce.Field = e.Location.File
+		}
+	}
+	return ce
 }

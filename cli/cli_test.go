@@ -1,0 +1,222 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// run executes the portcullis command line in-process.
+func run(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = Main(args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestVerifySuite(t *testing.T) {
+	code, out, errOut := run(t, "", "verify", "-v", "testdata/suite")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"=== RUN   required-labels",
+		"    --- PASS: allowed",
+		"    --- PASS: disallowed",
+		"    --- PASS: admission-review",
+		"    --- SKIP: skipped",
+		"--- PASS: invalid-parameters",
+		"ok  \ttestdata/suite/suite.yaml",
+		"\nPASS\n",
+		"1 suites, 2 tests, 3 cases; 3 passed, 0 failed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestVerifyRunFilter(t *testing.T) {
+	code, out, _ := run(t, "", "verify", "-v", "--run", "^disallowed$", "testdata/suite/suite.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if !strings.Contains(out, "--- PASS: disallowed") || strings.Contains(out, "--- PASS: allowed") {
+		t.Fatalf("--run did not select only the disallowed case:\n%s", out)
+	}
+}
+
+func TestVerifyFailure(t *testing.T) {
+	dir := copyDir(t, "testdata/suite")
+	suite := filepath.Join(dir, "suite.yaml")
+	data, err := os.ReadFile(suite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The allowed namespace now expects a violation: the case must fail.
+	data = bytes.Replace(data, []byte("violations: no"), []byte("violations: yes"), 1)
+	if err := os.WriteFile(suite, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run(t, "", "verify", dir+"/...")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, out)
+	}
+	for _, want := range []string{"    --- FAIL: allowed", "got 0 violations, want at least 1", "--- FAIL: required-labels", "FAIL\t" + suite, "\nFAIL\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestTestCommand(t *testing.T) {
+	tmpl := "testdata/suite/template.yaml"
+	t.Run("deny violation exits 1 with the constraint named", func(t *testing.T) {
+		code, out, errOut := run(t, "", "test", "-f", tmpl, "-f", "testdata/suite/constraint.yaml", "-f", "testdata/suite/ns_disallowed.yaml", "-f", "testdata/suite/ns_allowed.yaml")
+		if code != 1 {
+			t.Fatalf("exit %d, want 1\n%s%s", code, out, errOut)
+		}
+		if !strings.Contains(out, "v1/Namespace bad: [ns-must-have-test] you must provide labels") || strings.Contains(out, "Namespace good") {
+			t.Fatalf("unexpected output:\n%s", out)
+		}
+	})
+	t.Run("warn violation exits 0", func(t *testing.T) {
+		warn := writeConstraint(t, "warn")
+		code, out, _ := run(t, "", "test", "-f", tmpl, "-f", warn, "-f", "testdata/suite/ns_disallowed.yaml")
+		if code != 0 || !strings.Contains(out, "(warn)") {
+			t.Fatalf("exit %d, want 0 with a warn result:\n%s", code, out)
+		}
+	})
+	t.Run("json output has gator's result shape", func(t *testing.T) {
+		code, out, _ := run(t, "", "test", "-o", "json", "-f", tmpl, "-f", "testdata/suite/constraint.yaml", "-f", "testdata/suite/ns_disallowed.yaml")
+		if code != 1 {
+			t.Fatalf("exit %d, want 1", code)
+		}
+		var results []map[string]interface{}
+		if err := json.Unmarshal([]byte(out), &results); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, out)
+		}
+		if len(results) != 1 {
+			t.Fatalf("%d results, want 1", len(results))
+		}
+		r := results[0]
+		if r["target"] != "admission.k8s.gatekeeper.sh" || r["enforcementAction"] != "deny" ||
+			!strings.Contains(r["msg"].(string), "test") {
+			t.Errorf("result = %v", r)
+		}
+		if c, _ := r["constraint"].(map[string]interface{}); c["kind"] != "K8sRequiredLabels" {
+			t.Errorf("constraint = %v", r["constraint"])
+		}
+		if o, _ := r["violatingObject"].(map[string]interface{}); o["kind"] != "Namespace" {
+			t.Errorf("violatingObject = %v", r["violatingObject"])
+		}
+	})
+	t.Run("yaml output and stdin", func(t *testing.T) {
+		ns, err := os.ReadFile("testdata/suite/ns_disallowed.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := run(t, string(ns), "test", "-o", "yaml", "-f", tmpl, "-f", "testdata/suite/constraint.yaml", "-f", "-")
+		if code != 1 || !strings.Contains(out, "violatingObject:") || !strings.Contains(out, "enforcementAction: deny") {
+			t.Fatalf("exit %d:\n%s%s", code, out, errOut)
+		}
+	})
+}
+
+func TestBadInput(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(big, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata:\n  x: \""+strings.Repeat("a", 3<<20)+"\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"malformed YAML", []string{"test", "-f", "testdata/bad/malformed.yaml"}, []string{"testdata/bad/malformed.yaml", "document 1", "malformed"}},
+		{"not an object", []string{"test", "-f", "-"}, []string{"<stdin>", "not an object"}},
+		{"unknown constraint kind", []string{"test", "-f", "testdata/suite/template.yaml", "-f", "testdata/bad/orphan_constraint.yaml"}, []string{"orphan_constraint.yaml", "unknown kind", "K8sNoSuchTemplate"}},
+		{"rego that does not compile", []string{"test", "-f", "testdata/bad/broken_rego.yaml"}, []string{"broken_rego.yaml", "k8sbroken", "line 6", "column"}},
+		{"template name is not its lowercase kind", []string{"test", "-f", "testdata/bad/wrong_name.yaml"}, []string{"wrong_name.yaml", `"notthekind"`, `"k8ssomething"`}},
+		{"parameters fail the schema", []string{"test", "-f", "testdata/suite/template.yaml", "-f", "testdata/suite/constraint_invalid.yaml"}, []string{"constraint_invalid.yaml", "bad-params", "spec.parameters.labels"}},
+		{"suite points at a missing file", []string{"verify", "testdata/bad/missing_file_suite.yaml"}, []string{"no-such-template.yaml", "no such file"}},
+		{"object over 3 MiB", []string{"test", "-f", big}, []string{"big.yaml", "too large"}},
+		{"missing input path", []string{"test", "-f", "testdata/nope.yaml"}, []string{"testdata/nope.yaml", "no such file"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := run(t, "- just\n- a list\n", tc.args...)
+			if code == 0 {
+				t.Fatalf("exit 0, want an error\n%s", out)
+			}
+			all := out + errOut
+			for _, w := range tc.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("output lacks %q:\n%s", w, all)
+				}
+			}
+			if strings.Contains(all, "panic") || strings.Contains(all, "goroutine ") {
+				t.Fatalf("panicked:\n%s", all)
+			}
+		})
+	}
+}
+
+func TestBench(t *testing.T) {
+	code, out, errOut := run(t, "", "bench", "-o", "json", "-n", "3", "-c", "2", "--memory",
+		"-f", "testdata/suite/template.yaml", "-f", "testdata/suite/constraint.yaml",
+		"-f", "testdata/suite/ns_allowed.yaml", "-f", "testdata/suite/ns_disallowed.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	var r benchResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if r.Templates != 1 || r.Constraints != 1 || r.Objects != 2 || r.Reviews != 6 || r.Concurrency != 2 {
+		t.Errorf("counts = %+v", r)
+	}
+	// One of the two namespaces violates, in each of the 3 iterations.
+	if r.Violations != 3 || r.Errors != 0 {
+		t.Errorf("violations = %d, errors = %d; want 3 and 0", r.Violations, r.Errors)
+	}
+	if r.ReviewsPerSec <= 0 || r.P99Ms < r.P50Ms || r.AllocsPerRev == 0 {
+		t.Errorf("implausible figures: %+v", r)
+	}
+}
+
+func writeConstraint(t *testing.T, action string) string {
+	t.Helper()
+	data, err := os.ReadFile("testdata/suite/constraint.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = bytes.Replace(data, []byte("spec:\n"), []byte("spec:\n  enforcementAction: "+action+"\n"), 1)
+	p := filepath.Join(t.TempDir(), "constraint.yaml")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}

@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/manifest"
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+const constraintGroup = "constraints.gatekeeper.sh"
+
+// ErrUnknownKind is returned for policy objects the engine cannot use.
+var ErrUnknownKind = errors.New("unknown kind")
+
+// policySet is what -f files hold: templates and constraints, loaded into
+// an engine, and the objects to review.
+type policySet struct {
+	engine      *engine.Engine
+	templates   int
+	constraints int
+	objects     []reviewItem
+}
+
+// reviewItem is one object to review, with where it was read from.
+type reviewItem struct {
+	source string
+	obj    *unstructured.Unstructured // the object itself, or the request's object
+	input  interface{}                // *engine.Object or *engine.Admission
+}
+
+// loadPolicySet reads every -f path, adds templates first, then constraints,
+// then every other object as inventory, so referential policies can see them.
+func loadPolicySet(ctx context.Context, paths []string, stdin io.Reader, opts engine.Options) (*policySet, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("no input: give at least one -f FILE, DIR or -")
+	}
+	var docs []manifest.Doc
+	for _, p := range paths {
+		d, err := manifest.ReadPath(p, stdin)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, d...)
+	}
+	eng, err := engine.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	ps := &policySet{engine: eng}
+	var constraints, others []manifest.Doc
+	for _, d := range docs {
+		gvk := d.Object.GroupVersionKind()
+		switch gvk.Group {
+		case engine.TemplateGroup:
+			ct, err := engine.ParseTemplate(d.Object)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", d.Source, err)
+			}
+			if err := eng.AddTemplate(ctx, ct); err != nil {
+				return nil, fmt.Errorf("%s: %w", d.Source, err)
+			}
+			ps.templates++
+		case constraintGroup:
+			constraints = append(constraints, d)
+		default:
+			others = append(others, d)
+		}
+	}
+	kinds := map[string]bool{}
+	for _, k := range eng.TemplateKinds() {
+		kinds[k] = true
+	}
+	for _, d := range constraints {
+		if !kinds[d.Object.GetKind()] {
+			return nil, fmt.Errorf("%s: %w: constraint %q is a %s, and no template given defines that kind",
+				d.Source, ErrUnknownKind, d.Object.GetName(), d.Object.GetKind())
+		}
+		if err := eng.AddConstraint(ctx, d.Object); err != nil {
+			return nil, fmt.Errorf("%s: %w", d.Source, err)
+		}
+		ps.constraints++
+	}
+	for _, d := range others {
+		item, err := toReviewItem(d)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := item.input.(*engine.Object); ok {
+			if err := eng.AddData(ctx, d.Object); err != nil {
+				return nil, fmt.Errorf("%s: %w", d.Source, err)
+			}
+		}
+		ps.objects = append(ps.objects, item)
+	}
+	return ps, nil
+}
+
+func toReviewItem(d manifest.Doc) (reviewItem, error) {
+	gvk := d.Object.GroupVersionKind()
+	if gvk.Kind != "AdmissionReview" || gvk.Group != admissionv1.GroupName {
+		return reviewItem{source: d.Source, obj: d.Object, input: &engine.Object{Object: d.Object, Source: engine.SourceOriginal}}, nil
+	}
+	var ar admissionv1.AdmissionReview
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(d.Object.Object, &ar, true); err != nil {
+		return reviewItem{}, fmt.Errorf("%s: not a valid AdmissionReview: %w", d.Source, err)
+	}
+	if ar.Request == nil {
+		return reviewItem{}, fmt.Errorf("%s: AdmissionReview has no request", d.Source)
+	}
+	raw := ar.Request.Object.Raw
+	if raw == nil {
+		raw = ar.Request.OldObject.Raw
+	}
+	if raw == nil {
+		return reviewItem{}, fmt.Errorf("%s: AdmissionReview request has neither object nor oldObject", d.Source)
+	}
+	obj := &unstructured.Unstructured{}
+	if err := obj.UnmarshalJSON(raw); err != nil {
+		return reviewItem{}, fmt.Errorf("%s: AdmissionReview request object: %w", d.Source, err)
+	}
+	return reviewItem{source: d.Source, obj: obj, input: &engine.Admission{Request: ar.Request, Source: engine.SourceOriginal}}, nil
+}
+
+func describe(u *unstructured.Unstructured) string {
+	gvk := u.GroupVersionKind()
+	name := u.GetName()
+	if ns := u.GetNamespace(); ns != "" {
+		name = ns + "/" + name
+	}
+	return strings.TrimPrefix(gvk.GroupVersion().String()+"/"+gvk.Kind, "/") + " " + name
+}
