@@ -87,9 +87,11 @@ lint: vet ## Run go vet and check formatting (gofmt).
 ##@ Test
 
 .PHONY: test
-test: envtest-assets ## Build what the tests need, run every Go test (envtest included), then the conformance suites.
+test: envtest-assets ## Build what the tests need, run every Go test (envtest included), the conformance suites, lint and verify-gen.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) --no-print-directory conformance
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory verify-gen
 
 .PHONY: conformance
 conformance: ## Run the gatekeeper-library suites with `portcullis verify` (skipped without ../shared).
