@@ -197,13 +197,13 @@ func (m *compiledMatch) nameMatches(obj *unstructured.Unstructured) bool {
 	if name := obj.GetName(); name != "" {
 		return m.Name.Matches(name)
 	}
-	// An object created with generateName has no name yet; the glob is
-	// matched against the prefix its name will start with.
+	// An object created with generateName has no name yet: it matches only
+	// when every name the prefix can become would.
 	gen := obj.GetGenerateName()
 	if gen == "" {
 		return false
 	}
-	return m.Name.Matches(gen)
+	return m.Name.MatchesGenerateName(gen)
 }
 
 // excludesProcess reports whether excludedNamespaces apply to the process.

@@ -39,6 +39,25 @@ func (w Wildcard) Matches(candidate string) bool {
 	}
 }
 
+// MatchesGenerateName reports whether every name the API server can make
+// from a generateName prefix is selected by the glob. That is only certain
+// for "*", a prefix glob whose prefix the generateName starts with, and a
+// contains glob found within the prefix; an exact name or a suffix glob
+// depends on the random suffix, so it never matches.
+func (w Wildcard) MatchesGenerateName(prefix string) bool {
+	s := string(w)
+	switch {
+	case s == "*":
+		return true
+	case len(s) < 2 || !strings.HasSuffix(s, "*"):
+		return false
+	case strings.HasPrefix(s, "*"):
+		return strings.Contains(prefix, s[1:len(s)-1])
+	default:
+		return strings.HasPrefix(prefix, s[:len(s)-1])
+	}
+}
+
 func anyWildcardMatches(ws []Wildcard, candidate string) bool {
 	for _, w := range ws {
 		if w.Matches(candidate) {
