@@ -10,12 +10,14 @@ import (
 
 	apiconstraints "github.com/open-policy-agent/frameworks/constraint/pkg/apis/constraints"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client"
-	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers/rego"
+	clienterrors "github.com/open-policy-agent/frameworks/constraint/pkg/client/errors"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/reviews"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/types"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/portcullis-dev/portcullis/engine/regodriver"
 )
 
 // Enforcement points, as Gatekeeper names them.
@@ -56,6 +58,9 @@ type Engine struct {
 	client *client.Client
 	target *target
 
+	// tracing is Options.Tracing: only then does a Response carry a trace.
+	tracing bool
+
 	mu          sync.Mutex // serializes mutations
 	templates   map[string]*templates.ConstraintTemplate
 	constraints map[string]int // constraints per template kind
@@ -71,16 +76,16 @@ func New(opts Options) (*Engine, error) {
 	if !opts.EnableHTTPSend {
 		disabled = append(disabled, "http.send")
 	}
-	args := []rego.Arg{rego.Tracing(opts.Tracing)}
+	args := []regodriver.Option{regodriver.Tracing(opts.Tracing)}
 	if len(disabled) > 0 {
-		args = append(args, rego.DisableBuiltins(disabled...))
+		args = append(args, regodriver.DisableBuiltins(disabled...))
 	}
 	if opts.DisableReferential {
-		args = append(args, rego.Externs())
+		args = append(args, regodriver.Externs())
 	} else {
-		args = append(args, rego.Externs("inventory"))
+		args = append(args, regodriver.Externs("inventory"))
 	}
-	driver, err := rego.New(args...)
+	driver, err := regodriver.New(args...)
 	if err != nil {
 		return nil, fmt.Errorf("creating Rego driver: %w", err)
 	}
@@ -96,6 +101,7 @@ func New(opts Options) (*Engine, error) {
 	return &Engine{
 		client:      c,
 		target:      t,
+		tracing:     opts.Tracing,
 		templates:   map[string]*templates.ConstraintTemplate{},
 		constraints: map[string]int{},
 	}, nil
@@ -200,7 +206,7 @@ func (e *Engine) AddData(ctx context.Context, u *unstructured.Unstructured) erro
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, err := e.client.AddData(ctx, u); err != nil {
-		return fmt.Errorf("adding %s %s/%s to inventory: %w", u.GroupVersionKind(), u.GetNamespace(), u.GetName(), err)
+		return fmt.Errorf("adding %s %s/%s to inventory: %w", u.GroupVersionKind(), u.GetNamespace(), u.GetName(), targetError(err))
 	}
 	return nil
 }
@@ -210,7 +216,7 @@ func (e *Engine) RemoveData(ctx context.Context, u *unstructured.Unstructured) e
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, err := e.client.RemoveData(ctx, u); err != nil {
-		return fmt.Errorf("removing %s %s/%s from inventory: %w", u.GroupVersionKind(), u.GetNamespace(), u.GetName(), err)
+		return fmt.Errorf("removing %s %s/%s from inventory: %w", u.GroupVersionKind(), u.GetNamespace(), u.GetName(), targetError(err))
 	}
 	return nil
 }
@@ -261,7 +267,9 @@ func (v *Violation) HasAction(action string) bool {
 // Response is the outcome of one review.
 type Response struct {
 	Violations []Violation
-	Trace      string
+	// Trace is the evaluation trace and the results, when the engine was
+	// built with Options.Tracing; empty otherwise.
+	Trace string
 }
 
 // Review judges an Admission or an Object at an enforcement point.
@@ -287,6 +295,11 @@ func (e *Engine) Review(ctx context.Context, in interface{}, enforcementPoint st
 	case EnforcementPointAudit:
 		r.process = ProcessAudit
 	}
+	if r.namespace == nil && r.AdmissionRequest.Namespace != "" {
+		// A Namespace synced into the inventory serves both the matcher and
+		// input.review.namespaceObject.
+		r.namespace = e.target.namespaces.get(r.AdmissionRequest.Namespace)
+	}
 	opts := []reviews.ReviewOpt{reviews.EnforcementPoint(enforcementPoint)}
 	if r.namespace != nil {
 		nsMap, err := namespaceMap(r.namespace)
@@ -303,7 +316,11 @@ func (e *Engine) Review(ctx context.Context, in interface{}, enforcementPoint st
 	for _, res := range resps.Results() {
 		out.Violations = append(out.Violations, toViolation(res))
 	}
-	out.Trace = resps.TraceDump()
+	if e.tracing {
+		// Dumping the responses is costly (it spews every result), so it
+		// is only done when a trace was asked for.
+		out.Trace = resps.TraceDump()
+	}
 	return out, nil
 }
 
@@ -318,6 +335,7 @@ func toViolation(res *types.Result) Violation {
 	}
 	if res.EnforcementAction == ActionScoped {
 		v.Actions = append(v.Actions, res.ScopedEnforcementActions...)
+		sort.Strings(v.Actions)
 	} else {
 		v.Actions = []string{res.EnforcementAction}
 	}
@@ -331,10 +349,28 @@ func objectRef(ns, name string) string {
 	return fmt.Sprintf("%q", ns+"/"+name)
 }
 
+// targetError unwraps the frameworks client's per-target error map, whose
+// own error does not unwrap, to our target's error.
+func targetError(err error) error {
+	var em *clienterrors.ErrorMap
+	if errors.As(err, &em) && em != nil {
+		if e, ok := (*em)[TargetName]; ok {
+			return e
+		}
+	}
+	return err
+}
+
 // ErrEnforcementAction is returned for an unknown enforcement action.
 var ErrEnforcementAction = errors.New("invalid enforcementAction")
 
 var knownActions = []string{ActionDeny, ActionDryrun, ActionWarn}
+
+// knownEnforcementPoints are the points a scoped action may name, as in
+// Gatekeeper; vap.k8s.io is accepted for compatibility.
+var knownEnforcementPoints = []string{
+	apiconstraints.AllEnforcementPoints, EnforcementPointWebhook, EnforcementPointAudit, EnforcementPointGator, "vap.k8s.io",
+}
 
 // ValidateEnforcementAction checks spec.enforcementAction (deny, dryrun, warn
 // or scoped) and, for scoped, spec.scopedEnforcementActions.
@@ -367,6 +403,14 @@ func ValidateEnforcementAction(u *unstructured.Unstructured) error {
 		eps, _ := m["enforcementPoints"].([]interface{})
 		if len(eps) == 0 {
 			return fmt.Errorf("%w: spec.scopedEnforcementActions[%d].enforcementPoints: required", ErrEnforcementAction, i)
+		}
+		for j, ep := range eps {
+			em, _ := ep.(map[string]interface{})
+			name, _ := em["name"].(string)
+			if !contains(knownEnforcementPoints, name) {
+				return fmt.Errorf("%w: spec.scopedEnforcementActions[%d].enforcementPoints[%d].name: %q is not one of %s",
+					ErrEnforcementAction, i, j, name, strings.Join(knownEnforcementPoints, ", "))
+			}
 		}
 	}
 	return nil

@@ -1,0 +1,489 @@
+package regodriver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	apiconstraints "github.com/open-policy-agent/frameworks/constraint/pkg/apis/constraints"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers/rego/schema"
+	clienterrors "github.com/open-policy-agent/frameworks/constraint/pkg/client/errors"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/client/reviews"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/instrumentation"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/types"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/topdown"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Stats reported per template kind when stats are enabled.
+const (
+	statTemplateRunTime     = "templateRunTimeNS"
+	statTemplateRunTimeDesc = "the number of nanoseconds it took to evaluate all constraints for a template"
+	statConstraintCount     = "constraintCount"
+	statConstraintCountDesc = "the number of constraints that were evaluated for the given constraint kind"
+)
+
+var _ drivers.Driver = (*Driver)(nil)
+
+// Driver evaluates Rego ConstraintTemplates. Each template is compiled,
+// with its violation query, once in AddTemplate; Query only evaluates,
+// once per constraint, with input {review, parameters}. Constraint
+// parameters are converted to AST once in AddConstraint, and the review
+// once per Query. Queries may run concurrently with each other and with
+// mutations; mutations (templates, constraints, data) must be serialized by
+// the caller, as the frameworks client requires.
+type Driver struct {
+	caps         *ast.Capabilities
+	disabled     map[string]bool
+	externs      []string
+	traceEnabled bool
+	gatherStats  bool
+
+	// mu guards the maps below. Compiling happens outside it: AddTemplate
+	// only holds it to swap the new programs in.
+	mu sync.RWMutex
+	// targets holds per target the store and the programs by kind.
+	targets map[string]*targetState
+	// kinds holds the template kinds added, with their constraints'
+	// parameters by name, as AST.
+	kinds map[string]map[string]*ast.Term
+}
+
+type targetState struct {
+	store    storage.Store
+	programs map[string]*program // by template kind
+}
+
+// New returns a Driver. By default data.inventory is allowed and all
+// builtins are available; see Externs and DisableBuiltins.
+func New(opts ...Option) (*Driver, error) {
+	d := &Driver{
+		disabled: map[string]bool{},
+		externs:  []string{"data.inventory"},
+		targets:  map[string]*targetState{},
+		kinds:    map[string]map[string]*ast.Term{},
+	}
+	for _, o := range opts {
+		if err := o(d); err != nil {
+			return nil, err
+		}
+	}
+	d.caps = capabilitiesWithout(d.disabled)
+	return d, nil
+}
+
+// Name is "Rego": the frameworks client sends AddData and RemoveData only
+// to the driver of that name, and templates select it with engine: Rego.
+func (d *Driver) Name() string { return schema.Name }
+
+// target returns the state for a target, creating its store if needed.
+func (d *Driver) target(ctx context.Context, name string) (*targetState, error) {
+	d.mu.RLock()
+	ts := d.targets[name]
+	d.mu.RUnlock()
+	if ts != nil {
+		return ts, nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ts = d.targets[name]; ts != nil {
+		return ts, nil
+	}
+	store, err := newStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ts = &targetState{store: store, programs: map[string]*program{}}
+	d.targets[name] = ts
+	return ts, nil
+}
+
+// AddTemplate compiles a template and its violation query for each of its
+// targets, then replaces any template of the same kind. Compilation runs
+// outside the driver's lock, so Queries (of any kind; this kind's use the
+// previous template until the swap) are not held up by it. If compilation
+// fails, the template held before, if any, stays.
+func (d *Driver) AddTemplate(ctx context.Context, ct *templates.ConstraintTemplate) error {
+	kind := ct.Spec.CRD.Spec.Names.Kind
+	progs := make(map[string]*program, len(ct.Spec.Targets))
+	for i := range ct.Spec.Targets {
+		t := &ct.Spec.Targets[i]
+		mods, err := parseTarget(t, d.externs)
+		if err != nil {
+			return err
+		}
+		if _, err := d.target(ctx, t.Target); err != nil {
+			return err
+		}
+		p, err := compile(mods, d.caps)
+		if err != nil {
+			return err
+		}
+		progs[t.Target] = p
+	}
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, ts := range d.targets {
+		delete(ts.programs, kind)
+	}
+	for target, p := range progs {
+		d.targets[target].programs[kind] = p
+	}
+	if d.kinds[kind] == nil {
+		d.kinds[kind] = map[string]*ast.Term{}
+	}
+	return nil
+}
+
+// RemoveTemplate removes a template and its constraints. Removing a
+// template that is not held is not an error.
+func (d *Driver) RemoveTemplate(_ context.Context, ct *templates.ConstraintTemplate) error {
+	kind := ct.Spec.CRD.Spec.Names.Kind
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, ts := range d.targets {
+		delete(ts.programs, kind)
+	}
+	delete(d.kinds, kind)
+	return nil
+}
+
+// AddConstraint stores a constraint's spec.parameters ({} if absent) for
+// Query. A constraint whose template is not held is ignored.
+func (d *Driver) AddConstraint(_ context.Context, constraint *unstructured.Unstructured) error {
+	params, _, err := unstructured.NestedFieldNoCopy(constraint.Object, "spec", "parameters")
+	if err != nil {
+		return fmt.Errorf("%w: %w", apiconstraints.ErrInvalidConstraint, err)
+	}
+	if params == nil {
+		params = map[string]interface{}{}
+	}
+	v, err := ast.InterfaceToValue(params)
+	if err != nil {
+		return fmt.Errorf("%w: spec.parameters: %w", apiconstraints.ErrInvalidConstraint, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if byName := d.kinds[constraint.GetKind()]; byName != nil {
+		byName[constraint.GetName()] = ast.NewTerm(v)
+	}
+	return nil
+}
+
+// RemoveConstraint forgets a constraint; Queries naming it evaluate
+// nothing for it. Removing one that is not held is not an error.
+func (d *Driver) RemoveConstraint(_ context.Context, constraint *unstructured.Unstructured) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.kinds[constraint.GetKind()], constraint.GetName())
+	return nil
+}
+
+// AddData writes data at data.inventory.<path> in the target's store,
+// creating the documents above it. Compiled queries read the store when
+// they evaluate, so the data is visible to the next Query.
+func (d *Driver) AddData(ctx context.Context, target string, path storage.Path, data interface{}) error {
+	ts, err := d.target(ctx, target)
+	if err != nil {
+		return err
+	}
+	return writeData(ctx, ts.store, inventoryPath(path), data)
+}
+
+// RemoveData deletes data.inventory.<path>; an empty path empties
+// data.inventory.
+func (d *Driver) RemoveData(ctx context.Context, target string, path storage.Path) error {
+	ts, err := d.target(ctx, target)
+	if err != nil {
+		return err
+	}
+	return removeData(ctx, ts.store, inventoryPath(path))
+}
+
+// kindWork is what Query evaluates for one template kind.
+type kindWork struct {
+	kind    string
+	program *program
+	// all is the kind's constraints as passed to Query, duplicates
+	// included, each with the entry for its name.
+	all []*constraintWork
+	// distinct has one entry per name, in order of first appearance.
+	distinct []*constraintWork
+}
+
+// constraintWork is one constraint to evaluate.
+type constraintWork struct {
+	// constraint is the one results report: as with drivers.KeyMap, the
+	// last one passed with this name.
+	constraint *unstructured.Unstructured
+	params     *ast.Term // nil if the driver does not hold the constraint
+	// reported is the copy of constraint that results share.
+	reported *unstructured.Unstructured
+}
+
+// report returns the copy of the constraint results carry: one per
+// constraint and Query, so that a result never aliases the caller's
+// object.
+func (c *constraintWork) report() *unstructured.Unstructured {
+	if c.reported == nil {
+		c.reported = c.constraint.DeepCopy()
+	}
+	return c.reported
+}
+
+// Query evaluates each constraint against review with its template's
+// compiled query and input {review, parameters}. Results for one
+// constraint share one copy of it.
+//
+// As with the frameworks driver: an evaluation error for a template kind
+// yields one result per constraint of that kind whose message is the
+// error; a violation whose msg is not a string fails the Query; a
+// constraint the driver does not hold yields nothing; a kind without a
+// template is an error.
+func (d *Driver) Query(ctx context.Context, target string, constraints []*unstructured.Unstructured, review interface{}, opts ...reviews.ReviewOpt) (*drivers.QueryResponse, error) {
+	if len(constraints) == 0 {
+		return nil, nil
+	}
+	cfg := &reviews.ReviewCfg{}
+	for _, o := range opts {
+		o(cfg)
+	}
+
+	store, work, err := d.plan(target, constraints)
+	if err != nil {
+		return nil, err
+	}
+
+	reviewT, err := reviewTerm(review, cfg.Namespace)
+	if err != nil {
+		return nil, err
+	}
+
+	tracing := d.traceEnabled || cfg.TracingEnabled
+	stats := d.gatherStats || cfg.StatsEnabled
+
+	// One read transaction for the whole Query: every template sees the
+	// same data.
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", clienterrors.ErrTransaction, err)
+	}
+	defer store.Abort(ctx, txn)
+	env := &evalEnv{store: store, txn: txn, cancel: topdown.NewCancel()}
+	if done := ctx.Done(); done != nil {
+		// One cancellation watcher per Query.
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			select {
+			case <-done:
+				env.cancel.Cancel()
+			case <-stop:
+			}
+		}()
+	}
+
+	var (
+		results      []*types.Result
+		trace        strings.Builder
+		statsEntries []*instrumentation.StatsEntry
+	)
+	for _, w := range work {
+		start := time.Now()
+		kindResults, err := d.evalKind(ctx, env, w, reviewT, tracing, &trace)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, kindResults...)
+		if stats {
+			statsEntries = append(statsEntries, kindStats(w, time.Since(start), tracing))
+		}
+	}
+
+	resp := &drivers.QueryResponse{Results: results, StatsEntries: statsEntries}
+	if trace.Len() > 0 {
+		s := trace.String()
+		resp.Trace = &s
+	}
+	return resp, nil
+}
+
+// plan groups constraints by kind, in order of first appearance, and looks
+// up their programs and parameters.
+func (d *Driver) plan(target string, constraints []*unstructured.Unstructured) (storage.Store, []*kindWork, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	ts := d.targets[target]
+	var (
+		work   []*kindWork
+		byKind = make(map[string]*kindWork, 8)
+		byKey  = make(map[drivers.ConstraintKey]*constraintWork, len(constraints))
+		cws    = make([]constraintWork, 0, len(constraints))
+	)
+	for _, c := range constraints {
+		key := drivers.ConstraintKeyFrom(c)
+		w := byKind[key.Kind]
+		if w == nil {
+			var p *program
+			if ts != nil {
+				p = ts.programs[key.Kind]
+			}
+			if p == nil {
+				// The template was just removed: the client and the
+				// driver disagree, which the caller should hear about.
+				return nil, nil, fmt.Errorf("missing Template %q for target %q", key.Kind, target)
+			}
+			w = &kindWork{kind: key.Kind, program: p}
+			byKind[key.Kind] = w
+			work = append(work, w)
+		}
+		cw := byKey[key]
+		if cw == nil {
+			cws = append(cws, constraintWork{params: d.kinds[key.Kind][key.Name]})
+			cw = &cws[len(cws)-1]
+			byKey[key] = cw
+			w.distinct = append(w.distinct, cw)
+		}
+		cw.constraint = c
+		w.all = append(w.all, cw)
+	}
+	return ts.store, work, nil
+}
+
+// evalKind evaluates each constraint of one kind.
+func (d *Driver) evalKind(ctx context.Context, env *evalEnv, w *kindWork, reviewT *ast.Term, tracing bool, trace *strings.Builder) ([]*types.Result, error) {
+	var results []*types.Result
+	var resultErr error
+	for _, cw := range w.distinct {
+		if cw.params == nil {
+			continue
+		}
+		var buf *topdown.BufferTracer
+		var tracer topdown.QueryTracer
+		if tracing {
+			buf = topdown.NewBufferTracer()
+			tracer = buf
+		}
+		v, err := w.program.eval(ctx, env, templateInput(reviewT, cw.params), tracer)
+		if buf != nil {
+			var b bytes.Buffer
+			topdown.PrettyTrace(&b, *buf)
+			trace.WriteString(b.String())
+		}
+		if err != nil {
+			// An evaluation error wins over a bad msg elsewhere in the
+			// kind, as when frameworks evaluates the kind in one query.
+			return errorResults(w, err), nil
+		}
+		if resultErr != nil {
+			continue
+		}
+		for _, r := range responses(v) {
+			res, err := toResult(cw, r)
+			if err != nil {
+				resultErr = err
+				break
+			}
+			results = append(results, res)
+		}
+	}
+	if resultErr != nil {
+		return nil, resultErr
+	}
+	return results, nil
+}
+
+// errorResults reports an evaluation error once for each constraint of
+// the kind passed to Query.
+func errorResults(w *kindWork, err error) []*types.Result {
+	out := make([]*types.Result, 0, len(w.all))
+	for _, cw := range w.all {
+		out = append(out, &types.Result{
+			Msg:        err.Error(),
+			Metadata:   map[string]interface{}{"details": nil},
+			Constraint: cw.report(),
+		})
+	}
+	return out
+}
+
+func kindStats(w *kindWork, d time.Duration, tracing bool) *instrumentation.StatsEntry {
+	src := instrumentation.Source{Type: instrumentation.EngineSourceType, Value: schema.Name}
+	return &instrumentation.StatsEntry{
+		Scope:    instrumentation.TemplateScope,
+		StatsFor: w.kind,
+		Stats: []*instrumentation.Stat{
+			{Name: statTemplateRunTime, Value: uint64(d.Nanoseconds()), Source: src}, //nolint:gosec // durations are positive
+			{Name: statConstraintCount, Value: len(w.all), Source: src},
+		},
+		Labels: []*instrumentation.Label{
+			{Name: "TracingEnabled", Value: tracing},
+			{Name: "PrintEnabled", Value: false},
+		},
+	}
+}
+
+// Dump returns the compiled modules by target and kind, and each target's
+// data, as JSON.
+func (d *Driver) Dump(ctx context.Context) (string, error) {
+	d.mu.RLock()
+	out := map[string]map[string]interface{}{}
+	stores := map[string]storage.Store{}
+	for name, ts := range d.targets {
+		mods := map[string]map[string]string{}
+		for kind, p := range ts.programs {
+			km := map[string]string{}
+			for _, n := range p.moduleNames() {
+				km[n] = p.compiler.Modules[n].String()
+			}
+			mods[kind] = km
+		}
+		out[name] = map[string]interface{}{"modules": mods}
+		stores[name] = ts.store
+	}
+	d.mu.RUnlock()
+	for name, store := range stores {
+		var data interface{}
+		err := storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
+			v, err := store.Read(ctx, txn, storage.RootPath)
+			if err != nil {
+				return err
+			}
+			if av, ok := v.(ast.Value); ok {
+				data, err = ast.JSON(av)
+				return err
+			}
+			data = v
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+		out[name]["data"] = data
+	}
+	b, err := json.MarshalIndent(out, "", "   ")
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// GetDescriptionForStat describes the stats Query reports.
+func (d *Driver) GetDescriptionForStat(name string) (string, error) {
+	switch name {
+	case statTemplateRunTime:
+		return statTemplateRunTimeDesc, nil
+	case statConstraintCount:
+		return statConstraintCountDesc, nil
+	}
+	return "", fmt.Errorf("unknown stat name %q", name)
+}
