@@ -94,7 +94,9 @@ func Run() (*Env, error) {
 	}
 
 	te := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		// The rendered CRDs (bases plus patches, see config/crd), as the
+		// manager installs them.
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "crds.yaml")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 		Scheme:                scheme,

@@ -1,0 +1,128 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/go-logr/logr"
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/readiness"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// ConstraintReconciler adds, updates and removes constraints of every kind
+// in the engine, and writes its own status.byPod entry on each. Its events
+// come from the Watches the TemplateReconciler starts.
+type ConstraintReconciler struct {
+	Engine  *engine.Engine
+	Watches *Watches
+	Kinds   *Kinds
+	// Dynamic writes constraint status and reads constraints after a
+	// conflict.
+	Dynamic dynamic.Interface
+	Tracker *readiness.Tracker
+	// PodID identifies this replica in status.byPod.
+	PodID string
+}
+
+// SetupWithManager registers the reconciler. Like the template reconciler,
+// it runs on every replica.
+func (r *ConstraintReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	base := mgr.GetLogger().WithValues("controller", "constraint")
+	return builder.TypedControllerManagedBy[ConstraintRequest](mgr).
+		Named("constraint").
+		WatchesRawSource(r.Watches.Source()).
+		WithOptions(controller.TypedOptions[ConstraintRequest]{
+			MaxConcurrentReconciles: 4,
+			NeedLeaderElection:      ptr.To(false),
+			LogConstructor: func(req *ConstraintRequest) logr.Logger {
+				if req == nil {
+					return base
+				}
+				return base.WithValues("kind", req.Kind, "name", req.Name)
+			},
+		}).
+		Complete(r)
+}
+
+// +kubebuilder:rbac:groups=constraints.gatekeeper.sh,resources=*,verbs=get;list;watch
+// +kubebuilder:rbac:groups=constraints.gatekeeper.sh,resources=*/status,verbs=get;update;patch
+
+// Reconcile puts one constraint into the engine, or takes it out.
+func (r *ConstraintReconciler) Reconcile(ctx context.Context, req ConstraintRequest) (reconcile.Result, error) {
+	log := log.FromContext(ctx)
+	u, found, err := r.Watches.Get(req.Kind, req.Name)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if !found || !u.GetDeletionTimestamp().IsZero() {
+		if err := r.Engine.RemoveConstraint(ctx, constraintStub(req)); err != nil {
+			return reconcile.Result{}, err
+		}
+		log.V(1).Info("Constraint removed from the engine")
+		r.Tracker.ConstraintDone(req.Kind, req.Name)
+		return reconcile.Result{}, nil
+	}
+
+	res := r.load(ctx, u)
+	wrote, err := r.writeConstraintStatus(ctx, u, res)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if wrote {
+		if len(res.errors) > 0 {
+			log.Info("Constraint not enforced", "code", res.errors[0].Code, "error", res.errors[0].Message)
+		} else {
+			log.Info("Constraint enforced", "generation", res.generation)
+		}
+	}
+	r.Tracker.ConstraintDone(req.Kind, req.Name)
+	return reconcile.Result{}, nil
+}
+
+// constraintResult is what this replica found for one generation of a
+// constraint.
+type constraintResult struct {
+	generation int64
+	enforced   bool
+	errors     []StatusError
+}
+
+// load adds the constraint to the engine. A constraint the engine refuses
+// is taken out of it, so that the engine enforces exactly the constraints
+// whose status says enforced.
+func (r *ConstraintReconciler) load(ctx context.Context, u *unstructured.Unstructured) constraintResult {
+	res := constraintResult{generation: u.GetGeneration()}
+	fail := func(code string, err error) constraintResult {
+		res.errors = append(res.errors, StatusError{Code: code, Message: err.Error()})
+		if rerr := r.Engine.RemoveConstraint(ctx, u); rerr != nil {
+			log.FromContext(ctx).Error(rerr, "Removing a refused constraint from the engine")
+		}
+		return res
+	}
+	if !r.Kinds.Loaded(u.GetKind()) {
+		return fail(CodeTemplateNotLoaded, fmt.Errorf("no ConstraintTemplate of kind %s is loaded: the template is gone, or its status says why it does not load", u.GetKind()))
+	}
+	if err := engine.ValidateEnforcementAction(u); err != nil {
+		return fail(CodeEnforcementAction, err)
+	}
+	if err := r.Engine.AddConstraint(ctx, u); err != nil {
+		return fail(CodeConstraint, err)
+	}
+	res.enforced = true
+	return res
+}
+
+func constraintStub(req ConstraintRequest) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(ConstraintGVK(req.Kind))
+	u.SetName(req.Name)
+	return u
+}

@@ -1,0 +1,193 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/retry"
+)
+
+// FieldManager is the field manager of every write Portcullis makes.
+const FieldManager = "portcullis"
+
+// ConditionReady is the condition `kubectl wait --for=condition=Ready` waits for.
+const ConditionReady = "Ready"
+
+// Error codes in status.byPod[].errors. The template codes are Gatekeeper's.
+const (
+	CodeIngest            = "ingest_error"
+	CodeCreate            = "create_error"
+	CodeUpdate            = "update_error"
+	CodeEnforcementAction = "enforcement_action_error"
+	CodeConstraint        = "constraint_error"
+	CodeTemplateNotLoaded = "template_not_loaded"
+)
+
+// StatusError is one error in a byPod entry, as Gatekeeper writes them.
+type StatusError struct {
+	Code     string `json:"code"`
+	Message  string `json:"message"`
+	Location string `json:"location,omitempty"`
+}
+
+// statusMutation computes a new status from the current one. It must not
+// modify its argument, and must return an equal status when nothing changed,
+// so that the write is skipped.
+type statusMutation func(status map[string]interface{}) (map[string]interface{}, error)
+
+// statusWriter reads an object and writes its status subresource.
+type statusWriter struct {
+	get    func(ctx context.Context) (*unstructured.Unstructured, error)
+	update func(ctx context.Context, u *unstructured.Unstructured) error
+}
+
+// writeStatus applies mutate to the status of obj (or, if nil, of a fresh
+// read) and writes it unless it is unchanged. On a conflict with another
+// writer, another replica writing its own byPod entry for instance, it reads
+// the object again and reapplies mutate, so entries written by others are
+// kept. It reports whether it wrote.
+func writeStatus(ctx context.Context, obj *unstructured.Unstructured, w statusWriter, mutate statusMutation) (bool, error) {
+	wrote := false
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		if obj == nil {
+			fresh, err := w.get(ctx)
+			if err != nil {
+				return err
+			}
+			obj = fresh
+		}
+		cur, _, err := unstructured.NestedMap(obj.Object, "status")
+		if err != nil {
+			return fmt.Errorf("reading status: %w", err)
+		}
+		next, err := mutate(cur)
+		if err != nil {
+			return err
+		}
+		if same, err := jsonEqual(cur, next); err != nil || same {
+			return err
+		}
+		u := obj.DeepCopy()
+		u.Object["status"] = next
+		if err := w.update(ctx, u); err != nil {
+			obj = nil // read again on conflict
+			return err
+		}
+		wrote = true
+		return nil
+	})
+	if apierrors.IsNotFound(err) {
+		// Deleted meanwhile: its delete event follows.
+		return false, nil
+	}
+	return wrote, err
+}
+
+// jsonEqual compares two unstructured values as their JSON, which ignores
+// int64/float64 and nil/empty-map differences that do not reach the wire.
+func jsonEqual(a, b map[string]interface{}) (bool, error) {
+	if len(a) == 0 && len(b) == 0 {
+		return true, nil
+	}
+	ja, err := json.Marshal(a)
+	if err != nil {
+		return false, fmt.Errorf("encoding status: %w", err)
+	}
+	jb, err := json.Marshal(b)
+	if err != nil {
+		return false, fmt.Errorf("encoding status: %w", err)
+	}
+	return bytes.Equal(ja, jb), nil
+}
+
+// copyStatus returns a deep copy of status, never nil.
+func copyStatus(status map[string]interface{}) map[string]interface{} {
+	if status == nil {
+		return map[string]interface{}{}
+	}
+	return runtime.DeepCopyJSON(status)
+}
+
+// setByPod replaces the byPod entry whose id is entry's id, or appends
+// entry. Every other entry is kept as it is, in its place.
+func setByPod(status map[string]interface{}, entry map[string]interface{}) {
+	old, _ := status["byPod"].([]interface{})
+	out := make([]interface{}, 0, len(old)+1)
+	done := false
+	for _, e := range old {
+		if m, ok := e.(map[string]interface{}); ok && m["id"] == entry["id"] {
+			if !done {
+				out = append(out, entry)
+				done = true
+			}
+			continue
+		}
+		out = append(out, e)
+	}
+	if !done {
+		out = append(out, entry)
+	}
+	status["byPod"] = out
+}
+
+// byPodEntries decodes status.byPod into T, skipping malformed entries.
+func byPodEntries[T any](status map[string]interface{}) []T {
+	list, _ := status["byPod"].([]interface{})
+	out := make([]T, 0, len(list))
+	for _, e := range list {
+		m, ok := e.(map[string]interface{})
+		if !ok {
+			continue
+		}
+		var t T
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &t); err == nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// setCondition sets cond in status.conditions, keeping its transition time
+// when its status does not change.
+func setCondition(status map[string]interface{}, cond metav1.Condition) error {
+	var conds []metav1.Condition
+	if list, ok := status["conditions"].([]interface{}); ok {
+		for _, c := range list {
+			m, ok := c.(map[string]interface{})
+			if !ok {
+				continue
+			}
+			var mc metav1.Condition
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &mc); err == nil {
+				conds = append(conds, mc)
+			}
+		}
+	}
+	meta.SetStatusCondition(&conds, cond)
+	out := make([]interface{}, 0, len(conds))
+	for i := range conds {
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&conds[i])
+		if err != nil {
+			return fmt.Errorf("encoding condition %s: %w", conds[i].Type, err)
+		}
+		out = append(out, m)
+	}
+	status["conditions"] = out
+	return nil
+}
+
+// toUnstructuredMap converts a typed value to an unstructured map.
+func toUnstructuredMap(v interface{}) (map[string]interface{}, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(v)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %T: %w", v, err)
+	}
+	return m, nil
+}

@@ -1,0 +1,280 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	templatesv1 "github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/v1"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/readiness"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+const (
+	// establishedPoll is how often a template whose CRD is not yet
+	// Established is looked at again, in case the CRD's own update event is
+	// missed.
+	establishedPoll = 5 * time.Second
+	// watchSyncTimeout bounds the wait for a new constraint watch to list
+	// its kind; the reconcile is retried after it.
+	watchSyncTimeout = 30 * time.Second
+)
+
+// TemplateReconciler compiles ConstraintTemplates into the engine, creates
+// or updates their constraint CRDs and, once a CRD is Established, starts
+// the watch that feeds the ConstraintReconciler. It writes the template's
+// status.created, its own status.byPod entry and the Ready condition. When
+// a template goes, its watch stops, the engine drops it, and its CRD is
+// deleted (see reconcileDelete).
+type TemplateReconciler struct {
+	// Client reads through the manager's cache and writes.
+	Client client.Client
+	// APIReader reads from the API server: status before writing it, and
+	// templates before deleting a CRD they may still own.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Engine    *engine.Engine
+	Watches   *Watches
+	Kinds     *Kinds
+	Tracker   *readiness.Tracker
+	// PodID identifies this replica in status.byPod.
+	PodID string
+
+	mu    sync.Mutex
+	known map[string]*knownTemplate // by template name
+}
+
+// knownTemplate is what this replica holds for a template.
+type knownTemplate struct {
+	uid  types.UID
+	kind string
+	// loaded is the template as the engine holds it, nil if it never
+	// compiled; generation is the generation it came from.
+	loaded     *templates.ConstraintTemplate
+	generation int64
+	// failed is the last generation that did not compile, and why, so
+	// that it is not compiled again on every event.
+	failed    int64
+	failedErr error
+}
+
+// SetupWithManager registers the reconciler. It runs on every replica,
+// leader or not: each replica serves from its own engine.
+func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.known = map[string]*knownTemplate{}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("constrainttemplate").
+		For(&templatesv1.ConstraintTemplate{}).
+		// Every constraint CRD maps to the template of its name, whether
+		// the template owns it or it was left without one.
+		Watches(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(templateForCRD)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4, NeedLeaderElection: ptr.To(false)}).
+		Complete(r)
+}
+
+// +kubebuilder:rbac:groups=templates.gatekeeper.sh,resources=constrainttemplates,verbs=get;list;watch
+// +kubebuilder:rbac:groups=templates.gatekeeper.sh,resources=constrainttemplates/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=templates.gatekeeper.sh,resources=constrainttemplates/finalizers,verbs=update
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile loads one template, or unloads it when it is gone.
+func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := log.FromContext(ctx)
+	ct := &templatesv1.ConstraintTemplate{}
+	if err := r.Client.Get(ctx, req.NamespacedName, ct); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, fmt.Errorf("getting ConstraintTemplate %s: %w", req.Name, err)
+		}
+		return ctrl.Result{}, r.reconcileDelete(ctx, req.Name)
+	}
+	if !ct.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, req.Name)
+	}
+
+	res, pending, err := r.reconcileTemplate(ctx, ct)
+	if pending {
+		// Not done yet, and nothing to report: no status write.
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		log.V(1).Info("Waiting for the constraint CRD to be established", "crd", res.crdName)
+		return ctrl.Result{RequeueAfter: establishedPoll}, nil
+	}
+	wrote, werr := r.writeTemplateStatus(ctx, ct.Name, ct.UID, res)
+	if werr != nil {
+		return ctrl.Result{}, werr
+	}
+	if wrote {
+		log.V(1).Info("Wrote status", "errors", len(res.errors))
+	}
+	if len(res.errors) > 0 {
+		log.Info("ConstraintTemplate not loaded", "code", res.errors[0].Code, "error", res.errors[0].Message)
+	}
+	r.Tracker.TemplateDone(ct.Name)
+	// err is transient (an API call failed): try again with backoff. Errors
+	// in the template itself wait for the next change to it.
+	return ctrl.Result{}, err
+}
+
+// reconcileTemplate compiles the template, applies its CRD and starts its
+// watch. It returns pending while there is nothing to report yet (the CRD
+// is not Established, or its watch has not synced), and err for failures
+// worth retrying.
+func (r *TemplateReconciler) reconcileTemplate(ctx context.Context, ct *templatesv1.ConstraintTemplate) (res templateResult, pending bool, err error) {
+	kind := ct.Spec.CRD.Spec.Names.Kind
+	res = templateResult{generation: ct.Generation, crdName: strings.ToLower(kind) + "." + ConstraintGroup}
+	fail := func(code string, err error) (templateResult, bool, error) {
+		res.errors = append(res.errors, statusError(code, err))
+		return res, false, nil
+	}
+
+	if owner := r.Kinds.Owner(kind); owner != "" && owner != ct.Name {
+		return fail(CodeCreate, fmt.Errorf("kind %q is already defined by ConstraintTemplate %q", kind, owner))
+	}
+	vct, desired, err := r.parse(ctx, ct)
+	if err != nil {
+		return fail(CodeCreate, err)
+	}
+	r.forgetOtherKind(ctx, ct.Name, kind)
+
+	changed, ingestErr := r.load(ctx, ct, vct)
+	var crd *apiextensionsv1.CustomResourceDefinition
+	if ingestErr != nil {
+		res.errors = append(res.errors, statusError(CodeIngest, ingestErr))
+		// The CRD is left as it is. If it exists, constraints of the kind
+		// are still watched, so that they report the template's state.
+		crd = r.ownedCRD(ctx, ct, res.crdName)
+	} else {
+		var code string
+		crd, code, err = r.applyCRD(ctx, ct, desired)
+		if err != nil {
+			res.errors = append(res.errors, statusError(code, err))
+			return res, false, err
+		}
+	}
+	if crd == nil {
+		return res, false, nil
+	}
+	if msg, rejected := crdNamesRejected(crd); rejected {
+		return fail(CodeCreate, fmt.Errorf("constraint CRD %s: names not accepted: %s", crd.Name, msg))
+	}
+	if !crdEstablished(crd) {
+		return res, len(res.errors) == 0, nil
+	}
+	res.created = true
+	wctx, cancel := context.WithTimeout(ctx, watchSyncTimeout)
+	defer cancel()
+	if err := r.Watches.Ensure(wctx, kind); err != nil {
+		return res, len(res.errors) == 0, err
+	}
+	r.Tracker.ExpectConstraints(kind, r.Watches.Names(kind))
+	if changed {
+		// The new version may accept or refuse constraints differently.
+		r.Watches.EnqueueAll(kind)
+	}
+	return res, false, nil
+}
+
+// parse converts the template to the engine's type and builds its CRD.
+func (r *TemplateReconciler) parse(ctx context.Context, ct *templatesv1.ConstraintTemplate) (*templates.ConstraintTemplate, *apiextensionsv1.CustomResourceDefinition, error) {
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(ct)
+	if err != nil {
+		return nil, nil, fmt.Errorf("converting template: %w", err)
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetGroupVersionKind(templatesv1.SchemeGroupVersion.WithKind("ConstraintTemplate"))
+	vct, err := engine.ParseTemplate(u)
+	if err != nil {
+		return nil, nil, err
+	}
+	crd, err := r.Engine.CreateCRD(ctx, vct)
+	if err != nil {
+		return nil, nil, err
+	}
+	return vct, crd, nil
+}
+
+// load compiles the template into the engine and reports whether the engine
+// holds a new generation of it. On an error the engine keeps the previous
+// version, if any, as Gatekeeper does: its constraints stay enforced.
+func (r *TemplateReconciler) load(ctx context.Context, ct *templatesv1.ConstraintTemplate, vct *templates.ConstraintTemplate) (bool, error) {
+	kind := vct.Spec.CRD.Spec.Names.Kind
+	r.mu.Lock()
+	k := r.known[ct.Name]
+	if k == nil || k.uid != ct.UID {
+		k = &knownTemplate{uid: ct.UID}
+		r.known[ct.Name] = k
+	}
+	k.kind = kind
+	same := k.loaded != nil && k.generation == ct.Generation
+	failedErr := k.failedErr
+	if k.failed != ct.Generation {
+		failedErr = nil
+	}
+	r.mu.Unlock()
+	if same {
+		return false, nil
+	}
+	if failedErr != nil {
+		return false, failedErr
+	}
+	err := r.Engine.AddTemplate(ctx, vct)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		k.failed, k.failedErr = ct.Generation, err
+		return false, err
+	}
+	k.loaded, k.generation, k.failedErr = vct, ct.Generation, nil
+	r.Kinds.Set(kind, ct.Name)
+	log.FromContext(ctx).Info("ConstraintTemplate compiled into the engine", "kind", kind, "generation", ct.Generation)
+	return true, nil
+}
+
+// forgetOtherKind unloads what this replica holds for the template if its
+// kind changed (only its case can: the name must be the lowercase kind).
+func (r *TemplateReconciler) forgetOtherKind(ctx context.Context, name, kind string) {
+	r.mu.Lock()
+	k := r.known[name]
+	r.mu.Unlock()
+	if k != nil && k.kind != "" && k.kind != kind {
+		if err := r.unload(ctx, name); err != nil {
+			log.FromContext(ctx).Error(err, "Unloading the previous kind", "kind", k.kind)
+		}
+	}
+}
+
+func (r *TemplateReconciler) unload(ctx context.Context, name string) error {
+	r.mu.Lock()
+	k := r.known[name]
+	delete(r.known, name)
+	r.mu.Unlock()
+	if k == nil {
+		return nil
+	}
+	r.Watches.Remove(k.kind)
+	r.Tracker.CancelConstraints(k.kind)
+	if k.loaded != nil {
+		if err := r.Engine.RemoveTemplate(ctx, k.loaded); err != nil {
+			return fmt.Errorf("removing template %s from the engine: %w", name, err)
+		}
+	}
+	r.Kinds.Release(k.kind, name)
+	log.FromContext(ctx).Info("ConstraintTemplate unloaded", "kind", k.kind, "template", klog.KRef("", name))
+	return nil
+}

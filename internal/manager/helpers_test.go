@@ -1,0 +1,358 @@
+package manager_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/controllers"
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+)
+
+// waitTimeout bounds every poll: generous, as the machine may be busy.
+const waitTimeout = 2 * time.Minute
+
+// env is the control plane shared by the package's tests (TestMain).
+var env *testenv.Env
+
+// managers counts the managers running, for cleanups to know whether one
+// will delete the CRD of a deleted template.
+var managers atomic.Int32
+
+// running is a manager started in-process against env.
+type running struct {
+	*manager.Manager
+	podID   string
+	healthz string // base URL of /healthz and /readyz, if asked for
+	metrics string // base URL of /metrics, if asked for
+	stop    func()
+}
+
+type startOpts struct {
+	podID       string
+	probes      bool // serve /healthz, /readyz and /metrics on free ports
+	leaderElect bool
+}
+
+// startManager runs a manager as cluster admin until the test ends or stop
+// is called.
+func startManager(t *testing.T, so startOpts) *running {
+	t.Helper()
+	return startManagerWith(t, env.Config, so)
+}
+
+// startManagerWith runs a manager with the given credentials.
+func startManagerWith(t *testing.T, cfg *rest.Config, so startOpts) *running {
+	t.Helper()
+	if so.podID == "" {
+		so.podID = "pod-a"
+	}
+	opts := manager.NewOptions()
+	opts.PodID = so.podID
+	opts.MetricsBindAddress = "0"
+	opts.HealthProbeBindAddress = "0"
+	opts.LeaderElect = so.leaderElect
+	r := &running{podID: so.podID}
+	if so.probes {
+		addr := freeAddr(t)
+		opts.HealthProbeBindAddress = addr
+		r.healthz = "http://" + addr
+		maddr := freeAddr(t)
+		opts.MetricsBindAddress = maddr
+		r.metrics = "http://" + maddr
+	}
+	if err := opts.Complete(); err != nil {
+		t.Fatalf("Options.Complete: %v", err)
+	}
+	m, err := manager.New(cfg, opts)
+	if err != nil {
+		t.Fatalf("manager.New: %v", err)
+	}
+	r.Manager = m
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	managers.Add(1)
+	go func() { done <- m.Start(ctx) }()
+	stopped := false
+	r.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		managers.Add(-1)
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager %s: %v", so.podID, err)
+		}
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// eventually polls cond until it returns true, failing the test with the
+// last error or state when waitTimeout passes.
+func eventually(t *testing.T, what string, cond func(ctx context.Context) (bool, error)) {
+	t.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
+		ok, err := cond(ctx)
+		last = err
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("Timed out waiting for %s (last error: %v)", what, last)
+	}
+}
+
+// apply creates the objects in a YAML stream, and deletes them when the
+// test ends (templates: the running manager then removes their CRDs).
+func apply(t *testing.T, docs string) []*unstructured.Unstructured {
+	t.Helper()
+	var out []*unstructured.Unstructured
+	for _, doc := range strings.Split(docs, "\n---\n") {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatalf("parsing %s: %v", doc, err)
+		}
+		create(t, u)
+		out = append(out, u)
+	}
+	return out
+}
+
+// create creates u, waiting for its kind to be served if it is a
+// constraint whose CRD is not there yet.
+func create(t *testing.T, u *unstructured.Unstructured) {
+	t.Helper()
+	var err error
+	werr := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
+		err = env.Client.Create(ctx, u.DeepCopy())
+		return !meta.IsNoMatchError(err), nil
+	})
+	if werr != nil || err != nil {
+		t.Fatalf("creating %s %s: %v", u.GetKind(), u.GetName(), err)
+	}
+	if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(u), u); err != nil {
+		t.Fatalf("reading %s %s back: %v", u.GetKind(), u.GetName(), err)
+	}
+	t.Cleanup(func() { deleteAndWait(t, u) })
+}
+
+// deleteAndWait deletes an object and, for a template, waits until its
+// constraint CRD is gone, so that tests do not leave kinds behind. With no
+// manager running, it deletes the CRD itself, as the garbage collector
+// that envtest lacks would.
+func deleteAndWait(t *testing.T, u *unstructured.Unstructured) {
+	t.Helper()
+	ctx := context.Background()
+	if err := env.Client.Delete(ctx, u); client.IgnoreNotFound(err) != nil && !meta.IsNoMatchError(err) {
+		t.Errorf("deleting %s %s: %v", u.GetKind(), u.GetName(), err)
+	}
+	if u.GetKind() != "ConstraintTemplate" {
+		return
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	crd.Name = u.GetName() + "." + controllers.ConstraintGroup
+	if managers.Load() == 0 {
+		if err := env.Client.Delete(ctx, crd); client.IgnoreNotFound(err) != nil {
+			t.Errorf("deleting CRD %s: %v", crd.Name, err)
+		}
+	}
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
+		err := env.Client.Get(ctx, client.ObjectKey{Name: u.GetName() + "." + controllers.ConstraintGroup}, crd)
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Errorf("constraint CRD of %s still there after the template was deleted", u.GetName())
+	}
+}
+
+// get reads an object live.
+func get(ctx context.Context, apiVersion, kind, name string) (*unstructured.Unstructured, error) {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(apiVersion)
+	u.SetKind(kind)
+	err := env.Client.Get(ctx, client.ObjectKey{Name: name}, u)
+	return u, err
+}
+
+func getTemplate(ctx context.Context, name string) (*unstructured.Unstructured, error) {
+	return get(ctx, "templates.gatekeeper.sh/v1", "ConstraintTemplate", name)
+}
+
+func getConstraint(ctx context.Context, kind, name string) (*unstructured.Unstructured, error) {
+	return get(ctx, "constraints.gatekeeper.sh/v1beta1", kind, name)
+}
+
+// byPod returns the byPod entry of podID in u's status.
+func byPod(u *unstructured.Unstructured, podID string) map[string]interface{} {
+	list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
+	for _, e := range list {
+		if m, ok := e.(map[string]interface{}); ok && m["id"] == podID {
+			return m
+		}
+	}
+	return nil
+}
+
+// condition returns the condition of type typ in u's status.
+func condition(u *unstructured.Unstructured, typ string) map[string]interface{} {
+	list, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, e := range list {
+		if m, ok := e.(map[string]interface{}); ok && m["type"] == typ {
+			return m
+		}
+	}
+	return nil
+}
+
+// templateLoaded is true once podID reports the current generation of the
+// template without errors and the template is created and Ready.
+func templateLoaded(ctx context.Context, name, podID string) (bool, error) {
+	u, err := getTemplate(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	e := byPod(u, podID)
+	if e == nil {
+		return false, fmt.Errorf("no byPod entry for %s: %v", podID, u.Object["status"])
+	}
+	created, _, _ := unstructured.NestedBool(u.Object, "status", "created")
+	gen, _ := e["observedGeneration"].(int64)
+	c := condition(u, "Ready")
+	ok := created && gen == u.GetGeneration() && e["errors"] == nil && c != nil && c["status"] == "True"
+	if !ok {
+		return false, fmt.Errorf("status: %v", u.Object["status"])
+	}
+	return true, nil
+}
+
+// templateError returns podID's first error on the current generation.
+func templateError(ctx context.Context, name, podID string) (map[string]interface{}, error) {
+	u, err := getTemplate(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	e := byPod(u, podID)
+	if e == nil {
+		return nil, fmt.Errorf("no byPod entry for %s", podID)
+	}
+	if gen, _ := e["observedGeneration"].(int64); gen != u.GetGeneration() {
+		return nil, fmt.Errorf("byPod entry at generation %d, want %d", gen, u.GetGeneration())
+	}
+	errs, _ := e["errors"].([]interface{})
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("no errors in %v", e)
+	}
+	m, _ := errs[0].(map[string]interface{})
+	return m, nil
+}
+
+// constraintEntry returns podID's byPod entry of a constraint once it
+// reports the constraint's current generation.
+func constraintEntry(ctx context.Context, kind, name, podID string) (map[string]interface{}, error) {
+	u, err := getConstraint(ctx, kind, name)
+	if err != nil {
+		return nil, err
+	}
+	e := byPod(u, podID)
+	if e == nil {
+		return nil, fmt.Errorf("no byPod entry for %s: %v", podID, u.Object["status"])
+	}
+	if gen, _ := e["observedGeneration"].(int64); gen != u.GetGeneration() {
+		return nil, fmt.Errorf("byPod entry at generation %d, want %d", gen, u.GetGeneration())
+	}
+	return e, nil
+}
+
+func constraintEnforced(ctx context.Context, kind, name, podID string) (bool, error) {
+	e, err := constraintEntry(ctx, kind, name, podID)
+	if err != nil {
+		return false, err
+	}
+	return e["enforced"] == true && e["errors"] == nil, fmt.Errorf("entry %v", e)
+}
+
+// review judges obj at the audit enforcement point.
+func review(ctx context.Context, eng *engine.Engine, obj string) ([]string, error) {
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(obj), &u.Object); err != nil {
+		return nil, err
+	}
+	resp, err := eng.Review(ctx, &engine.Object{Object: u, Source: engine.SourceOriginal}, engine.EnforcementPointAudit)
+	if err != nil {
+		return nil, err
+	}
+	var msgs []string
+	for _, v := range resp.Violations {
+		msgs = append(msgs, v.Message)
+	}
+	return msgs, nil
+}
+
+// kubectl runs kubectl against env, or skips the test without one.
+func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	bin, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skipf("Skipping: kubectl not found on PATH (the API-level checks above ran)")
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, env.Environment.KubeConfig, 0o600); err != nil {
+		t.Fatalf("writing kubeconfig: %v", err)
+	}
+	cmd := exec.CommandContext(t.Context(), bin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// resourceVersions maps kind/name to resourceVersion for objects to check
+// that a restart leaves them alone.
+func resourceVersions(t *testing.T, objs ...client.Object) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, o := range objs {
+		if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(o), o); err != nil {
+			t.Fatalf("getting %T %s: %v", o, o.GetName(), err)
+		}
+		out[o.GetObjectKind().GroupVersionKind().Kind+"/"+o.GetName()] = o.GetResourceVersion()
+	}
+	return out
+}
+
+func unstructuredBool(u *unstructured.Unstructured, fields ...string) (bool, bool, error) {
+	return unstructured.NestedBool(u.Object, fields...)
+}

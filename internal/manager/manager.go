@@ -1,0 +1,221 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	frameworksapis "github.com/open-policy-agent/frameworks/constraint/pkg/apis"
+	templatesv1 "github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/v1"
+	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/controllers"
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/readiness"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+)
+
+// LeaderElectionID names the leader election Lease.
+const LeaderElectionID = "portcullis-manager.gatekeeper.sh"
+
+// Manager is `portcullis manager`: a controller-runtime manager holding the
+// policy engine, the template and constraint reconcilers that fill it, the
+// /healthz and /readyz checks and the metrics endpoint. The webhook and the
+// audit add themselves to it through Manager().
+type Manager struct {
+	opts    Options
+	cfg     *rest.Config
+	mgr     ctrl.Manager
+	engine  *engine.Engine
+	tracker *readiness.Tracker
+	watches *controllers.Watches
+}
+
+// NewScheme returns the scheme of the manager's client: client-go's types,
+// apiextensions/v1 and every version of ConstraintTemplate.
+func NewScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{
+		clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, frameworksapis.AddToScheme,
+	} {
+		if err := add(s); err != nil {
+			return nil, fmt.Errorf("building scheme: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// New builds the manager from completed Options. Nothing runs until Start.
+func New(cfg *rest.Config, opts Options) (*Manager, error) {
+	scheme, err := NewScheme()
+	if err != nil {
+		return nil, err
+	}
+	eng, err := engine.New(opts.Engine)
+	if err != nil {
+		return nil, fmt.Errorf("creating the engine: %w", err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsBindAddress},
+		HealthProbeBindAddress:        opts.HealthProbeBindAddress,
+		LeaderElection:                opts.LeaderElect,
+		LeaderElectionID:              LeaderElectionID,
+		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			// Only constraint CRDs: the template reconciler owns them.
+			&apiextensionsv1.CustomResourceDefinition{}: {
+				Label: labels.SelectorFromSet(labels.Set{controllers.ConstraintCRDLabel: "yes"}),
+			},
+		}},
+		// Tests and `portcullis dev` run several managers in one process.
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the controller manager: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating a dynamic client: %w", err)
+	}
+	m := &Manager{
+		opts:    opts,
+		cfg:     cfg,
+		mgr:     mgr,
+		engine:  eng,
+		tracker: readiness.NewTracker(),
+		watches: controllers.NewWatches(dyn, mgr.GetLogger().WithName("watches")),
+	}
+	if err := m.setupChecks(); err != nil {
+		return nil, err
+	}
+	if err := m.setupReconcilers(dyn); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Manager) setupChecks() error {
+	if err := m.mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("adding the health check: %w", err)
+	}
+	if err := m.mgr.AddReadyzCheck("policies-loaded", m.tracker.Check); err != nil {
+		return fmt.Errorf("adding the readiness check: %w", err)
+	}
+	if err := m.mgr.Add(&templateLister{reader: m.mgr.GetAPIReader(), tracker: m.tracker}); err != nil {
+		return fmt.Errorf("adding the template lister: %w", err)
+	}
+	return nil
+}
+
+func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
+	if err := m.mgr.Add(m.watches); err != nil {
+		return fmt.Errorf("adding the constraint watches: %w", err)
+	}
+	kinds := controllers.NewKinds()
+	tr := &controllers.TemplateReconciler{
+		Client:    m.mgr.GetClient(),
+		APIReader: m.mgr.GetAPIReader(),
+		Scheme:    m.mgr.GetScheme(),
+		Engine:    m.engine,
+		Watches:   m.watches,
+		Kinds:     kinds,
+		Tracker:   m.tracker,
+		PodID:     m.opts.PodID,
+	}
+	if err := tr.SetupWithManager(m.mgr); err != nil {
+		return fmt.Errorf("setting up the ConstraintTemplate controller: %w", err)
+	}
+	cr := &controllers.ConstraintReconciler{
+		Engine:  m.engine,
+		Watches: m.watches,
+		Kinds:   kinds,
+		Dynamic: dyn,
+		Tracker: m.tracker,
+		PodID:   m.opts.PodID,
+	}
+	if err := cr.SetupWithManager(m.mgr); err != nil {
+		return fmt.Errorf("setting up the constraint controller: %w", err)
+	}
+	return nil
+}
+
+// Start installs the CRDs if asked to, then runs the manager until ctx ends.
+func (m *Manager) Start(ctx context.Context) error {
+	log := log.FromContext(ctx)
+	if m.opts.InstallCRDs {
+		c, err := client.New(m.cfg, client.Options{Scheme: m.mgr.GetScheme()})
+		if err != nil {
+			return fmt.Errorf("creating a client: %w", err)
+		}
+		if err := InstallCRDs(ctx, c, config.CRDs); err != nil {
+			return err
+		}
+		log.Info("Installed CRDs")
+	}
+	log.Info("Starting manager", "podID", m.opts.PodID, "namespace", m.opts.Namespace, "leaderElection", m.opts.LeaderElect)
+	if err := m.mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running the manager: %w", err)
+	}
+	return nil
+}
+
+// Manager is the controller-runtime manager, for runnables to add to it.
+func (m *Manager) Manager() ctrl.Manager { return m.mgr }
+
+// Engine is the policy engine the controllers fill.
+func (m *Manager) Engine() *engine.Engine { return m.engine }
+
+// Ready reports whether every template and constraint that existed at
+// startup is loaded, as /readyz does.
+func (m *Manager) Ready() error { return m.tracker.Check(nil) }
+
+// Watches are the informers of the constraint kinds.
+func (m *Manager) Watches() *controllers.Watches { return m.watches }
+
+// templateLister tells the readiness tracker which templates exist at
+// startup. It runs on every replica, leader or not.
+type templateLister struct {
+	reader  client.Reader
+	tracker *readiness.Tracker
+}
+
+func (l *templateLister) NeedLeaderElection() bool { return false }
+
+func (l *templateLister) Start(ctx context.Context) error {
+	log := log.FromContext(ctx).WithName("readiness")
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(templatesv1.SchemeGroupVersion.WithKind("ConstraintTemplateList"))
+	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := l.reader.List(ctx, list); err != nil {
+			log.Error(err, "Listing ConstraintTemplates, will retry")
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil // stopped before the list succeeded
+	}
+	names := make([]string, 0, len(list.Items))
+	for _, it := range list.Items {
+		names = append(names, it.Name)
+	}
+	l.tracker.ExpectTemplates(names)
+	log.Info("Waiting for ConstraintTemplates to load", "count", len(names))
+	return nil
+}

@@ -1,0 +1,134 @@
+package manager
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+)
+
+// DefaultNamespace is where Portcullis runs unless told otherwise.
+const DefaultNamespace = "portcullis-system"
+
+// Options are the settings of `portcullis manager`, one flag each. Build them
+// with NewOptions, bind them with AddFlags, and call Complete before New.
+type Options struct {
+	// Kubeconfig is the kubeconfig file to use (--kubeconfig). Empty means
+	// $KUBECONFIG, then the in-cluster config, then ~/.kube/config.
+	Kubeconfig string
+
+	// Namespace is the namespace Portcullis runs in (--namespace); leader
+	// election uses it unless LeaderElectionNamespace is set.
+	Namespace string
+
+	// PodID identifies this replica in the status.byPod lists of templates
+	// and constraints (--pod-id). Default: $POD_NAME, else the hostname.
+	PodID string
+
+	// MetricsBindAddress serves Prometheus metrics on /metrics
+	// (--metrics-bind-address); "0" turns them off.
+	MetricsBindAddress string
+
+	// HealthProbeBindAddress serves /healthz and /readyz
+	// (--health-probe-bind-address); "0" turns them off. /readyz fails until
+	// every ConstraintTemplate and constraint that existed at startup is
+	// loaded into the engine or shows an error in its status.
+	HealthProbeBindAddress string
+
+	// LeaderElect turns on leader election (--leader-elect). Every replica
+	// loads its own engine and reports its own status whether it leads or
+	// not; only runnables that need a single writer wait for leadership.
+	LeaderElect bool
+
+	// LeaderElectionNamespace holds the leader election Lease
+	// (--leader-election-namespace). Default: Namespace.
+	LeaderElectionNamespace string
+
+	// InstallCRDs installs or updates the ConstraintTemplate CRD at startup
+	// (--install-crds), from config/crd/crds.yaml embedded in the binary.
+	InstallCRDs bool
+
+	// Engine configures the policy engine (--enable-http-send,
+	// --disable-builtin).
+	Engine engine.Options
+
+	// Log configures logging (the --zap-* flags).
+	Log zap.Options
+}
+
+// NewOptions returns the defaults.
+func NewOptions() Options {
+	return Options{
+		Namespace:              DefaultNamespace,
+		MetricsBindAddress:     ":8080",
+		HealthProbeBindAddress: ":8081",
+		InstallCRDs:            true,
+	}
+}
+
+// AddFlags binds every option to a flag in fs.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file; default $KUBECONFIG, the in-cluster config, then ~/.kube/config")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "namespace Portcullis runs in")
+	fs.StringVar(&o.PodID, "pod-id", o.PodID, "ID of this replica in status.byPod (default $POD_NAME, else the hostname)")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus /metrics endpoint; 0 turns it off")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz; 0 turns them off")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "use leader election for runnables that need a single writer")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the leader election Lease (default --namespace)")
+	fs.BoolVar(&o.InstallCRDs, "install-crds", o.InstallCRDs, "install or update the ConstraintTemplate CRD at startup")
+	fs.BoolVar(&o.Engine.EnableHTTPSend, "enable-http-send", o.Engine.EnableHTTPSend, "allow the http.send Rego builtin")
+	fs.StringSliceVar(&o.Engine.DisabledBuiltins, "disable-builtin", o.Engine.DisabledBuiltins, "Rego builtin to refuse in templates (repeatable)")
+	gofs := flag.NewFlagSet("zap", flag.ContinueOnError)
+	o.Log.BindFlags(gofs)
+	fs.AddGoFlagSet(gofs)
+}
+
+// Complete fills in defaults that depend on the environment and checks the
+// options.
+func (o *Options) Complete() error {
+	if o.PodID == "" {
+		o.PodID = os.Getenv("POD_NAME")
+	}
+	if o.PodID == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("--pod-id not set and no hostname: %w", err)
+		}
+		o.PodID = host
+	}
+	if o.LeaderElectionNamespace == "" {
+		o.LeaderElectionNamespace = o.Namespace
+	}
+	var errs []error
+	if strings.TrimSpace(o.Namespace) == "" {
+		errs = append(errs, errors.New("--namespace must not be empty"))
+	}
+	if o.LeaderElect && o.LeaderElectionNamespace == "" {
+		errs = append(errs, errors.New("--leader-elect needs --leader-election-namespace or --namespace"))
+	}
+	return errors.Join(errs...)
+}
+
+// RESTConfig loads the configuration to reach the API server.
+func (o *Options) RESTConfig() (*rest.Config, error) {
+	if o.Kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("loading --kubeconfig %s: %w", o.Kubeconfig, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	return cfg, nil
+}

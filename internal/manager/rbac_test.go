@@ -1,0 +1,98 @@
+package manager_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+)
+
+// TestRBAC runs the manager as a user with only the generated ClusterRole
+// (config/rbac/role.yaml) and the leader election Role: the RBAC markers
+// must grant everything the manager does.
+func TestRBAC(t *testing.T) {
+	ctx := t.Context()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const user = "portcullis-rbac-test"
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: manager.DefaultNamespace}}
+	if err := env.Client.Create(ctx, ns); client.IgnoreAlreadyExists(err) != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"role.yaml", "leader_election_role.yaml"} {
+		data, err := os.ReadFile(filepath.Join(root, "config", "rbac", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subject := rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}
+		if f == "role.yaml" {
+			role := &rbacv1.ClusterRole{}
+			if err := yaml.Unmarshal(data, role); err != nil {
+				t.Fatal(err)
+			}
+			role.Name = user
+			binding := &rbacv1.ClusterRoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: user},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: user},
+				Subjects:   []rbacv1.Subject{subject},
+			}
+			createOwned(t, role, binding)
+			continue
+		}
+		role := &rbacv1.Role{}
+		if err := yaml.Unmarshal(data, role); err != nil {
+			t.Fatal(err)
+		}
+		role.Name, role.Namespace = user, manager.DefaultNamespace
+		binding := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: manager.DefaultNamespace},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: user},
+			Subjects:   []rbacv1.Subject{subject},
+		}
+		createOwned(t, role, binding)
+	}
+	au, err := env.Environment.AddUser(envtest.User{Name: user}, nil)
+	if err != nil {
+		t.Fatalf("adding user: %v", err)
+	}
+
+	restricted, err := client.New(au.Config(), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := restricted.List(ctx, &corev1.SecretList{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("listing Secrets as %s: err = %v, want Forbidden (is the user restricted?)", user, err)
+	}
+
+	m := startManagerWith(t, au.Config(), startOpts{podID: "pod-rbac", leaderElect: true})
+	apply(t, requiredLabels("v1", "K8sRBACCheck"))
+	apply(t, constraint("K8sRBACCheck", "rbac", "deny", "team"))
+	eventually(t, "the template to be Ready", func(ctx context.Context) (bool, error) {
+		return templateLoaded(ctx, "k8srbaccheck", m.podID)
+	})
+	eventually(t, "the constraint to be enforced", func(ctx context.Context) (bool, error) {
+		return constraintEnforced(ctx, "K8sRBACCheck", "rbac", m.podID)
+	})
+}
+
+func createOwned(t *testing.T, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		if err := env.Client.Create(t.Context(), o); err != nil {
+			t.Fatalf("creating %s: %v", o.GetName(), err)
+		}
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), o) })
+	}
+}

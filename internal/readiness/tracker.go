@@ -1,0 +1,171 @@
+package readiness
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+)
+
+// Tracker answers /readyz. It is ready once the ConstraintTemplates that
+// existed at startup have been listed (ExpectTemplates) and each of them, and
+// each constraint expected for their kinds (ExpectConstraints), has been
+// handled: loaded into the engine, or left in a terminal error shown in its
+// status, or deleted. Once ready it stays ready: objects created later do not
+// make a running replica unready.
+//
+// Objects may be handled before they are expected (the reconcilers and the
+// startup listing race); handling is remembered, so a later expectation of an
+// object already handled is satisfied at once. All methods are safe for
+// concurrent use and do nothing on a nil *Tracker.
+type Tracker struct {
+	mu              sync.Mutex
+	templatesListed bool
+	templates       *objects
+	constraints     map[string]*objects // by kind
+	ready           bool
+}
+
+// objects is a set of expected names and a set of handled ones.
+type objects struct {
+	expected map[string]bool
+	done     map[string]bool
+}
+
+func newObjects() *objects {
+	return &objects{expected: map[string]bool{}, done: map[string]bool{}}
+}
+
+func (o *objects) pending() []string {
+	var out []string
+	for name := range o.expected {
+		if !o.done[name] {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// NewTracker returns a Tracker that is not ready until ExpectTemplates has
+// been called.
+func NewTracker() *Tracker {
+	return &Tracker{
+		templates:   newObjects(),
+		constraints: map[string]*objects{},
+	}
+}
+
+// ExpectTemplates records the ConstraintTemplates that exist at startup.
+func (t *Tracker) ExpectTemplates(names []string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, n := range names {
+		t.templates.expected[n] = true
+	}
+	t.templatesListed = true
+}
+
+// TemplateDone records that a template was handled (or is gone).
+func (t *Tracker) TemplateDone(name string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ready {
+		return
+	}
+	t.templates.done[name] = true
+}
+
+// ExpectConstraints records the constraints of a kind that exist when its
+// watch has synced. Call it before TemplateDone for the kind's template, so
+// that the template is never done while its constraints are unknown.
+func (t *Tracker) ExpectConstraints(kind string, names []string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ready {
+		return
+	}
+	o := t.kind(kind)
+	for _, n := range names {
+		o.expected[n] = true
+	}
+}
+
+// ConstraintDone records that a constraint was handled (or is gone).
+func (t *Tracker) ConstraintDone(kind, name string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ready {
+		return
+	}
+	t.kind(kind).done[name] = true
+}
+
+// CancelConstraints drops the expectations for a kind whose template was
+// deleted: its constraints go with it.
+func (t *Tracker) CancelConstraints(kind string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.constraints, kind)
+}
+
+func (t *Tracker) kind(kind string) *objects {
+	o, ok := t.constraints[kind]
+	if !ok {
+		o = newObjects()
+		t.constraints[kind] = o
+	}
+	return o
+}
+
+// Ready reports whether everything expected has been handled.
+func (t *Tracker) Ready() bool {
+	return t.Check(nil) == nil
+}
+
+// Check is a controller-runtime healthz.Checker for /readyz.
+func (t *Tracker) Check(_ *http.Request) error {
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ready {
+		return nil
+	}
+	if !t.templatesListed {
+		return fmt.Errorf("ConstraintTemplates not listed yet")
+	}
+	if p := t.templates.pending(); len(p) > 0 {
+		return fmt.Errorf("%d of %d ConstraintTemplates not loaded yet, e.g. %q", len(p), len(t.templates.expected), p[0])
+	}
+	kinds := make([]string, 0, len(t.constraints))
+	for k := range t.constraints {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		if p := t.constraints[k].pending(); len(p) > 0 {
+			return fmt.Errorf("%d %s constraints not loaded yet, e.g. %q", len(p), k, p[0])
+		}
+	}
+	t.ready = true
+	// Nothing is tracked once ready: free the sets.
+	t.templates, t.constraints = newObjects(), map[string]*objects{}
+	return nil
+}
