@@ -220,3 +220,16 @@ func copyDir(t *testing.T, src string) string {
 	}
 	return dst
 }
+
+// A Pod with only generateName, as a ReplicaSet creates it, is reviewed
+// even though it cannot go into the inventory.
+func TestTestGenerateNameObject(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "ns.yaml")
+	if err := os.WriteFile(p, []byte("apiVersion: v1\nkind: Namespace\nmetadata:\n  generateName: team-\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "", "test", "-f", "testdata/suite/template.yaml", "-f", "testdata/suite/constraint.yaml", "-f", p)
+	if code != 1 || !strings.Contains(out, "you must provide labels") {
+		t.Fatalf("exit %d, want 1 with a violation:\n%s%s", code, out, errOut)
+	}
+}

@@ -92,7 +92,9 @@ func loadPolicySet(ctx context.Context, paths []string, stdin io.Reader, opts en
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := item.input.(*engine.Object); ok {
+		// Objects without a name yet (generateName only) cannot have an
+		// inventory path; they are still reviewed.
+		if _, ok := item.input.(*engine.Object); ok && d.Object.GetName() != "" {
 			if err := eng.AddData(ctx, d.Object); err != nil {
 				return nil, fmt.Errorf("%s: %w", d.Source, err)
 			}

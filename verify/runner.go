@@ -193,7 +193,7 @@ func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, dir string, c 
 		defer func() { _ = eng.WipeData(ctx) }()
 	}
 	for _, p := range c.Inventory {
-		docs, err := manifest.ReadPath(filepath.Join(dir, p), nil)
+		docs, err := manifest.ReadPath(suitePath(dir, p), nil)
 		if err != nil {
 			return fmt.Errorf("inventory: %w", err)
 		}
@@ -229,8 +229,17 @@ func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, dir string, c 
 	return nil
 }
 
+// suitePath resolves a path named in a suite: relative to the suite's
+// directory, or absolute.
+func suitePath(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
 func readOne(dir, rel string) (*unstructured.Unstructured, error) {
-	p := filepath.Join(dir, rel)
+	p := suitePath(dir, rel)
 	if _, err := os.Stat(p); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidSuite, rel, err)
 	}

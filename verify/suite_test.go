@@ -169,3 +169,26 @@ func FuzzReadSuite(f *testing.F) {
 		}
 	})
 }
+
+func TestSuiteAbsolutePaths(t *testing.T) {
+	abs, err := filepath.Abs("../cli/testdata/suite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	suite := "kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntests:\n- name: abs\n  template: " + abs + "/template.yaml\n  constraint: " + abs + "/constraint.yaml\n  cases:\n  - name: bad\n    object: " + abs + "/ns_disallowed.yaml\n    assertions: [{violations: 1}]\n"
+	p := filepath.Join(dir, "suite.yaml")
+	if err := os.WriteFile(p, []byte(suite), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ReadSuite(p, []byte(suite))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := (&Runner{}).RunSuite(context.Background(), s)
+	if res.Failed() {
+		var b strings.Builder
+		Print(&b, []SuiteResult{res}, true)
+		t.Fatalf("suite with absolute paths failed:\n%s", b.String())
+	}
+}

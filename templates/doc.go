@@ -1,0 +1,2 @@
+// Package templates holds Portcullis's own policy library; its suites run in go test.
+package templates
