@@ -22,7 +22,7 @@ ENVTEST_ASSETS ?= $(LOCALBIN)/k8s
 CRD_PATHS = {github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/...,./api/...}
 # RBAC and webhook markers live in controllers/ and webhook/; only the
 # directories that exist are scanned.
-MARKER_DIRS = $(foreach d,controllers webhook,$(if $(wildcard $(d)),./$(d)/...))
+MARKER_DIRS = $(foreach d,controllers webhook audit,$(if $(wildcard $(d)),./$(d)/...))
 comma := ,
 space := $(subst ,, )
 MARKER_PATHS = {$(subst $(space),$(comma),$(strip $(MARKER_DIRS)))}
@@ -111,6 +111,32 @@ conformance: ## Run the gatekeeper-library suites with `portcullis verify` (skip
 .PHONY: bench
 bench: ## Run the policy engine benchmarks.
 	go test -run '^$$' -bench . -benchmem ./engine/...
+
+# Objects bench-audit loads; BENCH_AUDIT_FLAGS passes more (see go run ./hack/bench-audit -h).
+AUDIT_BENCH_N ?= 10000
+BENCH_AUDIT_FLAGS ?=
+
+.PHONY: bench-audit
+bench-audit: envtest-assets ## Time one audit run over AUDIT_BENCH_N objects (default 10000) with the gatekeeper-library policies: duration, peak RSS, totals checked offline.
+	go build -o $(LOCALBIN)/bench-audit ./hack/bench-audit
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(LOCALBIN)/bench-audit -n $(AUDIT_BENCH_N) -library "$(GATEKEEPER_LIBRARY)" $(BENCH_AUDIT_FLAGS)
+
+# Objects TestSyncBenchmark syncs.
+BENCH_SYNC_OBJECTS ?= 10000
+
+.PHONY: bench-sync
+bench-sync: envtest-assets ## Sync BENCH_SYNC_OBJECTS (10000) ConfigMaps through a real API server: time to ready, heap and RSS growth, bytes per object.
+	PORTCULLIS_BENCH_SYNC=$(BENCH_SYNC_OBJECTS) KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" \
+		go test -count=1 -timeout=30m -run '^TestSyncBenchmark$$' -v ./internal/manager/
+
+# BENCH_WEBHOOK_FLAGS passes more to bench-webhook (go run ./hack/bench-webhook -h),
+# e.g. -rates 200,1000 -duration 5s.
+BENCH_WEBHOOK_FLAGS ?=
+
+.PHONY: bench-webhook
+bench-webhook: ## Load /v1/admit (TLS, keep-alive, open loop at 200-1,500/s) with every gatekeeper-library template: p50/p99, RSS, CPU-s per 1,000 requests, CPU profile.
+	go build -o $(LOCALBIN)/bench-webhook ./hack/bench-webhook
+	$(LOCALBIN)/bench-webhook -library "$(GATEKEEPER_LIBRARY)" -out $(LOCALBIN)/bench-webhook-out $(BENCH_WEBHOOK_FLAGS)
 
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver and etcd into bin/k8s for envtest (cached; the first build takes ~5-8 minutes).

@@ -49,6 +49,8 @@ type startOpts struct {
 	podID       string
 	probes      bool // serve /healthz, /readyz and /metrics on free ports
 	leaderElect bool
+	// options, if set, changes the options before the manager is built.
+	options func(*manager.Options)
 }
 
 // startManager runs a manager as cluster admin until the test ends or stop
@@ -65,6 +67,10 @@ func startManagerWith(t *testing.T, cfg *rest.Config, so startOpts) *running {
 		so.podID = "pod-a"
 	}
 	opts := manager.NewOptions()
+	// The webhook and the audit have their own end-to-end tests; here they
+	// would only add writes the restart test must not see.
+	opts.Webhook.Enabled = false
+	opts.Audit.Interval = 0
 	opts.PodID = so.podID
 	opts.MetricsBindAddress = "0"
 	opts.HealthProbeBindAddress = "0"
@@ -77,6 +83,9 @@ func startManagerWith(t *testing.T, cfg *rest.Config, so startOpts) *running {
 		maddr := freeAddr(t)
 		opts.MetricsBindAddress = maddr
 		r.metrics = "http://" + maddr
+	}
+	if so.options != nil {
+		so.options(&opts)
 	}
 	if err := opts.Complete(); err != nil {
 		t.Fatalf("Options.Complete: %v", err)

@@ -7,8 +7,11 @@ import (
 
 	frameworksapis "github.com/open-policy-agent/frameworks/constraint/pkg/apis"
 	templatesv1 "github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/v1"
+	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
+	syncsetv1alpha1 "github.com/portcullis-dev/portcullis/api/syncset/v1alpha1"
 	"github.com/portcullis-dev/portcullis/config"
 	"github.com/portcullis-dev/portcullis/controllers"
+	"github.com/portcullis-dev/portcullis/controllers/datasync"
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/readiness"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -43,14 +46,16 @@ type Manager struct {
 	engine  *engine.Engine
 	tracker *readiness.Tracker
 	watches *controllers.Watches
+	sync    *datasync.Sync
 }
 
 // NewScheme returns the scheme of the manager's client: client-go's types,
-// apiextensions/v1 and every version of ConstraintTemplate.
+// apiextensions/v1, every version of ConstraintTemplate, Config and SyncSet.
 func NewScheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, frameworksapis.AddToScheme,
+		configv1alpha1.AddToScheme, syncsetv1alpha1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return nil, fmt.Errorf("building scheme: %w", err)
@@ -107,6 +112,12 @@ func New(cfg *rest.Config, opts Options) (*Manager, error) {
 	if err := m.setupReconcilers(dyn); err != nil {
 		return nil, err
 	}
+	if err := m.setupWebhook(); err != nil {
+		return nil, err
+	}
+	if err := m.setupAudit(); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -152,6 +163,11 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 	if err := cr.SetupWithManager(m.mgr); err != nil {
 		return fmt.Errorf("setting up the constraint controller: %w", err)
 	}
+	ds, err := datasync.Setup(m.mgr, m.engine, m.tracker, m.opts.Namespace, m.opts.Sync)
+	if err != nil {
+		return fmt.Errorf("setting up the sync of referential data: %w", err)
+	}
+	m.sync = ds
 	return nil
 }
 
@@ -187,6 +203,10 @@ func (m *Manager) Ready() error { return m.tracker.Check(nil) }
 
 // Watches are the informers of the constraint kinds.
 func (m *Manager) Watches() *controllers.Watches { return m.watches }
+
+// Sync is the sync of referential data: its readiness, and the Config's
+// traces and namespace exclusions for the webhook and the audit.
+func (m *Manager) Sync() *datasync.Sync { return m.sync }
 
 // templateLister tells the readiness tracker which templates exist at
 // startup. It runs on every replica, leader or not.

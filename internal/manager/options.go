@@ -4,9 +4,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/webhook"
 	"os"
 	"strings"
 
+	"github.com/portcullis-dev/portcullis/controllers/datasync"
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
@@ -52,13 +55,28 @@ type Options struct {
 	// (--leader-election-namespace). Default: Namespace.
 	LeaderElectionNamespace string
 
-	// InstallCRDs installs or updates the ConstraintTemplate CRD at startup
-	// (--install-crds), from config/crd/crds.yaml embedded in the binary.
+	// InstallCRDs installs or updates the CRDs (ConstraintTemplate, Config,
+	// SyncSet) at startup (--install-crds), from config/crd/crds.yaml
+	// embedded in the binary.
 	InstallCRDs bool
 
 	// Engine configures the policy engine (--enable-http-send,
 	// --disable-builtin).
 	Engine engine.Options
+
+	// Sync configures the sync of the kinds listed by the Config and the
+	// SyncSets into data.inventory (--sync-keep-managed-fields).
+	Sync datasync.Options
+
+	// Webhook configures the validating admission webhook (--enable-webhook,
+	// --port, --cert-dir, --webhook-url-host, --failure-policy,
+	// --exempt-namespace* and more; see webhook.Options).
+	Webhook webhook.Options
+
+	// Audit configures the periodic audit (--audit-*,
+	// --constraint-violations-limit, --log-audit-violations). It shares the
+	// webhook's --exempt-namespace* flags.
+	Audit audit.Options
 
 	// Log configures logging (the --zap-* flags).
 	Log zap.Options
@@ -71,6 +89,8 @@ func NewOptions() Options {
 		MetricsBindAddress:     ":8080",
 		HealthProbeBindAddress: ":8081",
 		InstallCRDs:            true,
+		Webhook:                webhook.NewOptions(),
+		Audit:                  audit.NewOptions(),
 	}
 }
 
@@ -83,9 +103,12 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz; 0 turns them off")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "use leader election for runnables that need a single writer")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the leader election Lease (default --namespace)")
-	fs.BoolVar(&o.InstallCRDs, "install-crds", o.InstallCRDs, "install or update the ConstraintTemplate CRD at startup")
+	fs.BoolVar(&o.InstallCRDs, "install-crds", o.InstallCRDs, "install or update the CRDs (ConstraintTemplate, Config, SyncSet) at startup")
 	fs.BoolVar(&o.Engine.EnableHTTPSend, "enable-http-send", o.Engine.EnableHTTPSend, "allow the http.send Rego builtin")
 	fs.StringSliceVar(&o.Engine.DisabledBuiltins, "disable-builtin", o.Engine.DisabledBuiltins, "Rego builtin to refuse in templates (repeatable)")
+	o.Sync.AddFlags(fs)
+	o.Webhook.AddFlags(fs)
+	o.Audit.AddFlags(fs)
 	gofs := flag.NewFlagSet("zap", flag.ContinueOnError)
 	o.Log.BindFlags(gofs)
 	fs.AddGoFlagSet(gofs)

@@ -11,7 +11,9 @@ import (
 // existed at startup have been listed (ExpectTemplates) and each of them, and
 // each constraint expected for their kinds (ExpectConstraints), has been
 // handled: loaded into the engine, or left in a terminal error shown in its
-// status, or deleted. Once ready it stays ready: objects created later do not
+// status, or deleted; and, when the sync of data.inventory is set up
+// (RequireData), once the first sync of every kind listed at startup is
+// complete (data.go). Once ready it stays ready: objects created later do not
 // make a running replica unready.
 //
 // Objects may be handled before they are expected (the reconcilers and the
@@ -23,6 +25,7 @@ type Tracker struct {
 	templatesListed bool
 	templates       *objects
 	constraints     map[string]*objects // by kind
+	data            dataState           // see data.go
 	ready           bool
 }
 
@@ -53,6 +56,7 @@ func NewTracker() *Tracker {
 	return &Tracker{
 		templates:   newObjects(),
 		constraints: map[string]*objects{},
+		data:        dataState{kinds: newObjects()},
 	}
 }
 
@@ -164,8 +168,12 @@ func (t *Tracker) Check(_ *http.Request) error {
 			return fmt.Errorf("%d %s constraints not loaded yet, e.g. %q", len(p), k, p[0])
 		}
 	}
+	if err := t.checkData(); err != nil {
+		return err
+	}
 	t.ready = true
 	// Nothing is tracked once ready: free the sets.
 	t.templates, t.constraints = newObjects(), map[string]*objects{}
+	t.data.kinds = newObjects()
 	return nil
 }

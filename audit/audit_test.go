@@ -1,0 +1,486 @@
+package audit_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/portcullis-dev/portcullis/audit"
+)
+
+// requiredLabel is a template whose constraints require the label named by
+// parameters.label; kind names the constraint kind.
+func requiredLabel(kind string) string {
+	return fmt.Sprintf(`apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: %[1]s
+spec:
+  crd:
+    spec:
+      names:
+        kind: %[2]s
+      validation:
+        openAPIV3Schema:
+          type: object
+          properties:
+            label: {type: string}
+  targets:
+  - target: admission.k8s.gatekeeper.sh
+    rego: |
+      package %[1]s
+      violation[{"msg": msg}] {
+        not input.review.object.metadata.labels[input.parameters.label]
+        msg := sprintf("%%s %%s has no label %%s", [input.review.kind.kind, input.review.object.metadata.name, input.parameters.label])
+      }
+`, strings.ToLower(kind), kind)
+}
+
+// constraint is a constraint of a requiredLabel kind on ConfigMaps of ns.
+func constraint(kind, name, ns, action string) string {
+	return fmt.Sprintf(`apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: %s
+metadata:
+  name: %s
+spec:
+  enforcementAction: %s
+  match:
+    kinds: [{apiGroups: [""], kinds: [ConfigMap]}]
+    namespaces: [%s]
+  parameters:
+    label: owner
+`, kind, name, action, ns)
+}
+
+func testOptions() audit.Options {
+	o := audit.NewOptions()
+	o.Interval = 0 // RunOnce only
+	return o
+}
+
+// TestAuditFindsAndClears: objects created before their constraint (there
+// is no webhook here) are found by one run; once fixed, the next run clears
+// them. A run that changes nothing writes nothing.
+func TestAuditFindsAndClears(t *testing.T) {
+	const ns = "audit-basic"
+	namespace(t, ns, nil)
+	configMaps(t, ns, "bad", 3, nil)
+	configMaps(t, ns, "good", 2, map[string]string{"owner": "me"})
+	apply(t, requiredLabel("AuditBasic"))
+	c := apply(t, constraint("AuditBasic", "owner-required", ns, "deny"))[0]
+	waitEnforced(t, c)
+
+	a := newAuditor(t, testOptions(), nil)
+	rep := runOnce(t, a)
+	s := readStatus(t, "AuditBasic", "owner-required")
+	if !s.found || s.total != 3 {
+		t.Fatalf("totalViolations = %d (set: %v), want 3", s.total, s.found)
+	}
+	if got, want := strings.Join(names(s.violations), ","), ns+"/bad-0000,"+ns+"/bad-0001,"+ns+"/bad-0002"; got != want {
+		t.Errorf("violations %s, want %s", got, want)
+	}
+	v := s.violations[0]
+	if v.Group != "" || v.Version != "v1" || v.Kind != "ConfigMap" || v.EnforcementAction != "deny" ||
+		v.Message != "ConfigMap bad-0000 has no label owner" {
+		t.Errorf("violation %+v", v)
+	}
+	if s.timestamp != rep.Start.UTC().Format(time.RFC3339) {
+		t.Errorf("auditTimestamp %s, want the run's start %s", s.timestamp, rep.Start.UTC().Format(time.RFC3339))
+	}
+	if cr := rep.Constraint("AuditBasic", "owner-required"); cr == nil || !cr.Written || cr.Found != 3 || cr.TotalViolations != 3 {
+		t.Errorf("report of the constraint: %+v", cr)
+	}
+	if byPod, _, _ := unstructuredSlice(s.obj.Object, "status", "byPod"); len(byPod) == 0 {
+		t.Error("the audit dropped the status.byPod the constraint controller wrote")
+	}
+
+	// kubectl get constraints shows the total.
+	out := kubectl(t, "get", "constraints")
+	if !strings.Contains(out, "TOTAL-VIOLATIONS") || !strings.Contains(out, "owner-required") {
+		t.Errorf("kubectl get constraints:\n%s", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "owner-required") && !strings.HasSuffix(strings.TrimSpace(line), " 3") {
+			t.Errorf("kubectl get constraints row %q does not end with the total 3", line)
+		}
+	}
+
+	// Unchanged: not rewritten.
+	rv := s.obj.GetResourceVersion()
+	rep = runOnce(t, a)
+	if cr := rep.Constraint("AuditBasic", "owner-required"); cr == nil || cr.Written {
+		t.Errorf("an unchanged status was written: %+v", cr)
+	}
+	if s2 := readStatus(t, "AuditBasic", "owner-required"); s2.obj.GetResourceVersion() != rv {
+		t.Errorf("an unchanged status was rewritten: resourceVersion %s, was %s", s2.obj.GetResourceVersion(), rv)
+	}
+
+	// Fixed: cleared by the next run.
+	labelAll(t, ns, "owner", "someone")
+	rep = runOnce(t, a)
+	s = readStatus(t, "AuditBasic", "owner-required")
+	if !s.found || s.total != 0 || len(s.violations) != 0 {
+		t.Errorf("after the fix: totalViolations %d, violations %v; want 0 and none", s.total, names(s.violations))
+	}
+	if s.timestamp != rep.Start.UTC().Format(time.RFC3339) {
+		t.Errorf("auditTimestamp %s, want this run's start", s.timestamp)
+	}
+
+	// The run's metrics.
+	if got := gauge(t, "audit_last_run_time", nil); got < float64(rep.Start.Unix()) {
+		t.Errorf("audit_last_run_time %v, want at least %d", got, rep.Start.Unix())
+	}
+	if got := histogramCount(t, "audit_duration_seconds"); got < 3 {
+		t.Errorf("audit_duration_seconds counted %d runs, want at least 3", got)
+	}
+	if _, ok := findMetric(t, "audit_violations", map[string]string{"enforcement_action": "deny"}); !ok {
+		t.Error("no audit_violations{enforcement_action=deny}")
+	}
+}
+
+// TestAuditPagesAndLimit: 1,200 objects listed 100 at a time are all
+// reviewed; with a limit of 5 the status lists 5 of them, always the same
+// ones, and counts all.
+func TestAuditPagesAndLimit(t *testing.T) {
+	const ns = "audit-many"
+	namespace(t, ns, nil)
+	configMaps(t, ns, "cm", 1200, nil)
+	apply(t, requiredLabel("AuditMany"))
+	c := apply(t, constraint("AuditMany", "many", ns, "deny"))[0]
+	waitEnforced(t, c)
+
+	opts := testOptions()
+	opts.ChunkSize = 100
+	opts.ViolationsLimit = 5
+	a := newAuditor(t, opts, nil)
+	rep := runOnce(t, a)
+	cms := rep.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"})
+	if cms == nil || cms.Err != nil || cms.Objects < 1200 || cms.Pages < 12 {
+		t.Fatalf("ConfigMaps listed: %+v; want at least 1200 objects in at least 12 pages", cms)
+	}
+	if rep.ObjectsReviewed+rep.ObjectsExempt+rep.ReviewErrors != rep.ObjectsListed || rep.ReviewErrors != 0 {
+		t.Errorf("listed %d, reviewed %d, exempt %d, failed %d", rep.ObjectsListed, rep.ObjectsReviewed, rep.ObjectsExempt, rep.ReviewErrors)
+	}
+	s := readStatus(t, "AuditMany", "many")
+	if s.total != 1200 {
+		t.Errorf("totalViolations %d, want 1200", s.total)
+	}
+	want := ns + "/cm-0000," + ns + "/cm-0001," + ns + "/cm-0002," + ns + "/cm-0003," + ns + "/cm-0004"
+	if got := strings.Join(names(s.violations), ","); got != want {
+		t.Errorf("violations %s, want the first 5 in order: %s", got, want)
+	}
+	// The same subset every run: nothing to write.
+	rep = runOnce(t, a)
+	if cr := rep.Constraint("AuditMany", "many"); cr == nil || cr.Written || cr.TotalViolations != 1200 {
+		t.Errorf("second run: %+v, want 1200 violations and nothing written", cr)
+	}
+}
+
+// TestAuditEnforcementActions: dryrun and warn constraints are reported
+// with their action; a scoped one with the actions it has at the audit; a
+// scoped one that does not name the audit is not reported.
+func TestAuditEnforcementActions(t *testing.T) {
+	const ns = "audit-actions"
+	namespace(t, ns, nil)
+	configMaps(t, ns, "cm", 2, nil)
+	apply(t, requiredLabel("AuditActions"))
+	cs := apply(t, constraint("AuditActions", "dryrun", ns, "dryrun")+"\n---\n"+
+		constraint("AuditActions", "warn", ns, "warn")+"\n---\n"+
+		scoped("AuditActions", "scoped-audit", ns, "audit.gatekeeper.sh", "warn")+"\n---\n"+
+		scoped("AuditActions", "scoped-webhook", ns, "validation.gatekeeper.sh", "deny"))
+	for _, c := range cs {
+		waitEnforced(t, c)
+	}
+	rep := runOnce(t, newAuditor(t, testOptions(), nil))
+	for name, want := range map[string]string{"dryrun": "dryrun", "warn": "warn", "scoped-audit": "scoped"} {
+		s := readStatus(t, "AuditActions", name)
+		if s.total != 2 || len(s.violations) != 2 {
+			t.Errorf("%s: totalViolations %d, %d entries; want 2", name, s.total, len(s.violations))
+			continue
+		}
+		for _, v := range s.violations {
+			if v.EnforcementAction != want {
+				t.Errorf("%s: enforcementAction %q, want %q", name, v.EnforcementAction, want)
+			}
+			if want == "scoped" && strings.Join(v.EnforcementActions, ",") != "warn" {
+				t.Errorf("%s: enforcementActions %v, want [warn]", name, v.EnforcementActions)
+			}
+		}
+	}
+	if s := readStatus(t, "AuditActions", "scoped-webhook"); !s.found || s.total != 0 {
+		t.Errorf("scoped constraint without the audit point: totalViolations %d (set %v), want 0", s.total, s.found)
+	}
+	if rep.ViolationsByAction["dryrun"] < 2 || rep.ViolationsByAction["warn"] < 4 {
+		t.Errorf("violations by action %v, want at least 2 dryrun and 4 warn", rep.ViolationsByAction)
+	}
+	if got := gauge(t, "audit_violations", map[string]string{"enforcement_action": "dryrun"}); got < 2 {
+		t.Errorf("audit_violations{dryrun} = %v, want at least 2", got)
+	}
+}
+
+func scoped(kind, name, ns, point, action string) string {
+	return fmt.Sprintf(`apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: %s
+metadata:
+  name: %s
+spec:
+  enforcementAction: scoped
+  scopedEnforcementActions:
+  - action: %s
+    enforcementPoints: [{name: %s}]
+  match:
+    kinds: [{apiGroups: [""], kinds: [ConfigMap]}]
+    namespaces: [%s]
+  parameters:
+    label: owner
+`, kind, name, action, point, ns)
+}
+
+// TestAuditExemptNamespaces: objects in exempt namespaces, by name, prefix
+// or suffix, or in namespaces the Config excludes from the audit, are not
+// reviewed.
+func TestAuditExemptNamespaces(t *testing.T) {
+	for _, ns := range []string{"audit-exempt-kept", "audit-exempt-byname", "exempt-prefix-a", "a-exempt-suffix", "audit-excluded"} {
+		namespace(t, ns, nil)
+		configMaps(t, ns, "cm", 1, nil)
+	}
+	apply(t, requiredLabel("AuditExempt"))
+	c := apply(t, `apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: AuditExempt
+metadata:
+  name: exempt
+spec:
+  match:
+    kinds: [{apiGroups: [""], kinds: [ConfigMap]}]
+  parameters:
+    label: owner
+`)[0]
+	waitEnforced(t, c)
+	opts := testOptions()
+	opts.ExemptNamespaces = []string{"audit-exempt-byname"}
+	opts.ExemptNamespacePrefixes = []string{"exempt-prefix-"}
+	opts.ExemptNamespaceSuffixes = []string{"-exempt-suffix"}
+	opts.Excluded = func(ns string) bool { return ns == "audit-excluded" } // as the Config's spec.match would
+	rep := runOnce(t, newAuditor(t, opts, nil))
+	s := readStatus(t, "AuditExempt", "exempt")
+	for _, n := range names(s.violations) {
+		for _, exempt := range []string{"audit-exempt-byname/", "exempt-prefix-a/", "a-exempt-suffix/", "audit-excluded/"} {
+			if strings.HasPrefix(n, exempt) {
+				t.Errorf("violation in an exempt namespace: %s", n)
+			}
+		}
+	}
+	if !strings.Contains(strings.Join(names(s.violations), ","), "audit-exempt-kept/cm-0000") {
+		t.Errorf("violations %v miss the object in the namespace that is not exempt", names(s.violations))
+	}
+	// 4 ConfigMaps and 4 Namespaces.
+	if rep.ObjectsExempt < 8 {
+		t.Errorf("%d objects exempt, want at least 8", rep.ObjectsExempt)
+	}
+}
+
+// TestAuditMatchKindOnly lists only the kinds constraints name.
+func TestAuditMatchKindOnly(t *testing.T) {
+	const ns = "audit-kinds"
+	namespace(t, ns, nil)
+	configMaps(t, ns, "cm", 1, nil)
+	apply(t, requiredLabel("AuditKinds"))
+	waitEnforced(t, apply(t, constraint("AuditKinds", "kinds", ns, "deny"))[0])
+	opts := testOptions()
+	opts.MatchKindOnly = true
+	rep := runOnce(t, newAuditor(t, opts, nil))
+	if rep.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}) == nil {
+		t.Error("ConfigMaps, which the constraint names, were not listed")
+	}
+	if r := rep.Resource(schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}); r != nil {
+		t.Errorf("ClusterRoles, which no constraint names, were listed: %+v", r)
+	}
+	if s := readStatus(t, "AuditKinds", "kinds"); s.total != 1 {
+		t.Errorf("totalViolations %d, want 1", s.total)
+	}
+}
+
+// TestAuditLoop runs the audit the way the manager does: audit.Setup on a
+// manager, whose loop waits for the policies to load, then runs every
+// interval on the leader.
+func TestAuditLoop(t *testing.T) {
+	const ns = "audit-loop"
+	namespace(t, ns, nil)
+	configMaps(t, ns, "cm", 2, nil)
+	apply(t, requiredLabel("AuditLoop"))
+	c := apply(t, constraint("AuditLoop", "loop", ns, "deny"))[0]
+	waitEnforced(t, c)
+
+	opts := audit.NewOptions()
+	opts.Interval = time.Second
+	_, stop, err := startManager("audit-loop", &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	eventually(t, "the loop to write the status", func(context.Context) (bool, error) {
+		s := readStatus(t, "AuditLoop", "loop")
+		return s.total == 2, fmt.Errorf("totalViolations %d", s.total)
+	})
+	labelAll(t, ns, "owner", "x")
+	eventually(t, "the loop to clear the status", func(context.Context) (bool, error) {
+		s := readStatus(t, "AuditLoop", "loop")
+		return s.found && s.total == 0, fmt.Errorf("totalViolations %d", s.total)
+	})
+}
+
+func TestAuditIsLeaderOnly(t *testing.T) {
+	if !newAuditor(t, testOptions(), nil).NeedLeaderElection() {
+		t.Error("the audit must run on the leader only")
+	}
+}
+
+// kubectl runs kubectl against env, or skips the test without one.
+func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	bin, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skipf("Skipping: kubectl not found on PATH")
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, env.Environment.KubeConfig, 0o600); err != nil {
+		t.Fatalf("writing kubeconfig: %v", err)
+	}
+	out, err := exec.CommandContext(t.Context(), bin, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func unstructuredSlice(obj map[string]interface{}, fields ...string) ([]interface{}, bool, error) {
+	cur := interface{}(obj)
+	for _, f := range fields {
+		m, ok := cur.(map[string]interface{})
+		if !ok {
+			return nil, false, nil
+		}
+		cur = m[f]
+	}
+	s, ok := cur.([]interface{})
+	return s, ok, nil
+}
+
+// findMetric returns the metric name with labels from controller-runtime's
+// registry.
+func findMetric(t *testing.T, name string, labels map[string]string) (*dto.Metric, bool) {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.(prometheus.Gatherer).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for k, v := range labels {
+				found := false
+				for _, l := range m.GetLabel() {
+					if l.GetName() == k && l.GetValue() == v {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+func gauge(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	m, ok := findMetric(t, name, labels)
+	if !ok {
+		t.Fatalf("no metric %s%v", name, labels)
+	}
+	return m.GetGauge().GetValue()
+}
+
+func counter(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	m, ok := findMetric(t, name, labels)
+	if !ok {
+		return 0
+	}
+	return m.GetCounter().GetValue()
+}
+
+func histogramCount(t *testing.T, name string) uint64 {
+	t.Helper()
+	m, ok := findMetric(t, name, nil)
+	if !ok {
+		t.Fatalf("no metric %s", name)
+	}
+	return m.GetHistogram().GetSampleCount()
+}
+
+// TestAuditLogs: one line per run, with its start, end and counts; with
+// LogViolations, one line per violation.
+func TestAuditLogs(t *testing.T) {
+	const ns = "audit-logs"
+	namespace(t, ns, nil)
+	configMaps(t, ns, "cm", 2, nil)
+	apply(t, requiredLabel("AuditLogs"))
+	waitEnforced(t, apply(t, constraint("AuditLogs", "logs", ns, "warn"))[0])
+
+	var (
+		mu    sync.Mutex
+		lines []string
+	)
+	logger := funcr.New(func(prefix, args string) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, args)
+	}, funcr.Options{})
+	opts := testOptions()
+	opts.LogViolations = true
+	a, err := audit.New(env.Config, mgr.Engine(), opts, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runOnce(t, a)
+	mu.Lock()
+	defer mu.Unlock()
+	var runs, violations int
+	for _, l := range lines {
+		switch {
+		case strings.Contains(l, `"msg"="Audit finished"`):
+			runs++
+			for _, key := range []string{`"start"=`, `"end"=`, `"objectsReviewed"=`, `"violations"=`, `"auditID"=`} {
+				if !strings.Contains(l, key) {
+					t.Errorf("the run's line has no %s: %s", key, l)
+				}
+			}
+		case strings.Contains(l, `"msg"="Violation"`) && strings.Contains(l, "AuditLogs/logs"):
+			violations++
+			if !strings.Contains(l, `"object"={"name"="cm-000`) || !strings.Contains(l, `"enforcementAction"="warn"`) {
+				t.Errorf("violation line: %s", l)
+			}
+		}
+	}
+	if runs != 1 || violations != 2 {
+		t.Errorf("%d run lines and %d violation lines, want 1 and 2:\n%s", runs, violations, strings.Join(lines, "\n"))
+	}
+}

@@ -1,0 +1,395 @@
+package audit_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/testr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
+)
+
+// waitTimeout bounds every poll: generous, as the machine is shared.
+const waitTimeout = 3 * time.Minute
+
+// podID is the shared manager's replica ID in status.byPod.
+const podID = "audit-test"
+
+var (
+	// env is the control plane of the package's tests.
+	env *testenv.Env
+	// mgr is the manager shared by the tests: it loads the templates and
+	// constraints they create into its engine, which the tests' auditors
+	// review with. Its own audit is off; TestAuditLoop starts another.
+	mgr *manager.Manager
+)
+
+// TestMain starts one control plane and one manager for the package. Set
+// PORTCULLIS_TEST_LOG=1 to see the managers' logs.
+func TestMain(m *testing.M) {
+	var w io.Writer = io.Discard
+	if os.Getenv("PORTCULLIS_TEST_LOG") != "" {
+		w = os.Stderr
+	}
+	logger := zap.New(zap.WriteTo(w), zap.UseDevMode(true))
+	ctrl.SetLogger(logger)
+	klog.SetLogger(logger)
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	var err error
+	env, err = testenv.Run()
+	if errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI() {
+		fmt.Printf("Skipping the audit's envtest tests: %v; run `make envtest-assets`\n", err)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Starting envtest: %v\n", err)
+		return 1
+	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "Stopping envtest: %v\n", err)
+		}
+	}()
+	var stop func()
+	mgr, stop, err = startManager(podID, nil)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Starting the manager: %v\n", err)
+		return 1
+	}
+	defer stop()
+	return m.Run()
+}
+
+// startManager runs a manager against env until stop is called, with the
+// audit added by audit.Setup when auditOpts is not nil: the wiring the
+// manager is to have.
+func startManager(id string, auditOpts *audit.Options) (m *manager.Manager, stop func(), err error) {
+	opts := manager.NewOptions()
+	// The audit is added here by hand; the manager's own audit and webhook
+	// stay off.
+	opts.Audit.Interval = 0
+	opts.Webhook.Enabled = false
+	opts.PodID = id
+	opts.MetricsBindAddress = "0"
+	opts.HealthProbeBindAddress = "0"
+	if err := opts.Complete(); err != nil {
+		return nil, nil, err
+	}
+	m, err = manager.New(env.Config, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if auditOpts != nil {
+		auditOpts.Ready = m.Ready
+		if err := audit.Setup(m.Manager(), m.Engine(), *auditOpts); err != nil {
+			return nil, nil, err
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Start(ctx) }()
+	return m, func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintf(os.Stderr, "manager %s: %v\n", id, err)
+		}
+	}, nil
+}
+
+// newAuditor builds an auditor on the shared manager's engine (or r) with
+// opts, logging to the test.
+func newAuditor(t *testing.T, opts audit.Options, r audit.Reviewer) *audit.Auditor {
+	t.Helper()
+	if r == nil {
+		r = mgr.Engine()
+	}
+	a, err := audit.New(env.Config, r, opts, testLogger(t))
+	if err != nil {
+		t.Fatalf("audit.New: %v", err)
+	}
+	return a
+}
+
+// testLogger logs to t unless the test has ended.
+func testLogger(t *testing.T) logr.Logger {
+	if os.Getenv("PORTCULLIS_TEST_LOG") != "" {
+		return testr.NewWithOptions(t, testr.Options{Verbosity: 1})
+	}
+	return logr.Discard()
+}
+
+func runOnce(t *testing.T, a *audit.Auditor) audit.Report {
+	t.Helper()
+	rep, err := a.RunOnce(t.Context())
+	if err != nil {
+		t.Fatalf("RunOnce: %v", err)
+	}
+	t.Logf("Audit: %s, %d objects reviewed, %d violations, %d statuses written, %d list errors",
+		rep.Duration().Round(time.Millisecond), rep.ObjectsReviewed, rep.Violations, rep.StatusWrites, rep.ListErrors)
+	return rep
+}
+
+// eventually polls cond until it returns true, failing the test with the
+// last error when waitTimeout passes.
+func eventually(t *testing.T, what string, cond func(ctx context.Context) (bool, error)) {
+	t.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
+		ok, err := cond(ctx)
+		last = err
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("Timed out waiting for %s (last error: %v)", what, last)
+	}
+}
+
+// parse reads one YAML object.
+func parse(t *testing.T, doc string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+		t.Fatalf("parsing %s: %v", doc, err)
+	}
+	return u
+}
+
+// apply creates the objects of a YAML stream, each deleted when the test
+// ends; a template also waits for its constraint CRD to go.
+func apply(t *testing.T, docs string) []*unstructured.Unstructured {
+	t.Helper()
+	var out []*unstructured.Unstructured
+	for _, doc := range strings.Split(docs, "\n---\n") {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		u := parse(t, doc)
+		create(t, u)
+		out = append(out, u)
+	}
+	return out
+}
+
+// create creates u (waiting for a constraint's kind to be served) and
+// deletes it when the test ends.
+func create(t *testing.T, u *unstructured.Unstructured) {
+	t.Helper()
+	var err error
+	werr := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
+		err = env.Client.Create(ctx, u.DeepCopy())
+		return !meta.IsNoMatchError(err), nil
+	})
+	if werr != nil || err != nil {
+		t.Fatalf("creating %s %s: %v", u.GetKind(), u.GetName(), err)
+	}
+	if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(u), u); err != nil {
+		t.Fatalf("reading %s %s back: %v", u.GetKind(), u.GetName(), err)
+	}
+	t.Cleanup(func() { deleteAndWait(t, u) })
+}
+
+// namespace creates a Namespace; envtest has no namespace controller, so
+// it is left behind, empty, when the test's objects are deleted.
+func namespace(t *testing.T, name string, labels map[string]string) {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion("v1")
+	u.SetKind("Namespace")
+	u.SetName(name)
+	u.SetLabels(labels)
+	if err := env.Client.Create(t.Context(), u); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating Namespace %s: %v", name, err)
+	}
+}
+
+// configMaps creates n ConfigMaps named <prefix>-0000... in ns, in
+// parallel, and deletes them when the test ends.
+func configMaps(t *testing.T, ns, prefix string, n int, labels map[string]string) {
+	t.Helper()
+	var (
+		wg   sync.WaitGroup
+		next = make(chan int)
+		errs = make(chan error, n)
+	)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				u := &unstructured.Unstructured{}
+				u.SetAPIVersion("v1")
+				u.SetKind("ConfigMap")
+				u.SetNamespace(ns)
+				u.SetName(fmt.Sprintf("%s-%04d", prefix, i))
+				u.SetLabels(labels)
+				if err := env.Client.Create(context.Background(), u); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("creating ConfigMaps: %v", err)
+	}
+	t.Cleanup(func() {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion("v1")
+		u.SetKind("ConfigMap")
+		if err := env.Client.DeleteAllOf(context.Background(), u, client.InNamespace(ns)); err != nil {
+			t.Errorf("deleting the ConfigMaps of %s: %v", ns, err)
+		}
+	})
+}
+
+// deleteAndWait deletes an object and, for a template, waits until its
+// constraint CRD is gone, so that tests do not leave kinds behind.
+func deleteAndWait(t *testing.T, u *unstructured.Unstructured) {
+	t.Helper()
+	ctx := context.Background()
+	if err := env.Client.Delete(ctx, u); client.IgnoreNotFound(err) != nil && !meta.IsNoMatchError(err) {
+		t.Errorf("deleting %s %s: %v", u.GetKind(), u.GetName(), err)
+	}
+	if u.GetKind() != "ConstraintTemplate" {
+		return
+	}
+	crd := &unstructured.Unstructured{}
+	crd.SetAPIVersion("apiextensions.k8s.io/v1")
+	crd.SetKind("CustomResourceDefinition")
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
+		err := env.Client.Get(ctx, client.ObjectKey{Name: u.GetName() + "." + audit.ConstraintGroup}, crd)
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Errorf("constraint CRD of %s still there after the template was deleted", u.GetName())
+	}
+}
+
+// getConstraint reads a constraint live.
+func getConstraint(ctx context.Context, kind, name string) (*unstructured.Unstructured, error) {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(audit.ConstraintGroup + "/v1beta1")
+	u.SetKind(kind)
+	err := env.Client.Get(ctx, client.ObjectKey{Name: name}, u)
+	return u, err
+}
+
+// waitEnforced waits until the shared manager enforces the constraint.
+func waitEnforced(t *testing.T, c *unstructured.Unstructured) {
+	t.Helper()
+	eventually(t, c.GetKind()+" "+c.GetName()+" to be enforced", func(ctx context.Context) (bool, error) {
+		u, err := getConstraint(ctx, c.GetKind(), c.GetName())
+		if err != nil {
+			return false, err
+		}
+		list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
+		for _, e := range list {
+			m, _ := e.(map[string]interface{})
+			if m["id"] == podID && m["enforced"] == true && m["observedGeneration"] == u.GetGeneration() {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("status %v", u.Object["status"])
+	})
+}
+
+// auditStatus is the audit's part of a constraint's status, read live.
+type auditStatus struct {
+	obj        *unstructured.Unstructured
+	timestamp  string
+	total      int64
+	found      bool // totalViolations is set
+	violations []audit.StatusViolation
+}
+
+func readStatus(t *testing.T, kind, name string) auditStatus {
+	t.Helper()
+	u, err := getConstraint(t.Context(), kind, name)
+	if err != nil {
+		t.Fatalf("getting %s %s: %v", kind, name, err)
+	}
+	s := auditStatus{obj: u}
+	s.timestamp, _, _ = unstructured.NestedString(u.Object, "status", "auditTimestamp")
+	s.total, s.found, _ = unstructured.NestedInt64(u.Object, "status", "totalViolations")
+	list, _, _ := unstructured.NestedSlice(u.Object, "status", "violations")
+	for _, e := range list {
+		m, _ := e.(map[string]interface{})
+		v := audit.StatusViolation{}
+		v.Group, _ = m["group"].(string)
+		v.Version, _ = m["version"].(string)
+		v.Kind, _ = m["kind"].(string)
+		v.Namespace, _ = m["namespace"].(string)
+		v.Name, _ = m["name"].(string)
+		v.Message, _ = m["message"].(string)
+		v.EnforcementAction, _ = m["enforcementAction"].(string)
+		for _, a := range asSlice(m["enforcementActions"]) {
+			v.EnforcementActions = append(v.EnforcementActions, fmt.Sprint(a))
+		}
+		s.violations = append(s.violations, v)
+	}
+	return s
+}
+
+func asSlice(v interface{}) []interface{} {
+	s, _ := v.([]interface{})
+	return s
+}
+
+// names lists the namespace/name of violations.
+func names(vs []audit.StatusViolation) []string {
+	out := make([]string, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, v.Namespace+"/"+v.Name)
+	}
+	return out
+}
+
+// labelAll sets a label on every ConfigMap of a namespace.
+func labelAll(t *testing.T, ns, key, value string) {
+	t.Helper()
+	list := &unstructured.UnstructuredList{}
+	list.SetAPIVersion("v1")
+	list.SetKind("ConfigMapList")
+	if err := env.Client.List(t.Context(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range list.Items {
+		u := &list.Items[i]
+		labels := u.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[key] = value
+		u.SetLabels(labels)
+		if err := env.Client.Update(t.Context(), u); err != nil {
+			t.Fatalf("labelling %s: %v", u.GetName(), err)
+		}
+	}
+}

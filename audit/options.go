@@ -1,0 +1,136 @@
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Defaults of the audit flags, Gatekeeper's where Gatekeeper has the flag.
+const (
+	DefaultInterval        = 60 * time.Second
+	DefaultChunkSize       = 500
+	DefaultViolationsLimit = 20
+	DefaultStatusRefresh   = time.Hour
+)
+
+// Options configure the audit. Build them with NewOptions and bind them with
+// AddFlags; the exempt namespaces are shared with the webhook, so the caller
+// fills them from the flags it registers once.
+type Options struct {
+	// Interval is the time between the end of a run and the start of the
+	// next (--audit-interval); 0 disables the audit.
+	Interval time.Duration
+
+	// MatchKindOnly lists only the kinds that constraints name in
+	// spec.match.kinds (--audit-match-kind-only). A constraint naming no
+	// kinds, or "*", makes every kind listed anyway.
+	MatchKindOnly bool
+
+	// ChunkSize is the page size of each List (--audit-chunk-size). Memory
+	// is bounded by about two pages plus one object per worker; 0 lists each
+	// kind in one request, which is not bounded.
+	ChunkSize int64
+
+	// ViolationsLimit caps status.violations of each constraint
+	// (--constraint-violations-limit); status.totalViolations counts all.
+	ViolationsLimit int
+
+	// LogViolations logs one line per violation found
+	// (--log-audit-violations).
+	LogViolations bool
+
+	// Workers review objects in parallel (--audit-workers); 0 means
+	// GOMAXPROCS.
+	Workers int
+
+	// StatusRefresh bounds how stale status.auditTimestamp may get
+	// (--audit-status-refresh). A constraint's status is written when its
+	// violations or total change, and otherwise only once its auditTimestamp
+	// is older than this, so that a quiet cluster is not rewritten every
+	// run. 0 writes only on change.
+	StatusRefresh time.Duration
+
+	// ExemptNamespaces, ExemptNamespacePrefixes and ExemptNamespaceSuffixes
+	// are namespaces whose objects are not audited (a Namespace is exempt
+	// when its own name is). They are not flags of this package: the
+	// manager fills them from --exempt-namespace, --exempt-namespace-prefix
+	// and --exempt-namespace-suffix, which the webhook shares.
+	ExemptNamespaces        []string
+	ExemptNamespacePrefixes []string
+	ExemptNamespaceSuffixes []string
+
+	// Excluded, when set, reports whether the Config's spec.match excludes
+	// a namespace from the audit (processes "audit" or "*"); its objects
+	// are skipped like those of exempt namespaces. The manager sets it from
+	// its sync of the Config. Not a flag.
+	Excluded func(namespace string) bool
+
+	// Ready, when set, gates the first run of the loop: the audit waits
+	// until it returns nil, so that an engine still loading templates and
+	// constraints does not clear the statuses of the ones it lacks. The
+	// manager sets it to its readiness check. Not a flag.
+	Ready func() error
+}
+
+// NewOptions returns the defaults.
+func NewOptions() Options {
+	return Options{
+		Interval:        DefaultInterval,
+		ChunkSize:       DefaultChunkSize,
+		ViolationsLimit: DefaultViolationsLimit,
+		Workers:         runtime.GOMAXPROCS(0),
+		StatusRefresh:   DefaultStatusRefresh,
+	}
+}
+
+// AddFlags binds the audit's own options to flags in fs. The exempt
+// namespace flags are not among them (see Options.ExemptNamespaces).
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.DurationVar(&o.Interval, "audit-interval", o.Interval, "time between audit runs; 0 disables the audit")
+	fs.BoolVar(&o.MatchKindOnly, "audit-match-kind-only", o.MatchKindOnly, "audit only the kinds constraints name in spec.match.kinds")
+	fs.Int64Var(&o.ChunkSize, "audit-chunk-size", o.ChunkSize, "objects per List page during the audit; 0 lists each kind at once (memory then grows with the cluster)")
+	fs.IntVar(&o.ViolationsLimit, "constraint-violations-limit", o.ViolationsLimit, "violations kept in each constraint's status.violations (status.totalViolations counts all)")
+	fs.BoolVar(&o.LogViolations, "log-audit-violations", o.LogViolations, "log every violation the audit finds")
+	fs.IntVar(&o.Workers, "audit-workers", o.Workers, "objects the audit reviews in parallel; 0 means GOMAXPROCS")
+	fs.DurationVar(&o.StatusRefresh, "audit-status-refresh", o.StatusRefresh, "rewrite an unchanged constraint status once its auditTimestamp is this old; 0 writes only on change")
+}
+
+// Validate checks the options.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Interval < 0 {
+		errs = append(errs, fmt.Errorf("--audit-interval must not be negative, got %s", o.Interval))
+	}
+	if o.ChunkSize < 0 {
+		errs = append(errs, fmt.Errorf("--audit-chunk-size must not be negative, got %d", o.ChunkSize))
+	}
+	if o.ViolationsLimit < 0 {
+		errs = append(errs, fmt.Errorf("--constraint-violations-limit must not be negative, got %d", o.ViolationsLimit))
+	}
+	if o.Workers < 0 {
+		errs = append(errs, fmt.Errorf("--audit-workers must not be negative, got %d", o.Workers))
+	}
+	if o.StatusRefresh < 0 {
+		errs = append(errs, fmt.Errorf("--audit-status-refresh must not be negative, got %s", o.StatusRefresh))
+	}
+	for _, lists := range [][]string{o.ExemptNamespaces, o.ExemptNamespacePrefixes, o.ExemptNamespaceSuffixes} {
+		for _, s := range lists {
+			if s == "" {
+				errs = append(errs, errors.New("exempt namespaces, prefixes and suffixes must not be empty"))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// workers is Workers with 0 meaning GOMAXPROCS.
+func (o *Options) workers() int {
+	if o.Workers > 0 {
+		return o.Workers
+	}
+	return runtime.GOMAXPROCS(0)
+}

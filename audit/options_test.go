@@ -1,0 +1,79 @@
+package audit
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func TestOptionsFlags(t *testing.T) {
+	o := NewOptions()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	for _, name := range []string{"exempt-namespace", "exempt-namespace-prefix", "exempt-namespace-suffix"} {
+		if fs.Lookup(name) != nil {
+			t.Errorf("AddFlags registers --%s, which the manager registers once for the webhook and the audit", name)
+		}
+	}
+	if o.Interval != 60*time.Second || o.ChunkSize != 500 || o.ViolationsLimit != 20 || o.Workers != runtime.GOMAXPROCS(0) ||
+		o.MatchKindOnly || o.LogViolations || o.StatusRefresh != time.Hour {
+		t.Errorf("defaults: %+v", o)
+	}
+	err := fs.Parse([]string{
+		"--audit-interval=0", "--audit-match-kind-only", "--audit-chunk-size=100", "--constraint-violations-limit=5",
+		"--log-audit-violations", "--audit-workers=3", "--audit-status-refresh=0",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Options{MatchKindOnly: true, ChunkSize: 100, ViolationsLimit: 5, LogViolations: true, Workers: 3}
+	if o.Interval != want.Interval || o.MatchKindOnly != want.MatchKindOnly || o.ChunkSize != want.ChunkSize ||
+		o.ViolationsLimit != want.ViolationsLimit || o.LogViolations != want.LogViolations || o.Workers != want.Workers ||
+		o.StatusRefresh != 0 {
+		t.Errorf("parsed: %+v, want %+v", o, want)
+	}
+	if err := o.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for name, mutate := range map[string]func(*Options){
+		"negative interval": func(o *Options) { o.Interval = -time.Second },
+		"negative chunk":    func(o *Options) { o.ChunkSize = -1 },
+		"negative limit":    func(o *Options) { o.ViolationsLimit = -1 },
+		"negative workers":  func(o *Options) { o.Workers = -1 },
+		"negative refresh":  func(o *Options) { o.StatusRefresh = -time.Second },
+		"empty prefix":      func(o *Options) { o.ExemptNamespacePrefixes = []string{""} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := NewOptions()
+			mutate(&o)
+			if err := o.Validate(); err == nil {
+				t.Error("Validate accepted it")
+			}
+		})
+	}
+	o := NewOptions()
+	o.Workers = 0
+	if o.workers() != runtime.GOMAXPROCS(0) {
+		t.Errorf("workers() = %d with Workers 0, want GOMAXPROCS", o.workers())
+	}
+}
+
+func TestIsExempt(t *testing.T) {
+	o := &Options{
+		ExemptNamespaces: []string{"kube-system"}, ExemptNamespacePrefixes: []string{"team-"}, ExemptNamespaceSuffixes: []string{"-sandbox"},
+		Excluded: func(ns string) bool { return ns == "excluded-by-config" },
+	}
+	for ns, want := range map[string]bool{
+		"kube-system": true, "kube-public": false, "team-a": true, "a-team": false, "x-sandbox": true, "sandbox": false, "default": false,
+		"excluded-by-config": true,
+	} {
+		if got := isExempt(o, ns); got != want {
+			t.Errorf("isExempt(%q) = %v, want %v", ns, got, want)
+		}
+	}
+}

@@ -1,0 +1,235 @@
+package audit
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/klog/v2"
+
+	"github.com/portcullis-dev/portcullis/engine"
+)
+
+// worker is one reviewing goroutine's tallies, merged at the end of the
+// run so that workers share nothing while they review.
+type worker struct {
+	results      *results
+	reviewed     int
+	exempt       int
+	reviewErrors int
+}
+
+// review lists resources one page at a time and reviews each page with
+// Options.Workers goroutines as it arrives. What is held at once is about
+// two pages of JSON (the one being reviewed and the next, fetched
+// meanwhile) and one decoded object per worker.
+func (r *run) review(ctx context.Context, resources []resource) (*results, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n := r.a.opts.workers()
+	buffer := int(r.a.opts.ChunkSize)
+	if buffer <= 0 || buffer > 1000 {
+		buffer = 1000
+	}
+	items := make(chan item, buffer)
+	workers := make([]*worker, n)
+	var wg sync.WaitGroup
+	for i := range workers {
+		w := &worker{results: newResults(r.a.opts.ViolationsLimit)}
+		workers[i] = w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.work(ctx, items, w)
+		}()
+	}
+	for _, res := range resources {
+		if ctx.Err() != nil {
+			break
+		}
+		r.list(ctx, res, items)
+	}
+	close(items)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := newResults(r.a.opts.ViolationsLimit)
+	for _, w := range workers {
+		out.merge(w.results)
+		r.report.ObjectsReviewed += w.reviewed
+		r.report.ObjectsExempt += w.exempt
+		r.report.ReviewErrors += w.reviewErrors
+	}
+	return out, nil
+}
+
+// list lists one resource into items. A failure, even part-way, marks its
+// kind as failed so that the violations found for it before are kept.
+func (r *run) list(ctx context.Context, res resource, items chan<- item) {
+	rr := ResourceReport{Resource: res.gvr, Kind: res.kind}
+	pages, err := r.rawPages(ctx, res.gvr, func(page *rawPage) error {
+		for i := range page.Items {
+			select {
+			case items <- item{raw: page.Items[i], res: &res}:
+				page.Items[i] = nil // freed once reviewed, not with the page
+				rr.Objects++
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	rr.Pages = pages
+	if err != nil && ctx.Err() == nil {
+		rr.Err = err
+		r.fail.kinds[res.groupKind()] = true
+		r.report.ListErrors++
+		listErrors.WithLabelValues(res.gvr.Group, res.gvr.Version, res.gvr.Resource).Inc()
+		r.log.Error(err, "Listing failed; the kind keeps the violations found earlier", "resource", res.gvr.String(), "listed", rr.Objects)
+	}
+	r.report.Resources = append(r.report.Resources, rr)
+	r.report.ObjectsListed += rr.Objects
+}
+
+// work reviews objects from items until it is closed.
+func (r *run) work(ctx context.Context, items <-chan item, w *worker) {
+	for it := range items {
+		if ctx.Err() != nil {
+			continue // drain
+		}
+		obj, err := it.decode()
+		if err != nil {
+			w.reviewErrors++
+			reviewErrors.Inc()
+			r.log.Error(err, "Decoding a listed object failed")
+			continue
+		}
+		if r.exempt(obj) {
+			w.exempt++
+			continue
+		}
+		var ns *corev1.Namespace
+		if name := obj.GetNamespace(); name != "" {
+			ns = r.namespaces.get(ctx, name)
+		}
+		resp, err := r.a.reviewer.Review(ctx, &engine.Object{Object: obj, Namespace: ns, Source: engine.SourceOriginal}, engine.EnforcementPointAudit)
+		if err != nil {
+			if ctx.Err() != nil {
+				continue
+			}
+			w.reviewErrors++
+			reviewErrors.Inc()
+			r.log.Error(err, "Reviewing an object failed", "gvk", obj.GroupVersionKind().String(), "object", klog.KObj(obj))
+			continue
+		}
+		w.reviewed++
+		for i := range resp.Violations {
+			r.record(w, obj, &resp.Violations[i])
+		}
+	}
+}
+
+// record adds one violation to the worker's tallies.
+func (r *run) record(w *worker, obj *unstructured.Unstructured, v *engine.Violation) {
+	if v.Constraint == nil {
+		return
+	}
+	key := constraintKey{Kind: v.Constraint.GetKind(), Name: v.Constraint.GetName()}
+	if _, ok := r.constraints[key]; !ok {
+		return // created during the run: audited next run
+	}
+	gvk := obj.GroupVersionKind()
+	sv := &StatusViolation{
+		Group:             gvk.Group,
+		Version:           gvk.Version,
+		Kind:              gvk.Kind,
+		Namespace:         obj.GetNamespace(),
+		Name:              obj.GetName(),
+		Message:           truncateMessage(v.Message),
+		EnforcementAction: v.EnforcementAction,
+	}
+	if v.EnforcementAction == engine.ActionScoped {
+		sv.EnforcementActions = append([]string(nil), v.Actions...)
+	}
+	w.results.add(key, sv, v.Actions)
+	if r.a.opts.LogViolations {
+		r.log.Info("Violation", "constraint", key.String(), "enforcementAction", v.EnforcementAction, "actions", v.Actions,
+			"gvk", gvk.String(), "object", klog.KObj(obj), "message", v.Message)
+	}
+}
+
+// exempt reports whether obj is in an exempt or excluded namespace; a
+// Namespace is judged by its own name.
+func (r *run) exempt(obj *unstructured.Unstructured) bool {
+	ns := obj.GetNamespace()
+	if ns == "" {
+		if gvk := obj.GroupVersionKind(); gvk.Group != "" || gvk.Kind != "Namespace" {
+			return false
+		}
+		ns = obj.GetName()
+	}
+	return isExempt(&r.a.opts, ns)
+}
+
+func isExempt(o *Options, ns string) bool {
+	if contains(o.ExemptNamespaces, ns) || (o.Excluded != nil && o.Excluded(ns)) {
+		return true
+	}
+	for _, p := range o.ExemptNamespacePrefixes {
+		if strings.HasPrefix(ns, p) {
+			return true
+		}
+	}
+	for _, s := range o.ExemptNamespaceSuffixes {
+		if strings.HasSuffix(ns, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// namespaceCache holds the Namespaces listed at the start of a run. One
+// created later is read once on first use; a missing one is remembered as
+// missing.
+type namespaceCache struct {
+	client dynamic.ResourceInterface
+	mu     sync.RWMutex
+	m      map[string]*corev1.Namespace
+}
+
+func newNamespaceCache(client dynamic.ResourceInterface) *namespaceCache {
+	return &namespaceCache{client: client, m: map[string]*corev1.Namespace{}}
+}
+
+func (c *namespaceCache) add(u *unstructured.Unstructured) {
+	u.SetManagedFields(nil)
+	ns, err := engine.NamespaceFromUnstructured(u)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[ns.Name] = ns
+}
+
+func (c *namespaceCache) get(ctx context.Context, name string) *corev1.Namespace {
+	c.mu.RLock()
+	ns, ok := c.m[name]
+	c.mu.RUnlock()
+	if ok {
+		return ns
+	}
+	if u, err := c.client.Get(ctx, name, metav1.GetOptions{}); err == nil {
+		u.SetManagedFields(nil)
+		ns, _ = engine.NamespaceFromUnstructured(u)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[name] = ns
+	return ns
+}

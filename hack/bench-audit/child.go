@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/internal/manager"
+)
+
+// childResult is what the audit process reports, as one JSON line.
+type childResult struct {
+	Error string `json:"error,omitempty"`
+	// StartupPeakRSS is the peak RSS before the first run, RSSBefore the
+	// RSS just before it, in kB.
+	StartupPeakRSS int64       `json:"startupPeakRSS"`
+	RSSBefore      int64       `json:"rssBefore"`
+	Runs           []runResult `json:"runs"`
+}
+
+type runResult struct {
+	Duration        time.Duration  `json:"duration"`
+	PeakRSS         int64          `json:"peakRSS"` // kB, during the run
+	Kinds           int            `json:"kinds"`
+	ObjectsListed   int            `json:"objectsListed"`
+	ObjectsReviewed int            `json:"objectsReviewed"`
+	Violations      int            `json:"violations"`
+	ByAction        map[string]int `json:"byAction"`
+	StatusWrites    int            `json:"statusWrites"`
+	ListErrors      int            `json:"listErrors"`
+	ReviewErrors    int            `json:"reviewErrors"`
+}
+
+// runChild runs the manager, as `portcullis manager` would, with the audit
+// added by audit.Setup's building blocks; the runs are started by the
+// parent rather than by the interval, so that they are timed alone.
+func runChild(ctx context.Context, c config) error {
+	var w io.Writer = io.Discard
+	if os.Getenv("BENCH_AUDIT_LOG") != "" {
+		w = os.Stderr
+	}
+	logger := zap.New(zap.WriteTo(w))
+	ctrl.SetLogger(logger)
+	klog.SetLogger(logger)
+	res := childResult{}
+	err := child1(ctx, c, &res)
+	if err != nil {
+		res.Error = err.Error()
+	}
+	line, _ := json.Marshal(res)
+	fmt.Println(string(line))
+	return err
+}
+
+func child1(ctx context.Context, c config, res *childResult) error {
+	cfg, err := restConfig(c.kubeconfig)
+	if err != nil {
+		return err
+	}
+	opts := manager.NewOptions()
+	// The audit is added here by hand; the manager's own audit and webhook
+	// stay off.
+	opts.Audit.Interval = 0
+	opts.Webhook.Enabled = false
+	opts.PodID = benchPodID
+	opts.MetricsBindAddress = "0"
+	opts.HealthProbeBindAddress = "0"
+	if err := opts.Complete(); err != nil {
+		return err
+	}
+	m, err := manager.New(cfg, opts)
+	if err != nil {
+		return err
+	}
+	aopts := audit.NewOptions()
+	aopts.Interval = 0
+	aopts.ChunkSize = c.chunk
+	aopts.Workers = c.workers
+	a, err := audit.New(m.Manager().GetConfig(), m.Engine(), aopts, ctrl.Log.WithName("audit"))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- m.Start(ctx) }()
+
+	// Wait for the parent's go: it has created the constraints and seen
+	// them enforced by this process.
+	in := bufio.NewScanner(os.Stdin)
+	if !in.Scan() || strings.TrimSpace(in.Text()) != "run" {
+		return fmt.Errorf("no run command on stdin")
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 5*time.Minute, true, func(context.Context) (bool, error) {
+		return m.Ready() == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the manager did not become ready: %v", m.Ready())
+	}
+	res.StartupPeakRSS, res.RSSBefore = procStatus("VmHWM"), procStatus("VmRSS")
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	for range c.runs {
+		resetPeakRSS()
+		rep, err := a.RunOnce(ctx)
+		if err != nil {
+			return fmt.Errorf("audit run: %w", err)
+		}
+		res.Runs = append(res.Runs, runResult{
+			Duration: rep.Duration(), PeakRSS: procStatus("VmHWM"), Kinds: len(rep.Resources),
+			ObjectsListed: rep.ObjectsListed, ObjectsReviewed: rep.ObjectsReviewed, Violations: rep.Violations,
+			ByAction: rep.ViolationsByAction, StatusWrites: rep.StatusWrites, ListErrors: rep.ListErrors, ReviewErrors: rep.ReviewErrors,
+		})
+	}
+	cancel()
+	return <-done
+}
+
+// procStatus reads a "kB" field of /proc/self/status.
+func procStatus(field string) int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+// resetPeakRSS resets VmHWM to the current RSS (Linux: clear_refs 5).
+func resetPeakRSS() {
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}

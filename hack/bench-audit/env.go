@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/portcullis-dev/portcullis/internal/manifest"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
+)
+
+// benchPodID is the audit process's ID in status.byPod.
+const benchPodID = "bench-audit"
+
+type controlPlane struct {
+	env     *envtest.Environment
+	config  *rest.Config
+	client  client.Client
+	dir     string
+	started time.Duration
+}
+
+// startControlPlane starts envtest with room for many Services: the default
+// service range is a /24.
+func startControlPlane() (*controlPlane, error) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	assets, err := testenv.AssetsDir()
+	if err != nil {
+		return nil, fmt.Errorf("%w (run `make envtest-assets`)", err)
+	}
+	scheme, err := testenv.NewScheme()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "bench-audit-")
+	if err != nil {
+		return nil, err
+	}
+	te := &envtest.Environment{
+		CRDDirectoryPaths:        []string{filepath.Join(root, "config", "crd", "crds.yaml")},
+		ErrorIfCRDPathMissing:    true,
+		BinaryAssetsDirectory:    assets,
+		Scheme:                   scheme,
+		ControlPlaneStartTimeout: 2 * time.Minute,
+	}
+	te.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/12")
+	begin := time.Now()
+	cfg, err := te.Start()
+	if err != nil {
+		_ = te.Stop()
+		return nil, fmt.Errorf("starting the control plane: %w", err)
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = 5000, 10000
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		_ = te.Stop()
+		return nil, err
+	}
+	return &controlPlane{env: te, config: cfg, client: c, dir: dir, started: time.Since(begin)}, nil
+}
+
+func (cp *controlPlane) stop() {
+	if err := cp.env.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "stopping the control plane: %v\n", err)
+	}
+	_ = os.RemoveAll(cp.dir)
+}
+
+// policy is one gatekeeper-library template with its first sample
+// constraint.
+type policy struct {
+	dir        string
+	template   *unstructured.Unstructured
+	constraint *unstructured.Unstructured
+}
+
+func (p policy) key() string { return p.constraint.GetKind() + "/" + p.constraint.GetName() }
+
+// readLibrary reads every library/*/*/template.yaml with the first
+// samples/*/constraint.yaml beside it.
+func readLibrary(lib string) ([]policy, error) {
+	if lib == "" {
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			return nil, err
+		}
+		lib = filepath.Join(root, "..", "shared", "gatekeeper-library", "library")
+	}
+	files, err := filepath.Glob(filepath.Join(lib, "*", "*", "template.yaml"))
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("no templates in %s (it comes from shared/ beside the repository; set -library)", lib)
+	}
+	sort.Strings(files)
+	var out []policy
+	for _, f := range files {
+		dir := filepath.Dir(f)
+		samples, _ := filepath.Glob(filepath.Join(dir, "samples", "*", "constraint.yaml"))
+		if len(samples) == 0 {
+			return nil, fmt.Errorf("%s: no samples/*/constraint.yaml", dir)
+		}
+		sort.Strings(samples)
+		t, err := readOne(f)
+		if err != nil {
+			return nil, err
+		}
+		c, err := readOne(samples[0])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, policy{dir: dir, template: t, constraint: c})
+	}
+	return out, nil
+}
+
+func readOne(path string) (*unstructured.Unstructured, error) {
+	docs, err := manifest.ReadPath(path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(docs) != 1 {
+		return nil, fmt.Errorf("%s: %d documents, want 1", path, len(docs))
+	}
+	return docs[0].Object, nil
+}
+
+// createConstraints creates each constraint once its kind is served (the
+// audit process's manager creates the CRDs), then waits until the audit
+// process enforces them all.
+func createConstraints(ctx context.Context, c client.Client, policies []policy) error {
+	for _, p := range policies {
+		var err error
+		werr := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+			err = c.Create(ctx, p.constraint.DeepCopy())
+			return !meta.IsNoMatchError(err), nil
+		})
+		if werr != nil || err != nil {
+			return fmt.Errorf("creating constraint %s: %v (%v)", p.key(), err, werr)
+		}
+	}
+	for _, p := range policies {
+		var last string
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(p.constraint.GroupVersionKind())
+			if err := c.Get(ctx, client.ObjectKey{Name: p.constraint.GetName()}, u); err != nil {
+				last = err.Error()
+				return false, nil
+			}
+			list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
+			for _, e := range list {
+				m, _ := e.(map[string]interface{})
+				if m["id"] == benchPodID && m["enforced"] == true && m["observedGeneration"] == u.GetGeneration() {
+					return true, nil
+				}
+			}
+			last = fmt.Sprint(u.Object["status"])
+			return false, nil
+		})
+		if err != nil {
+			return fmt.Errorf("constraint %s not enforced: %s", p.key(), last)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// rateResult is one step of the open-loop load.
+type rateResult struct {
+	Rate          int
+	Sent          int
+	Errors        int // transport errors and non-200 answers
+	NotDenied     int // 200 answers that did not refuse the Pod
+	Achieved      float64
+	P50, P90, P99 time.Duration
+	Max           time.Duration
+	CPUSeconds    float64 // the server's user+system CPU during the step
+	LoadCPU       float64 // this load generator's, on the same cores
+	RSSkB, HWMkB  int64   // the server's RSS and peak RSS after the step
+}
+
+func (r rateResult) cpuPer1000() float64 {
+	if r.Sent == 0 {
+		return 0
+	}
+	return r.CPUSeconds / float64(r.Sent) * 1000
+}
+
+// loader sends AdmissionReviews over TLS with keep-alive.
+type loader struct {
+	client         *http.Client
+	url            string
+	prefix, suffix []byte
+}
+
+func newLoader(caFile, url string) (*loader, error) {
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("%s: no certificate", caFile)
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 1024,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	prefix, suffix := reviewTemplate()
+	return &loader{client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, url: url, prefix: prefix, suffix: suffix}, nil
+}
+
+// send posts one review; it returns the answer's body.
+func (l *loader) send(ctx context.Context) (int, []byte, error) {
+	var uid [16]byte
+	_, _ = rand.Read(uid[:])
+	body := make([]byte, 0, len(l.prefix)+32+len(l.suffix))
+	body = append(body, l.prefix...)
+	body = hex.AppendEncode(body, uid[:])
+	body = append(body, l.suffix...)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, err
+}
+
+// run sends rate requests a second for d, each at its scheduled time
+// whatever the answers before it (an open loop). A request's latency runs
+// from when it was due, so that a late send counts against the server
+// rather than being hidden (no coordinated omission).
+func (l *loader) run(ctx context.Context, rate int, d time.Duration) rateResult {
+	n := int(int64(rate) * int64(d) / int64(time.Second))
+	interval := time.Second / time.Duration(rate)
+	lat := make([]time.Duration, n)
+	var errs, notDenied atomic.Int32
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if w := time.Until(due); w > 0 {
+			time.Sleep(w)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func(i int, due time.Time) {
+			defer wg.Done()
+			code, body, err := l.send(ctx)
+			lat[i] = time.Since(due)
+			switch {
+			case err != nil || code != http.StatusOK:
+				errs.Add(1)
+			case !bytes.Contains(body, []byte(`"allowed":false`)):
+				notDenied.Add(1)
+			}
+		}(i, due)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
+	return rateResult{
+		Rate: rate, Sent: n, Errors: int(errs.Load()), NotDenied: int(notDenied.Load()),
+		Achieved: float64(n) / elapsed.Seconds(),
+		P50:      pct(0.50), P90: pct(0.90), P99: pct(0.99), Max: lat[len(lat)-1],
+	}
+}
+
+// procCPU is a process's user+system CPU time, from /proc.
+func procCPU(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command, which is in parentheses and may hold spaces.
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	utime, err1 := strconv.ParseFloat(fields[11], 64)
+	stime, err2 := strconv.ParseFloat(fields[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad utime or stime", pid)
+	}
+	const clockTicks = 100 // USER_HZ on Linux
+	return (utime + stime) / clockTicks, nil
+}
+
+// procRSS returns a process's VmRSS and VmHWM in kB.
+func procRSS(pid int) (rss, hwm int64, err error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = v
+		case "VmHWM:":
+			hwm = v
+		}
+	}
+	return rss, hwm, nil
+}

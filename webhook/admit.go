@@ -1,0 +1,315 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/portcullis-dev/portcullis/engine"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// AdmitPath is where the generic admission handler is served.
+const AdmitPath = "/v1/admit"
+
+// httpStatusWarning is the result code of an allowed response with
+// warnings, as Gatekeeper answers.
+const httpStatusWarning = 299
+
+// Reviewer judges admission requests; *engine.Engine is one.
+type Reviewer interface {
+	Review(ctx context.Context, in interface{}, enforcementPoint string) (*engine.Response, error)
+}
+
+// HandlerOptions configure an AdmissionHandler.
+type HandlerOptions struct {
+	// Namespaces looks up the Namespace of namespaced requests, for
+	// namespaceSelector and input.review.namespaceObject. Nil leaves it to
+	// the Namespaces synced into the engine.
+	Namespaces NamespaceGetter
+	// Exemptions are namespaces never judged.
+	Exemptions *Exemptions
+	// Excluded reports namespaces the Config excludes from the webhook
+	// (spec.match[].processes: [webhook]); they are allowed unjudged.
+	Excluded func(namespace string) bool
+	// ServiceAccount is the user name whose requests are always allowed.
+	ServiceAccount string
+	// Timeout bounds each review; the API server's own ?timeout= shortens
+	// it. Default: DefaultTimeoutSeconds.
+	Timeout time.Duration
+	// MaxServingThreads bounds the reviews running at once: -1 means
+	// GOMAXPROCS, 0 no bound.
+	MaxServingThreads int
+	// LogDenies logs deny and warn verdicts; dryrun ones are always logged.
+	LogDenies bool
+	// Metrics records every request; nil records nothing.
+	Metrics *Metrics
+	// Ready reports whether the engine holds every policy (the manager's
+	// Ready). Until it does, requests are answered 503, as a webhook that
+	// is not there would be: judging them against half the policies would
+	// let through what the rest refuse. Nil means always ready.
+	Ready func() error
+	Log   logr.Logger
+}
+
+// AdmissionHandler serves /v1/admit: it judges any admission request with
+// the engine at the validation.gatekeeper.sh enforcement point. Requests
+// are judged concurrently; nothing on the request path takes a lock.
+type AdmissionHandler struct {
+	reviewer       Reviewer
+	namespaces     NamespaceGetter
+	exempt         *Exemptions
+	excluded       func(namespace string) bool
+	serviceAccount string
+	timeout        time.Duration
+	slots          *reviewSlots // nil: no bound
+	logDenies      bool
+	metrics        *Metrics
+	ready          func() error
+	isReady        atomic.Bool // Ready passed once; it stays so
+	log            logr.Logger
+}
+
+// NewAdmissionHandler builds the /v1/admit handler around a Reviewer.
+func NewAdmissionHandler(rv Reviewer, o HandlerOptions) *AdmissionHandler {
+	h := &AdmissionHandler{
+		reviewer:       rv,
+		namespaces:     o.Namespaces,
+		exempt:         o.Exemptions,
+		excluded:       o.Excluded,
+		serviceAccount: o.ServiceAccount,
+		timeout:        o.Timeout,
+		logDenies:      o.LogDenies,
+		metrics:        o.Metrics,
+		ready:          o.Ready,
+		log:            o.Log,
+	}
+	if h.timeout <= 0 {
+		h.timeout = DefaultTimeoutSeconds * time.Second
+	}
+	n := o.MaxServingThreads
+	if n < 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	h.slots = newReviewSlots(n)
+	return h
+}
+
+// ServeHTTP answers one AdmissionReview.
+func (h *AdmissionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ar, herr := readReview(r)
+	if herr != nil {
+		h.log.V(1).Info("Bad admission request", "code", herr.code, "error", herr.Error())
+		writeError(w, herr)
+		h.metrics.observe(DecisionError, false, time.Since(start))
+		return
+	}
+	req := ar.Request
+	dryRun := req.DryRun != nil && *req.DryRun
+	resp, err := h.admit(r.Context(), req, requestTimeout(r, h.timeout))
+	if err != nil {
+		herr := &httpError{code: errorCode(err), err: err}
+		if herr.code >= http.StatusInternalServerError {
+			h.log.Error(err, "Could not judge an admission request", requestKeys(req)...)
+		} else {
+			h.log.V(1).Info("Bad admission request", append(requestKeys(req), "code", herr.code, "error", err.Error())...)
+		}
+		writeError(w, herr)
+		h.metrics.observe(DecisionError, dryRun, time.Since(start))
+		return
+	}
+	resp.UID = req.UID
+	if err := writeResponse(w, ar.APIVersion, resp); err != nil {
+		h.log.Error(err, "Could not answer an admission request", requestKeys(req)...)
+	}
+	h.metrics.observe(decisionOf(resp), dryRun, time.Since(start))
+}
+
+func decisionOf(resp *admissionv1.AdmissionResponse) string {
+	switch {
+	case !resp.Allowed:
+		return DecisionDeny
+	case len(resp.Warnings) > 0:
+		return DecisionWarn
+	default:
+		return DecisionAllow
+	}
+}
+
+// requestTimeout is the handler's timeout, shortened to the API server's
+// ?timeout= when that is shorter, less a margin to answer in time.
+func requestTimeout(r *http.Request, max time.Duration) time.Duration {
+	d := max
+	if q := r.URL.Query().Get("timeout"); q != "" {
+		if t, err := time.ParseDuration(q); err == nil && t > 0 && t < d {
+			d = t
+		}
+	}
+	margin := min(d/10, 250*time.Millisecond)
+	return d - margin
+}
+
+// admit judges one request. An error is answered with its HTTP status
+// (errorCode): 400 for a request that cannot be judged, 500 otherwise.
+func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.AdmissionRequest, timeout time.Duration) (*admissionv1.AdmissionResponse, error) {
+	if h.serviceAccount != "" && req.UserInfo.Username == h.serviceAccount {
+		return allowed("request from the manager's own service account"), nil
+	}
+	isNamespace := req.Kind.Group == "" && req.Kind.Kind == "Namespace"
+	nsName := req.Namespace
+	if isNamespace {
+		nsName = req.Name
+	}
+	if h.exempt.Exempt(nsName) {
+		return allowed(fmt.Sprintf("namespace %q is exempt", nsName)), nil
+	}
+	if nsName != "" && h.excluded != nil && h.excluded(nsName) {
+		return allowed(fmt.Sprintf("namespace %q is excluded from the webhook by the Config", nsName)), nil
+	}
+	if herr := checkObjects(req); herr != nil {
+		return nil, herr
+	}
+	if err := h.checkReady(); err != nil {
+		return nil, err
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var ns *corev1.Namespace
+	if h.namespaces != nil && req.Namespace != "" && !isNamespace {
+		var err error
+		if ns, err = h.namespaces(ctx, req.Namespace); err != nil {
+			return nil, err
+		}
+	}
+	release, err := h.slots.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	res, err := h.reviewer.Review(ctx, &engine.Admission{Request: req, Namespace: ns, Source: engine.SourceOriginal}, engine.EnforcementPointWebhook)
+	if err != nil {
+		return nil, reviewError(ctx, err, timeout)
+	}
+	if ctx.Err() != nil {
+		// The engine reports a cancelled evaluation as a violation of
+		// each constraint it did not finish; that is no verdict.
+		return nil, fmt.Errorf("review did not finish within %s: %w", timeout, ctx.Err())
+	}
+	return h.verdict(req, res.Violations), nil
+}
+
+// checkReady answers 503 until the engine holds every policy.
+func (h *AdmissionHandler) checkReady() error {
+	if h.ready == nil || h.isReady.Load() {
+		return nil
+	}
+	if err := h.ready(); err != nil {
+		return &httpError{code: http.StatusServiceUnavailable, err: fmt.Errorf("not ready: %w", err)}
+	}
+	h.isReady.Store(true)
+	return nil
+}
+
+// reviewError classifies an engine error: the request's fault (400) or
+// the review's (500, with the reason).
+func reviewError(ctx context.Context, err error, timeout time.Duration) error {
+	switch {
+	case errors.Is(err, engine.ErrBadObject), errors.Is(err, engine.ErrNoObject), errors.Is(err, engine.ErrOldObjectIsNil):
+		return badRequest("%w", err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("review did not finish within %s: %w", timeout, err)
+	default:
+		return fmt.Errorf("reviewing: %w", err)
+	}
+}
+
+// verdict turns the violations into the response: every deny violation is
+// a line of the refusal, every warn violation a warning, and dryrun ones
+// are only logged.
+func (h *AdmissionHandler) verdict(req *admissionv1.AdmissionRequest, violations []engine.Violation) *admissionv1.AdmissionResponse {
+	var deny, warn []string
+	for i := range violations {
+		v := &violations[i]
+		line := violationLine(v)
+		for _, a := range v.Actions {
+			switch a {
+			case engine.ActionDeny:
+				deny = append(deny, line)
+			case engine.ActionWarn:
+				warn = append(warn, line)
+			case engine.ActionDryrun:
+				h.log.Info("Dryrun violation", append(requestKeys(req), violationKeys(v)...)...)
+			}
+		}
+	}
+	if h.logDenies {
+		for i := range violations {
+			v := &violations[i]
+			if v.HasAction(engine.ActionDeny) {
+				h.log.Info("Denied admission request", append(requestKeys(req), violationKeys(v)...)...)
+			} else if v.HasAction(engine.ActionWarn) {
+				h.log.Info("Warned on admission request", append(requestKeys(req), violationKeys(v)...)...)
+			}
+		}
+	}
+	if len(deny) > 0 {
+		return &admissionv1.AdmissionResponse{
+			Allowed:  false,
+			Warnings: warn,
+			Result: &metav1.Status{
+				Status:  metav1.StatusFailure,
+				Reason:  metav1.StatusReasonForbidden,
+				Code:    http.StatusForbidden,
+				Message: strings.Join(deny, "\n"),
+			},
+		}
+	}
+	resp := allowed("")
+	if len(warn) > 0 {
+		resp.Warnings = warn
+		resp.Result.Code = httpStatusWarning
+	}
+	return resp
+}
+
+// violationLine is how a verdict names a violation: [<constraint>] <message>.
+func violationLine(v *engine.Violation) string {
+	name := ""
+	if v.Constraint != nil {
+		name = v.Constraint.GetName()
+	}
+	return "[" + name + "] " + v.Message
+}
+
+func allowed(reason string) *admissionv1.AdmissionResponse {
+	return &admissionv1.AdmissionResponse{
+		Allowed: true,
+		Result:  &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusOK, Message: reason},
+	}
+}
+
+func requestKeys(req *admissionv1.AdmissionRequest) []interface{} {
+	return []interface{}{
+		"uid", req.UID, "operation", req.Operation,
+		"kind", req.Kind.Kind, "group", req.Kind.Group, "subResource", req.SubResource,
+		"namespace", req.Namespace, "name", req.Name, "user", req.UserInfo.Username,
+	}
+}
+
+func violationKeys(v *engine.Violation) []interface{} {
+	kind, name := "", ""
+	if v.Constraint != nil {
+		kind, name = v.Constraint.GetKind(), v.Constraint.GetName()
+	}
+	return []interface{}{"constraintKind", kind, "constraint", name, "actions", v.Actions, "message", v.Message}
+}

@@ -1,0 +1,314 @@
+package webhook_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
+	"github.com/portcullis-dev/portcullis/webhook"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
+)
+
+// waitTimeout bounds every poll: generous, as other envtests may share
+// the machine. Polls end as soon as their condition holds.
+const waitTimeout = 2 * time.Minute
+
+// The control plane and the manager with its webhook, shared by the
+// package's end-to-end tests (TestMain).
+var (
+	env  *testenv.Env
+	hook *harness
+)
+
+// exemptNamespace is passed to --exempt-namespace.
+const exemptNamespace = "acc-exempt"
+
+// harness is the manager from internal/manager running in-process with the
+// webhook set up on it, registered with kube-apiserver by URL.
+type harness struct {
+	m       *manager.Manager
+	opts    webhook.Options
+	readyz  string
+	logs    *syncBuffer
+	stop    func() error
+	stopped chan struct{}
+}
+
+func TestMain(m *testing.M) {
+	logs := &syncBuffer{}
+	var w io.Writer = logs
+	if os.Getenv("PORTCULLIS_TEST_LOG") != "" {
+		w = io.MultiWriter(logs, os.Stderr)
+	}
+	logger := zap.New(zap.WriteTo(w), zap.UseDevMode(true))
+	ctrl.SetLogger(logger)
+	klog.SetLogger(logger)
+	os.Exit(run(m, logs))
+}
+
+func run(m *testing.M, logs *syncBuffer) int {
+	flag.Parse()
+	if fuzzing() {
+		// Fuzz workers run TestMain too: no control plane for them.
+		return m.Run()
+	}
+	var err error
+	env, err = testenv.Run()
+	if errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI() {
+		fmt.Printf("Skipping the webhook's envtest tests: %v; run `make envtest-assets`\n", err)
+		env = nil
+		return m.Run() // the unit tests still run
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Starting envtest: %v\n", err)
+		return 1
+	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "Stopping envtest: %v\n", err)
+		}
+	}()
+	hook, err = startHarness(logs)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Starting the manager with the webhook: %v\n", err)
+		return 1
+	}
+	code := m.Run()
+	if err := hook.stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "Stopping the manager: %v\n", err)
+		code = 1
+	}
+	return code
+}
+
+// fuzzing reports whether this process runs or coordinates fuzzing.
+func fuzzing() bool {
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		return true
+	}
+	f := flag.Lookup("test.fuzzworker")
+	return f != nil && f.Value.String() == "true"
+}
+
+// needEnv skips an end-to-end test when there is no control plane.
+func needEnv(t *testing.T) {
+	t.Helper()
+	if env == nil {
+		t.Skip("Skipping: no envtest control plane (run `make envtest-assets`)")
+	}
+}
+
+func startHarness(logs *syncBuffer) (*harness, error) {
+	mopts := manager.NewOptions()
+	mopts.PodID = "webhook-e2e"
+	mopts.MetricsBindAddress = "0"
+	probes, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	mopts.HealthProbeBindAddress = probes
+	if err := mopts.Complete(); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	// The manager sets the webhook up from its options (Namespace, Ready
+	// and EngineOptions from its own), as `portcullis manager` does.
+	wopts := &mopts.Webhook
+	wopts.URLHost = "127.0.0.1"
+	wopts.Port = port
+	wopts.EnableDeleteOperations = true
+	wopts.EnableConnectOperations = true
+	wopts.ExemptNamespaces = []string{exemptNamespace}
+	wopts.LogDenies = true
+	m, err := manager.New(env.Config, mopts)
+	if err != nil {
+		return nil, err
+	}
+	// What the manager completed, for the tests to read.
+	opts := mopts.Webhook
+	opts.Namespace = mopts.Namespace
+	if err := opts.Complete(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Start(ctx) }()
+	h := &harness{m: m, opts: opts, readyz: "http://" + probes + "/readyz", logs: logs, stopped: make(chan struct{})}
+	h.stop = func() error {
+		cancel()
+		// Leave no webhook behind pointing at a closed port.
+		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		vwc.Name = opts.ConfigurationName
+		_ = env.Client.Delete(context.Background(), vwc)
+		return <-done
+	}
+	// The manager is ready once the engine is loaded and the webhook
+	// answers; then the configuration must reach the API server.
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
+		select {
+		case err := <-done:
+			return false, fmt.Errorf("manager stopped: %w", err)
+		default:
+		}
+		resp, err := http.Get(h.readyz)
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		_ = h.stop()
+		return nil, fmt.Errorf("waiting for /readyz: %w", err)
+	}
+	return h, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func freeAddr() (string, error) {
+	p, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("127.0.0.1:%d", p), nil
+}
+
+// syncBuffer collects the manager's logs for tests to search.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Contains(s ...string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, line := range strings.Split(b.buf.String(), "\n") {
+		all := true
+		for _, x := range s {
+			if !strings.Contains(line, x) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// warnings collects the API server's warnings for one client.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) HandleWarningHeaderWithContext(_ context.Context, _ int, _ string, msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, msg)
+}
+
+func (w *warnings) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.msgs
+	w.msgs = nil
+	return out
+}
+
+// warningClient is a client whose warnings the test can read.
+func warningClient(t *testing.T) (client.Client, *warnings) {
+	t.Helper()
+	w := &warnings{}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.WarningHandlerWithContext = w
+	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, w
+}
+
+// eventually polls cond until it holds, failing the test with the last
+// error when waitTimeout passes.
+func eventually(t *testing.T, what string, cond func(ctx context.Context) error) {
+	t.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
+		last = cond(ctx)
+		return last == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("Timed out waiting for %s: %v", what, last)
+	}
+}
+
+// parse reads one YAML object.
+func parse(t testing.TB, doc string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+		t.Fatalf("parsing %s: %v", doc, err)
+	}
+	return u
+}
+
+// createPolicy creates a template or constraint (retrying while a
+// constraint's kind is not served yet) and deletes it when the test ends.
+func createPolicy(t *testing.T, doc string) *unstructured.Unstructured {
+	t.Helper()
+	u := parse(t, doc)
+	var err error
+	werr := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
+		err = env.Client.Create(ctx, u.DeepCopy())
+		return !meta.IsNoMatchError(err), nil
+	})
+	if werr != nil || err != nil {
+		t.Fatalf("creating %s %s: %v", u.GetKind(), u.GetName(), err)
+	}
+	t.Cleanup(func() {
+		if err := env.Client.Delete(context.Background(), u); client.IgnoreNotFound(err) != nil && !meta.IsNoMatchError(err) {
+			t.Errorf("deleting %s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+	})
+	return u
+}

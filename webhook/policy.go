@@ -1,0 +1,167 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/portcullis-dev/portcullis/engine"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// AdmitPolicyPath is where ConstraintTemplates and constraints are checked.
+const AdmitPolicyPath = "/v1/admitpolicy"
+
+// ConstraintGroup is the API group of every constraint kind.
+const ConstraintGroup = "constraints.gatekeeper.sh"
+
+// ConstraintValidator checks constraints against the templates loaded;
+// *engine.Engine is one.
+type ConstraintValidator interface {
+	ValidateConstraint(u *unstructured.Unstructured) error
+	TemplateKinds() []string
+}
+
+// PolicyHandler serves /v1/admitpolicy: it refuses, at kubectl apply, a
+// ConstraintTemplate whose Rego does not compile (with the compiler's
+// message, line and column) and a constraint whose parameters do not fit
+// its template's schema or whose enforcement action is unknown (with the
+// field path). Gatekeeper only reports these later, in status.
+type PolicyHandler struct {
+	constraints ConstraintValidator
+	engineOpts  engine.Options
+	timeout     time.Duration
+	log         logr.Logger
+}
+
+// NewPolicyHandler builds the /v1/admitpolicy handler. Templates are
+// compiled in a scratch engine built with engineOpts, so that the running
+// engine is never touched; constraints are checked by cv, the running
+// engine, which holds their templates.
+func NewPolicyHandler(cv ConstraintValidator, engineOpts engine.Options, timeout time.Duration, log logr.Logger) *PolicyHandler {
+	if timeout <= 0 {
+		timeout = DefaultTimeoutSeconds * time.Second
+	}
+	return &PolicyHandler{constraints: cv, engineOpts: engineOpts, timeout: timeout, log: log}
+}
+
+// ServeHTTP answers one AdmissionReview for a template or a constraint.
+func (h *PolicyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ar, herr := readReview(r)
+	if herr != nil {
+		h.log.V(1).Info("Bad admission request", "code", herr.code, "error", herr.Error())
+		writeError(w, herr)
+		return
+	}
+	req := ar.Request
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout(r, h.timeout))
+	defer cancel()
+	resp, err := h.admit(ctx, req)
+	if err != nil {
+		herr := &httpError{code: errorCode(err), err: err}
+		if herr.code >= http.StatusInternalServerError {
+			h.log.Error(err, "Could not check a policy object", requestKeys(req)...)
+		}
+		writeError(w, herr)
+		return
+	}
+	resp.UID = req.UID
+	if err := writeResponse(w, ar.APIVersion, resp); err != nil {
+		h.log.Error(err, "Could not answer an admission request", requestKeys(req)...)
+	}
+}
+
+func (h *PolicyHandler) admit(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, error) {
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return allowed(""), nil
+	}
+	if req.SubResource != "" {
+		return allowed("subresource"), nil
+	}
+	isTemplate := req.Kind.Group == engine.TemplateGroup && req.Kind.Kind == "ConstraintTemplate"
+	if !isTemplate && req.Kind.Group != ConstraintGroup {
+		return allowed("not a ConstraintTemplate or a constraint"), nil
+	}
+	if herr := checkObjects(req); herr != nil {
+		return nil, herr
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(req.Object.Raw); err != nil {
+		return nil, badRequest("object is not a Kubernetes object: %w", err)
+	}
+	if isTemplate {
+		return h.checkTemplate(ctx, u)
+	}
+	return h.checkConstraint(u), nil
+}
+
+// checkTemplate compiles the template on its own, as the manager will.
+func (h *PolicyHandler) checkTemplate(ctx context.Context, u *unstructured.Unstructured) (*admissionv1.AdmissionResponse, error) {
+	ct, err := engine.ParseTemplate(u)
+	if err != nil {
+		return invalid(u, err), nil
+	}
+	scratch, err := engine.New(h.engineOpts)
+	if err != nil {
+		return nil, fmt.Errorf("creating an engine to compile ConstraintTemplate %q: %w", u.GetName(), err)
+	}
+	if err := scratch.AddTemplate(ctx, ct); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("compiling ConstraintTemplate %q: %w", u.GetName(), err)
+		}
+		return invalid(u, err), nil
+	}
+	if _, err := scratch.CreateCRD(ctx, ct); err != nil {
+		return invalid(u, err), nil
+	}
+	return allowed(""), nil
+}
+
+// checkConstraint validates a constraint against its loaded template.
+func (h *PolicyHandler) checkConstraint(u *unstructured.Unstructured) *admissionv1.AdmissionResponse {
+	if err := engine.ValidateEnforcementAction(u); err != nil {
+		return invalid(u, err)
+	}
+	if !slices.Contains(h.constraints.TemplateKinds(), u.GetKind()) {
+		// The CRD exists, so the template does; this replica has not
+		// loaded it (yet), or it does not compile. Its status says which.
+		resp := allowed("")
+		resp.Warnings = []string{fmt.Sprintf("the ConstraintTemplate of kind %s is not loaded: the parameters of %s %q were not checked", u.GetKind(), u.GetKind(), u.GetName())}
+		return resp
+	}
+	if err := h.constraints.ValidateConstraint(u); err != nil {
+		return invalid(u, err)
+	}
+	return allowed("")
+}
+
+// invalid refuses an object with 422 Invalid, giving the field and, for a
+// template, the line and column of the Rego error.
+func invalid(u *unstructured.Unstructured, err error) *admissionv1.AdmissionResponse {
+	gvk := u.GroupVersionKind()
+	details := &metav1.StatusDetails{Group: gvk.Group, Kind: gvk.Kind, Name: u.GetName()}
+	var ce *engine.CompileError
+	if errors.As(err, &ce) {
+		msg := ce.Message
+		if ce.Row > 0 {
+			msg = fmt.Sprintf("line %d, column %d: %s", ce.Row, ce.Col, ce.Message)
+		}
+		details.Causes = []metav1.StatusCause{{Type: metav1.CauseTypeFieldValueInvalid, Field: ce.Field, Message: msg}}
+	}
+	return &admissionv1.AdmissionResponse{
+		Allowed: false,
+		Result: &metav1.Status{
+			Status:  metav1.StatusFailure,
+			Reason:  metav1.StatusReasonInvalid,
+			Code:    http.StatusUnprocessableEntity,
+			Message: err.Error(),
+			Details: details,
+		},
+	}
+}

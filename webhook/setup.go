@@ -1,0 +1,140 @@
+package webhook
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/portcullis-dev/portcullis/engine"
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+)
+
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;list;watch;create;update;patch
+
+// Setup adds the webhook to mgr: its HTTPS server with /v1/admit,
+// /v1/admitlabel and /v1/admitpolicy, the serving certificate, the
+// ValidatingWebhookConfiguration and a "webhook" readiness check. eng is
+// the engine the manager's controllers fill. Nothing runs until mgr starts;
+// the server starts once the certificate is there and the caches are
+// synced, and the configuration is applied once the server answers.
+//
+// The server is a controller-runtime webhook server of its own, added to
+// mgr as a runnable, so that mgr needs no WebhookServer option.
+func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
+	if !opts.Enabled {
+		return nil
+	}
+	if eng == nil {
+		return errors.New("webhook: no engine")
+	}
+	if err := opts.Complete(); err != nil {
+		return fmt.Errorf("webhook options: %w", err)
+	}
+	log := mgr.GetLogger().WithName("webhook")
+
+	metrics, err := NewMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	// The Namespace informer starts with the manager's caches, so that
+	// lookups hit a synced cache from the first request.
+	if _, err := mgr.GetCache().GetInformer(context.Background(), &corev1.Namespace{}, cache.BlockUntilSynced(false)); err != nil {
+		return fmt.Errorf("webhook: watching Namespaces: %w", err)
+	}
+	timeout := time.Duration(opts.TimeoutSeconds) * time.Second
+	exempt := opts.exemptions()
+	admit := NewAdmissionHandler(eng, HandlerOptions{
+		Namespaces:        CachedNamespaces(mgr.GetCache(), mgr.GetAPIReader()),
+		Exemptions:        exempt,
+		Excluded:          opts.Excluded,
+		ServiceAccount:    opts.serviceAccountUser(),
+		Timeout:           timeout,
+		MaxServingThreads: opts.MaxServingThreads,
+		LogDenies:         opts.LogDenies,
+		Metrics:           metrics,
+		Ready:             opts.Ready,
+		Log:               log.WithName("admit"),
+	})
+	label := NewNamespaceLabelHandler(exempt, log.WithName("admitlabel"))
+	policy := NewPolicyHandler(eng, opts.EngineOptions, timeout, log.WithName("admitpolicy"))
+
+	certs, err := setupCerts(mgr, &opts, log)
+	if err != nil {
+		return err
+	}
+	server, err := NewServer(opts)
+	if err != nil {
+		return err
+	}
+	server.Register(AdmitPath, admit)
+	server.Register(AdmitLabelPath, label)
+	server.Register(AdmitPolicyPath, policy)
+	if err := mgr.Add(&gatedServer{server: server, ready: certs.ready, log: log}); err != nil {
+		return fmt.Errorf("adding the webhook server: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("webhook", server.StartedChecker()); err != nil {
+		return fmt.Errorf("adding the webhook readiness check: %w", err)
+	}
+	if opts.ManageConfiguration {
+		a := &configurationApplier{
+			client: mgr.GetClient(), opts: opts, certs: certs, started: server.StartedChecker(),
+			log: log.WithName("configuration"),
+		}
+		if err := mgr.Add(a); err != nil {
+			return fmt.Errorf("adding the webhook configuration: %w", err)
+		}
+	}
+	log.Info("Webhook set up", "port", opts.Port, "host", opts.Host, "certDir", opts.CertDir, "url", opts.URLHost != "",
+		"failurePolicy", opts.FailurePolicy, "delete", opts.EnableDeleteOperations, "connect", opts.EnableConnectOperations)
+	return nil
+}
+
+// NewServer builds the controller-runtime webhook server for the options:
+// TLS from CertDir (reloaded by certwatcher when the files change), the
+// minimum TLS version, and HTTP/1.1 only, as kubebuilder recommends since
+// the HTTP/2 rapid-reset attacks.
+func NewServer(o Options) (ctrlwebhook.Server, error) {
+	v, err := o.tlsVersion()
+	if err != nil {
+		return nil, err
+	}
+	return ctrlwebhook.NewServer(ctrlwebhook.Options{
+		Host:    o.Host,
+		Port:    o.Port,
+		CertDir: o.CertDir,
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+			c.MinVersion = v
+			c.NextProtos = []string{"http/1.1"}
+		}},
+	}), nil
+}
+
+// gatedServer starts the webhook server once the certificate is there.
+// Added as a plain runnable, it starts after the manager's caches sync.
+type gatedServer struct {
+	server ctrlwebhook.Server
+	ready  <-chan struct{}
+	log    logr.Logger
+}
+
+func (g *gatedServer) NeedLeaderElection() bool { return false }
+
+func (g *gatedServer) Start(ctx context.Context) error {
+	select {
+	case <-g.ready:
+	case <-ctx.Done():
+		return nil
+	}
+	if err := g.server.Start(ctx); err != nil {
+		return fmt.Errorf("serving the webhook: %w", err)
+	}
+	return nil
+}
