@@ -278,9 +278,11 @@ func (e *Engine) Review(ctx context.Context, in interface{}, enforcementPoint st
 		r   *review
 		err error
 	)
+	trace := e.tracing
 	switch o := in.(type) {
 	case *Admission:
 		r, err = newAdmissionReview(o.Request, o.Namespace, o.Source)
+		trace = trace || o.Trace
 	case *Object:
 		r, err = newObjectReview(o.Object, o.Namespace, o.Source)
 	default:
@@ -300,7 +302,7 @@ func (e *Engine) Review(ctx context.Context, in interface{}, enforcementPoint st
 		// input.review.namespaceObject.
 		r.namespace = e.target.namespaces.get(r.AdmissionRequest.Namespace)
 	}
-	opts := []reviews.ReviewOpt{reviews.EnforcementPoint(enforcementPoint)}
+	opts := []reviews.ReviewOpt{reviews.EnforcementPoint(enforcementPoint), reviews.Tracing(trace)}
 	if r.namespace != nil {
 		nsMap, err := namespaceMap(r.namespace)
 		if err != nil {
@@ -316,7 +318,7 @@ func (e *Engine) Review(ctx context.Context, in interface{}, enforcementPoint st
 	for _, res := range resps.Results() {
 		out.Violations = append(out.Violations, toViolation(res))
 	}
-	if e.tracing {
+	if trace {
 		// Dumping the responses is costly (it spews every result), so it
 		// is only done when a trace was asked for.
 		out.Trace = resps.TraceDump()

@@ -26,6 +26,9 @@ type Admission struct {
 	Request   *admissionv1.AdmissionRequest
 	Namespace *corev1.Namespace
 	Source    string
+	// Trace records an evaluation trace for this review only, returned in
+	// Response.Trace (Config spec.validation.traces).
+	Trace bool
 }
 
 // Object is one stored object to review, as the audit and the CLI see it.

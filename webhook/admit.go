@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"net/http"
 	"runtime"
 	"strings"
@@ -37,6 +38,10 @@ type HandlerOptions struct {
 	Namespaces NamespaceGetter
 	// Exemptions are namespaces never judged.
 	Exemptions *Exemptions
+	// Trace reports whether a request by user on kind gvk is to be traced
+	// (Config spec.validation.traces), and whether the request's object is
+	// to be dumped with it. Nil: never.
+	Trace func(user string, gvk schema.GroupVersionKind) (trace, dump bool)
 	// Excluded reports namespaces the Config excludes from the webhook
 	// (spec.match[].processes: [webhook]); they are allowed unjudged.
 	Excluded func(namespace string) bool
@@ -68,6 +73,7 @@ type AdmissionHandler struct {
 	namespaces     NamespaceGetter
 	exempt         *Exemptions
 	excluded       func(namespace string) bool
+	trace          func(user string, gvk schema.GroupVersionKind) (trace, dump bool)
 	serviceAccount string
 	timeout        time.Duration
 	slots          *reviewSlots // nil: no bound
@@ -85,6 +91,7 @@ func NewAdmissionHandler(rv Reviewer, o HandlerOptions) *AdmissionHandler {
 		namespaces:     o.Namespaces,
 		exempt:         o.Exemptions,
 		excluded:       o.Excluded,
+		trace:          o.Trace,
 		serviceAccount: o.ServiceAccount,
 		timeout:        o.Timeout,
 		logDenies:      o.LogDenies,
@@ -196,9 +203,23 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 		return nil, err
 	}
 	defer release()
-	res, err := h.reviewer.Review(ctx, &engine.Admission{Request: req, Namespace: ns, Source: engine.SourceOriginal}, engine.EnforcementPointWebhook)
+	in := &engine.Admission{Request: req, Namespace: ns, Source: engine.SourceOriginal}
+	var dump bool
+	if h.trace != nil {
+		gvk := schema.GroupVersionKind{Group: req.Kind.Group, Version: req.Kind.Version, Kind: req.Kind.Kind}
+		in.Trace, dump = h.trace(req.UserInfo.Username, gvk)
+	}
+	res, err := h.reviewer.Review(ctx, in, engine.EnforcementPointWebhook)
 	if err != nil {
 		return nil, reviewError(ctx, err, timeout)
+	}
+	if in.Trace {
+		kv := []interface{}{"uid", req.UID, "user", req.UserInfo.Username, "kind", req.Kind.Kind,
+			"namespace", req.Namespace, "name", req.Name, "trace", res.Trace}
+		if dump {
+			kv = append(kv, "object", string(req.Object.Raw))
+		}
+		h.log.Info("Evaluation trace", kv...)
 	}
 	if ctx.Err() != nil {
 		// The engine reports a cancelled evaluation as a violation of

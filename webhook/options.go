@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"net"
 	"strings"
 
@@ -108,6 +109,10 @@ type Options struct {
 	// Namespace is the namespace the manager runs in: the Service's, the
 	// Secret's and always exempt. Set it from the manager's --namespace.
 	Namespace string
+	// Trace reports whether a request by user on kind gvk is to be traced,
+	// and its object dumped (Config spec.validation.traces). Set it from
+	// the manager's sync; nil: never.
+	Trace func(user string, gvk schema.GroupVersionKind) (trace, dump bool)
 	// Excluded reports namespaces the Config excludes from the webhook
 	// (spec.match[].processes: [webhook]), which are allowed unjudged. Nil:
 	// none.

@@ -54,6 +54,7 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 	admit := NewAdmissionHandler(eng, HandlerOptions{
 		Namespaces:        CachedNamespaces(mgr.GetCache(), mgr.GetAPIReader()),
 		Exemptions:        exempt,
+		Trace:             opts.Trace,
 		Excluded:          opts.Excluded,
 		ServiceAccount:    opts.serviceAccountUser(),
 		Timeout:           timeout,

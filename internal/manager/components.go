@@ -16,6 +16,7 @@ func (m *Manager) setupWebhook() error {
 	o.Ready = m.Ready
 	o.EngineOptions = m.opts.Engine
 	o.Excluded = func(ns string) bool { return m.sync.Excludes(configv1alpha1.ProcessWebhook, ns) }
+	o.Trace = m.sync.Traces().Lookup
 	if err := webhook.Setup(m.mgr, m.engine, o); err != nil {
 		return fmt.Errorf("setting up the webhook: %w", err)
 	}
