@@ -44,10 +44,18 @@ help: ## Show this help.
 
 ##@ Development
 
+# DEV_DATA_DIR keeps etcd's data across runs; DEV_FLAGS passes more to
+# `portcullis dev` (e.g. --no-samples, --ready-file PATH).
+DEV_DATA_DIR ?= $(CURDIR)/.dev
+DEV_FLAGS ?=
+
 .PHONY: dev
-dev: ## Bring up a local control plane with Portcullis and sample policies (not yet available).
-	@echo "make dev: not yet available (issue 7)" >&2
-	@exit 1
+dev: build ## Run etcd, kube-apiserver and Portcullis locally with the sample policies (state in .dev/; builds the control plane on first run). Ctrl-C stops it.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" "$(BINARY)" dev --data-dir "$(DEV_DATA_DIR)" $(DEV_FLAGS)
+
+.PHONY: dev-clean
+dev-clean: ## Remove the state of `make dev` (.dev/).
+	rm -rf "$(DEV_DATA_DIR)"
 
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) $(KUSTOMIZE) ## Generate the CRDs (config/crd/bases, rendered into config/crd/crds.yaml), RBAC (config/rbac) and webhook (config/webhook) manifests.
@@ -169,3 +177,9 @@ $(KUSTOMIZE): hack/tools/go.mod hack/tools/go.sum
 
 .PHONY: kustomize
 kustomize: $(KUSTOMIZE) ## Build kustomize into bin/ at the version pinned in hack/tools/go.mod.
+
+IMG ?= ghcr.io/portcullis-dev/portcullis:latest
+
+.PHONY: docker-build
+docker-build: ## Build the image IMG from the Dockerfile (needs Docker; the tests do not). config/default names ghcr.io/portcullis-dev/portcullis:latest.
+	docker build -t $(IMG) .

@@ -39,6 +39,6 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVerifyCmd(), newTestCmd(), newBenchCmd(), newManagerCmd())
+	root.AddCommand(newVerifyCmd(), newTestCmd(), newBenchCmd(), newManagerCmd(), newDevCmd())
 	return root
 }
