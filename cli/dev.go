@@ -4,9 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -185,14 +184,14 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) (retErr
 	opts.PodID = "dev"
 	opts.Audit.Interval = 30 * time.Second
 	opts.Webhook.URLHost = "127.0.0.1"
-	if opts.Webhook.Port, err = devFreePort(); err != nil {
+	if opts.Webhook.Port, err = loopback.FreePort(); err != nil {
 		return err
 	}
-	metricsPort, err := devFreePort()
+	metricsPort, err := loopback.FreePort()
 	if err != nil {
 		return err
 	}
-	probePort, err := devFreePort()
+	probePort, err := loopback.FreePort()
 	if err != nil {
 		return err
 	}
@@ -239,7 +238,7 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) (retErr
 			retErr = fmt.Errorf("manager: %w", err)
 		}
 	}()
-	if err := devWaitManager(startCtx, m, "http://"+opts.HealthProbeBindAddress+"/readyz", done); err != nil {
+	if err := m.WaitReady(startCtx, "http://"+opts.HealthProbeBindAddress+"/readyz", done); err != nil {
 		return err
 	}
 
@@ -347,30 +346,6 @@ func devAssets(ctx context.Context, dir string, stderr io.Writer) (string, error
 	return dir, nil
 }
 
-func devWaitManager(ctx context.Context, m *manager.Manager, readyz string, done chan error) error {
-	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		select {
-		case err := <-done:
-			done <- err
-			return false, fmt.Errorf("the manager stopped: %v", err)
-		default:
-		}
-		if m.Ready() != nil {
-			return false, nil
-		}
-		resp, err := http.Get(readyz)
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if err != nil {
-		return fmt.Errorf("waiting for the manager to be ready: %w", err)
-	}
-	return nil
-}
-
 // devApplyLibrary applies templates/*/template.yaml, then every
 // templates/*/samples/*/constraint.yaml, retrying each constraint until the
 // controllers have created its kind.
@@ -459,13 +434,4 @@ func devWaitEnforced(ctx context.Context, c client.Client) error {
 		return fmt.Errorf("waiting for the sample constraints to be enforced: %w (last: %v)", err, last)
 	}
 	return nil
-}
-
-func devFreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

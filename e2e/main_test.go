@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
+	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"os"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/manager"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -82,13 +80,13 @@ func startManager() (func() error, error) {
 	opts := manager.NewOptions()
 	opts.PodID = "e2e"
 	opts.MetricsBindAddress = "0"
-	probes, err := freeAddr()
+	probes, err := loopback.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
 	opts.HealthProbeBindAddress = probes
 	opts.Audit.Interval = 0
-	port, err := freePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -119,44 +117,12 @@ func startManager() (func() error, error) {
 		_ = env.Client.Delete(context.Background(), vwc)
 		return <-done
 	}
-	readyz := "http://" + probes + "/readyz"
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		select {
-		case err := <-done:
-			return false, fmt.Errorf("manager stopped: %w", err)
-		default:
-		}
-		if m.Ready() != nil {
-			return false, nil
-		}
-		resp, err := http.Get(readyz)
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if err != nil {
+	wctx, wcancel := context.WithTimeout(ctx, waitTimeout)
+	defer wcancel()
+	if err := m.WaitReady(wctx, "http://"+probes+"/readyz", done); err != nil {
 		_ = stop()
-		return nil, fmt.Errorf("waiting for the manager to be ready: %w", err)
+		return nil, err
 	}
 	mgr = m
 	return stop, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func freeAddr() (string, error) {
-	p, err := freePort()
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("127.0.0.1:%d", p), nil
 }

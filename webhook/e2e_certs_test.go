@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -56,7 +57,7 @@ func TestCertRotator(t *testing.T) {
 	mopts := manager.NewOptions()
 	mopts.PodID, mopts.Namespace = "rotator-e2e", ns
 	mopts.MetricsBindAddress = "0"
-	probes, err := freeAddr()
+	probes, err := loopback.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestCertRotator(t *testing.T) {
 	if err := mopts.Complete(); err != nil {
 		t.Fatal(err)
 	}
-	port, err := freePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

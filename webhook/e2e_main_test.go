@@ -6,9 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -123,7 +122,7 @@ func startHarness(logs *syncBuffer) (*harness, error) {
 	mopts := manager.NewOptions()
 	mopts.PodID = "webhook-e2e"
 	mopts.MetricsBindAddress = "0"
-	probes, err := freeAddr()
+	probes, err := loopback.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +130,7 @@ func startHarness(logs *syncBuffer) (*harness, error) {
 	if err := mopts.Complete(); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -168,41 +167,13 @@ func startHarness(logs *syncBuffer) (*harness, error) {
 	}
 	// The manager is ready once the engine is loaded and the webhook
 	// answers; then the configuration must reach the API server.
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		select {
-		case err := <-done:
-			return false, fmt.Errorf("manager stopped: %w", err)
-		default:
-		}
-		resp, err := http.Get(h.readyz)
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if err != nil {
+	wctx, wcancel := context.WithTimeout(ctx, waitTimeout)
+	defer wcancel()
+	if err := m.WaitReady(wctx, h.readyz, done); err != nil {
 		_ = h.stop()
-		return nil, fmt.Errorf("waiting for /readyz: %w", err)
+		return nil, err
 	}
 	return h, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func freeAddr() (string, error) {
-	p, err := freePort()
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("127.0.0.1:%d", p), nil
 }
 
 // syncBuffer collects the manager's logs for tests to search.

@@ -15,8 +15,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -95,11 +95,11 @@ func runLoad(ctx context.Context, c config) error {
 	if err := os.MkdirAll(c.out, 0o755); err != nil {
 		return err
 	}
-	port, err := freePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return err
 	}
-	pport, err := freePort()
+	pport, err := loopback.FreePort()
 	if err != nil {
 		return err
 	}
@@ -299,13 +299,4 @@ func orDefault(s, d string) string {
 		return d
 	}
 	return s
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

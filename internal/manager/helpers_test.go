@@ -3,7 +3,7 @@ package manager_test
 import (
 	"context"
 	"fmt"
-	"net"
+	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,12 +117,11 @@ func startManagerWith(t *testing.T, cfg *rest.Config, so startOpts) *running {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := loopback.FreeAddr()
 	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // eventually polls cond until it returns true, failing the test with the
