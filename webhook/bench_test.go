@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/manifest"
@@ -65,6 +67,22 @@ func libraryEngine(b *testing.B) *engine.Engine {
 	return eng
 }
 
+// cpuTime is this process's user+system CPU time.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process's CPU time per op (GC included) since
+// start, which is what capacity depends on, whatever else the machine runs.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N)/1e6, "cpu-ms/op")
+}
+
 // BenchmarkAdmitLibrary: one /v1/admit request (HTTP without TLS) for a
 // two-container Pod against the whole library.
 func BenchmarkAdmitLibrary(b *testing.B) {
@@ -77,6 +95,7 @@ func BenchmarkAdmitLibrary(b *testing.B) {
 	body := reviewBody(b, request("CREATE", "Pod", "default", "web", pod, nil))
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportCPU(b, cpuTime(b))
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			r := httptest.NewRequest(http.MethodPost, "/v1/admit", bytes.NewReader(body))
@@ -99,6 +118,7 @@ func BenchmarkReviewLibrary(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportCPU(b, cpuTime(b))
 	for i := 0; i < b.N; i++ {
 		if _, err := eng.Review(ctx, &engine.Admission{Request: req, Namespace: ns, Source: engine.SourceOriginal}, engine.EnforcementPointWebhook); err != nil {
 			b.Fatal(err)

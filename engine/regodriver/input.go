@@ -136,7 +136,7 @@ func (d *jsonDecoder) literal(word string, v ast.Value) (ast.Value, error) {
 
 func (d *jsonDecoder) object() (ast.Value, error) {
 	d.pos++ // {
-	var items [][2]*ast.Term
+	var items objectItems
 	d.space()
 	if d.pos < len(d.data) && d.data[d.pos] == '}' {
 		d.pos++
@@ -160,9 +160,9 @@ func (d *jsonDecoder) object() (ast.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		// As in a Go map, a repeated key keeps its last value: NewObject
-		// inserts in order and an insert replaces.
-		items = append(items, [2]*ast.Term{ast.StringTerm(k), ast.NewTerm(v)})
+		// As in a Go map, a repeated key keeps its last value (NewObject
+		// does not check for repeats).
+		items.add(k, v)
 		d.space()
 		if d.pos >= len(d.data) {
 			return nil, errSlowPath
@@ -172,11 +172,46 @@ func (d *jsonDecoder) object() (ast.Value, error) {
 			d.pos++
 		case '}':
 			d.pos++
-			return ast.NewObject(items...), nil
+			return ast.NewObject(items.items...), nil
 		default:
 			return nil, errSlowPath
 		}
 	}
+}
+
+// objectItems collects an object's items. As in a Go map, a repeated key
+// keeps its last value (ast.NewObject does not check for repeats). Small
+// objects are searched linearly; larger ones get an index.
+type objectItems struct {
+	items [][2]*ast.Term
+	index map[string]int
+}
+
+const objectIndexAt = 16
+
+func (o *objectItems) add(k string, v ast.Value) {
+	if o.index != nil {
+		if i, ok := o.index[k]; ok {
+			o.items[i][1] = ast.NewTerm(v)
+			return
+		}
+		o.index[k] = len(o.items)
+	} else {
+		for i := range o.items {
+			if string(o.items[i][0].Value.(ast.String)) == k {
+				o.items[i][1] = ast.NewTerm(v)
+				return
+			}
+		}
+		if len(o.items) == objectIndexAt {
+			o.index = make(map[string]int, 2*objectIndexAt)
+			for i, it := range o.items {
+				o.index[string(it[0].Value.(ast.String))] = i
+			}
+			o.index[k] = len(o.items)
+		}
+	}
+	o.items = append(o.items, [2]*ast.Term{ast.StringTerm(k), ast.NewTerm(v)})
 }
 
 func (d *jsonDecoder) array() (ast.Value, error) {

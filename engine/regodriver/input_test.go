@@ -2,8 +2,10 @@ package regodriver
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -59,7 +61,15 @@ func TestReviewDecoding(t *testing.T) {
 		"truncated":                 `{"a": [1, 2`,
 		"namespaceObject in review": `{"namespaceObject": {"x": 1}}`,
 	}
-	for _, name := range []string{"empty", "nested", "literals", "escapes", "unicode", "invalid utf8", "duplicate", "whitespace"} {
+	// Past the size where objects get an index: repeats before and after it.
+	var many strings.Builder
+	many.WriteString(`{"k0": "first"`)
+	for i := 1; i < 40; i++ {
+		fmt.Fprintf(&many, `, "k%d": %d`, i, i)
+	}
+	many.WriteString(`, "k0": "last", "k3": "three", "k30": [30]}`)
+	cases["many duplicates"] = many.String()
+	for _, name := range []string{"empty", "nested", "literals", "escapes", "unicode", "invalid utf8", "duplicate", "whitespace", "many duplicates"} {
 		if _, ok := decodeObject([]byte(cases[name])); !ok {
 			t.Errorf("%s: the fast decoder gave up", name)
 		}
