@@ -19,7 +19,8 @@ import (
 // (15 s, which Options do not change) plus its RetryPeriod (2 s). The
 // managers release the Lease when they stop (LeaderElectionReleaseOnCancel),
 // so a clean stop hands over within about one RetryPeriod; a leader that
-// dies without releasing is replaced once its lease expires.
+// dies without releasing is replaced once its lease expires, within
+// killedLeaseTime (TestReplicasKilledLeaderHandsOverAudit).
 const leaseTime = 15*time.Second + 2*time.Second
 
 // TestReplicasAuditOnLeaderOnly runs two managers with leader election and
