@@ -49,6 +49,10 @@ type Options struct {
 	DisableReferential bool
 	// Tracing records an evaluation trace on every review.
 	Tracing bool
+	// ResultCacheSize is how many constraint results the result cache
+	// holds (see regodriver.CacheSize): 0 means
+	// regodriver.DefaultCacheSize, a negative number turns it off.
+	ResultCacheSize int
 }
 
 // Engine judges objects against constraint templates and constraints. Reviews
@@ -57,6 +61,7 @@ type Options struct {
 type Engine struct {
 	client *client.Client
 	target *target
+	driver *regodriver.Driver
 
 	// tracing is Options.Tracing: only then does a Response carry a trace.
 	tracing bool
@@ -85,6 +90,12 @@ func New(opts Options) (*Engine, error) {
 	} else {
 		args = append(args, regodriver.Externs("inventory"))
 	}
+	switch {
+	case opts.ResultCacheSize < 0:
+		args = append(args, regodriver.CacheSize(0))
+	case opts.ResultCacheSize > 0:
+		args = append(args, regodriver.CacheSize(opts.ResultCacheSize))
+	}
 	driver, err := regodriver.New(args...)
 	if err != nil {
 		return nil, fmt.Errorf("creating Rego driver: %w", err)
@@ -101,6 +112,7 @@ func New(opts Options) (*Engine, error) {
 	return &Engine{
 		client:      c,
 		target:      t,
+		driver:      driver,
 		tracing:     opts.Tracing,
 		templates:   map[string]*templates.ConstraintTemplate{},
 		constraints: map[string]int{},
@@ -428,4 +440,17 @@ func (e *Engine) TemplateKinds() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// DefaultResultCacheSize is the result cache's size when
+// Options.ResultCacheSize is 0.
+const DefaultResultCacheSize = regodriver.DefaultCacheSize
+
+// CacheStats are the result cache's counters (zero when it is off).
+type CacheStats = regodriver.CacheStats
+
+// CacheStats returns the result cache's counters: the policy results taken
+// from it, those evaluated, and the entries it holds.
+func (e *Engine) CacheStats() CacheStats {
+	return e.driver.CacheStats()
 }

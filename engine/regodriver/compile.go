@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers/rego/schema"
 	clienterrors "github.com/open-policy-agent/frameworks/constraint/pkg/client/errors"
@@ -68,10 +69,18 @@ var hookModule = func() *ast.Module {
 // program is a template compiled for one target, with its query compiled.
 // It is immutable once built and shared by concurrent Queries.
 type program struct {
+	// id is unique to this compilation: results cached for it are never
+	// used for another.
+	id            uint64
 	compiler      *ast.Compiler
 	queryCompiler ast.QueryCompiler
 	query         ast.Body
+	// reads is what the template reads, which keys its cached results.
+	reads readSet
 }
+
+// programIDs numbers compilations.
+var programIDs atomic.Uint64
 
 // parseTarget parses, checks and rewrites the Rego of one target of a
 // template: the entry module plus its libs.
@@ -183,7 +192,7 @@ func compile(mods []*ast.Module, caps *ast.Capabilities) (*program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: compiling the violation query: %w", clienterrors.ErrCompile, err)
 	}
-	return &program{compiler: c, queryCompiler: qc, query: q}, nil
+	return &program{id: programIDs.Add(1), compiler: c, queryCompiler: qc, query: q, reads: analyse(c)}, nil
 }
 
 // moduleNames lists a program's modules, sorted, for Dump.

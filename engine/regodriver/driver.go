@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apiconstraints "github.com/open-policy-agent/frameworks/constraint/pkg/apis/constraints"
@@ -53,13 +55,30 @@ type Driver struct {
 	// targets holds per target the store and the programs by kind.
 	targets map[string]*targetState
 	// kinds holds the template kinds added, with their constraints'
-	// parameters by name, as AST.
-	kinds map[string]map[string]*ast.Term
+	// parameters by name.
+	kinds map[string]map[string]*constraintParams
+
+	// cache memoizes violations (nil: off); see cache.go.
+	cache *resultCache
+	// inflight counts Queries running, to decide whether one Query may
+	// spread its templates over the idle cores.
+	inflight atomic.Int32
 }
+
+// constraintParams are a constraint's spec.parameters as AST, numbered: results
+// cached for them are never used for other parameters.
+type constraintParams struct {
+	term *ast.Term
+	id   uint64
+}
+
+var paramsIDs atomic.Uint64
 
 type targetState struct {
 	store    storage.Store
 	programs map[string]*program // by template kind
+	// dataGen counts the writes to store, after each commit.
+	dataGen atomic.Uint64
 }
 
 // New returns a Driver. By default data.inventory is allowed and all
@@ -69,7 +88,8 @@ func New(opts ...Option) (*Driver, error) {
 		disabled: map[string]bool{},
 		externs:  []string{"data.inventory"},
 		targets:  map[string]*targetState{},
-		kinds:    map[string]map[string]*ast.Term{},
+		kinds:    map[string]map[string]*constraintParams{},
+		cache:    newResultCache(DefaultCacheSize),
 	}
 	for _, o := range opts {
 		if err := o(d); err != nil {
@@ -139,7 +159,7 @@ func (d *Driver) AddTemplate(ctx context.Context, ct *templates.ConstraintTempla
 		d.targets[target].programs[kind] = p
 	}
 	if d.kinds[kind] == nil {
-		d.kinds[kind] = map[string]*ast.Term{}
+		d.kinds[kind] = map[string]*constraintParams{}
 	}
 	return nil
 }
@@ -174,7 +194,7 @@ func (d *Driver) AddConstraint(_ context.Context, constraint *unstructured.Unstr
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if byName := d.kinds[constraint.GetKind()]; byName != nil {
-		byName[constraint.GetName()] = ast.NewTerm(v)
+		byName[constraint.GetName()] = &constraintParams{term: ast.NewTerm(v), id: paramsIDs.Add(1)}
 	}
 	return nil
 }
@@ -196,6 +216,9 @@ func (d *Driver) AddData(ctx context.Context, target string, path storage.Path, 
 	if err != nil {
 		return err
 	}
+	// Counted whatever the outcome: a failed write may still have
+	// changed nothing, and an extra generation only costs cache misses.
+	defer ts.dataGen.Add(1)
 	return writeData(ctx, ts.store, inventoryPath(path), data)
 }
 
@@ -206,6 +229,7 @@ func (d *Driver) RemoveData(ctx context.Context, target string, path storage.Pat
 	if err != nil {
 		return err
 	}
+	defer ts.dataGen.Add(1)
 	return removeData(ctx, ts.store, inventoryPath(path))
 }
 
@@ -225,7 +249,7 @@ type constraintWork struct {
 	// constraint is the one results report: as with drivers.KeyMap, the
 	// last one passed with this name.
 	constraint *unstructured.Unstructured
-	params     *ast.Term // nil if the driver does not hold the constraint
+	params     *constraintParams // nil if the driver does not hold the constraint
 	// reported is the copy of constraint that results share.
 	reported *unstructured.Unstructured
 }
@@ -258,10 +282,11 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 		o(cfg)
 	}
 
-	store, work, err := d.plan(target, constraints)
+	ts, work, err := d.plan(target, constraints)
 	if err != nil {
 		return nil, err
 	}
+	store := ts.store
 
 	reviewT, err := reviewTerm(review, cfg.Namespace)
 	if err != nil {
@@ -291,21 +316,57 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 			}
 		}()
 	}
+	if d.cache != nil && !tracing {
+		// Read inside the transaction: AddData counts a write once it is
+		// committed, and a commit waits for open transactions.
+		env.dataGen = ts.dataGen.Load()
+		env.digests = newReviewDigests(reviewT.Value)
+	}
+
+	outs := make([]kindOutput, len(work))
+	run := func(i int) {
+		start := time.Now()
+		outs[i].results, outs[i].err = d.evalKind(ctx, env, work[i], reviewT, tracing, &outs[i].trace)
+		outs[i].took = time.Since(start)
+	}
+	running := int(d.inflight.Add(1))
+	defer d.inflight.Add(-1)
+	if workers := spread(len(work), running, tracing); workers > 1 {
+		// Cores are idle: this Query's templates run on them too, so a
+		// lone request takes a fraction of the time. Under load every
+		// core already has a Query, and each runs its templates in turn.
+		var next atomic.Int32
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := int(next.Add(1)) - 1; i < len(work); i = int(next.Add(1)) - 1 {
+					run(i)
+				}
+			}()
+		}
+		wg.Wait()
+	} else {
+		for i := range work {
+			run(i)
+		}
+	}
 
 	var (
 		results      []*types.Result
 		trace        strings.Builder
 		statsEntries []*instrumentation.StatsEntry
 	)
-	for _, w := range work {
-		start := time.Now()
-		kindResults, err := d.evalKind(ctx, env, w, reviewT, tracing, &trace)
-		if err != nil {
-			return nil, err
+	for i, w := range work {
+		// The first error in kind order wins, as if evaluated in turn.
+		if outs[i].err != nil {
+			return nil, outs[i].err
 		}
-		results = append(results, kindResults...)
+		results = append(results, outs[i].results...)
+		trace.WriteString(outs[i].trace.String())
 		if stats {
-			statsEntries = append(statsEntries, kindStats(w, time.Since(start), tracing))
+			statsEntries = append(statsEntries, kindStats(w, outs[i].took, tracing))
 		}
 	}
 
@@ -317,9 +378,32 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 	return resp, nil
 }
 
+// kindOutput is what evaluating one kind gave.
+type kindOutput struct {
+	results []*types.Result
+	err     error
+	trace   strings.Builder
+	took    time.Duration
+}
+
+// minKindsToSpread is the fewest template kinds worth spreading over
+// cores: below it, starting goroutines costs more than it saves.
+const minKindsToSpread = 4
+
+// spread is how many goroutines a Query with kinds template kinds uses
+// while running Queries (itself included) are in flight: the idle cores,
+// or one.
+func spread(kinds, running int, tracing bool) int {
+	if tracing || kinds < minKindsToSpread {
+		return 1
+	}
+	idle := runtime.GOMAXPROCS(0) - running + 1
+	return max(1, min(idle, kinds/2))
+}
+
 // plan groups constraints by kind, in order of first appearance, and looks
 // up their programs and parameters.
-func (d *Driver) plan(target string, constraints []*unstructured.Unstructured) (storage.Store, []*kindWork, error) {
+func (d *Driver) plan(target string, constraints []*unstructured.Unstructured) (*targetState, []*kindWork, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	ts := d.targets[target]
@@ -356,7 +440,7 @@ func (d *Driver) plan(target string, constraints []*unstructured.Unstructured) (
 		cw.constraint = c
 		w.all = append(w.all, cw)
 	}
-	return ts.store, work, nil
+	return ts, work, nil
 }
 
 // evalKind evaluates each constraint of one kind.
@@ -373,7 +457,7 @@ func (d *Driver) evalKind(ctx context.Context, env *evalEnv, w *kindWork, review
 			buf = topdown.NewBufferTracer()
 			tracer = buf
 		}
-		v, err := w.program.eval(ctx, env, templateInput(reviewT, cw.params), tracer)
+		v, err := d.evalConstraint(ctx, env, w.program, cw.params, reviewT, tracer)
 		if buf != nil {
 			var b bytes.Buffer
 			topdown.PrettyTrace(&b, *buf)
@@ -400,6 +484,24 @@ func (d *Driver) evalKind(ctx context.Context, env *evalEnv, w *kindWork, review
 		return nil, resultErr
 	}
 	return results, nil
+}
+
+// evalConstraint evaluates one constraint, or takes its result from the
+// cache when the template has been evaluated on the same parameters, data
+// and parts of the review it reads.
+func (d *Driver) evalConstraint(ctx context.Context, env *evalEnv, p *program, ps *constraintParams, reviewT *ast.Term, tracer topdown.QueryTracer) (ast.Value, error) {
+	if env.digests == nil || !p.reads.cacheable {
+		return p.eval(ctx, env, templateInput(reviewT, ps.term), tracer)
+	}
+	key := resultKey(p, ps.id, env.dataGen, env.digests)
+	if v, ok := d.cache.get(key); ok {
+		return v, nil
+	}
+	v, err := p.eval(ctx, env, templateInput(reviewT, ps.term), tracer)
+	if err == nil {
+		d.cache.put(key, v)
+	}
+	return v, err
 }
 
 // errorResults reports an evaluation error once for each constraint of

@@ -25,6 +25,10 @@ type evalEnv struct {
 	store  storage.Store
 	txn    storage.Transaction
 	cancel topdown.Cancel
+	// digests and dataGen key the result cache; digests is nil when the
+	// cache is not used.
+	digests *reviewDigests
+	dataGen uint64
 }
 
 // eval evaluates the template's violations for one input; nil means

@@ -81,3 +81,19 @@ func capabilitiesWithout(disabled map[string]bool) *ast.Capabilities {
 	caps.Builtins = kept
 	return caps
 }
+
+// DefaultCacheSize is how many results the result cache holds by default.
+// An entry is a key and a violation set, most of them empty: a few hundred
+// bytes.
+const DefaultCacheSize = 4096
+
+// CacheSize sets how many results the result cache holds; 0 turns it off.
+func CacheSize(n int) Option {
+	return func(d *Driver) error {
+		if n < 0 {
+			return fmt.Errorf("%w: negative result cache size %d", clienterrors.ErrCreatingDriver, n)
+		}
+		d.cache = newResultCache(n)
+		return nil
+	}
+}

@@ -55,6 +55,12 @@ type Options struct {
 	// (--leader-election-namespace). Default: Namespace.
 	LeaderElectionNamespace string
 
+	// ResultCacheSize is how many constraint results the engine remembers
+	// (--result-cache-size), keyed by the parts of the object each
+	// template reads, so that a Deployment's pods are judged once per
+	// template; 0 turns the cache off.
+	ResultCacheSize int
+
 	// InstallCRDs installs or updates the CRDs (ConstraintTemplate, Config,
 	// SyncSet) at startup (--install-crds), from config/crd/crds.yaml
 	// embedded in the binary.
@@ -89,6 +95,7 @@ func NewOptions() Options {
 		MetricsBindAddress:     ":8080",
 		HealthProbeBindAddress: ":8081",
 		InstallCRDs:            true,
+		ResultCacheSize:        engine.DefaultResultCacheSize,
 		Webhook:                webhook.NewOptions(),
 		Audit:                  audit.NewOptions(),
 	}
@@ -106,6 +113,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.InstallCRDs, "install-crds", o.InstallCRDs, "install or update the CRDs (ConstraintTemplate, Config, SyncSet) at startup")
 	fs.BoolVar(&o.Engine.EnableHTTPSend, "enable-http-send", o.Engine.EnableHTTPSend, "allow the http.send Rego builtin")
 	fs.StringSliceVar(&o.Engine.DisabledBuiltins, "disable-builtin", o.Engine.DisabledBuiltins, "Rego builtin to refuse in templates (repeatable)")
+	fs.IntVar(&o.ResultCacheSize, "result-cache-size", o.ResultCacheSize, "constraint results to remember, keyed by the parts of the object each template reads, so that equal pods are judged once per template; 0 turns the cache off")
 	o.Sync.AddFlags(fs)
 	o.Webhook.AddFlags(fs)
 	o.Audit.AddFlags(fs)
@@ -136,6 +144,14 @@ func (o *Options) Complete() error {
 	}
 	if o.LeaderElect && o.LeaderElectionNamespace == "" {
 		errs = append(errs, errors.New("--leader-elect needs --leader-election-namespace or --namespace"))
+	}
+	switch {
+	case o.ResultCacheSize < 0:
+		errs = append(errs, fmt.Errorf("--result-cache-size must not be negative, got %d", o.ResultCacheSize))
+	case o.ResultCacheSize == 0:
+		o.Engine.ResultCacheSize = -1
+	default:
+		o.Engine.ResultCacheSize = o.ResultCacheSize
 	}
 	return errors.Join(errs...)
 }

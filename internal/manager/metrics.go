@@ -1,0 +1,41 @@
+package manager
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/portcullis-dev/portcullis/engine"
+)
+
+// registerEngineMetrics exports the engine's result cache counters. With
+// several managers in one process (tests, `portcullis dev`), the first
+// one's are exported.
+func registerEngineMetrics(eng *engine.Engine) error {
+	collectors := []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "portcullis_result_cache_hits_total",
+			Help: "Constraint results taken from the result cache instead of evaluating the template",
+		}, func() float64 { return float64(eng.CacheStats().Hits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "portcullis_result_cache_misses_total",
+			Help: "Constraint results evaluated because the result cache did not hold them (templates it cannot cache are not counted)",
+		}, func() float64 { return float64(eng.CacheStats().Misses) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "portcullis_result_cache_entries",
+			Help: "Constraint results the result cache holds (at most --result-cache-size)",
+		}, func() float64 { return float64(eng.CacheStats().Entries) }),
+	}
+	for _, c := range collectors {
+		if err := ctrlmetrics.Registry.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				continue
+			}
+			return fmt.Errorf("registering the result cache metrics: %w", err)
+		}
+	}
+	return nil
+}
