@@ -253,7 +253,9 @@ func (e *Engine) Counts() (templates, constraints int) {
 	return len(e.templates), constraints
 }
 
-// Violation is one constraint's verdict on a reviewed object.
+// Violation is one constraint's verdict on a reviewed object. Details and
+// Constraint are shared with the engine (and, through its result cache,
+// with other reviews): read them, never modify them.
 type Violation struct {
 	Message    string
 	Details    interface{}

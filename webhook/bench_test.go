@@ -3,11 +3,13 @@ package webhook_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,13 +18,14 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/manifest"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
 	"github.com/portcullis-dev/portcullis/webhook"
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // libraryEngine loads every gatekeeper-library template with its first
 // sample constraint, or skips without the library.
-func libraryEngine(b *testing.B) *engine.Engine {
+func libraryEngine(b *testing.B, opts engine.Options) *engine.Engine {
 	b.Helper()
 	root, err := testenv.RepoRoot()
 	if err != nil {
@@ -34,7 +37,7 @@ func libraryEngine(b *testing.B) *engine.Engine {
 	}
 	templates, _ := filepath.Glob(filepath.Join(dir, "*", "*", "template.yaml"))
 	sort.Strings(templates)
-	eng, err := engine.New(engine.Options{})
+	eng, err := engine.New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -86,7 +89,7 @@ func reportCPU(b *testing.B, start time.Duration) {
 // BenchmarkAdmitLibrary: one /v1/admit request (HTTP without TLS) for a
 // two-container Pod against the whole library.
 func BenchmarkAdmitLibrary(b *testing.B) {
-	eng := libraryEngine(b)
+	eng := libraryEngine(b, engine.Options{})
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
 	h := webhook.NewAdmissionHandler(eng, webhook.HandlerOptions{
 		Namespaces: func(context.Context, string) (*corev1.Namespace, error) { return ns.DeepCopy(), nil },
@@ -109,19 +112,92 @@ func BenchmarkAdmitLibrary(b *testing.B) {
 	})
 }
 
-// BenchmarkReviewLibrary: the engine's part of BenchmarkAdmitLibrary.
+// BenchmarkReviewLibrary: the engine's part of BenchmarkAdmitLibrary,
+// one review at a time, with the result cache off, and on with the same
+// Pod every time, with a ReplicaSet's pods (the name varies) and with
+// Pods that all differ (so do the images). hit% is the share of cacheable
+// constraint results the cache held.
 func BenchmarkReviewLibrary(b *testing.B) {
-	eng := libraryEngine(b)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
-	pod := podJSON("web", "default", nil, "nginx:latest", "k8s.gcr.io/busybox:latest")
-	req := request("CREATE", "Pod", "default", "web", pod, nil)
-	ctx := context.Background()
+	const pods = 1000
+	for _, bc := range []struct {
+		name     string
+		cache    int
+		vary     bool
+		distinct bool
+	}{
+		{"cache=off", -1, true, true},
+		{"same", 0, false, false},
+		{"replicas", 0, true, false},
+		{"distinct", 0, true, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			eng := libraryEngine(b, engine.Options{ResultCacheSize: bc.cache})
+			reqs := make([]*admissionv1.AdmissionRequest, pods)
+			for i := range reqs {
+				name, tag := "web", "latest"
+				if bc.vary {
+					name = fmt.Sprintf("web-7c9d-%05d", i)
+				}
+				if bc.distinct {
+					tag = fmt.Sprintf("1.%d", i)
+				}
+				pod := podJSON(name, "default", map[string]string{"app": "web"}, "nginx:"+tag, "k8s.gcr.io/busybox:latest")
+				reqs[i] = request("CREATE", "Pod", "default", name, pod, nil)
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			defer reportCPU(b, cpuTime(b))
+			for i := 0; i < b.N; i++ {
+				in := &engine.Admission{Request: reqs[i%pods], Namespace: ns, Source: engine.SourceOriginal}
+				if _, err := eng.Review(ctx, in, engine.EnforcementPointWebhook); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if st := eng.CacheStats(); st.Hits+st.Misses > 0 {
+				b.ReportMetric(100*float64(st.Hits)/float64(st.Hits+st.Misses), "hit%")
+			}
+		})
+	}
+}
+
+// BenchmarkAdmitBenchPod: one /v1/admit request at a time (HTTP without
+// TLS) for the Pod `make bench-webhook` sends, as a ReplicaSet's pods:
+// its name and uid vary, its spec does not.
+func BenchmarkAdmitBenchPod(b *testing.B) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	tmpl, err := os.ReadFile(filepath.Join(root, "hack", "bench-webhook", "pod.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng := libraryEngine(b, engine.Options{})
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
+	h := webhook.NewAdmissionHandler(eng, webhook.HandlerOptions{
+		Namespaces: func(context.Context, string) (*corev1.Namespace, error) { return ns.DeepCopy(), nil },
+	})
+	const pods = 1000
+	bodies := make([][]byte, pods)
+	for i := range bodies {
+		name := fmt.Sprintf("web-7c9d-%05d", i)
+		pod := strings.NewReplacer("web-7c9d-@@SUFFIX@@", name, "@@OBJUID@@", fmt.Sprintf("uid-%d", i),
+			"@@TAG@@", "latest", "@@SLEEP@@", "3600").Replace(string(tmpl))
+		bodies[i] = reviewBody(b, request("CREATE", "Pod", "default", name, []byte(pod), nil))
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	defer reportCPU(b, cpuTime(b))
 	for i := 0; i < b.N; i++ {
-		if _, err := eng.Review(ctx, &engine.Admission{Request: req, Namespace: ns, Source: engine.SourceOriginal}, engine.EnforcementPointWebhook); err != nil {
-			b.Fatal(err)
+		r := httptest.NewRequest(http.MethodPost, "/v1/admit", bytes.NewReader(bodies[i%pods]))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"allowed":false`) {
+			b.Fatalf("HTTP %d: %s", w.Code, w.Body)
 		}
 	}
 }

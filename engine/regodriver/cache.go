@@ -548,12 +548,12 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// resultCache holds violations by key, evicting the oldest entry once it
+// resultCache holds outcomes by key, evicting the oldest entry once it
 // holds max. A max of 0 turns it off.
 type resultCache struct {
 	max          int
 	mu           sync.Mutex
-	entries      map[digest]ast.Value
+	entries      map[digest]*outcome
 	ring         []digest
 	next         int
 	hits, misses atomic.Uint64
@@ -563,10 +563,10 @@ func newResultCache(maxEntries int) *resultCache {
 	if maxEntries <= 0 {
 		return nil
 	}
-	return &resultCache{max: maxEntries, entries: make(map[digest]ast.Value, min(maxEntries, 1024))}
+	return &resultCache{max: maxEntries, entries: make(map[digest]*outcome, min(maxEntries, 1024))}
 }
 
-func (c *resultCache) get(k digest) (ast.Value, bool) {
+func (c *resultCache) get(k digest) (*outcome, bool) {
 	c.mu.Lock()
 	v, ok := c.entries[k]
 	c.mu.Unlock()
@@ -578,7 +578,7 @@ func (c *resultCache) get(k digest) (ast.Value, bool) {
 	return v, ok
 }
 
-func (c *resultCache) put(k digest, v ast.Value) {
+func (c *resultCache) put(k digest, v *outcome) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[k]; ok {

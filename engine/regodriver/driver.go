@@ -247,26 +247,16 @@ type kindWork struct {
 // constraintWork is one constraint to evaluate.
 type constraintWork struct {
 	// constraint is the one results report: as with drivers.KeyMap, the
-	// last one passed with this name.
+	// last one passed with this name. Results carry it as passed, not a
+	// copy: the frameworks client never modifies a constraint once added
+	// (it replaces it), and results are only read.
 	constraint *unstructured.Unstructured
 	params     *constraintParams // nil if the driver does not hold the constraint
-	// reported is the copy of constraint that results share.
-	reported *unstructured.Unstructured
-}
-
-// report returns the copy of the constraint results carry: one per
-// constraint and Query, so that a result never aliases the caller's
-// object.
-func (c *constraintWork) report() *unstructured.Unstructured {
-	if c.reported == nil {
-		c.reported = c.constraint.DeepCopy()
-	}
-	return c.reported
 }
 
 // Query evaluates each constraint against review with its template's
-// compiled query and input {review, parameters}. Results for one
-// constraint share one copy of it.
+// compiled query and input {review, parameters}. Results carry the
+// constraints passed in, which must not be modified.
 //
 // As with the frameworks driver: an evaluation error for a template kind
 // yields one result per constraint of that kind whose message is the
@@ -457,7 +447,7 @@ func (d *Driver) evalKind(ctx context.Context, env *evalEnv, w *kindWork, review
 			buf = topdown.NewBufferTracer()
 			tracer = buf
 		}
-		v, err := d.evalConstraint(ctx, env, w.program, cw.params, reviewT, tracer)
+		out, err := d.evalConstraint(ctx, env, w.program, cw, reviewT, tracer)
 		if buf != nil {
 			var b bytes.Buffer
 			topdown.PrettyTrace(&b, *buf)
@@ -471,13 +461,16 @@ func (d *Driver) evalKind(ctx context.Context, env *evalEnv, w *kindWork, review
 		if resultErr != nil {
 			continue
 		}
-		for _, r := range responses(v) {
-			res, err := toResult(cw, r)
-			if err != nil {
-				resultErr = err
-				break
-			}
-			results = append(results, res)
+		if out.err != nil {
+			resultErr = out.err
+			continue
+		}
+		for _, v := range out.violations {
+			results = append(results, &types.Result{
+				Msg:        v.msg,
+				Metadata:   map[string]interface{}{"details": v.details},
+				Constraint: cw.constraint,
+			})
 		}
 	}
 	if resultErr != nil {
@@ -486,22 +479,30 @@ func (d *Driver) evalKind(ctx context.Context, env *evalEnv, w *kindWork, review
 	return results, nil
 }
 
-// evalConstraint evaluates one constraint, or takes its result from the
+// evalConstraint evaluates one constraint, or takes its outcome from the
 // cache when the template has been evaluated on the same parameters, data
-// and parts of the review it reads.
-func (d *Driver) evalConstraint(ctx context.Context, env *evalEnv, p *program, ps *constraintParams, reviewT *ast.Term, tracer topdown.QueryTracer) (ast.Value, error) {
+// and parts of the review it reads. An evaluation error is returned, not
+// cached.
+func (d *Driver) evalConstraint(ctx context.Context, env *evalEnv, p *program, cw *constraintWork, reviewT *ast.Term, tracer topdown.QueryTracer) (*outcome, error) {
+	ps := cw.params
 	if env.digests == nil || !p.reads.cacheable {
-		return p.eval(ctx, env, templateInput(reviewT, ps.term), tracer)
+		v, err := p.eval(ctx, env, templateInput(reviewT, ps.term), tracer)
+		if err != nil {
+			return nil, err
+		}
+		return outcomeOf(cw, v), nil
 	}
 	key := resultKey(p, ps.id, env.dataGen, env.digests)
-	if v, ok := d.cache.get(key); ok {
-		return v, nil
+	if out, ok := d.cache.get(key); ok {
+		return out, nil
 	}
 	v, err := p.eval(ctx, env, templateInput(reviewT, ps.term), tracer)
-	if err == nil {
-		d.cache.put(key, v)
+	if err != nil {
+		return nil, err
 	}
-	return v, err
+	out := outcomeOf(cw, v)
+	d.cache.put(key, out)
+	return out, nil
 }
 
 // errorResults reports an evaluation error once for each constraint of
@@ -512,7 +513,7 @@ func errorResults(w *kindWork, err error) []*types.Result {
 		out = append(out, &types.Result{
 			Msg:        err.Error(),
 			Metadata:   map[string]interface{}{"details": nil},
-			Constraint: cw.report(),
+			Constraint: cw.constraint,
 		})
 	}
 	return out

@@ -169,9 +169,9 @@ func TestQuery(t *testing.T) {
 	if missing, _ := details["missing"].([]interface{}); len(missing) != 1 || missing[0] != "b" {
 		t.Errorf("details = %#v", r.Metadata)
 	}
-	// The result's constraint is a copy.
-	if r.Constraint == c2 {
-		t.Error("result shares the constraint passed to Query")
+	// The result carries the constraint passed, not a copy made per Query.
+	if r.Constraint != c2 {
+		t.Error("result does not carry the constraint passed to Query")
 	}
 	if resp, _ := d.Query(context.Background(), testTarget, nil, review("p", nil)); resp != nil && len(resp.Results) > 0 {
 		t.Error("results without constraints")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers"
-	"github.com/open-policy-agent/frameworks/constraint/pkg/types"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -113,27 +112,52 @@ func responses(v ast.Value) []response {
 	return out
 }
 
-// toResult makes the result drivers.ToResult would make from the
-// frameworks hook's binding for this response.
-func toResult(cw *constraintWork, r response) (*types.Result, error) {
+// outcome is what one constraint's evaluation gives: its violations, or
+// the error a violation with a msg that is not a string makes. It is
+// shared by the reviews the cache gives it to, and only read.
+type outcome struct {
+	violations []violation
+	err        error
+}
+
+// violation is a result's msg and details (JSON values, as
+// drivers.ToResult makes them).
+type violation struct {
+	msg     string
+	details interface{}
+}
+
+// outcomeOf converts a template's violations for a constraint.
+func outcomeOf(cw *constraintWork, v ast.Value) *outcome {
+	rs := responses(v)
+	out := &outcome{violations: make([]violation, 0, len(rs))}
+	for _, r := range rs {
+		viol, err := toViolation(cw, r)
+		if err != nil {
+			return &outcome{err: err}
+		}
+		out.violations = append(out.violations, viol)
+	}
+	return out
+}
+
+// toViolation converts a response as drivers.ToResult converts the
+// frameworks hook's binding for it.
+func toViolation(cw *constraintWork, r response) (violation, error) {
 	details, err := ast.JSONWithOpt(r.details.Value, ast.JSONOpt{})
 	if err != nil {
-		return nil, fmt.Errorf("converting violation details: %w", err)
+		return violation{}, fmt.Errorf("converting violation details: %w", err)
 	}
 	if msg, ok := r.msg.Value.(ast.String); ok {
-		return &types.Result{
-			Msg:        string(msg),
-			Metadata:   map[string]interface{}{"details": details},
-			Constraint: cw.report(),
-		}, nil
+		return violation{msg: string(msg), details: details}, nil
 	}
 	// Not a string: let drivers.ToResult refuse it, with its words.
 	msg, err := ast.JSONWithOpt(r.msg.Value, ast.JSONOpt{})
 	if err != nil {
-		return nil, fmt.Errorf("converting violation msg: %w", err)
+		return violation{}, fmt.Errorf("converting violation msg: %w", err)
 	}
 	key := drivers.ConstraintKeyFrom(cw.constraint)
-	res, err := drivers.ToResult(
+	_, err = drivers.ToResult(
 		map[drivers.ConstraintKey]*unstructured.Unstructured{key: cw.constraint},
 		rego.Result{Bindings: rego.Vars{"result": map[string]interface{}{
 			"msg":     msg,
@@ -144,5 +168,5 @@ func toResult(cw *constraintWork, r response) (*types.Result, error) {
 	if err == nil {
 		err = errors.New("violation msg is not a string")
 	}
-	return res, err
+	return violation{}, err
 }

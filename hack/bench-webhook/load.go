@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -42,12 +41,19 @@ func (r rateResult) cpuPer1000() float64 {
 
 // loader sends AdmissionReviews over TLS with keep-alive.
 type loader struct {
-	client         *http.Client
-	url            string
-	prefix, suffix []byte
+	client *http.Client
+	url    string
+	tmpl   string
+	pods   string
+	n      atomic.Uint64
 }
 
-func newLoader(caFile, url string) (*loader, error) {
+func newLoader(caFile, url, pods string) (*loader, error) {
+	switch pods {
+	case podsSame, podsReplicas, podsDistinct:
+	default:
+		return nil, fmt.Errorf("-pods: %q is not %s, %s or %s", pods, podsSame, podsReplicas, podsDistinct)
+	}
 	ca, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, err
@@ -63,18 +69,14 @@ func newLoader(caFile, url string) (*loader, error) {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	prefix, suffix := reviewTemplate()
-	return &loader{client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, url: url, prefix: prefix, suffix: suffix}, nil
+	return &loader{client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, url: url, tmpl: reviewTemplate(), pods: pods}, nil
 }
 
 // send posts one review; it returns the answer's body.
 func (l *loader) send(ctx context.Context) (int, []byte, error) {
-	var uid [16]byte
-	_, _ = rand.Read(uid[:])
-	body := make([]byte, 0, len(l.prefix)+32+len(l.suffix))
-	body = append(body, l.prefix...)
-	body = hex.AppendEncode(body, uid[:])
-	body = append(body, l.suffix...)
+	var rnd [32]byte
+	_, _ = rand.Read(rnd[:])
+	body := reviewBody(l.tmpl, l.pods, l.n.Add(1), rnd)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err

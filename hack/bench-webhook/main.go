@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/portcullis-dev/portcullis/engine"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
@@ -42,6 +43,8 @@ type config struct {
 	out               string
 	maxServingThreads int
 	gogc, gomemlimit  string
+	resultCacheSize   int
+	pods              string
 
 	server    bool
 	port      int
@@ -59,6 +62,9 @@ func main() {
 	flag.IntVar(&c.maxServingThreads, "max-serving-threads", -1, "the server's --max-serving-threads")
 	flag.StringVar(&c.gogc, "gogc", "", "the server's GOGC (default: inherited)")
 	flag.StringVar(&c.gomemlimit, "gomemlimit", "", "the server's GOMEMLIMIT (default: inherited)")
+	flag.IntVar(&c.resultCacheSize, "result-cache-size", engine.DefaultResultCacheSize, "the server's --result-cache-size (0: off)")
+	flag.StringVar(&c.pods, "pods", podsReplicas, "what varies between requests: "+podsSame+" (only the request uid: one Pod sent again and again), "+
+		podsReplicas+" (also the Pod's name and uid, as a ReplicaSet's pods), "+podsDistinct+" (also its containers' images and commands: no two Pods alike)")
 	flag.BoolVar(&c.server, "server", false, "internal: be the webhook server")
 	flag.IntVar(&c.port, "port", 0, "internal: the server's port")
 	flag.StringVar(&c.pprofAddr, "pprof-addr", "", "internal: the server's pprof address")
@@ -115,7 +121,8 @@ func runLoad(ctx context.Context, c config) error {
 	}
 	defer logFile.Close()
 	cmd := exec.CommandContext(ctx, self, "-server", "-library", c.library, "-port", strconv.Itoa(port),
-		"-pprof-addr", pprofAddr, "-max-serving-threads", strconv.Itoa(c.maxServingThreads))
+		"-pprof-addr", pprofAddr, "-max-serving-threads", strconv.Itoa(c.maxServingThreads),
+		"-result-cache-size", strconv.Itoa(c.resultCacheSize))
 	cmd.Stderr = logFile
 	cmd.Env = os.Environ()
 	for k, v := range map[string]string{"GOGC": c.gogc, "GOMEMLIMIT": c.gomemlimit} {
@@ -144,11 +151,12 @@ func runLoad(ctx context.Context, c config) error {
 		return fmt.Errorf("the server failed: %s %v", ready.Error, err)
 	}
 	pid := cmd.Process.Pid
-	fmt.Printf("Server pid %d: %d templates, %d constraints loaded in %.1fs; GOMAXPROCS %s, GOGC %s, GOMEMLIMIT %s, --max-serving-threads %d\n",
+	fmt.Printf("Server pid %d: %d templates, %d constraints loaded in %.1fs; GOMAXPROCS %s, GOGC %s, GOMEMLIMIT %s, --max-serving-threads %d, --result-cache-size %d\n",
 		pid, ready.Templates, ready.Constraints, ready.LoadSeconds, orDefault(os.Getenv("GOMAXPROCS"), fmt.Sprint(runtime.NumCPU())),
-		orDefault(c.gogc, orDefault(os.Getenv("GOGC"), "100")), orDefault(c.gomemlimit, orDefault(os.Getenv("GOMEMLIMIT"), "none")), c.maxServingThreads)
+		orDefault(c.gogc, orDefault(os.Getenv("GOGC"), "100")), orDefault(c.gomemlimit, orDefault(os.Getenv("GOMEMLIMIT"), "none")), c.maxServingThreads, c.resultCacheSize)
 
-	l, err := newLoader(ready.CA, fmt.Sprintf("https://127.0.0.1:%d/v1/admit", port))
+	fmt.Printf("Requests: -pods %s\n", c.pods)
+	l, err := newLoader(ready.CA, fmt.Sprintf("https://127.0.0.1:%d/v1/admit", port), c.pods)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	_ "embed"
+	"encoding/hex"
 	"fmt"
+	"strings"
 )
 
 // benchPod is the Pod the load sends, as the API server would pass it to
@@ -12,89 +15,45 @@ import (
 // privileged container with privilege escalation and added capabilities,
 // host PID, no resource limits or requests, no probes, and no
 // seccomp or AppArmor profile.
-const benchPod = `{
-  "apiVersion": "v1",
-  "kind": "Pod",
-  "metadata": {
-    "name": "web-7c9d",
-    "namespace": "default",
-    "uid": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
-    "creationTimestamp": "2026-11-22T10:00:00Z",
-    "labels": {"app": "web", "pod-template-hash": "7c9d"},
-    "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-22T09:59:58Z"},
-    "managedFields": [{
-      "manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
-      "time": "2026-11-22T10:00:00Z", "fieldsType": "FieldsV1",
-      "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:app": {}, "f:pod-template-hash": {}}},
-        "f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {".": {}, "f:image": {}, "f:name": {}}, "k:{\"name\":\"sidecar\"}": {".": {}, "f:image": {}, "f:name": {}}}}}
-    }]
-  },
-  "spec": {
-    "hostPID": true,
-    "containers": [
-      {
-        "name": "web",
-        "image": "nginx:latest",
-        "ports": [{"containerPort": 80, "protocol": "TCP"}],
-        "securityContext": {"privileged": true, "allowPrivilegeEscalation": true, "capabilities": {"add": ["SYS_ADMIN", "NET_ADMIN"]}},
-        "resources": {},
-        "terminationMessagePath": "/dev/termination-log",
-        "terminationMessagePolicy": "File",
-        "imagePullPolicy": "Always",
-        "volumeMounts": [{"name": "kube-api-access-x7k2p", "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]
-      },
-      {
-        "name": "sidecar",
-        "image": "k8s.gcr.io/busybox:latest",
-        "command": ["sh", "-c", "sleep 3600"],
-        "resources": {"requests": {"cpu": "10m"}},
-        "terminationMessagePath": "/dev/termination-log",
-        "terminationMessagePolicy": "File",
-        "imagePullPolicy": "Always",
-        "volumeMounts": [{"name": "kube-api-access-x7k2p", "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]
-      }
-    ],
-    "volumes": [{
-      "name": "kube-api-access-x7k2p",
-      "projected": {"defaultMode": 420, "sources": [
-        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
-      ]}
-    }],
-    "restartPolicy": "Always",
-    "terminationGracePeriodSeconds": 30,
-    "dnsPolicy": "ClusterFirst",
-    "serviceAccountName": "default",
-    "serviceAccount": "default",
-    "securityContext": {},
-    "schedulerName": "default-scheduler",
-    "tolerations": [
-      {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-      {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
-    ],
-    "priority": 0,
-    "enableServiceLinks": true,
-    "preemptionPolicy": "PreemptLowerPriority"
-  },
-  "status": {"phase": "Pending", "qosClass": "BestEffort"}
-}`
+//go:embed pod.json
+var benchPod string
 
-const uidMark = "@@UID@@"
+// Pod modes, the -pods flag: what varies from one request to the next.
+const (
+	podsSame     = "same"
+	podsReplicas = "replicas"
+	podsDistinct = "distinct"
+)
 
-// reviewTemplate is the AdmissionReview around benchPod, with a mark where
-// each request's uid goes.
-func reviewTemplate() (prefix, suffix []byte) {
-	body := fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{`+
-		`"uid":%q,"kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},`+
+// reviewTemplate is the AdmissionReview around benchPod, with marks for
+// what requests vary: the request uid always; the Pod's name suffix and
+// uid (as when a ReplicaSet creates its pods); its main container's tag
+// and its sidecar's command.
+func reviewTemplate() string {
+	return fmt.Sprintf(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{`+
+		`"uid":"@@UID@@","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},`+
 		`"requestKind":{"group":"","version":"v1","kind":"Pod"},"requestResource":{"group":"","version":"v1","resource":"pods"},`+
-		`"name":"web-7c9d","namespace":"default","operation":"CREATE",`+
+		`"name":"web-7c9d-@@SUFFIX@@","namespace":"default","operation":"CREATE",`+
 		`"userInfo":{"username":"system:serviceaccount:kube-system:replicaset-controller","uid":"5d1c","groups":["system:serviceaccounts","system:serviceaccounts:kube-system","system:authenticated"]},`+
 		`"object":%s,"oldObject":null,"dryRun":false,`+
 		`"options":{"kind":"CreateOptions","apiVersion":"meta.k8s.io/v1","fieldManager":"kube-controller-manager"}}}`,
-		uidMark, compact(benchPod))
-	i := bytes.Index([]byte(body), []byte(uidMark))
-	return []byte(body[:i]), []byte(body[i+len(uidMark):])
+		compact(benchPod))
+}
+
+// reviewBody fills in the template for request n of a run in mode pods,
+// with random bytes rnd for the uids and name.
+func reviewBody(tmpl, pods string, n uint64, rnd [32]byte) []byte {
+	uid := hex.EncodeToString(rnd[:16])
+	suffix, objUID, tag, sleep := "x8k2q", "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "latest", "3600"
+	if pods != podsSame {
+		suffix = hex.EncodeToString(rnd[16:19])[:5]
+		objUID = hex.EncodeToString(rnd[19:27])
+	}
+	if pods == podsDistinct {
+		tag = fmt.Sprintf("1.%d", n)
+		sleep = fmt.Sprint(3600 + n)
+	}
+	return []byte(strings.NewReplacer("@@UID@@", uid, "@@SUFFIX@@", suffix, "@@OBJUID@@", objUID, "@@TAG@@", tag, "@@SLEEP@@", sleep).Replace(tmpl))
 }
 
 func compact(s string) string {

@@ -50,7 +50,7 @@ func runServer(ctx context.Context, c config) error {
 	logger := zapLogger()
 	ctrl.SetLogger(logger)
 	begin := time.Now()
-	eng, templates, constraints, err := loadLibrary(ctx, c.library)
+	eng, templates, constraints, err := loadLibrary(ctx, c.library, c.resultCacheSize)
 	if err != nil {
 		return report(serverReady{Error: err.Error()})
 	}
@@ -111,8 +111,12 @@ func report(r serverReady) error {
 
 // loadLibrary adds every template of the library, each with its first
 // sample constraint (samples/*/constraint.yaml, sorted).
-func loadLibrary(ctx context.Context, dir string) (*engine.Engine, int, int, error) {
-	eng, err := engine.New(engine.Options{})
+func loadLibrary(ctx context.Context, dir string, cacheSize int) (*engine.Engine, int, int, error) {
+	opts := engine.Options{ResultCacheSize: cacheSize}
+	if cacheSize == 0 {
+		opts.ResultCacheSize = -1
+	}
+	eng, err := engine.New(opts)
 	if err != nil {
 		return nil, 0, 0, err
 	}
