@@ -60,7 +60,7 @@ func main() {
 	flag.IntVar(&c.profileRate, "profile-rate", 1000, "take the CPU profile during this step (0: none)")
 	flag.StringVar(&c.out, "out", "bin/bench-webhook-out", "directory for the CPU profile and the server's log")
 	flag.IntVar(&c.maxServingThreads, "max-serving-threads", -1, "the server's --max-serving-threads")
-	flag.StringVar(&c.gogc, "gogc", "", "the server's GOGC (default: inherited)")
+	flag.StringVar(&c.gogc, "gogc", "200", "the server's GOGC, as config/manager sets it (\"\": inherited)")
 	flag.StringVar(&c.gomemlimit, "gomemlimit", "", "the server's GOMEMLIMIT (default: inherited)")
 	flag.IntVar(&c.resultCacheSize, "result-cache-size", engine.DefaultResultCacheSize, "the server's --result-cache-size (0: off)")
 	flag.StringVar(&c.pods, "pods", podsReplicas, "what varies between requests: "+podsSame+" (only the request uid: one Pod sent again and again), "+
