@@ -139,14 +139,14 @@ func TestAuditFindsAndClears(t *testing.T) {
 	}
 
 	// The run's metrics.
-	if got := gauge(t, "audit_last_run_time", nil); got < float64(rep.Start.Unix()) {
-		t.Errorf("audit_last_run_time %v, want at least %d", got, rep.Start.Unix())
+	if got := gauge(t, "gatekeeper_audit_last_run_time", nil); got < float64(rep.Start.Unix()) {
+		t.Errorf("gatekeeper_audit_last_run_time %v, want at least %d", got, rep.Start.Unix())
 	}
-	if got := histogramCount(t, "audit_duration_seconds"); got < 3 {
-		t.Errorf("audit_duration_seconds counted %d runs, want at least 3", got)
+	if got := histogramCount(t, "gatekeeper_audit_duration_seconds"); got < 3 {
+		t.Errorf("gatekeeper_audit_duration_seconds counted %d runs, want at least 3", got)
 	}
-	if _, ok := findMetric(t, "audit_violations", map[string]string{"enforcement_action": "deny"}); !ok {
-		t.Error("no audit_violations{enforcement_action=deny}")
+	if _, ok := findMetric(t, "gatekeeper_violations", map[string]string{"enforcement_action": "deny"}); !ok {
+		t.Error("no gatekeeper_violations{enforcement_action=deny}")
 	}
 }
 
@@ -225,8 +225,8 @@ func TestAuditEnforcementActions(t *testing.T) {
 	if rep.ViolationsByAction["dryrun"] < 2 || rep.ViolationsByAction["warn"] < 4 {
 		t.Errorf("violations by action %v, want at least 2 dryrun and 4 warn", rep.ViolationsByAction)
 	}
-	if got := gauge(t, "audit_violations", map[string]string{"enforcement_action": "dryrun"}); got < 2 {
-		t.Errorf("audit_violations{dryrun} = %v, want at least 2", got)
+	if got := gauge(t, "gatekeeper_violations", map[string]string{"enforcement_action": "dryrun"}); got < 2 {
+		t.Errorf("gatekeeper_violations{dryrun} = %v, want at least 2", got)
 	}
 }
 

@@ -151,7 +151,7 @@ spec:
 	})
 	labelAll(t, ns, "owner", "x")
 	widgets := schema.GroupVersionResource{Group: "audit.example.com", Version: "v2", Resource: "widgets"}
-	errorsBefore := counter(t, "audit_list_errors_total", map[string]string{"group": "audit.example.com", "resource": "widgets"})
+	errorsBefore := counter(t, "portcullis_audit_list_errors_total", map[string]string{"group": "audit.example.com", "resource": "widgets"})
 
 	var rep audit.Report
 	eventually(t, "v2 to be the preferred version of widgets", func(ctx context.Context) (bool, error) {
@@ -164,8 +164,8 @@ spec:
 		t.Fatalf("widgets listed: %+v (list errors %d); want a failure after w-1", wr, rep.ListErrors)
 	}
 	t.Logf("The list failed as intended: %v", wr.Err)
-	if got := counter(t, "audit_list_errors_total", map[string]string{"group": "audit.example.com", "resource": "widgets"}); got <= errorsBefore {
-		t.Errorf("audit_list_errors_total for widgets is %v, was %v", got, errorsBefore)
+	if got := counter(t, "portcullis_audit_list_errors_total", map[string]string{"group": "audit.example.com", "resource": "widgets"}); got <= errorsBefore {
+		t.Errorf("portcullis_audit_list_errors_total for widgets is %v, was %v", got, errorsBefore)
 	}
 	s := readStatus(t, "AuditBroken", "broken")
 	// In order of version: w-2 and w-3 were found at v1.
@@ -239,13 +239,13 @@ spec:
 		}
 		return nil
 	}}
-	before := counter(t, "audit_review_errors_total", nil)
+	before := counter(t, "portcullis_audit_review_errors_total", nil)
 	rep := runOnce(t, newAuditor(t, testOptions(), failing))
 	if rep.ReviewErrors != 1 {
 		t.Errorf("%d review errors, want 1", rep.ReviewErrors)
 	}
-	if got := counter(t, "audit_review_errors_total", nil); got != before+1 {
-		t.Errorf("audit_review_errors_total %v, want %v", got, before+1)
+	if got := counter(t, "portcullis_audit_review_errors_total", nil); got != before+1 {
+		t.Errorf("portcullis_audit_review_errors_total %v, want %v", got, before+1)
 	}
 	s := readStatus(t, "AuditBoom", "boom")
 	if s.total != 1 || len(s.violations) != 1 || s.violations[0].Name != "boom-0000" ||

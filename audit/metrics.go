@@ -13,40 +13,40 @@ import (
 // manager's /metrics).
 var (
 	durationSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "audit_duration_seconds",
+		Name:    "gatekeeper_audit_duration_seconds",
 		Help:    "Duration of audit runs.",
 		Buckets: prometheus.ExponentialBuckets(0.25, 2, 16), // 0.25 s to ~2.3 h
 	})
 	lastRunTime = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "audit_last_run_time",
+		Name: "gatekeeper_audit_last_run_time",
 		Help: "Start of the last audit run, in seconds since the Unix epoch.",
 	})
 	lastRunEndTime = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "audit_last_run_end_time",
+		Name: "gatekeeper_audit_last_run_end_time",
 		Help: "End of the last audit run, in seconds since the Unix epoch.",
 	})
 	violationsGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "audit_violations",
+		Name: "gatekeeper_violations",
 		Help: "Violations found by the last audit run, by enforcement action that applies at the audit.",
 	}, []string{"enforcement_action"})
 	objectsReviewed = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "audit_objects_reviewed",
+		Name: "portcullis_audit_objects_reviewed",
 		Help: "Objects reviewed by the last audit run.",
 	})
 	listErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "audit_list_errors_total",
+		Name: "portcullis_audit_list_errors_total",
 		Help: "Kinds the audit failed to list completely (resource is empty when discovery of the group failed).",
 	}, []string{"group", "version", "resource"})
 	reviewErrors = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "audit_review_errors_total",
+		Name: "portcullis_audit_review_errors_total",
 		Help: "Objects the engine failed to review during the audit.",
 	})
 	statusErrors = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "audit_status_errors_total",
+		Name: "portcullis_audit_status_errors_total",
 		Help: "Constraint statuses the audit failed to write.",
 	})
 	runErrors = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "audit_run_errors_total",
+		Name: "portcullis_audit_run_errors_total",
 		Help: "Audit runs that failed before writing any status.",
 	})
 )

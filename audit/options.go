@@ -82,7 +82,7 @@ func NewOptions() Options {
 		Interval:        DefaultInterval,
 		ChunkSize:       DefaultChunkSize,
 		ViolationsLimit: DefaultViolationsLimit,
-		Workers:         runtime.GOMAXPROCS(0),
+		Workers:         0,
 		StatusRefresh:   DefaultStatusRefresh,
 	}
 }

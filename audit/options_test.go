@@ -17,7 +17,7 @@ func TestOptionsFlags(t *testing.T) {
 			t.Errorf("AddFlags registers --%s, which the manager registers once for the webhook and the audit", name)
 		}
 	}
-	if o.Interval != 60*time.Second || o.ChunkSize != 500 || o.ViolationsLimit != 20 || o.Workers != runtime.GOMAXPROCS(0) ||
+	if o.Interval != 60*time.Second || o.ChunkSize != 500 || o.ViolationsLimit != 20 || o.Workers != 0 ||
 		o.MatchKindOnly || o.LogViolations || o.StatusRefresh != time.Hour {
 		t.Errorf("defaults: %+v", o)
 	}

@@ -113,11 +113,38 @@ func validateTemplate(ct *templates.ConstraintTemplate) error {
 			return fmt.Errorf("%w: %q: spec.targets[0].code[%d].source is required", ErrInvalidTemplate, ct.GetName(), j)
 		}
 	}
+	if err := needsRego(ct); err != nil {
+		return err
+	}
 	if t := ct.Spec.Targets[0].Target; t != TargetName {
 		return fmt.Errorf("%w: %q: spec.targets[0].target %q is unknown (want %s)", ErrInvalidTemplate, ct.GetName(), t, TargetName)
 	}
 	return nil
 }
+
+// needsRego refuses a template without Rego, naming the engines it has: the
+// engine evaluates Rego only, so a CEL-only template cannot be enforced.
+func needsRego(ct *templates.ConstraintTemplate) error {
+	t := ct.Spec.Targets[0]
+	if t.Rego != "" {
+		return nil
+	}
+	var engines []string
+	for _, code := range t.Code {
+		if code.Engine == regoEngine {
+			return nil
+		}
+		engines = append(engines, code.Engine)
+	}
+	if len(engines) == 0 {
+		return fmt.Errorf("%w: %q: spec.targets[0] has neither rego nor code", ErrInvalidTemplate, ct.GetName())
+	}
+	return fmt.Errorf("%w: %q: spec.targets[0].code has no Rego entry, only %s: Portcullis evaluates Rego; CEL (K8sNativeValidation) is not supported yet",
+		ErrInvalidTemplate, ct.GetName(), strings.Join(engines, ", "))
+}
+
+// regoEngine is the code engine of Rego.
+const regoEngine = "Rego"
 
 // CompileError is a Rego error in a template, with its position in the
 // source the author wrote.

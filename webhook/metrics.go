@@ -24,7 +24,7 @@ const (
 
 // durationBuckets start at 100µs: most reviews take well under a
 // millisecond, which Gatekeeper's 1 ms lowest bucket cannot show. They end
-// at the API server's 3 s default timeout.
+// at 3 s, the webhook configuration's default timeoutSeconds.
 var durationBuckets = []float64{
 	0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075,
 	0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3,

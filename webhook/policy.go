@@ -105,7 +105,7 @@ func (h *PolicyHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 func (h *PolicyHandler) checkTemplate(ctx context.Context, u *unstructured.Unstructured) (*admissionv1.AdmissionResponse, error) {
 	ct, err := engine.ParseTemplate(u)
 	if err != nil {
-		return invalid(u, err), nil
+		return invalid(u, "spec", err), nil
 	}
 	scratch, err := engine.New(h.engineOpts)
 	if err != nil {
@@ -115,10 +115,10 @@ func (h *PolicyHandler) checkTemplate(ctx context.Context, u *unstructured.Unstr
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("compiling ConstraintTemplate %q: %w", u.GetName(), err)
 		}
-		return invalid(u, err), nil
+		return invalid(u, "spec.targets", err), nil
 	}
 	if _, err := scratch.CreateCRD(ctx, ct); err != nil {
-		return invalid(u, err), nil
+		return invalid(u, "spec.crd", err), nil
 	}
 	return allowed(""), nil
 }
@@ -126,7 +126,7 @@ func (h *PolicyHandler) checkTemplate(ctx context.Context, u *unstructured.Unstr
 // checkConstraint validates a constraint against its loaded template.
 func (h *PolicyHandler) checkConstraint(u *unstructured.Unstructured) *admissionv1.AdmissionResponse {
 	if err := engine.ValidateEnforcementAction(u); err != nil {
-		return invalid(u, err)
+		return invalid(u, "spec", err)
 	}
 	if !slices.Contains(h.constraints.TemplateKinds(), u.GetKind()) {
 		// The CRD exists, so the template does; this replica has not
@@ -136,24 +136,27 @@ func (h *PolicyHandler) checkConstraint(u *unstructured.Unstructured) *admission
 		return resp
 	}
 	if err := h.constraints.ValidateConstraint(u); err != nil {
-		return invalid(u, err)
+		return invalid(u, "spec", err)
 	}
 	return allowed("")
 }
 
-// invalid refuses an object with 422 Invalid, giving the field and, for a
-// template, the line and column of the Rego error.
-func invalid(u *unstructured.Unstructured, err error) *admissionv1.AdmissionResponse {
+// invalid refuses an object with 422 Invalid and one cause: for a template
+// whose Rego does not compile, its field, line and column; otherwise field
+// and the error. kubectl prints the causes of an Invalid answer, not its
+// message, so there must be one.
+func invalid(u *unstructured.Unstructured, field string, err error) *admissionv1.AdmissionResponse {
 	gvk := u.GroupVersionKind()
 	details := &metav1.StatusDetails{Group: gvk.Group, Kind: gvk.Kind, Name: u.GetName()}
+	cause := metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: field, Message: err.Error()}
 	var ce *engine.CompileError
 	if errors.As(err, &ce) {
-		msg := ce.Message
+		cause.Field, cause.Message = ce.Field, ce.Message
 		if ce.Row > 0 {
-			msg = fmt.Sprintf("line %d, column %d: %s", ce.Row, ce.Col, ce.Message)
+			cause.Message = fmt.Sprintf("line %d, column %d: %s", ce.Row, ce.Col, ce.Message)
 		}
-		details.Causes = []metav1.StatusCause{{Type: metav1.CauseTypeFieldValueInvalid, Field: ce.Field, Message: msg}}
 	}
+	details.Causes = []metav1.StatusCause{cause}
 	return &admissionv1.AdmissionResponse{
 		Allowed: false,
 		Result: &metav1.Status{
