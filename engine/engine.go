@@ -125,6 +125,12 @@ func (e *Engine) AddTemplate(ctx context.Context, ct *templates.ConstraintTempla
 	if err := validateTemplate(ct); err != nil {
 		return err
 	}
+	// Compile before taking any lock: the frameworks client holds its
+	// lock, which reviews wait for, while it adds the template, and then
+	// only swaps the compiled template in.
+	if err := e.driver.Prepare(ctx, ct); err != nil {
+		return templateError(ct, err)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, err := e.client.AddTemplate(ctx, ct); err != nil {

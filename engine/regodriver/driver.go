@@ -3,6 +3,7 @@ package regodriver
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"runtime"
@@ -58,6 +59,11 @@ type Driver struct {
 	// parameters by name.
 	kinds map[string]map[string]*constraintParams
 
+	// prepared holds compilations made by Prepare, by kind.
+	prepared map[string]*preparedTemplate
+	// fingerprints identify what each held kind was compiled from.
+	fingerprints map[string][sha256.Size]byte
+
 	// cache memoizes violations (nil: off); see cache.go.
 	cache *resultCache
 	// inflight counts Queries running, to decide whether one Query may
@@ -85,11 +91,13 @@ type targetState struct {
 // builtins are available; see Externs and DisableBuiltins.
 func New(opts ...Option) (*Driver, error) {
 	d := &Driver{
-		disabled: map[string]bool{},
-		externs:  []string{"data.inventory"},
-		targets:  map[string]*targetState{},
-		kinds:    map[string]map[string]*constraintParams{},
-		cache:    newResultCache(DefaultCacheSize),
+		disabled:     map[string]bool{},
+		externs:      []string{"data.inventory"},
+		targets:      map[string]*targetState{},
+		kinds:        map[string]map[string]*constraintParams{},
+		prepared:     map[string]*preparedTemplate{},
+		fingerprints: map[string][sha256.Size]byte{},
+		cache:        newResultCache(DefaultCacheSize),
 	}
 	for _, o := range opts {
 		if err := o(d); err != nil {
@@ -126,32 +134,101 @@ func (d *Driver) target(ctx context.Context, name string) (*targetState, error) 
 	return ts, nil
 }
 
-// AddTemplate compiles a template and its violation query for each of its
-// targets, then replaces any template of the same kind. Compilation runs
-// outside the driver's lock, so Queries (of any kind; this kind's use the
-// previous template until the swap) are not held up by it. If compilation
-// fails, the template held before, if any, stays.
-func (d *Driver) AddTemplate(ctx context.Context, ct *templates.ConstraintTemplate) error {
+// Prepare compiles a template ahead of AddTemplate, which then only swaps
+// it in. The frameworks client calls AddTemplate under its own lock, which
+// every review waits for: compiling before taking that lock keeps reviews
+// flowing while a template compiles. A prepared compilation is used only
+// by an AddTemplate of the same kind with the same targets; an error is
+// returned again by AddTemplate.
+func (d *Driver) Prepare(ctx context.Context, ct *templates.ConstraintTemplate) error {
+	fp, err := fingerprint(ct)
+	if err != nil {
+		return err
+	}
 	kind := ct.Spec.CRD.Spec.Names.Kind
+	d.mu.RLock()
+	held := d.fingerprints[kind]
+	d.mu.RUnlock()
+	if held == fp {
+		// Already compiled from these targets: AddTemplate keeps it.
+		return nil
+	}
+	progs, err := d.compileTargets(ctx, ct)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.prepared[kind] = &preparedTemplate{fingerprint: fp, programs: progs}
+	return nil
+}
+
+// preparedTemplate is a compilation made by Prepare.
+type preparedTemplate struct {
+	fingerprint [sha256.Size]byte
+	programs    map[string]*program
+}
+
+// fingerprint identifies what a template compiles from.
+func fingerprint(ct *templates.ConstraintTemplate) ([sha256.Size]byte, error) {
+	b, err := json.Marshal(ct.Spec.Targets)
+	if err != nil {
+		return [sha256.Size]byte{}, fmt.Errorf("%w: encoding the targets of %q: %w", clienterrors.ErrInvalidConstraintTemplate, ct.GetName(), err)
+	}
+	return sha256.Sum256(b), nil
+}
+
+// compileTargets compiles each target of a template.
+func (d *Driver) compileTargets(ctx context.Context, ct *templates.ConstraintTemplate) (map[string]*program, error) {
 	progs := make(map[string]*program, len(ct.Spec.Targets))
 	for i := range ct.Spec.Targets {
 		t := &ct.Spec.Targets[i]
 		mods, err := parseTarget(t, d.externs)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if _, err := d.target(ctx, t.Target); err != nil {
-			return err
+			return nil, err
 		}
 		p, err := compile(mods, d.caps)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		progs[t.Target] = p
+	}
+	return progs, nil
+}
+
+// AddTemplate compiles a template and its violation query for each of its
+// targets (unless Prepare did), then replaces any template of the same
+// kind. Compilation runs outside the driver's lock, so Queries (of any
+// kind; this kind's use the previous template until the swap) are not
+// held up by it. If compilation fails, the template held before, if any,
+// stays.
+func (d *Driver) AddTemplate(ctx context.Context, ct *templates.ConstraintTemplate) error {
+	kind := ct.Spec.CRD.Spec.Names.Kind
+	fp, err := fingerprint(ct)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	prep := d.prepared[kind]
+	delete(d.prepared, kind)
+	held := d.fingerprints[kind]
+	d.mu.Unlock()
+	if held == fp {
+		return nil
+	}
+	var progs map[string]*program
+	if prep != nil && prep.fingerprint == fp {
+		progs = prep.programs
+	} else if progs, err = d.compileTargets(ctx, ct); err != nil {
+		return err
 	}
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.fingerprints[kind] = fp
 	for _, ts := range d.targets {
 		delete(ts.programs, kind)
 	}
@@ -174,6 +251,8 @@ func (d *Driver) RemoveTemplate(_ context.Context, ct *templates.ConstraintTempl
 		delete(ts.programs, kind)
 	}
 	delete(d.kinds, kind)
+	delete(d.prepared, kind)
+	delete(d.fingerprints, kind)
 	return nil
 }
 
