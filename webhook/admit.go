@@ -82,6 +82,9 @@ type AdmissionHandler struct {
 	ready          func() error
 	isReady        atomic.Bool // Ready passed once; it stays so
 	log            logr.Logger
+	// shed counts requests turned away since shedLogged (unix ns).
+	shed       atomic.Int64
+	shedLogged atomic.Int64
 }
 
 // NewAdmissionHandler builds the /v1/admit handler around a Reviewer.
@@ -125,7 +128,12 @@ func (h *AdmissionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := h.admit(r.Context(), req, requestTimeout(r, h.timeout))
 	if err != nil {
 		herr := &httpError{code: errorCode(err), err: err}
-		if herr.code >= http.StatusInternalServerError {
+		if herr.code == http.StatusServiceUnavailable {
+			// Turned away, over capacity or not ready yet: an error log
+			// with a stack for each would cost the most when there is
+			// least to spare, so one line a second says how many.
+			h.logShed(err)
+		} else if herr.code >= http.StatusInternalServerError {
 			h.log.Error(err, "Could not judge an admission request", requestKeys(req)...)
 		} else {
 			h.log.V(1).Info("Bad admission request", append(requestKeys(req), "code", herr.code, "error", err.Error())...)
@@ -139,6 +147,20 @@ func (h *AdmissionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Error(err, "Could not answer an admission request", requestKeys(req)...)
 	}
 	h.metrics.observe(decisionOf(resp), dryRun, time.Since(start))
+}
+
+// logShed logs requests turned away with 503 (over capacity, or not
+// ready), at most once a second, with how many since the last line and
+// the last one's reason.
+func (h *AdmissionHandler) logShed(err error) {
+	n := h.shed.Add(1)
+	now := time.Now().UnixNano()
+	last := h.shedLogged.Load()
+	if now-last < int64(time.Second) || !h.shedLogged.CompareAndSwap(last, now) {
+		return
+	}
+	h.shed.Add(-n)
+	h.log.Info("Turned admission requests away with 503", "count", n, "lastError", err.Error())
 }
 
 func decisionOf(resp *admissionv1.AdmissionResponse) string {

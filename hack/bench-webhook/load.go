@@ -72,11 +72,15 @@ func newLoader(caFile, url, pods string) (*loader, error) {
 	return &loader{client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, url: url, tmpl: reviewTemplate(), pods: pods}, nil
 }
 
-// send posts one review; it returns the answer's body.
-func (l *loader) send(ctx context.Context) (int, []byte, error) {
+// body makes the next request's AdmissionReview.
+func (l *loader) body() []byte {
 	var rnd [32]byte
 	_, _ = rand.Read(rnd[:])
-	body := reviewBody(l.tmpl, l.pods, l.n.Add(1), rnd)
+	return reviewBody(l.tmpl, l.pods, l.n.Add(1), rnd)
+}
+
+// send posts one review; it returns the answer's body.
+func (l *loader) send(ctx context.Context, body []byte) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
@@ -98,6 +102,12 @@ func (l *loader) send(ctx context.Context) (int, []byte, error) {
 func (l *loader) run(ctx context.Context, rate int, d time.Duration) rateResult {
 	n := int(int64(rate) * int64(d) / int64(time.Second))
 	interval := time.Second / time.Duration(rate)
+	// Every request's body is made before the step starts, so that making
+	// them takes nothing from the cores the server shares.
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		bodies[i] = l.body()
+	}
 	lat := make([]time.Duration, n)
 	var errs, notDenied atomic.Int32
 	var wg sync.WaitGroup
@@ -113,7 +123,7 @@ func (l *loader) run(ctx context.Context, rate int, d time.Duration) rateResult 
 		wg.Add(1)
 		go func(i int, due time.Time) {
 			defer wg.Done()
-			code, body, err := l.send(ctx)
+			code, body, err := l.send(ctx, bodies[i])
 			lat[i] = time.Since(due)
 			switch {
 			case err != nil || code != http.StatusOK:

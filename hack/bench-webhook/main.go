@@ -160,7 +160,7 @@ func runLoad(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	code, body, err := l.send(ctx)
+	code, body, err := l.send(ctx, l.body())
 	if err != nil || code != 200 {
 		return fmt.Errorf("first request: HTTP %d %s: %v", code, body, err)
 	}
