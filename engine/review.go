@@ -51,6 +51,27 @@ type review struct {
 	process     string
 }
 
+// ReviewWithoutObjects is the review without its objects, which the
+// driver converts from obj and oldObj instead of parsing their JSON again
+// (regodriver.DecodedReview).
+func (r *review) ReviewWithoutObjects() interface{} {
+	req := r.AdmissionRequest
+	req.Object, req.OldObject = runtime.RawExtension{}, runtime.RawExtension{}
+	return &req
+}
+
+// DecodedObjects are review.object and review.oldObject, decoded: for a
+// DELETE both are the object deleted (see newAdmissionReview).
+func (r *review) DecodedObjects() (object, oldObject map[string]interface{}) {
+	if r.obj != nil {
+		object = r.obj.Object
+	}
+	if r.oldObj != nil {
+		oldObject = r.oldObj.Object
+	}
+	return object, oldObject
+}
+
 // GetAdmissionRequest lets the frameworks client filter templates by operation.
 func (r *review) GetAdmissionRequest() *admissionv1.AdmissionRequest {
 	return &r.AdmissionRequest

@@ -4,13 +4,32 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
+// DecodedReview is a review that holds its object and oldObject already
+// decoded from JSON (as encoding/json or sigs.k8s.io/json decode into
+// map[string]interface{}: int64 or float64 numbers). Query converts those
+// directly to AST, which is what decoding the review's JSON would give:
+// ReviewWithoutObjects must marshal to that JSON with object and
+// oldObject null, and DecodedObjects return them (nil for null).
+type DecodedReview interface {
+	ReviewWithoutObjects() interface{}
+	DecodedObjects() (object, oldObject map[string]interface{})
+}
+
+type objectField struct {
+	key   *ast.Term
+	value map[string]interface{}
+}
+
 var (
+	objectKey          = ast.StringTerm("object")
+	oldObjectKey       = ast.StringTerm("oldObject")
 	reviewKey          = ast.StringTerm("review")
 	parametersKey      = ast.StringTerm("parameters")
 	namespaceObjectKey = ast.StringTerm("namespaceObject")
@@ -22,6 +41,14 @@ var (
 // ast.InterfaceToValue gives (as with the frameworks driver), numbers
 // included: they are float64s, so 1000000 prints as 1e+06.
 func reviewTerm(review interface{}, namespace map[string]interface{}) (*ast.Term, error) {
+	var objects []objectField
+	if dr, ok := review.(DecodedReview); ok {
+		// Only the small rest of the review goes through JSON; the
+		// objects, already decoded, are converted directly.
+		object, oldObject := dr.DecodedObjects()
+		objects = []objectField{{objectKey, object}, {oldObjectKey, oldObject}}
+		review = dr.ReviewWithoutObjects()
+	}
 	raw, err := json.Marshal(review)
 	if err != nil {
 		return nil, fmt.Errorf("encoding review: %w", err)
@@ -31,8 +58,31 @@ func reviewTerm(review interface{}, namespace map[string]interface{}) (*ast.Term
 		return nil, fmt.Errorf("converting namespace: %w", err)
 	}
 	if v, ok := decodeObject(raw); ok {
+		for _, f := range objects {
+			ov, err := decodedToValue(f.value)
+			if err != nil {
+				return nil, fmt.Errorf("converting review.%s: %w", f.key.Value, err)
+			}
+			v.Insert(f.key, ast.NewTerm(ov))
+		}
 		v.Insert(namespaceObjectKey, ast.NewTerm(ns))
 		return ast.NewTerm(v), nil
+	}
+	if objects != nil {
+		// The rest of a decoded review is plain JSON; the fast decoder
+		// only leaves odd strings to encoding/json. Take the slow path
+		// for the whole review.
+		m := map[string]interface{}{}
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, fmt.Errorf("decoding review: %w", err)
+		}
+		for _, f := range objects {
+			m[string(f.key.Value.(ast.String))] = f.value // a nil map encodes as null
+		}
+		raw, err = json.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("encoding review: %w", err)
+		}
 	}
 	// Not a plain JSON object, or something the fast decoder leaves to
 	// encoding/json: decode as the frameworks driver does, errors included.
@@ -55,6 +105,73 @@ func reviewTerm(review interface{}, namespace map[string]interface{}) (*ast.Term
 // templateInput is input for one constraint: {review, parameters}.
 func templateInput(review, params *ast.Term) ast.Value {
 	return ast.NewObject(ast.Item(reviewKey, review), ast.Item(parametersKey, params))
+}
+
+// decodedToValue converts decoded JSON to AST as the JSON decoder below
+// would: numbers as float64s (an int64 too: 1000000 is 1e+06, as
+// encoding/json then ast.InterfaceToValue make it), object keys in sorted
+// order. A nil map is null.
+func decodedToValue(m map[string]interface{}) (ast.Value, error) {
+	if m == nil {
+		return ast.NullValue, nil
+	}
+	return decodedValue(m)
+}
+
+func decodedValue(x interface{}) (ast.Value, error) {
+	switch v := x.(type) {
+	case nil:
+		return ast.NullValue, nil
+	case bool:
+		return ast.Boolean(v), nil
+	case string:
+		return ast.String(v), nil
+	case int64:
+		return floatNumber(float64(v)), nil
+	case float64:
+		return floatNumber(v), nil
+	case map[string]interface{}:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		items := make([][2]*ast.Term, len(keys))
+		for i, k := range keys {
+			ev, err := decodedValue(v[k])
+			if err != nil {
+				return nil, err
+			}
+			items[i] = [2]*ast.Term{ast.StringTerm(k), ast.NewTerm(ev)}
+		}
+		return ast.NewObject(items...), nil
+	case []interface{}:
+		terms := make([]*ast.Term, len(v))
+		for i, e := range v {
+			ev, err := decodedValue(e)
+			if err != nil {
+				return nil, err
+			}
+			terms[i] = ast.NewTerm(ev)
+		}
+		return ast.NewArray(terms...), nil
+	}
+	// Not what a JSON decoder makes (e.g. an int from Go code): as
+	// encoding/json would round-trip it.
+	b, err := json.Marshal(x)
+	if err != nil {
+		return nil, err
+	}
+	var back interface{}
+	if err := json.Unmarshal(b, &back); err != nil {
+		return nil, err
+	}
+	return ast.InterfaceToValue(back)
+}
+
+// floatNumber is a float64 as ast.InterfaceToValue makes it.
+func floatNumber(f float64) ast.Value {
+	return ast.Number(strconv.FormatFloat(f, 'g', -1, 64))
 }
 
 // errSlowPath makes decodeObject give up, leaving the input to
@@ -296,7 +413,7 @@ func (d *jsonDecoder) number() (ast.Value, error) {
 	if err != nil {
 		return nil, errSlowPath
 	}
-	return ast.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
+	return floatNumber(f), nil
 }
 
 // validNumber reports whether s is a JSON number.
@@ -337,4 +454,14 @@ func validNumber(s string) bool {
 		}
 	}
 	return i == len(s)
+}
+
+// ReviewValue is input.review as Query makes it from a review and the
+// namespace object (reviews.Namespace).
+func ReviewValue(review interface{}, namespace map[string]interface{}) (ast.Value, error) {
+	t, err := reviewTerm(review, namespace)
+	if err != nil {
+		return nil, err
+	}
+	return t.Value, nil
 }
