@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	apiconstraints "github.com/open-policy-agent/frameworks/constraint/pkg/apis/constraints"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client"
@@ -62,6 +63,10 @@ type Engine struct {
 	client *client.Client
 	target *target
 	driver *regodriver.Driver
+	// eps are the enforcement points the engine reviews for.
+	eps []string
+	// index is what reviews read (see index.go).
+	index atomic.Pointer[reviewIndex]
 
 	// tracing is Options.Tracing: only then does a Response carry a trace.
 	tracing bool
@@ -113,6 +118,7 @@ func New(opts Options) (*Engine, error) {
 		client:      c,
 		target:      t,
 		driver:      driver,
+		eps:         eps,
 		tracing:     opts.Tracing,
 		templates:   map[string]*templates.ConstraintTemplate{},
 		constraints: map[string]int{},
@@ -136,6 +142,7 @@ func (e *Engine) AddTemplate(ctx context.Context, ct *templates.ConstraintTempla
 	if _, err := e.client.AddTemplate(ctx, ct); err != nil {
 		return templateError(ct, err)
 	}
+	e.indexTemplate(ct)
 	e.templates[ct.Spec.CRD.Spec.Names.Kind] = ct.DeepCopy()
 	return nil
 }
@@ -144,6 +151,9 @@ func (e *Engine) AddTemplate(ctx context.Context, ct *templates.ConstraintTempla
 func (e *Engine) RemoveTemplate(ctx context.Context, ct *templates.ConstraintTemplate) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// Out of the index first: a review must not query a kind the driver
+	// no longer holds.
+	e.unindexTemplate(ct.Spec.CRD.Spec.Names.Kind)
 	if _, err := e.client.RemoveTemplate(ctx, ct); err != nil {
 		return fmt.Errorf("removing template %q: %w", ct.GetName(), err)
 	}
@@ -186,6 +196,15 @@ func (e *Engine) AddConstraint(ctx context.Context, u *unstructured.Unstructured
 	if _, err := e.client.AddConstraint(ctx, c); err != nil {
 		return fmt.Errorf("constraint %s %q: %w", u.GetKind(), u.GetName(), err)
 	}
+	// Index the constraint as the client stored it: parameter defaults
+	// applied, which results report.
+	stored, err := e.client.GetConstraint(c)
+	if err != nil {
+		return fmt.Errorf("constraint %s %q: reading it back: %w", u.GetKind(), u.GetName(), err)
+	}
+	if err := e.indexConstraint(stored); err != nil {
+		return fmt.Errorf("constraint %s %q: %w", u.GetKind(), u.GetName(), err)
+	}
 	if !existed {
 		e.constraints[u.GetKind()]++
 	}
@@ -200,6 +219,7 @@ func (e *Engine) RemoveConstraint(ctx context.Context, u *unstructured.Unstructu
 	if _, err := e.client.GetConstraint(u); err != nil {
 		return nil
 	}
+	e.unindexConstraint(u.GetKind(), u.GetName())
 	if _, err := e.client.RemoveConstraint(ctx, u); err != nil {
 		return fmt.Errorf("removing constraint %s %q: %w", u.GetKind(), u.GetName(), err)
 	}
@@ -330,7 +350,7 @@ func (e *Engine) Review(ctx context.Context, in interface{}, enforcementPoint st
 		}
 		opts = append(opts, reviews.Namespace(nsMap))
 	}
-	resps, err := e.client.Review(ctx, r, opts...)
+	resps, err := e.reviewIndexed(ctx, r, enforcementPoint, opts)
 	if err != nil {
 		return nil, fmt.Errorf("reviewing %s %s: %w", r.Kind.Kind, objectRef(r.AdmissionRequest.Namespace, r.Name), err)
 	}

@@ -1,0 +1,171 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/open-policy-agent/frameworks/constraint/pkg/client/reviews"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/types"
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/portcullis-dev/portcullis/internal/manifest"
+)
+
+// describeResults renders results for comparison: everything a violation
+// carries, in the order given.
+func describeResults(t *testing.T, rs []*types.Result) []string {
+	t.Helper()
+	out := make([]string, 0, len(rs))
+	for _, r := range rs {
+		v := toViolation(r)
+		b, err := json.Marshal(map[string]interface{}{
+			"msg": v.Message, "details": v.Details, "kind": v.Constraint.GetKind(), "name": v.Constraint.GetName(),
+			"constraint": v.Constraint.Object, "action": v.EnforcementAction, "actions": v.Actions,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	return out
+}
+
+// TestIndexMatchesClientReview reviews every gatekeeper-library sample
+// object, as CREATE, UPDATE, DELETE and CONNECT requests, at each
+// enforcement point, against every library template and sample constraint
+// (plus scoped and warn/dryrun variants of some, and constraints whose
+// match cannot be evaluated), with the engine's index and with the
+// frameworks client's Review: the results must be the same (in the order
+// Results() gives: by action and message, ties in no set order).
+func TestIndexMatchesClientReview(t *testing.T) {
+	dir := filepath.Join("..", "..", "shared", "gatekeeper-library", "library")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("Skipping: no gatekeeper-library at %s (../shared beside the repository)", dir)
+	}
+	ctx := context.Background()
+	e, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(glob string) []*unstructured.Unstructured {
+		files, _ := filepath.Glob(filepath.Join(dir, glob))
+		sort.Strings(files)
+		var out []*unstructured.Unstructured
+		for _, f := range files {
+			docs, err := manifest.ReadPath(f, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range docs {
+				out = append(out, d.Object)
+			}
+		}
+		return out
+	}
+	for _, u := range read("*/*/template.yaml") {
+		ct, err := ParseTemplate(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.AddTemplate(ctx, ct); err != nil {
+			t.Fatal(err)
+		}
+	}
+	constraints := read("*/*/samples/*/constraint.yaml")
+	actions := []string{
+		"enforcementAction: warn",
+		"enforcementAction: dryrun",
+		"enforcementAction: scoped\nscopedEnforcementActions:\n- action: deny\n  enforcementPoints: [{name: validation.gatekeeper.sh}]\n- action: warn\n  enforcementPoints: [{name: audit.gatekeeper.sh}, {name: validation.gatekeeper.sh}]",
+		"enforcementAction: scoped\nscopedEnforcementActions:\n- action: dryrun\n  enforcementPoints: [{name: '*'}]",
+	}
+	added := 0
+	for i, c := range constraints {
+		if err := e.AddConstraint(ctx, c); err != nil {
+			continue // the library has a few constraints for other templates' versions
+		}
+		added++
+		if i%3 != 0 {
+			continue
+		}
+		v := c.DeepCopy()
+		v.SetName(fmt.Sprintf("variant-%d", i))
+		spec, _, _ := unstructured.NestedMap(v.Object, "spec")
+		if spec == nil {
+			spec = map[string]interface{}{}
+		}
+		for k, val := range fromYAML(t, actions[i%len(actions)]).(map[string]interface{}) {
+			spec[k] = val
+		}
+		if i%2 == 0 {
+			// A namespaceSelector on a request whose namespace is not
+			// known: the match cannot be decided, an autorejection.
+			match, _ := spec["match"].(map[string]interface{})
+			if match == nil {
+				match = map[string]interface{}{}
+			}
+			match["namespaceSelector"] = map[string]interface{}{"matchLabels": map[string]interface{}{"team": "x"}}
+			spec["match"] = match
+		}
+		v.Object["spec"] = spec
+		if err := e.AddConstraint(ctx, v); err != nil {
+			t.Fatalf("variant of %s: %v", c.GetName(), err)
+		}
+		added++
+	}
+	objects := read("*/*/samples/*/example_*.yaml")
+	compared, results := 0, 0
+	for _, u := range objects {
+		if u.GetKind() == "AdmissionReview" || u.GetName() == "" {
+			continue
+		}
+		raw, err := u.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		gvk := u.GroupVersionKind()
+		for _, op := range []admissionv1.Operation{admissionv1.Create, admissionv1.Update, admissionv1.Delete, admissionv1.Connect} {
+			req := &admissionv1.AdmissionRequest{
+				UID: "u", Operation: op, Name: u.GetName(), Namespace: u.GetNamespace(),
+				Object: runtime.RawExtension{Raw: raw}, OldObject: runtime.RawExtension{Raw: raw},
+			}
+			req.Kind.Group, req.Kind.Version, req.Kind.Kind = gvk.Group, gvk.Version, gvk.Kind
+			for _, ep := range []string{EnforcementPointWebhook, EnforcementPointAudit, EnforcementPointGator} {
+				r, err := newAdmissionReview(req, nil, SourceOriginal)
+				if err != nil {
+					t.Fatal(err)
+				}
+				opts := []reviews.ReviewOpt{reviews.EnforcementPoint(ep)}
+				got, gotErr := e.reviewIndexed(ctx, r, ep, opts)
+				want, wantErr := e.client.Review(ctx, r, opts...)
+				name := fmt.Sprintf("%s %s/%s %s at %s", gvk.Kind, u.GetNamespace(), u.GetName(), op, ep)
+				if (gotErr == nil) != (wantErr == nil) {
+					t.Errorf("%s: error %v, client %v", name, gotErr, wantErr)
+					continue
+				}
+				// Results() orders by action and message only, and the
+				// client visits templates in map order: compare as sets.
+				g, w := describeResults(t, got.Results()), describeResults(t, want.Results())
+				sort.Strings(g)
+				sort.Strings(w)
+				if !reflect.DeepEqual(g, w) {
+					t.Errorf("%s:\n got %s\nwant %s", name, strings.Join(g, "\n     "), strings.Join(w, "\n     "))
+				}
+				compared++
+				results += len(g)
+			}
+		}
+	}
+	t.Logf("%d constraints, %d reviews compared, %d results", added, compared, results)
+	if compared < 1000 || results < 1000 {
+		t.Errorf("too little compared: %d reviews, %d results", compared, results)
+	}
+}
