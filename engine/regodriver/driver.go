@@ -392,33 +392,78 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 		env.digests = newReviewDigests(reviewT.Value)
 	}
 
-	outs := make([]kindOutput, len(work))
-	run := func(i int) {
+	// Take what the cache holds first; evaluate the rest, on idle cores
+	// too when there is enough of it.
+	var (
+		slots   = make([][]evalSlot, len(work))
+		pending []pendingEval
+	)
+	for i, w := range work {
+		slots[i] = make([]evalSlot, len(w.distinct))
+		for j, cw := range w.distinct {
+			if cw.params == nil {
+				continue
+			}
+			p := pendingEval{kind: i, slot: j}
+			if env.digests != nil && w.program.reads.cacheable {
+				p.key = resultKey(w.program, cw.params.id, env.dataGen, env.digests)
+				p.cached = true
+				if out, ok := d.cache.get(p.key); ok {
+					slots[i][j].out = out
+					continue
+				}
+			}
+			pending = append(pending, p)
+		}
+	}
+	run := func(p pendingEval) {
+		w := work[p.kind]
+		cw := w.distinct[p.slot]
+		slot := &slots[p.kind][p.slot]
 		start := time.Now()
-		outs[i].results, outs[i].err = d.evalKind(ctx, env, work[i], reviewT, tracing, &outs[i].trace)
-		outs[i].took = time.Since(start)
+		var buf *topdown.BufferTracer
+		var tracer topdown.QueryTracer
+		if tracing {
+			buf = topdown.NewBufferTracer()
+			tracer = buf
+		}
+		v, err := w.program.eval(ctx, env, templateInput(reviewT, cw.params.term), tracer)
+		if buf != nil {
+			var b bytes.Buffer
+			topdown.PrettyTrace(&b, *buf)
+			slot.trace = b.String()
+		}
+		if err != nil {
+			slot.err = err
+		} else {
+			slot.out = outcomeOf(cw, v)
+			if p.cached {
+				d.cache.put(p.key, slot.out)
+			}
+		}
+		slot.took = time.Since(start)
 	}
 	running := int(d.inflight.Add(1))
 	defer d.inflight.Add(-1)
-	if workers := spread(len(work), running, tracing); workers > 1 {
-		// Cores are idle: this Query's templates run on them too, so a
+	if workers := spread(len(pending), running, tracing); workers > 1 {
+		// Cores are idle: this Query's evaluations run on them too, so a
 		// lone request takes a fraction of the time. Under load every
-		// core already has a Query, and each runs its templates in turn.
+		// core already has a Query, and each evaluates in turn.
 		var next atomic.Int32
 		var wg sync.WaitGroup
 		for w := 0; w < workers; w++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := int(next.Add(1)) - 1; i < len(work); i = int(next.Add(1)) - 1 {
-					run(i)
+				for i := int(next.Add(1)) - 1; i < len(pending); i = int(next.Add(1)) - 1 {
+					run(pending[i])
 				}
 			}()
 		}
 		wg.Wait()
 	} else {
-		for i := range work {
-			run(i)
+		for _, p := range pending {
+			run(p)
 		}
 	}
 
@@ -428,14 +473,14 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 		statsEntries []*instrumentation.StatsEntry
 	)
 	for i, w := range work {
+		kindResults, took, err := kindResults(w, slots[i], &trace)
 		// The first error in kind order wins, as if evaluated in turn.
-		if outs[i].err != nil {
-			return nil, outs[i].err
+		if err != nil {
+			return nil, err
 		}
-		results = append(results, outs[i].results...)
-		trace.WriteString(outs[i].trace.String())
+		results = append(results, kindResults...)
 		if stats {
-			statsEntries = append(statsEntries, kindStats(w, outs[i].took, tracing))
+			statsEntries = append(statsEntries, kindStats(w, took, tracing))
 		}
 	}
 
@@ -447,27 +492,78 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 	return resp, nil
 }
 
-// kindOutput is what evaluating one kind gave.
-type kindOutput struct {
-	results []*types.Result
-	err     error
-	trace   strings.Builder
-	took    time.Duration
+// evalSlot is one constraint's evaluation in a Query: its outcome, or
+// the evaluation error, and its trace.
+type evalSlot struct {
+	out   *outcome
+	err   error
+	trace string
+	took  time.Duration
 }
 
-// minKindsToSpread is the fewest template kinds worth spreading over
-// cores: below it, starting goroutines costs more than it saves.
-const minKindsToSpread = 4
+// pendingEval is an evaluation the cache could not answer: constraint
+// slot of work[kind], with its cache key if it is cacheable.
+type pendingEval struct {
+	kind, slot int
+	cached     bool
+	key        digest
+}
 
-// spread is how many goroutines a Query with kinds template kinds uses
+// kindResults makes one kind's results from its constraints' slots, as
+// the frameworks driver would from evaluating the kind in one query: an
+// evaluation error yields one result per constraint of the kind with the
+// error as message (it wins over a bad msg elsewhere in the kind); a
+// violation whose msg is not a string fails the Query.
+func kindResults(w *kindWork, slots []evalSlot, trace *strings.Builder) ([]*types.Result, time.Duration, error) {
+	var (
+		results   []*types.Result
+		resultErr error
+		took      time.Duration
+	)
+	for j, cw := range w.distinct {
+		slot := &slots[j]
+		trace.WriteString(slot.trace)
+		took += slot.took
+		if cw.params == nil {
+			continue
+		}
+		if slot.err != nil {
+			return errorResults(w, slot.err), took, nil
+		}
+		if resultErr != nil {
+			continue
+		}
+		if slot.out.err != nil {
+			resultErr = slot.out.err
+			continue
+		}
+		for _, v := range slot.out.violations {
+			results = append(results, &types.Result{
+				Msg:        v.msg,
+				Metadata:   map[string]interface{}{"details": v.details},
+				Constraint: cw.constraint,
+			})
+		}
+	}
+	if resultErr != nil {
+		return nil, took, resultErr
+	}
+	return results, took, nil
+}
+
+// minToSpread is the fewest evaluations worth spreading over cores:
+// below it, waking another core costs more than it saves.
+const minToSpread = 4
+
+// spread is how many goroutines a Query with n evaluations to make uses
 // while running Queries (itself included) are in flight: the idle cores,
 // or one.
-func spread(kinds, running int, tracing bool) int {
-	if tracing || kinds < minKindsToSpread {
+func spread(n, running int, tracing bool) int {
+	if tracing || n < minToSpread {
 		return 1
 	}
 	idle := runtime.GOMAXPROCS(0) - running + 1
-	return max(1, min(idle, kinds/2))
+	return max(1, min(idle, n/2))
 }
 
 // plan groups constraints by kind, in order of first appearance, and looks
@@ -510,78 +606,6 @@ func (d *Driver) plan(target string, constraints []*unstructured.Unstructured) (
 		w.all = append(w.all, cw)
 	}
 	return ts, work, nil
-}
-
-// evalKind evaluates each constraint of one kind.
-func (d *Driver) evalKind(ctx context.Context, env *evalEnv, w *kindWork, reviewT *ast.Term, tracing bool, trace *strings.Builder) ([]*types.Result, error) {
-	var results []*types.Result
-	var resultErr error
-	for _, cw := range w.distinct {
-		if cw.params == nil {
-			continue
-		}
-		var buf *topdown.BufferTracer
-		var tracer topdown.QueryTracer
-		if tracing {
-			buf = topdown.NewBufferTracer()
-			tracer = buf
-		}
-		out, err := d.evalConstraint(ctx, env, w.program, cw, reviewT, tracer)
-		if buf != nil {
-			var b bytes.Buffer
-			topdown.PrettyTrace(&b, *buf)
-			trace.WriteString(b.String())
-		}
-		if err != nil {
-			// An evaluation error wins over a bad msg elsewhere in the
-			// kind, as when frameworks evaluates the kind in one query.
-			return errorResults(w, err), nil
-		}
-		if resultErr != nil {
-			continue
-		}
-		if out.err != nil {
-			resultErr = out.err
-			continue
-		}
-		for _, v := range out.violations {
-			results = append(results, &types.Result{
-				Msg:        v.msg,
-				Metadata:   map[string]interface{}{"details": v.details},
-				Constraint: cw.constraint,
-			})
-		}
-	}
-	if resultErr != nil {
-		return nil, resultErr
-	}
-	return results, nil
-}
-
-// evalConstraint evaluates one constraint, or takes its outcome from the
-// cache when the template has been evaluated on the same parameters, data
-// and parts of the review it reads. An evaluation error is returned, not
-// cached.
-func (d *Driver) evalConstraint(ctx context.Context, env *evalEnv, p *program, cw *constraintWork, reviewT *ast.Term, tracer topdown.QueryTracer) (*outcome, error) {
-	ps := cw.params
-	if env.digests == nil || !p.reads.cacheable {
-		v, err := p.eval(ctx, env, templateInput(reviewT, ps.term), tracer)
-		if err != nil {
-			return nil, err
-		}
-		return outcomeOf(cw, v), nil
-	}
-	key := resultKey(p, ps.id, env.dataGen, env.digests)
-	if out, ok := d.cache.get(key); ok {
-		return out, nil
-	}
-	v, err := p.eval(ctx, env, templateInput(reviewT, ps.term), tracer)
-	if err != nil {
-		return nil, err
-	}
-	out := outcomeOf(cw, v)
-	d.cache.put(key, out)
-	return out, nil
 }
 
 // errorResults reports an evaluation error once for each constraint of

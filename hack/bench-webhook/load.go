@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,6 +28,10 @@ type rateResult struct {
 	Achieved      float64
 	P50, P90, P99 time.Duration
 	Max           time.Duration
+	// LateP50 and LateP99 are how late the load generator itself sent
+	// requests (its timers and scheduler, on the cores the server
+	// shares); latencies include it.
+	LateP50, LateP99 time.Duration
 	CPUSeconds    float64 // the server's user+system CPU during the step
 	LoadCPU       float64 // this load generator's, on the same cores
 	RSSkB, HWMkB  int64   // the server's RSS and peak RSS after the step
@@ -109,20 +114,28 @@ func (l *loader) run(ctx context.Context, rate int, d time.Duration) rateResult 
 		bodies[i] = l.body()
 	}
 	lat := make([]time.Duration, n)
+	late := make([]time.Duration, n)
 	var errs, notDenied atomic.Int32
 	var wg sync.WaitGroup
+	// Go's timers wake up to about a millisecond late, which would count
+	// in every latency. At low rates, where the cores have time to spare,
+	// the last part of each wait spins instead; at high rates spinning
+	// would take CPU from the server, so the waits only sleep.
+	var spin time.Duration
+	if rate <= spinMaxRate {
+		spin = min(1500*time.Microsecond, interval/3)
+	}
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		due := start.Add(time.Duration(i) * interval)
-		if w := time.Until(due); w > 0 {
-			time.Sleep(w)
-		}
+		waitUntil(due, spin)
 		if ctx.Err() != nil {
 			break
 		}
 		wg.Add(1)
 		go func(i int, due time.Time) {
 			defer wg.Done()
+			late[i] = time.Since(due)
 			code, body, err := l.send(ctx, bodies[i])
 			lat[i] = time.Since(due)
 			switch {
@@ -136,11 +149,27 @@ func (l *loader) run(ctx context.Context, rate int, d time.Duration) rateResult 
 	wg.Wait()
 	elapsed := time.Since(start)
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
+	latePct := func(p float64) time.Duration { return late[min(len(late)-1, int(float64(len(late))*p))] }
 	return rateResult{
 		Rate: rate, Sent: n, Errors: int(errs.Load()), NotDenied: int(notDenied.Load()),
 		Achieved: float64(n) / elapsed.Seconds(),
 		P50:      pct(0.50), P90: pct(0.90), P99: pct(0.99), Max: lat[len(lat)-1],
+		LateP50: latePct(0.50), LateP99: latePct(0.99),
+	}
+}
+
+// spinMaxRate is the highest rate at which waits end spinning.
+const spinMaxRate = 400
+
+// waitUntil sleeps until t, spinning through its last spin.
+func waitUntil(t time.Time, spin time.Duration) {
+	if w := time.Until(t) - spin; w > 0 {
+		time.Sleep(w)
+	}
+	for time.Now().Before(t) {
+		runtime.Gosched()
 	}
 }
 

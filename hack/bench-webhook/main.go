@@ -226,15 +226,16 @@ func runLoad(ctx context.Context, c config) error {
 func printResults(results []rateResult, rssIdle int64) {
 	fmt.Println()
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "rate/s\tachieved/s\tp50\tp90\tp99\tmax\terrors\tnot denied\tCPU-s/1000 req\tserver CPU\tload gen CPU\tRSS MB\tpeak RSS MB\t")
+	fmt.Fprintln(w, "rate/s\tachieved/s\tp50\tp90\tp99\tmax\tsent late p50\tp99\terrors\tnot denied\tCPU-s/1000 req\tserver CPU\tload gen CPU\tRSS MB\tpeak RSS MB\t")
 	for _, r := range results {
 		secs := float64(r.Sent) / r.Achieved
-		fmt.Fprintf(w, "%d\t%.0f\t%s\t%s\t%s\t%s\t%d\t%d\t%.3f\t%.0f%%\t%.0f%%\t%.0f\t%.0f\t\n",
-			r.Rate, r.Achieved, ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max), r.Errors, r.NotDenied,
+		fmt.Fprintf(w, "%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.3f\t%.0f%%\t%.0f%%\t%.0f\t%.0f\t\n",
+			r.Rate, r.Achieved, ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max), ms(r.LateP50), ms(r.LateP99), r.Errors, r.NotDenied,
 			r.cpuPer1000(), 100*r.CPUSeconds/secs, 100*r.LoadCPU/secs, float64(r.RSSkB)/1024, float64(r.HWMkB)/1024)
 	}
 	_ = w.Flush()
 	fmt.Println("Latencies run from when each request was due, errors included; errors are non-200 answers (503: shed, over capacity).")
+	fmt.Println("\"Sent late\" is how long after it was due the load generator started each request: part of every latency, and not the server's.")
 	fmt.Printf("(RSS after loading, before any load: %.0f MB)\n\nGoals:\n", float64(rssIdle)/1024)
 	var peak int64
 	p99ok := true
