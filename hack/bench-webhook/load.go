@@ -32,9 +32,9 @@ type rateResult struct {
 	// requests (its timers and scheduler, on the cores the server
 	// shares); latencies include it.
 	LateP50, LateP99 time.Duration
-	CPUSeconds    float64 // the server's user+system CPU during the step
-	LoadCPU       float64 // this load generator's, on the same cores
-	RSSkB, HWMkB  int64   // the server's RSS and peak RSS after the step
+	CPUSeconds       float64 // the server's user+system CPU during the step
+	LoadCPU          float64 // this load generator's, on the same cores
+	RSSkB, HWMkB     int64   // the server's RSS and peak RSS after the step
 }
 
 func (r rateResult) cpuPer1000() float64 {

@@ -15,6 +15,7 @@ import (
 // privileged container with privilege escalation and added capabilities,
 // host PID, no resource limits or requests, no probes, and no
 // seccomp or AppArmor profile.
+//
 //go:embed pod.json
 var benchPod string
 
