@@ -2,6 +2,9 @@ package regodriver_test
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -12,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/engine/regodriver"
 )
 
 // benchPod violates several of the library's pod policies.
@@ -183,6 +187,55 @@ func BenchmarkQuery(b *testing.B) {
 		if !wanted(lib, ct.Name, benchTemplates) {
 			continue
 		}
+		for _, c := range lib.first {
+			if c.GetKind() == ct.Spec.CRD.Spec.Names.Kind {
+				for _, d := range []drivers.Driver{ours, theirs} {
+					mustAdd(b, d, ct, c)
+				}
+				cs = append(cs, c)
+			}
+		}
+	}
+	for _, d := range []drivers.Driver{ours, theirs} {
+		name := "regodriver"
+		if d == drivers.Driver(theirs) {
+			name = "frameworks"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := d.Query(ctx, engine.TargetName, cs, review); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkQueryLibrary compares this driver (result cache off) with the
+// frameworks driver on the Query `make bench-webhook` makes: its Pod
+// against every library template with its first sample constraint, all
+// evaluated (no matching). Run with -cpu 1 for one core's work.
+func BenchmarkQueryLibrary(b *testing.B) {
+	lib := loadLibrary(b)
+	raw, err := os.ReadFile("../../hack/bench-webhook/pod.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	pod := strings.NewReplacer("@@SUFFIX@@", "x8k2q", "@@OBJUID@@", "1b4e28ba", "@@TAG@@", "latest", "@@SLEEP@@", "3600").Replace(string(raw))
+	var obj map[string]interface{}
+	if err := json.Unmarshal([]byte(pod), &obj); err != nil {
+		b.Fatal(err)
+	}
+	review := reviewOf(&unstructured.Unstructured{Object: obj})
+	ctx := context.Background()
+	ours := newDriver(b, regodriver.CacheSize(0))
+	theirs, err := fwrego.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var cs []*unstructured.Unstructured
+	for _, ct := range lib.templates {
 		for _, c := range lib.first {
 			if c.GetKind() == ct.Spec.CRD.Spec.Names.Kind {
 				for _, d := range []drivers.Driver{ours, theirs} {
