@@ -45,11 +45,10 @@ type kindIndex struct {
 // indexedConstraint is a constraint as the client holds it (parameter
 // defaults applied, no status), with its matcher and actions.
 type indexedConstraint struct {
-	u                *unstructured.Unstructured
-	matcher          *matcher
-	action           string
-	actionsForEP     map[string][]string
-	kindAndNameOfKey string
+	u            *unstructured.Unstructured
+	matcher      *matcher
+	action       string
+	actionsForEP map[string][]string
 }
 
 // loadIndex returns the current snapshot.
@@ -114,11 +113,10 @@ func (e *Engine) indexConstraint(stored *unstructured.Unstructured) error {
 		}
 	}
 	ic := &indexedConstraint{
-		u:                stored,
-		matcher:          m.(*matcher),
-		action:           action,
-		actionsForEP:     forEP,
-		kindAndNameOfKey: stored.GetKind() + "." + stored.GetName(),
+		u:            stored,
+		matcher:      m.(*matcher),
+		action:       action,
+		actionsForEP: forEP,
 	}
 	e.updateKind(stored.GetKind(), func(old *kindIndex) *kindIndex {
 		if old == nil {
@@ -179,9 +177,9 @@ func (e *Engine) reviewIndexed(ctx context.Context, r *review, ep string, opts [
 		scoped []string
 	}
 	var (
-		matched     []*unstructured.Unstructured
-		actionByKey = map[string]actions{}
-		rejections  []*types.Result
+		matched    []*unstructured.Unstructured
+		actionsOf  map[*unstructured.Unstructured]actions
+		rejections []*types.Result
 	)
 	op := string(r.Operation)
 	for _, k := range e.loadIndex().kinds {
@@ -214,7 +212,10 @@ func (e *Engine) reviewIndexed(ctx context.Context, r *review, ep string, opts [
 				})
 			case ok:
 				matched = append(matched, c.u)
-				actionByKey[c.kindAndNameOfKey] = actions{action: c.action, scoped: scoped}
+				if actionsOf == nil {
+					actionsOf = make(map[*unstructured.Unstructured]actions, 32)
+				}
+				actionsOf[c.u] = actions{action: c.action, scoped: scoped}
 			}
 		}
 	}
@@ -233,8 +234,9 @@ func (e *Engine) reviewIndexed(ctx context.Context, r *review, ep string, opts [
 			}
 		}
 	}
+	// The driver's results carry the constraints passed to it.
 	for _, res := range resp.Results {
-		if a, ok := actionByKey[res.Constraint.GetKind()+"."+res.Constraint.GetName()]; ok {
+		if a, ok := actionsOf[res.Constraint]; ok {
 			res.EnforcementAction = a.action
 			if a.scoped != nil {
 				res.ScopedEnforcementActions = a.scoped

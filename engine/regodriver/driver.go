@@ -335,7 +335,8 @@ type constraintWork struct {
 
 // Query evaluates each constraint against review with its template's
 // compiled query and input {review, parameters}. Results carry the
-// constraints passed in, which must not be modified.
+// constraints passed in, and Metadata maps shared with other Queries
+// through the result cache: neither may be modified.
 //
 // As with the frameworks driver: an evaluation error for a template kind
 // yields one result per constraint of that kind whose message is the
@@ -537,12 +538,10 @@ func kindResults(w *kindWork, slots []evalSlot, trace *strings.Builder) ([]*type
 			resultErr = slot.out.err
 			continue
 		}
-		for _, v := range slot.out.violations {
-			results = append(results, &types.Result{
-				Msg:        v.msg,
-				Metadata:   map[string]interface{}{"details": v.details},
-				Constraint: cw.constraint,
-			})
+		batch := make([]types.Result, len(slot.out.violations))
+		for k, v := range slot.out.violations {
+			batch[k] = types.Result{Msg: v.msg, Metadata: v.metadata, Constraint: cw.constraint}
+			results = append(results, &batch[k])
 		}
 	}
 	if resultErr != nil {
@@ -573,33 +572,54 @@ func (d *Driver) plan(target string, constraints []*unstructured.Unstructured) (
 	defer d.mu.RUnlock()
 	ts := d.targets[target]
 	var (
-		work   []*kindWork
-		byKind = make(map[string]*kindWork, 8)
-		byKey  = make(map[drivers.ConstraintKey]*constraintWork, len(constraints))
+		work []*kindWork
+		// byKind is only needed when a kind's constraints are not passed
+		// together; the engine passes them grouped.
+		byKind map[string]*kindWork
 		cws    = make([]constraintWork, 0, len(constraints))
 	)
 	for _, c := range constraints {
-		key := drivers.ConstraintKeyFrom(c)
-		w := byKind[key.Kind]
+		kind, name := c.GetKind(), c.GetName()
+		var w *kindWork
+		if n := len(work); n > 0 && work[n-1].kind == kind {
+			w = work[n-1]
+		} else if byKind != nil {
+			w = byKind[kind]
+		}
 		if w == nil {
 			var p *program
 			if ts != nil {
-				p = ts.programs[key.Kind]
+				p = ts.programs[kind]
 			}
 			if p == nil {
 				// The template was just removed: the client and the
 				// driver disagree, which the caller should hear about.
-				return nil, nil, fmt.Errorf("missing Template %q for target %q", key.Kind, target)
+				return nil, nil, fmt.Errorf("missing Template %q for target %q", kind, target)
 			}
-			w = &kindWork{kind: key.Kind, program: p}
-			byKind[key.Kind] = w
+			if len(work) > 0 && byKind == nil {
+				byKind = make(map[string]*kindWork, 8)
+				for _, prev := range work {
+					byKind[prev.kind] = prev
+				}
+			}
+			w = &kindWork{kind: kind, program: p}
+			if byKind != nil {
+				byKind[kind] = w
+			}
 			work = append(work, w)
 		}
-		cw := byKey[key]
+		// A constraint passed twice is evaluated once; a kind has few
+		// constraints, so a linear search finds it.
+		var cw *constraintWork
+		for _, prev := range w.distinct {
+			if prev.constraint.GetName() == name {
+				cw = prev
+				break
+			}
+		}
 		if cw == nil {
-			cws = append(cws, constraintWork{params: d.kinds[key.Kind][key.Name]})
+			cws = append(cws, constraintWork{params: d.kinds[kind][name]})
 			cw = &cws[len(cws)-1]
-			byKey[key] = cw
 			w.distinct = append(w.distinct, cw)
 		}
 		cw.constraint = c

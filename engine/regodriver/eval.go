@@ -125,6 +125,9 @@ type outcome struct {
 type violation struct {
 	msg     string
 	details interface{}
+	// metadata is the result's Metadata, {"details": details}, shared
+	// by the results made from a cached outcome.
+	metadata map[string]interface{}
 }
 
 // outcomeOf converts a template's violations for a constraint.
@@ -149,7 +152,7 @@ func toViolation(cw *constraintWork, r response) (violation, error) {
 		return violation{}, fmt.Errorf("converting violation details: %w", err)
 	}
 	if msg, ok := r.msg.Value.(ast.String); ok {
-		return violation{msg: string(msg), details: details}, nil
+		return violation{msg: string(msg), details: details, metadata: map[string]interface{}{"details": details}}, nil
 	}
 	// Not a string: let drivers.ToResult refuse it, with its words.
 	msg, err := ast.JSONWithOpt(r.msg.Value, ast.JSONOpt{})
