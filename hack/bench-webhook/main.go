@@ -64,8 +64,8 @@ func main() {
 	flag.StringVar(&c.gogc, "gogc", "200", "the server's GOGC, as config/manager sets it (\"\": inherited)")
 	flag.StringVar(&c.gomemlimit, "gomemlimit", "", "the server's GOMEMLIMIT (default: inherited)")
 	flag.IntVar(&c.resultCacheSize, "result-cache-size", engine.DefaultResultCacheSize, "the server's --result-cache-size (0: off)")
-	flag.StringVar(&c.pods, "pods", podsReplicas, "what varies between requests: "+podsSame+" (only the request uid: one Pod sent again and again), "+
-		podsReplicas+" (also the Pod's name and uid, as a ReplicaSet's pods), "+podsDistinct+" (also its containers' images and commands: no two Pods alike)")
+	flag.StringVar(&c.pods, "pods", podsSame, "what varies between requests: "+podsSame+" (only the request uid: one Pod sent again and again, as the issue's benchmark does), "+
+		podsReplicas+" (also the Pod's name and uid, as a ReplicaSet's pods), "+podsDistinct+" (also its containers' images and commands: no two Pods alike, so the result cache never helps)")
 	flag.BoolVar(&c.server, "server", false, "internal: be the webhook server")
 	flag.IntVar(&c.port, "port", 0, "internal: the server's port")
 	flag.StringVar(&c.pprofAddr, "pprof-addr", "", "internal: the server's pprof address")
@@ -241,7 +241,7 @@ func printResults(results []rateResult, rssIdle int64) {
 	_ = w.Flush()
 	fmt.Println("Latencies run from when each request was due, errors included; errors are non-200 answers (503: shed, over capacity).")
 	fmt.Println("\"Sent late\" is how long after it was due the load generator started each request: part of every latency, and not the server's.")
-	fmt.Printf("(RSS after loading, before any load: %.0f MB)\n\nGoals:\n", float64(rssIdle)/1024)
+	fmt.Printf("(RSS after loading, before any load: %.0f MB)\n\nGoals (set for one Pod sent again and again, -pods same):\n", float64(rssIdle)/1024)
 	var peak int64
 	p99ok := true
 	for _, r := range results {
