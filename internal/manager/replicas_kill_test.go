@@ -158,30 +158,7 @@ spec:
 
 	// Only A audits: over several runs, auditTimestamp advances and every
 	// status is A's, while A keeps the Lease.
-	first := auditOf(t, kind, "killed-leader", limitA, "")
-	last := first
-	deadline := time.Now().Add(4 * time.Second)
-	for time.Now().Before(deadline) || last.timestamp == first.timestamp {
-		if err := a.exited(); err != nil {
-			t.Fatal(err)
-		}
-		st := auditStatus(t, kind, "killed-leader")
-		if st.violations != limitA {
-			t.Fatalf("audit status with %d violations while killed-a leads: written by killed-b (limit %d)", st.violations, limitB)
-		}
-		if h := leaseHolder(t); h != holderA {
-			t.Fatalf("Lease holder changed from %q to %q while both run", holderA, h)
-		}
-		if elected(b) {
-			t.Fatal("killed-b elected while killed-a leads")
-		}
-		last = st
-		if time.Since(deadline) > waitTimeout {
-			t.Fatalf("auditTimestamp stuck at %s", first.timestamp)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Logf("killed-a (Lease holder %q) audited from %s to %s; killed-b did not", holderA, first.timestamp, last.timestamp)
+	last := onlyLeaderAudits(t, kind, "killed-leader", "killed-a", limitA, holderA, b, a.exited)
 
 	// Kill A: it cannot release the Lease.
 	killed := a.kill(t)

@@ -100,27 +100,7 @@ spec:
 
 	// Only A audits: over several runs, auditTimestamp advances and every
 	// status is A's (limitA violations), while A keeps the Lease.
-	first := auditOf(t, kind, "leader-only", limitA, "")
-	last := first
-	deadline := time.Now().Add(4 * time.Second)
-	for time.Now().Before(deadline) || last.timestamp == first.timestamp {
-		st := auditStatus(t, kind, "leader-only")
-		if st.violations != limitA {
-			t.Fatalf("audit status with %d violations while audit-a leads: written by audit-b (limit %d)", st.violations, limitB)
-		}
-		if h := leaseHolder(t); h != holderA {
-			t.Fatalf("Lease holder changed from %q to %q while both run", holderA, h)
-		}
-		if elected(b) {
-			t.Fatal("audit-b elected while audit-a leads")
-		}
-		last = st
-		if time.Since(deadline) > waitTimeout {
-			t.Fatalf("auditTimestamp stuck at %s", first.timestamp)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Logf("audit-a (Lease holder %q) audited from %s to %s; audit-b did not", holderA, first.timestamp, last.timestamp)
+	last := onlyLeaderAudits(t, kind, "leader-only", "audit-a", limitA, holderA, b, nil)
 
 	// Stop the leader: B takes the Lease and the audit within leaseTime.
 	stopped := time.Now()
@@ -137,6 +117,43 @@ spec:
 }
 
 var auditLeaderRuns atomic.Int32
+
+// onlyLeaderAudits watches the audit status of constraint kind/name over
+// several runs (at least 4 s, and until auditTimestamp advances): every
+// status must be the leader's (limit violations, where the other replica
+// writes fewer), the Lease must stay holder's and the other replica must
+// not be elected. alive, if set, fails when the leader has died. It
+// returns the last status seen.
+func onlyLeaderAudits(t *testing.T, kind, name, leader string, limit int, holder string, other *running, alive func() error) auditState {
+	t.Helper()
+	first := auditOf(t, kind, name, limit, "")
+	last := first
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) || last.timestamp == first.timestamp {
+		if alive != nil {
+			if err := alive(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st := auditStatus(t, kind, name)
+		if st.violations != limit {
+			t.Fatalf("audit status with %d violations while %s leads: written by %s", st.violations, leader, other.podID)
+		}
+		if h := leaseHolder(t); h != holder {
+			t.Fatalf("Lease holder changed from %q to %q while both run", holder, h)
+		}
+		if elected(other) {
+			t.Fatalf("%s elected while %s leads", other.podID, leader)
+		}
+		last = st
+		if time.Since(deadline) > waitTimeout {
+			t.Fatalf("auditTimestamp stuck at %s", first.timestamp)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("%s (Lease holder %q) audited from %s to %s; %s did not", leader, holder, first.timestamp, last.timestamp, other.podID)
+	return last
+}
 
 type auditState struct {
 	timestamp  string
