@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/portcullis-dev/portcullis/controllers"
@@ -128,22 +129,26 @@ func TestReplicas(t *testing.T) {
 	}
 	a := startManager(t, startOpts{podID: "replica-a", leaderElect: true})
 	b := startManager(t, startOpts{podID: "replica-b", leaderElect: true})
-	apply(t, requiredLabels("v1", "K8sReplicated"))
-	apply(t, template("k8sreplicatedbroken", "K8sReplicatedBroken", regoTarget(brokenRego)))
-	apply(t, constraint("K8sReplicated", "both", "deny", "team"))
+	// New kinds each run (-count=N): the client's RESTMapper may still
+	// map the previous run's kinds.
+	run := replicatedRuns.Add(1)
+	kind, broken := fmt.Sprintf("K8sReplicated%d", run), fmt.Sprintf("K8sReplicatedBroken%d", run)
+	apply(t, requiredLabels("v1", kind))
+	apply(t, template(strings.ToLower(broken), broken, regoTarget(brokenRego)))
+	apply(t, constraint(kind, "both", "deny", "team"))
 	for _, r := range []*running{a, b} {
 		eventually(t, r.podID+" to load the template", func(ctx context.Context) (bool, error) {
-			return templateLoaded(ctx, "k8sreplicated", r.podID)
+			return templateLoaded(ctx, strings.ToLower(kind), r.podID)
 		})
 		eventually(t, r.podID+" to enforce the constraint", func(ctx context.Context) (bool, error) {
-			return constraintEnforced(ctx, "K8sReplicated", "both", r.podID)
+			return constraintEnforced(ctx, kind, "both", r.podID)
 		})
 		eventually(t, r.podID+" to report the broken template", func(ctx context.Context) (bool, error) {
-			e, err := templateError(ctx, "k8sreplicatedbroken", r.podID)
+			e, err := templateError(ctx, strings.ToLower(broken), r.podID)
 			return err == nil && e["code"] == "ingest_error", err
 		})
 	}
-	for _, name := range []string{"k8sreplicated", "k8sreplicatedbroken"} {
+	for _, name := range []string{strings.ToLower(kind), strings.ToLower(broken)} {
 		u, err := getTemplate(t.Context(), name)
 		if err != nil {
 			t.Fatal(err)
@@ -158,6 +163,8 @@ func TestReplicas(t *testing.T) {
 		return err == nil && lease.Spec.HolderIdentity != nil, err
 	})
 }
+
+var replicatedRuns atomic.Int32
 
 func byPodIDs(u *unstructured.Unstructured) string {
 	list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
