@@ -2,9 +2,7 @@ package audit_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"sync"
@@ -17,10 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/klog/v2"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
 	"github.com/portcullis-dev/portcullis/audit"
@@ -46,40 +41,20 @@ var (
 // TestMain starts one control plane and one manager for the package. Set
 // PORTCULLIS_TEST_LOG=1 to see the managers' logs.
 func TestMain(m *testing.M) {
-	var w io.Writer = io.Discard
-	if os.Getenv("PORTCULLIS_TEST_LOG") != "" {
-		w = os.Stderr
-	}
-	logger := zap.New(zap.WriteTo(w), zap.UseDevMode(true))
-	ctrl.SetLogger(logger)
-	klog.SetLogger(logger)
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	var err error
-	env, err = testenv.Run()
-	if errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI() {
-		fmt.Printf("Skipping the audit's envtest tests: %v; run `make envtest-assets`\n", err)
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "Starting envtest: %v\n", err)
-		return 1
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "Stopping envtest: %v\n", err)
-		}
-	}()
-	var stop func()
-	mgr, stop, err = startManager(podID, nil)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "Starting the manager: %v\n", err)
-		return 1
-	}
-	defer stop()
-	return m.Run()
+	testenv.Logging(nil)
+	os.Exit(testenv.Main{
+		What: "the audit's envtest tests",
+		Start: func(e *testenv.Env) (func() error, error) {
+			env = e
+			var stop func()
+			var err error
+			mgr, stop, err = startManager(podID, nil)
+			if err != nil {
+				return nil, fmt.Errorf("starting the manager: %w", err)
+			}
+			return func() error { stop(); return nil }, nil
+		},
+	}.Run(m))
 }
 
 // startManager runs a manager against env until stop is called, with the
@@ -196,17 +171,7 @@ func apply(t *testing.T, docs string) []*unstructured.Unstructured {
 // deletes it when the test ends.
 func create(t *testing.T, u *unstructured.Unstructured) {
 	t.Helper()
-	var err error
-	werr := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		err = env.Client.Create(ctx, u.DeepCopy())
-		return !meta.IsNoMatchError(err), nil
-	})
-	if werr != nil || err != nil {
-		t.Fatalf("creating %s %s: %v", u.GetKind(), u.GetName(), err)
-	}
-	if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(u), u); err != nil {
-		t.Fatalf("reading %s %s back: %v", u.GetKind(), u.GetName(), err)
-	}
+	testenv.Create(t, env.Client, u, waitTimeout)
 	t.Cleanup(func() { deleteAndWait(t, u) })
 }
 

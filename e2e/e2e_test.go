@@ -165,14 +165,7 @@ func parse(t testing.TB, doc string) *unstructured.Unstructured {
 // deletes it when the test ends unless keep is set.
 func createObj(t *testing.T, obj client.Object, keep bool) {
 	t.Helper()
-	var err error
-	werr := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		err = env.Client.Create(ctx, obj.DeepCopyObject().(client.Object))
-		return !meta.IsNoMatchError(err), nil
-	})
-	if werr != nil || err != nil {
-		t.Fatalf("creating %T %s: %v (%v)", obj, obj.GetName(), err, werr)
-	}
+	testenv.Create(t, env.Client, obj, waitTimeout)
 	if keep {
 		return
 	}

@@ -2,8 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"os"
 	"testing"
@@ -12,9 +10,6 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/manager"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	"k8s.io/klog/v2"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
 // waitTimeout bounds every poll; polls end as soon as their condition holds.
@@ -25,52 +20,19 @@ var (
 	mgr *manager.Manager
 )
 
+// TestMain starts one control plane and the manager with its webhook;
+// without the control plane's binaries (outside CI) the tests skip. Set
+// PORTCULLIS_TEST_LOG=1 to see the manager's logs.
 func TestMain(m *testing.M) {
-	logger := zap.New(zap.UseDevMode(true), zap.WriteTo(logSink()))
-	ctrl.SetLogger(logger)
-	klog.SetLogger(logger)
-	os.Exit(run(m))
-}
-
-func logSink() *os.File {
-	if os.Getenv("PORTCULLIS_TEST_LOG") != "" {
-		return os.Stderr
-	}
-	f, err := os.Open(os.DevNull)
-	if err != nil {
-		return os.Stderr
-	}
-	return f
-}
-
-func run(m *testing.M) int {
-	var err error
-	env, err = testenv.Run()
-	if errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI() {
-		fmt.Printf("Skipping the end-to-end tests: %v; run `make envtest-assets`\n", err)
-		env = nil
-		return m.Run()
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "Starting envtest: %v\n", err)
-		return 1
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "Stopping envtest: %v\n", err)
-		}
-	}()
-	stop, err := startManager()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "Starting the manager: %v\n", err)
-		return 1
-	}
-	code := m.Run()
-	if err := stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "Stopping the manager: %v\n", err)
-		code = 1
-	}
-	return code
+	testenv.Logging(nil)
+	os.Exit(testenv.Main{
+		What:       "the end-to-end tests",
+		RunWithout: true,
+		Start: func(e *testenv.Env) (func() error, error) {
+			env = e
+			return startManager()
+		},
+	}.Run(m))
 }
 
 // startManager runs the manager in-process with its webhook registered

@@ -3,11 +3,8 @@ package webhook_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"github.com/portcullis-dev/portcullis/internal/loopback"
-	"io"
 	"os"
 	"strings"
 	"sync"
@@ -22,10 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
-	"k8s.io/klog/v2"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 )
 
@@ -54,51 +48,29 @@ type harness struct {
 	stopped chan struct{}
 }
 
+// TestMain starts one control plane and the manager with its webhook for
+// the end-to-end tests; without the control plane's binaries (outside CI)
+// they skip and the unit tests still run. Fuzz workers run TestMain too:
+// they get no control plane. Set PORTCULLIS_TEST_LOG=1 to see the logs.
 func TestMain(m *testing.M) {
 	logs := &syncBuffer{}
-	var w io.Writer = logs
-	if os.Getenv("PORTCULLIS_TEST_LOG") != "" {
-		w = io.MultiWriter(logs, os.Stderr)
-	}
-	logger := zap.New(zap.WriteTo(w), zap.UseDevMode(true))
-	ctrl.SetLogger(logger)
-	klog.SetLogger(logger)
-	os.Exit(run(m, logs))
-}
-
-func run(m *testing.M, logs *syncBuffer) int {
+	testenv.Logging(logs)
 	flag.Parse()
 	if fuzzing() {
-		// Fuzz workers run TestMain too: no control plane for them.
-		return m.Run()
+		os.Exit(m.Run())
 	}
-	var err error
-	env, err = testenv.Run()
-	if errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI() {
-		fmt.Printf("Skipping the webhook's envtest tests: %v; run `make envtest-assets`\n", err)
-		env = nil
-		return m.Run() // the unit tests still run
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "Starting envtest: %v\n", err)
-		return 1
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "Stopping envtest: %v\n", err)
-		}
-	}()
-	hook, err = startHarness(logs)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "Starting the manager with the webhook: %v\n", err)
-		return 1
-	}
-	code := m.Run()
-	if err := hook.stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "Stopping the manager: %v\n", err)
-		code = 1
-	}
-	return code
+	os.Exit(testenv.Main{
+		What:       "the webhook's envtest tests",
+		RunWithout: true,
+		Start: func(e *testenv.Env) (func() error, error) {
+			env = e
+			var err error
+			if hook, err = startHarness(logs); err != nil {
+				return nil, err
+			}
+			return hook.stop, nil
+		},
+	}.Run(m))
 }
 
 // fuzzing reports whether this process runs or coordinates fuzzing.
@@ -268,14 +240,7 @@ func parse(t testing.TB, doc string) *unstructured.Unstructured {
 func createPolicy(t *testing.T, doc string) *unstructured.Unstructured {
 	t.Helper()
 	u := parse(t, doc)
-	var err error
-	werr := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		err = env.Client.Create(ctx, u.DeepCopy())
-		return !meta.IsNoMatchError(err), nil
-	})
-	if werr != nil || err != nil {
-		t.Fatalf("creating %s %s: %v", u.GetKind(), u.GetName(), err)
-	}
+	testenv.Create(t, env.Client, u, waitTimeout)
 	t.Cleanup(func() {
 		if err := env.Client.Delete(context.Background(), u); client.IgnoreNotFound(err) != nil && !meta.IsNoMatchError(err) {
 			t.Errorf("deleting %s %s: %v", u.GetKind(), u.GetName(), err)

@@ -159,20 +159,11 @@ func apply(t *testing.T, docs string) []*unstructured.Unstructured {
 }
 
 // create creates u, waiting for its kind to be served if it is a
-// constraint whose CRD is not there yet.
+// constraint whose CRD is not there yet, and deletes it when the test
+// ends.
 func create(t *testing.T, u *unstructured.Unstructured) {
 	t.Helper()
-	var err error
-	werr := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		err = env.Client.Create(ctx, u.DeepCopy())
-		return !meta.IsNoMatchError(err), nil
-	})
-	if werr != nil || err != nil {
-		t.Fatalf("creating %s %s: %v", u.GetKind(), u.GetName(), err)
-	}
-	if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(u), u); err != nil {
-		t.Fatalf("reading %s %s back: %v", u.GetKind(), u.GetName(), err)
-	}
+	testenv.Create(t, env.Client, u, waitTimeout)
 	t.Cleanup(func() { deleteAndWait(t, u) })
 }
 

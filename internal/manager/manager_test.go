@@ -2,9 +2,7 @@ package manager_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"testing"
@@ -14,42 +12,17 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/klog/v2"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
 // TestMain starts one control plane for the package. Set
 // PORTCULLIS_TEST_LOG=1 to see the managers' logs.
 func TestMain(m *testing.M) {
-	var w io.Writer = io.Discard
-	if os.Getenv("PORTCULLIS_TEST_LOG") != "" {
-		w = os.Stderr
-	}
-	logger := zap.New(zap.WriteTo(w), zap.UseDevMode(true))
-	ctrl.SetLogger(logger)
-	klog.SetLogger(logger) // leader election logs through klog
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	var err error
-	env, err = testenv.Run()
-	if errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI() {
-		fmt.Printf("Skipping the manager's envtest tests: %v; run `make envtest-assets`\n", err)
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "Starting envtest: %v\n", err)
-		return 1
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "Stopping envtest: %v\n", err)
-		}
-	}()
-	return m.Run()
+	testenv.Logging(nil)
+	os.Exit(testenv.Main{
+		What:  "the manager's envtest tests",
+		Start: func(e *testenv.Env) (func() error, error) { env = e; return nil, nil },
+	}.Run(m))
 }
 
 // requiredLabels is a template whose constraints list labels objects must
