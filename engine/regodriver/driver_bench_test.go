@@ -170,54 +170,18 @@ func BenchmarkReviewLibrary(b *testing.B) {
 	benchmarkReview(b, nil, inputs)
 }
 
-// BenchmarkQuery compares this driver with the frameworks driver on the
-// same Query: the benchmark Pod against the benchmark templates.
+// BenchmarkQuery compares this driver (result cache off, so that every
+// Query evaluates) with the frameworks driver on the same Query: the
+// benchmark Pod against the benchmark templates.
 func BenchmarkQuery(b *testing.B) {
-	lib := loadLibrary(b)
-	pod := benchObject(b)
-	review := reviewOf(pod)
-	ctx := context.Background()
-	ours := newDriver(b)
-	theirs, err := fwrego.New()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var cs []*unstructured.Unstructured
-	for _, ct := range lib.templates {
-		if !wanted(lib, ct.Name, benchTemplates) {
-			continue
-		}
-		for _, c := range lib.first {
-			if c.GetKind() == ct.Spec.CRD.Spec.Names.Kind {
-				for _, d := range []drivers.Driver{ours, theirs} {
-					mustAdd(b, d, ct, c)
-				}
-				cs = append(cs, c)
-			}
-		}
-	}
-	for _, d := range []drivers.Driver{ours, theirs} {
-		name := "regodriver"
-		if d == drivers.Driver(theirs) {
-			name = "frameworks"
-		}
-		b.Run(name, func(b *testing.B) {
-			b.ReportAllocs()
-			for i := 0; i < b.N; i++ {
-				if _, err := d.Query(ctx, engine.TargetName, cs, review); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	compareDrivers(b, reviewOf(benchObject(b)), benchTemplates)
 }
 
-// BenchmarkQueryLibrary compares this driver (result cache off) with the
-// frameworks driver on the Query `make bench-webhook` makes: its Pod
-// against every library template with its first sample constraint, all
-// evaluated (no matching). Run with -cpu 1 for one core's work.
+// BenchmarkQueryLibrary compares the drivers on the Query `make
+// bench-webhook` makes: its Pod against every library template with its
+// first sample constraint, all evaluated (no matching). Run with -cpu 1
+// for one core's work.
 func BenchmarkQueryLibrary(b *testing.B) {
-	lib := loadLibrary(b)
 	raw, err := os.ReadFile("../../hack/bench-webhook/pod.json")
 	if err != nil {
 		b.Fatal(err)
@@ -227,7 +191,15 @@ func BenchmarkQueryLibrary(b *testing.B) {
 	if err := json.Unmarshal([]byte(pod), &obj); err != nil {
 		b.Fatal(err)
 	}
-	review := reviewOf(&unstructured.Unstructured{Object: obj})
+	compareDrivers(b, reviewOf(&unstructured.Unstructured{Object: obj}), nil)
+}
+
+// compareDrivers queries review with this driver (result cache off) and
+// the frameworks driver, each holding the library templates whose
+// directory is one of dirs (all of them if nil) with their first sample
+// constraint.
+func compareDrivers(b *testing.B, review interface{}, dirs []string) {
+	lib := loadLibrary(b)
 	ctx := context.Background()
 	ours := newDriver(b, regodriver.CacheSize(0))
 	theirs, err := fwrego.New()
@@ -236,6 +208,9 @@ func BenchmarkQueryLibrary(b *testing.B) {
 	}
 	var cs []*unstructured.Unstructured
 	for _, ct := range lib.templates {
+		if dirs != nil && !wanted(lib, ct.Name, dirs) {
+			continue
+		}
 		for _, c := range lib.first {
 			if c.GetKind() == ct.Spec.CRD.Spec.Names.Kind {
 				for _, d := range []drivers.Driver{ours, theirs} {
