@@ -365,16 +365,16 @@ func kubectl(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-func unstructuredSlice(obj map[string]interface{}, fields ...string) ([]interface{}, bool, error) {
-	cur := interface{}(obj)
+func unstructuredSlice(obj map[string]any, fields ...string) ([]any, bool, error) {
+	cur := any(obj)
 	for _, f := range fields {
-		m, ok := cur.(map[string]interface{})
+		m, ok := cur.(map[string]any)
 		if !ok {
 			return nil, false, nil
 		}
 		cur = m[f]
 	}
-	s, ok := cur.([]interface{})
+	s, ok := cur.([]any)
 	return s, ok, nil
 }
 

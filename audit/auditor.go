@@ -34,7 +34,7 @@ const FieldManager = "portcullis"
 // Reviewer judges objects; *engine.Engine is one. Review must be safe to
 // call from many goroutines at once.
 type Reviewer interface {
-	Review(ctx context.Context, in interface{}, enforcementPoint string) (*engine.Response, error)
+	Review(ctx context.Context, in any, enforcementPoint string) (*engine.Response, error)
 	// TemplateKinds lists the constraint kinds whose templates are loaded.
 	TemplateKinds() []string
 }
@@ -183,7 +183,7 @@ func (a *Auditor) RunOnce(ctx context.Context) (Report, error) {
 
 // logRun writes the run's one log line.
 func (a *Auditor) logRun(rep *Report, err error) {
-	kv := []interface{}{
+	kv := []any{
 		"auditID", auditID(rep.Start),
 		"start", rep.Start.UTC().Format(time.RFC3339Nano),
 		"end", rep.End.UTC().Format(time.RFC3339Nano),

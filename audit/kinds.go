@@ -90,7 +90,7 @@ func parseKinds(u *unstructured.Unstructured) (kindMatcher, error) {
 	}
 	out := make(kindMatcher, 0, len(raw))
 	for i, e := range raw {
-		m, ok := e.(map[string]interface{})
+		m, ok := e.(map[string]any)
 		if !ok {
 			return nil, fmt.Errorf("spec.match.kinds[%d]: not an object", i)
 		}

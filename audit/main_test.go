@@ -276,7 +276,7 @@ func waitEnforced(t *testing.T, c *unstructured.Unstructured) {
 		}
 		list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
 		for _, e := range list {
-			m, _ := e.(map[string]interface{})
+			m, _ := e.(map[string]any)
 			if m["id"] == podID && m["enforced"] == true && m["observedGeneration"] == u.GetGeneration() {
 				return true, nil
 			}
@@ -305,7 +305,7 @@ func readStatus(t *testing.T, kind, name string) auditStatus {
 	s.total, s.found, _ = unstructured.NestedInt64(u.Object, "status", "totalViolations")
 	list, _, _ := unstructured.NestedSlice(u.Object, "status", "violations")
 	for _, e := range list {
-		m, _ := e.(map[string]interface{})
+		m, _ := e.(map[string]any)
 		v := audit.StatusViolation{}
 		v.Group, _ = m["group"].(string)
 		v.Version, _ = m["version"].(string)
@@ -322,8 +322,8 @@ func readStatus(t *testing.T, kind, name string) auditStatus {
 	return s
 }
 
-func asSlice(v interface{}) []interface{} {
-	s, _ := v.([]interface{})
+func asSlice(v any) []any {
+	s, _ := v.([]any)
 	return s
 }
 

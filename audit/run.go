@@ -265,7 +265,7 @@ func (r *run) writeStatus(ctx context.Context, c *constraintInfo, found *tally) 
 			return fmt.Errorf("reading the status of %s: %w", c.key, err)
 		}
 		if status == nil {
-			status = map[string]interface{}{}
+			status = map[string]any{}
 		}
 		cur := readAuditStatus(status)
 		want = computeStatus(cur, found, r.fail, c.kinds, r.a.byKind[c.key], r.a.opts.ViolationsLimit)

@@ -29,7 +29,7 @@ type auditStatus struct {
 
 // readAuditStatus decodes the audit fields of status, skipping malformed
 // violations.
-func readAuditStatus(status map[string]interface{}) auditStatus {
+func readAuditStatus(status map[string]any) auditStatus {
 	var s auditStatus
 	s.Timestamp, _ = status[fieldTimestamp].(string)
 	switch n := status[fieldTotal].(type) {
@@ -40,9 +40,9 @@ func readAuditStatus(status map[string]interface{}) auditStatus {
 	case int:
 		s.Total = int64(n)
 	}
-	list, _ := status[fieldViolations].([]interface{})
+	list, _ := status[fieldViolations].([]any)
 	for _, e := range list {
-		m, ok := e.(map[string]interface{})
+		m, ok := e.(map[string]any)
 		if !ok {
 			continue
 		}
@@ -163,16 +163,16 @@ func equalViolations(a, b []StatusViolation) bool {
 }
 
 // applyStatus sets the audit fields of status (a copy the caller owns).
-func applyStatus(status map[string]interface{}, want desiredStatus, start time.Time) {
+func applyStatus(status map[string]any, want desiredStatus, start time.Time) {
 	status[fieldTimestamp] = start.UTC().Format(time.RFC3339)
 	status[fieldTotal] = int64(want.total)
 	if len(want.violations) == 0 {
 		delete(status, fieldViolations)
 		return
 	}
-	list := make([]interface{}, 0, len(want.violations))
+	list := make([]any, 0, len(want.violations))
 	for _, v := range want.violations {
-		m := map[string]interface{}{
+		m := map[string]any{
 			"group":             v.Group,
 			"version":           v.Version,
 			"kind":              v.Kind,
@@ -184,7 +184,7 @@ func applyStatus(status map[string]interface{}, want desiredStatus, start time.T
 			m["namespace"] = v.Namespace
 		}
 		if len(v.EnforcementActions) > 0 {
-			actions := make([]interface{}, 0, len(v.EnforcementActions))
+			actions := make([]any, 0, len(v.EnforcementActions))
 			for _, a := range v.EnforcementActions {
 				actions = append(actions, a)
 			}

@@ -169,7 +169,7 @@ func TestStatusRoundTrip(t *testing.T) {
 	scoped.EnforcementAction, scoped.EnforcementActions = "scoped", []string{"dryrun", "warn"}
 	cluster := StatusViolation{Version: "v1", Kind: "Namespace", Name: "team-a", Message: "m", EnforcementAction: "warn"}
 	want := desiredStatus{total: 7, violations: []StatusViolation{cluster, pod("a"), scoped}}
-	status := map[string]interface{}{"byPod": []interface{}{map[string]interface{}{"id": "pod-a"}}, "violations": []interface{}{"stale"}}
+	status := map[string]any{"byPod": []any{map[string]any{"id": "pod-a"}}, "violations": []any{"stale"}}
 	applyStatus(status, want, start)
 	if status["auditTimestamp"] != "2026-05-01T10:00:00Z" {
 		t.Errorf("auditTimestamp %v, want the run start in UTC, RFC3339", status["auditTimestamp"])
@@ -180,7 +180,7 @@ func TestStatusRoundTrip(t *testing.T) {
 	if _, ok := status["byPod"]; !ok {
 		t.Error("byPod was dropped")
 	}
-	entry := status["violations"].([]interface{})[0].(map[string]interface{})
+	entry := status["violations"].([]any)[0].(map[string]any)
 	if _, ok := entry["namespace"]; ok {
 		t.Errorf("a cluster-scoped object's entry has a namespace: %v", entry)
 	}

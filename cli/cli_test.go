@@ -95,7 +95,7 @@ func TestTestCommand(t *testing.T) {
 		if code != 1 {
 			t.Fatalf("exit %d, want 1", code)
 		}
-		var results []map[string]interface{}
+		var results []map[string]any
 		if err := json.Unmarshal([]byte(out), &results); err != nil {
 			t.Fatalf("not JSON: %v\n%s", err, out)
 		}
@@ -107,10 +107,10 @@ func TestTestCommand(t *testing.T) {
 			!strings.Contains(r["msg"].(string), "test") {
 			t.Errorf("result = %v", r)
 		}
-		if c, _ := r["constraint"].(map[string]interface{}); c["kind"] != "K8sRequiredLabels" {
+		if c, _ := r["constraint"].(map[string]any); c["kind"] != "K8sRequiredLabels" {
 			t.Errorf("constraint = %v", r["constraint"])
 		}
-		if o, _ := r["violatingObject"].(map[string]interface{}); o["kind"] != "Namespace" {
+		if o, _ := r["violatingObject"].(map[string]any); o["kind"] != "Namespace" {
 			t.Errorf("violatingObject = %v", r["violatingObject"])
 		}
 	})

@@ -14,7 +14,7 @@ import (
 type testResult struct {
 	Target            string                     `json:"target"`
 	Msg               string                     `json:"msg,omitempty"`
-	Metadata          map[string]interface{}     `json:"metadata,omitempty"`
+	Metadata          map[string]any             `json:"metadata,omitempty"`
 	Constraint        *unstructured.Unstructured `json:"constraint,omitempty"`
 	EnforcementAction string                     `json:"enforcementAction,omitempty"`
 	ScopedActions     []string                   `json:"scopedActions,omitempty"`
@@ -69,7 +69,7 @@ The exit status is 1 only when a violation has the deny action.`,
 						ViolatingObject:   item.obj,
 					}
 					if v.Details != nil {
-						r.Metadata = map[string]interface{}{"details": v.Details}
+						r.Metadata = map[string]any{"details": v.Details}
 					}
 					if v.EnforcementAction == engine.ActionScoped {
 						r.ScopedActions = v.Actions

@@ -59,7 +59,7 @@ func TestDefaultManifests(t *testing.T) {
 		find(t, objs, "Role", ns, "portcullis-leader-election-role")
 		find(t, objs, "Role", ns, "portcullis-webhook-cert-role")
 
-		webhookLabels := map[string]interface{}{"app.kubernetes.io/name": "portcullis", "control-plane": "controller-manager"}
+		webhookLabels := map[string]any{"app.kubernetes.io/name": "portcullis", "control-plane": "controller-manager"}
 
 		// The webhook: 3 replicas, no audit, no leader election.
 		wh := find(t, objs, "Deployment", ns, "portcullis-controller-manager")
@@ -80,8 +80,8 @@ func TestDefaultManifests(t *testing.T) {
 		if len(term) != 1 {
 			t.Errorf("webhook Deployment: want one preferred pod anti-affinity term, got %v", term)
 		} else {
-			key, _, _ := unstructured.NestedString(term[0].(map[string]interface{}), "podAffinityTerm", "topologyKey")
-			sel, _, _ := unstructured.NestedMap(term[0].(map[string]interface{}), "podAffinityTerm", "labelSelector", "matchLabels")
+			key, _, _ := unstructured.NestedString(term[0].(map[string]any), "podAffinityTerm", "topologyKey")
+			sel, _, _ := unstructured.NestedMap(term[0].(map[string]any), "podAffinityTerm", "labelSelector", "matchLabels")
 			if key != "kubernetes.io/hostname" || !equalMaps(sel, webhookLabels) {
 				t.Errorf("webhook anti-affinity: topologyKey %q, labels %v", key, sel)
 			}
@@ -194,7 +194,7 @@ func checkDeployment(t *testing.T, d *unstructured.Unstructured, replicas int64)
 	if len(containers) != 1 {
 		t.Fatalf("%s: %d containers, want 1", name, len(containers))
 	}
-	c := containers[0].(map[string]interface{})
+	c := containers[0].(map[string]any)
 	if img, _ := c["image"].(string); !strings.HasPrefix(img, "ghcr.io/portcullis-dev/portcullis:") {
 		t.Errorf("%s: image %q", name, img)
 	}
@@ -217,7 +217,7 @@ func checkDeployment(t *testing.T, d *unstructured.Unstructured, replicas int64)
 	ports, _, _ := unstructured.NestedSlice(c, "ports")
 	found := false
 	for _, p := range ports {
-		m := p.(map[string]interface{})
+		m := p.(map[string]any)
 		if m["name"] == "probes" && num(m["containerPort"]) == 8081 {
 			found = true
 		}
@@ -240,12 +240,12 @@ func containerArgs(t *testing.T, d *unstructured.Unstructured) []string {
 	if len(containers) == 0 {
 		t.Fatalf("%s: no containers", d.GetName())
 	}
-	args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]interface{}), "args")
+	args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
 	return args
 }
 
 // num is a YAML number (float64 from sigs.k8s.io/yaml), or -1.
-func num(v interface{}) int64 {
+func num(v any) int64 {
 	switch n := v.(type) {
 	case int64:
 		return n
@@ -255,13 +255,13 @@ func num(v interface{}) int64 {
 	return -1
 }
 
-func mustString(v interface{}, fields ...string) string {
-	m, _ := v.(map[string]interface{})
+func mustString(v any, fields ...string) string {
+	m, _ := v.(map[string]any)
 	s, _, _ := unstructured.NestedString(m, fields...)
 	return s
 }
 
-func equalMaps(a, b map[string]interface{}) bool {
+func equalMaps(a, b map[string]any) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -274,7 +274,7 @@ func equalMaps(a, b map[string]interface{}) bool {
 }
 
 // matches reports whether labels satisfy the selector sel.
-func matches(sel, labels map[string]interface{}) bool {
+func matches(sel, labels map[string]any) bool {
 	for k, v := range sel {
 		if labels[k] != v {
 			return false

@@ -27,7 +27,7 @@ type constraintByPod struct {
 // and this replica's result: its byPod entry and the Ready condition, True
 // when every replica that observed the current generation enforces it.
 // Everything else (audit's totalViolations and violations) is kept.
-func constraintStatus(cur map[string]interface{}, podID string, res constraintResult) (map[string]interface{}, error) {
+func constraintStatus(cur map[string]any, podID string, res constraintResult) (map[string]any, error) {
 	status := copyStatus(cur)
 	entry, err := toUnstructuredMap(&constraintByPod{ID: podID, ObservedGeneration: res.generation, Enforced: res.enforced, Errors: res.errors})
 	if err != nil {
@@ -74,7 +74,7 @@ func (r *ConstraintReconciler) writeConstraintStatus(ctx context.Context, u *uns
 			return nil
 		},
 	}
-	return writeStatus(ctx, u, w, func(cur map[string]interface{}) (map[string]interface{}, error) {
+	return writeStatus(ctx, u, w, func(cur map[string]any) (map[string]any, error) {
 		return constraintStatus(cur, r.PodID, res)
 	})
 }

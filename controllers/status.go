@@ -40,7 +40,7 @@ type StatusError struct {
 // statusMutation computes a new status from the current one. It must not
 // modify its argument, and must return an equal status when nothing changed,
 // so that the write is skipped.
-type statusMutation func(status map[string]interface{}) (map[string]interface{}, error)
+type statusMutation func(status map[string]any) (map[string]any, error)
 
 // statusWriter reads an object and writes its status subresource.
 type statusWriter struct {
@@ -92,7 +92,7 @@ func writeStatus(ctx context.Context, obj *unstructured.Unstructured, w statusWr
 
 // jsonEqual compares two unstructured values as their JSON, which ignores
 // int64/float64 and nil/empty-map differences that do not reach the wire.
-func jsonEqual(a, b map[string]interface{}) (bool, error) {
+func jsonEqual(a, b map[string]any) (bool, error) {
 	if len(a) == 0 && len(b) == 0 {
 		return true, nil
 	}
@@ -108,21 +108,21 @@ func jsonEqual(a, b map[string]interface{}) (bool, error) {
 }
 
 // copyStatus returns a deep copy of status, never nil.
-func copyStatus(status map[string]interface{}) map[string]interface{} {
+func copyStatus(status map[string]any) map[string]any {
 	if status == nil {
-		return map[string]interface{}{}
+		return map[string]any{}
 	}
 	return runtime.DeepCopyJSON(status)
 }
 
 // setByPod replaces the byPod entry whose id is entry's id, or appends
 // entry. Every other entry is kept as it is, in its place.
-func setByPod(status map[string]interface{}, entry map[string]interface{}) {
-	old, _ := status["byPod"].([]interface{})
-	out := make([]interface{}, 0, len(old)+1)
+func setByPod(status map[string]any, entry map[string]any) {
+	old, _ := status["byPod"].([]any)
+	out := make([]any, 0, len(old)+1)
 	done := false
 	for _, e := range old {
-		if m, ok := e.(map[string]interface{}); ok && m["id"] == entry["id"] {
+		if m, ok := e.(map[string]any); ok && m["id"] == entry["id"] {
 			if !done {
 				out = append(out, entry)
 				done = true
@@ -138,11 +138,11 @@ func setByPod(status map[string]interface{}, entry map[string]interface{}) {
 }
 
 // byPodEntries decodes status.byPod into T, skipping malformed entries.
-func byPodEntries[T any](status map[string]interface{}) []T {
-	list, _ := status["byPod"].([]interface{})
+func byPodEntries[T any](status map[string]any) []T {
+	list, _ := status["byPod"].([]any)
 	out := make([]T, 0, len(list))
 	for _, e := range list {
-		m, ok := e.(map[string]interface{})
+		m, ok := e.(map[string]any)
 		if !ok {
 			continue
 		}
@@ -156,11 +156,11 @@ func byPodEntries[T any](status map[string]interface{}) []T {
 
 // setCondition sets cond in status.conditions, keeping its transition time
 // when its status does not change.
-func setCondition(status map[string]interface{}, cond metav1.Condition) error {
+func setCondition(status map[string]any, cond metav1.Condition) error {
 	var conds []metav1.Condition
-	if list, ok := status["conditions"].([]interface{}); ok {
+	if list, ok := status["conditions"].([]any); ok {
 		for _, c := range list {
-			m, ok := c.(map[string]interface{})
+			m, ok := c.(map[string]any)
 			if !ok {
 				continue
 			}
@@ -171,7 +171,7 @@ func setCondition(status map[string]interface{}, cond metav1.Condition) error {
 		}
 	}
 	meta.SetStatusCondition(&conds, cond)
-	out := make([]interface{}, 0, len(conds))
+	out := make([]any, 0, len(conds))
 	for i := range conds {
 		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&conds[i])
 		if err != nil {
@@ -184,7 +184,7 @@ func setCondition(status map[string]interface{}, cond metav1.Condition) error {
 }
 
 // toUnstructuredMap converts a typed value to an unstructured map.
-func toUnstructuredMap(v interface{}) (map[string]interface{}, error) {
+func toUnstructuredMap(v any) (map[string]any, error) {
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(v)
 	if err != nil {
 		return nil, fmt.Errorf("encoding %T: %w", v, err)

@@ -12,27 +12,27 @@ import (
 )
 
 func TestSetByPod(t *testing.T) {
-	other := map[string]interface{}{"id": "b", "observedGeneration": int64(1), "templateUID": "kept"}
+	other := map[string]any{"id": "b", "observedGeneration": int64(1), "templateUID": "kept"}
 	tests := []struct {
 		name  string
-		old   []interface{}
-		entry map[string]interface{}
+		old   []any
+		entry map[string]any
 		want  []string // ids in order
 	}{
-		{"empty", nil, map[string]interface{}{"id": "a"}, []string{"a"}},
-		{"append after others", []interface{}{other}, map[string]interface{}{"id": "a"}, []string{"b", "a"}},
-		{"replace in place", []interface{}{map[string]interface{}{"id": "a"}, other}, map[string]interface{}{"id": "a", "x": 1}, []string{"a", "b"}},
-		{"duplicates collapse", []interface{}{map[string]interface{}{"id": "a"}, other, map[string]interface{}{"id": "a"}}, map[string]interface{}{"id": "a"}, []string{"a", "b"}},
+		{"empty", nil, map[string]any{"id": "a"}, []string{"a"}},
+		{"append after others", []any{other}, map[string]any{"id": "a"}, []string{"b", "a"}},
+		{"replace in place", []any{map[string]any{"id": "a"}, other}, map[string]any{"id": "a", "x": 1}, []string{"a", "b"}},
+		{"duplicates collapse", []any{map[string]any{"id": "a"}, other, map[string]any{"id": "a"}}, map[string]any{"id": "a"}, []string{"a", "b"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			status := map[string]interface{}{"byPod": tc.old}
+			status := map[string]any{"byPod": tc.old}
 			setByPod(status, tc.entry)
-			list := status["byPod"].([]interface{})
+			list := status["byPod"].([]any)
 			var ids []string
 			for _, e := range list {
-				ids = append(ids, e.(map[string]interface{})["id"].(string))
-				if e.(map[string]interface{})["id"] == "b" && e.(map[string]interface{})["templateUID"] != "kept" {
+				ids = append(ids, e.(map[string]any)["id"].(string))
+				if e.(map[string]any)["id"] == "b" && e.(map[string]any)["templateUID"] != "kept" {
 					t.Errorf("another replica's entry lost a field: %v", e)
 				}
 			}
@@ -49,12 +49,12 @@ func TestSetByPod(t *testing.T) {
 }
 
 func TestSetConditionKeepsTransitionTime(t *testing.T) {
-	status := map[string]interface{}{}
+	status := map[string]any{}
 	cond := metav1.Condition{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonPending, ObservedGeneration: 1}
 	if err := setCondition(status, cond); err != nil {
 		t.Fatal(err)
 	}
-	first := status["conditions"].([]interface{})[0].(map[string]interface{})["lastTransitionTime"]
+	first := status["conditions"].([]any)[0].(map[string]any)["lastTransitionTime"]
 	if first == nil || first == "" {
 		t.Fatalf("no lastTransitionTime in %v", status)
 	}
@@ -70,14 +70,14 @@ func TestSetConditionKeepsTransitionTime(t *testing.T) {
 // TestWriteStatus checks the read-modify-write loop: no write when nothing
 // changes, and a fresh read and reapplied mutation after a conflict.
 func TestWriteStatus(t *testing.T) {
-	obj := func(rv string, byPod ...interface{}) *unstructured.Unstructured {
-		u := &unstructured.Unstructured{Object: map[string]interface{}{"status": map[string]interface{}{"byPod": byPod}}}
+	obj := func(rv string, byPod ...any) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{"status": map[string]any{"byPod": byPod}}}
 		u.SetResourceVersion(rv)
 		return u
 	}
-	mutate := func(cur map[string]interface{}) (map[string]interface{}, error) {
+	mutate := func(cur map[string]any) (map[string]any, error) {
 		s := copyStatus(cur)
-		setByPod(s, map[string]interface{}{"id": "a", "observedGeneration": int64(1)})
+		setByPod(s, map[string]any{"id": "a", "observedGeneration": int64(1)})
 		return s, nil
 	}
 	conflict := apierrors.NewConflict(schema.GroupResource{Resource: "things"}, "x", errors.New("changed"))
@@ -85,7 +85,7 @@ func TestWriteStatus(t *testing.T) {
 	t.Run("unchanged", func(t *testing.T) {
 		writes := 0
 		w := statusWriter{update: func(context.Context, *unstructured.Unstructured) error { writes++; return nil }}
-		wrote, err := writeStatus(t.Context(), obj("1", map[string]interface{}{"id": "a", "observedGeneration": int64(1)}), w, mutate)
+		wrote, err := writeStatus(t.Context(), obj("1", map[string]any{"id": "a", "observedGeneration": int64(1)}), w, mutate)
 		if err != nil || wrote || writes != 0 {
 			t.Errorf("wrote=%t writes=%d err=%v, want no write", wrote, writes, err)
 		}
@@ -98,7 +98,7 @@ func TestWriteStatus(t *testing.T) {
 			get: func(context.Context) (*unstructured.Unstructured, error) {
 				gets++
 				// Another replica wrote its entry meanwhile.
-				return obj("2", map[string]interface{}{"id": "b"}), nil
+				return obj("2", map[string]any{"id": "b"}), nil
 			},
 			update: func(_ context.Context, u *unstructured.Unstructured) error {
 				written = append(written, u)
@@ -136,7 +136,7 @@ func byPodIDs(u *unstructured.Unstructured) string {
 		if i > 0 {
 			out += ","
 		}
-		out += e.(map[string]interface{})["id"].(string)
+		out += e.(map[string]any)["id"].(string)
 	}
 	return out
 }

@@ -51,7 +51,7 @@ func statusError(code string, err error) templatesv1.CreateCRDError {
 // never goes back to false, as in Gatekeeper) and the Ready condition, which
 // is computed from every replica's entry for the current generation, so all
 // replicas agree on it.
-func templateStatus(cur map[string]interface{}, podID string, res templateResult) (map[string]interface{}, error) {
+func templateStatus(cur map[string]any, podID string, res templateResult) (map[string]any, error) {
 	status := copyStatus(cur)
 	entry, err := toUnstructuredMap(&templatesv1.ByPodStatus{ID: podID, ObservedGeneration: res.generation, Errors: res.errors})
 	if err != nil {
@@ -135,7 +135,7 @@ func (r *TemplateReconciler) writeTemplateStatus(ctx context.Context, name strin
 			return nil
 		},
 	}
-	return writeStatus(ctx, nil, w, func(cur map[string]interface{}) (map[string]interface{}, error) {
+	return writeStatus(ctx, nil, w, func(cur map[string]any) (map[string]any, error) {
 		return templateStatus(cur, r.PodID, res)
 	})
 }

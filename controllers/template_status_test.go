@@ -35,7 +35,7 @@ func TestTemplateStatus(t *testing.T) {
 	ingest := templatesv1.CreateCRDError{Code: CodeIngest, Message: "bad rego", Location: "spec.targets[0].rego:1:2"}
 	tests := []struct {
 		name    string
-		cur     map[string]interface{}
+		cur     map[string]any
 		res     templateResult
 		created bool
 		ready   string
@@ -54,15 +54,15 @@ func TestTemplateStatus(t *testing.T) {
 		},
 		{
 			name:    "created stays true after an error",
-			cur:     map[string]interface{}{"created": true},
+			cur:     map[string]any{"created": true},
 			res:     templateResult{generation: 2, created: true, errors: []templatesv1.CreateCRDError{ingest}},
 			created: true, ready: "False", reason: ReasonIngestError, entries: 1,
 		},
 		{
 			name: "another replica's error on this generation",
-			cur: map[string]interface{}{"byPod": []interface{}{
-				map[string]interface{}{"id": "other", "observedGeneration": int64(3), "errors": []interface{}{
-					map[string]interface{}{"code": CodeUpdate, "message": "update failed"},
+			cur: map[string]any{"byPod": []any{
+				map[string]any{"id": "other", "observedGeneration": int64(3), "errors": []any{
+					map[string]any{"code": CodeUpdate, "message": "update failed"},
 				}},
 			}},
 			res:     templateResult{generation: 3, created: true},
@@ -70,9 +70,9 @@ func TestTemplateStatus(t *testing.T) {
 		},
 		{
 			name: "another replica's error on an old generation",
-			cur: map[string]interface{}{"byPod": []interface{}{
-				map[string]interface{}{"id": "other", "observedGeneration": int64(2), "errors": []interface{}{
-					map[string]interface{}{"code": CodeIngest, "message": "old"},
+			cur: map[string]any{"byPod": []any{
+				map[string]any{"id": "other", "observedGeneration": int64(2), "errors": []any{
+					map[string]any{"code": CodeIngest, "message": "old"},
 				}},
 			}},
 			res:     templateResult{generation: 3, created: true},
@@ -85,7 +85,7 @@ func TestTemplateStatus(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			u := &unstructured.Unstructured{Object: map[string]interface{}{"status": got}}
+			u := &unstructured.Unstructured{Object: map[string]any{"status": got}}
 			created, _, _ := unstructured.NestedBool(u.Object, "status", "created")
 			if created != tc.created {
 				t.Errorf("created = %t, want %t", created, tc.created)
@@ -98,7 +98,7 @@ func TestTemplateStatus(t *testing.T) {
 			if len(conds) != 1 {
 				t.Fatalf("conditions = %v, want one", conds)
 			}
-			c := conds[0].(map[string]interface{})
+			c := conds[0].(map[string]any)
 			if c["type"] != ConditionReady || c["status"] != tc.ready || c["reason"] != tc.reason || c["observedGeneration"] != tc.res.generation {
 				t.Errorf("condition = %v, want Ready=%s reason %s at generation %d", c, tc.ready, tc.reason, tc.res.generation)
 			}
@@ -114,7 +114,7 @@ func TestTemplateStatus(t *testing.T) {
 }
 
 func TestConstraintStatus(t *testing.T) {
-	audit := map[string]interface{}{"totalViolations": int64(3), "auditTimestamp": "2026-01-01T00:00:00Z"}
+	audit := map[string]any{"totalViolations": int64(3), "auditTimestamp": "2026-01-01T00:00:00Z"}
 	got, err := constraintStatus(audit, "me", constraintResult{generation: 2, enforced: true})
 	if err != nil {
 		t.Fatal(err)
@@ -122,11 +122,11 @@ func TestConstraintStatus(t *testing.T) {
 	if got["totalViolations"] != int64(3) || got["auditTimestamp"] == nil {
 		t.Errorf("audit fields not kept: %v", got)
 	}
-	e := got["byPod"].([]interface{})[0].(map[string]interface{})
+	e := got["byPod"].([]any)[0].(map[string]any)
 	if e["id"] != "me" || e["enforced"] != true || e["observedGeneration"] != int64(2) || e["errors"] != nil {
 		t.Errorf("byPod entry = %v", e)
 	}
-	c := got["conditions"].([]interface{})[0].(map[string]interface{})
+	c := got["conditions"].([]any)[0].(map[string]any)
 	if c["status"] != "True" || c["reason"] != ReasonEnforced {
 		t.Errorf("condition = %v, want Ready=True", c)
 	}
@@ -135,11 +135,11 @@ func TestConstraintStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e = bad["byPod"].([]interface{})[0].(map[string]interface{})
-	if e["enforced"] != false || len(bad["byPod"].([]interface{})) != 1 {
+	e = bad["byPod"].([]any)[0].(map[string]any)
+	if e["enforced"] != false || len(bad["byPod"].([]any)) != 1 {
 		t.Errorf("byPod = %v, want one entry, not enforced", bad["byPod"])
 	}
-	c = bad["conditions"].([]interface{})[0].(map[string]interface{})
+	c = bad["conditions"].([]any)[0].(map[string]any)
 	if c["status"] != "False" || c["reason"] != ReasonNotEnforced || c["message"] != "nope" {
 		t.Errorf("condition = %v, want Ready=False with the error", c)
 	}

@@ -192,7 +192,7 @@ func (w *Watches) enqueue(req ConstraintRequest) {
 }
 
 func (w *Watches) handler(kind string) toolscache.ResourceEventHandler {
-	add := func(obj interface{}) {
+	add := func(obj any) {
 		// Cluster-scoped: the store key is the name.
 		name, err := toolscache.DeletionHandlingMetaNamespaceKeyFunc(obj)
 		if err != nil {
@@ -203,7 +203,7 @@ func (w *Watches) handler(kind string) toolscache.ResourceEventHandler {
 	}
 	return toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    add,
-		UpdateFunc: func(_, obj interface{}) { add(obj) },
+		UpdateFunc: func(_, obj any) { add(obj) },
 		DeleteFunc: add,
 	}
 }

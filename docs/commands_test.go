@@ -64,7 +64,7 @@ func parseCommands(path, rel string) ([]*command, error) {
 		lineNo         int
 		errorsInParsed []string
 	)
-	fail := func(format string, args ...interface{}) {
+	fail := func(format string, args ...any) {
 		errorsInParsed = append(errorsInParsed, fmt.Sprintf("%s:%d: ", rel, lineNo)+fmt.Sprintf(format, args...))
 	}
 	scanner.Buffer(make([]byte, 1<<20), 1<<20)

@@ -133,7 +133,7 @@ spec:
 			vs, _, _ := unstructured.NestedSlice(c.Object, "status", "violations")
 			var names []string
 			for _, v := range vs {
-				if m, ok := v.(map[string]interface{}); ok {
+				if m, ok := v.(map[string]any); ok {
 					n, _ := m["name"].(string)
 					names = append(names, n)
 				}
@@ -209,7 +209,7 @@ func waitEnforced(t *testing.T, kind, name string) {
 		}
 		byPod, _, _ := unstructured.NestedSlice(c.Object, "status", "byPod")
 		for _, p := range byPod {
-			if m, ok := p.(map[string]interface{}); ok && m["enforced"] == true {
+			if m, ok := p.(map[string]any); ok && m["enforced"] == true {
 				return nil
 			}
 		}

@@ -284,7 +284,7 @@ func (e *Engine) Counts() (templates, constraints int) {
 // with other reviews): read them, never modify them.
 type Violation struct {
 	Message    string
-	Details    interface{}
+	Details    any
 	Constraint *unstructured.Unstructured
 	// EnforcementAction is the constraint's spec.enforcementAction.
 	EnforcementAction string
@@ -313,7 +313,7 @@ type Response struct {
 }
 
 // Review judges an Admission or an Object at an enforcement point.
-func (e *Engine) Review(ctx context.Context, in interface{}, enforcementPoint string) (*Response, error) {
+func (e *Engine) Review(ctx context.Context, in any, enforcementPoint string) (*Response, error) {
 	var (
 		r   *review
 		err error
@@ -436,18 +436,18 @@ func ValidateEnforcementAction(u *unstructured.Unstructured) error {
 		return fmt.Errorf("%w: spec.scopedEnforcementActions: required when enforcementAction is scoped", ErrEnforcementAction)
 	}
 	for i, s := range scoped {
-		m, _ := s.(map[string]interface{})
+		m, _ := s.(map[string]any)
 		a, _ := m["action"].(string)
 		if !contains(knownActions, a) {
 			return fmt.Errorf("%w: spec.scopedEnforcementActions[%d].action: %q is not one of %s", ErrEnforcementAction, i, a,
 				strings.Join(knownActions, ", "))
 		}
-		eps, _ := m["enforcementPoints"].([]interface{})
+		eps, _ := m["enforcementPoints"].([]any)
 		if len(eps) == 0 {
 			return fmt.Errorf("%w: spec.scopedEnforcementActions[%d].enforcementPoints: required", ErrEnforcementAction, i)
 		}
 		for j, ep := range eps {
-			em, _ := ep.(map[string]interface{})
+			em, _ := ep.(map[string]any)
 			name, _ := em["name"].(string)
 			if !contains(knownEnforcementPoints, name) {
 				return fmt.Errorf("%w: spec.scopedEnforcementActions[%d].enforcementPoints[%d].name: %q is not one of %s",

@@ -18,7 +18,7 @@ import (
 // Shared fixtures for the engine tests. Objects are built as unstructured
 // JSON values only (no Go ints or []string), as the frameworks client needs.
 
-type obj = map[string]interface{}
+type obj = map[string]any
 
 // alwaysViolateRego violates for every object a constraint matches, so that
 // "a violation came back" means "the constraint matched".
@@ -27,11 +27,11 @@ const alwaysViolateRego = "package x\n\nviolation[{\"msg\": \"bad\"}] { true }\n
 const alwaysKind = "K8sAlwaysViolate"
 
 // fromYAML parses a YAML document into a JSON value.
-func fromYAML(t testing.TB, s string) interface{} {
+func fromYAML(t testing.TB, s string) any {
 	t.Helper()
 	// The YAML-to-JSON decoder (unlike utilyaml.ToJSON) does not treat a
 	// flow mapping such as "{a: b}" as JSON.
-	var v interface{}
+	var v any
 	if err := utilyaml.NewYAMLToJSONDecoder(strings.NewReader(s)).Decode(&v); err != nil {
 		t.Fatalf("parsing YAML %q: %v", s, err)
 	}
@@ -40,13 +40,13 @@ func fromYAML(t testing.TB, s string) interface{} {
 
 // toInt64 turns the float64 numbers encoding/json yields into int64 where
 // they are integral, as unstructured.UnmarshalJSON would.
-func toInt64(v interface{}) interface{} {
+func toInt64(v any) any {
 	switch x := v.(type) {
-	case map[string]interface{}:
+	case map[string]any:
 		for k, e := range x {
 			x[k] = toInt64(e)
 		}
-	case []interface{}:
+	case []any:
 		for i, e := range x {
 			x[i] = toInt64(e)
 		}
@@ -64,7 +64,7 @@ type tmplOpt func(spec, target obj)
 
 func withOperations(ops ...string) tmplOpt {
 	return func(_, target obj) {
-		l := make([]interface{}, len(ops))
+		l := make([]any, len(ops))
 		for i, o := range ops {
 			l[i] = o
 		}
@@ -85,7 +85,7 @@ func withSchema(t testing.TB, schemaYAML string) tmplOpt {
 func withCode(code ...obj) tmplOpt {
 	return func(_, target obj) {
 		delete(target, "rego")
-		l := make([]interface{}, len(code))
+		l := make([]any, len(code))
 		for i, c := range code {
 			l[i] = c
 		}
@@ -96,7 +96,7 @@ func withCode(code ...obj) tmplOpt {
 // withLegacyLibs sets the legacy targets[0].libs field.
 func withLegacyLibs(libs ...string) tmplOpt {
 	return func(_, target obj) {
-		l := make([]interface{}, len(libs))
+		l := make([]any, len(libs))
 		for i, s := range libs {
 			l[i] = s
 		}
@@ -110,7 +110,7 @@ func newTemplateU(version, kind, rego string, opts ...tmplOpt) *unstructured.Uns
 	target := obj{"target": TargetName, "rego": rego}
 	spec := obj{
 		"crd":     obj{"spec": obj{"names": obj{"kind": kind}}},
-		"targets": []interface{}{target},
+		"targets": []any{target},
 	}
 	for _, o := range opts {
 		o(spec, target)
@@ -139,7 +139,7 @@ func newConstraint(t testing.TB, kind, name, specYAML string) *unstructured.Unst
 	t.Helper()
 	spec := obj{}
 	if strings.TrimSpace(specYAML) != "" {
-		m, ok := fromYAML(t, specYAML).(map[string]interface{})
+		m, ok := fromYAML(t, specYAML).(map[string]any)
 		if !ok {
 			t.Fatalf("constraint spec %q is not a map", specYAML)
 		}
@@ -183,7 +183,7 @@ func mustAddData(t testing.TB, e *Engine, u *unstructured.Unstructured) {
 }
 
 // mustReview reviews in at ep and fails the test on error.
-func mustReview(t testing.TB, e *Engine, in interface{}, ep string) []Violation {
+func mustReview(t testing.TB, e *Engine, in any, ep string) []Violation {
 	t.Helper()
 	resp, err := e.Review(context.Background(), in, ep)
 	if err != nil {

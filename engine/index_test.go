@@ -27,7 +27,7 @@ func describeResults(t *testing.T, rs []*types.Result) []string {
 	out := make([]string, 0, len(rs))
 	for _, r := range rs {
 		v := toViolation(r)
-		b, err := json.Marshal(map[string]interface{}{
+		b, err := json.Marshal(map[string]any{
 			"msg": v.Message, "details": v.Details, "kind": v.Constraint.GetKind(), "name": v.Constraint.GetName(),
 			"constraint": v.Constraint.Object, "action": v.EnforcementAction, "actions": v.Actions,
 		})
@@ -100,19 +100,19 @@ func TestIndexMatchesClientReview(t *testing.T) {
 		v.SetName(fmt.Sprintf("variant-%d", i))
 		spec, _, _ := unstructured.NestedMap(v.Object, "spec")
 		if spec == nil {
-			spec = map[string]interface{}{}
+			spec = map[string]any{}
 		}
-		for k, val := range fromYAML(t, actions[i%len(actions)]).(map[string]interface{}) {
+		for k, val := range fromYAML(t, actions[i%len(actions)]).(map[string]any) {
 			spec[k] = val
 		}
 		if i%2 == 0 {
 			// A namespaceSelector on a request whose namespace is not
 			// known: the match cannot be decided, an autorejection.
-			match, _ := spec["match"].(map[string]interface{})
+			match, _ := spec["match"].(map[string]any)
 			if match == nil {
-				match = map[string]interface{}{}
+				match = map[string]any{}
 			}
-			match["namespaceSelector"] = map[string]interface{}{"matchLabels": map[string]interface{}{"team": "x"}}
+			match["namespaceSelector"] = map[string]any{"matchLabels": map[string]any{"team": "x"}}
 			spec["match"] = match
 		}
 		v.Object["spec"] = spec

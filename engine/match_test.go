@@ -28,9 +28,9 @@ func (o matchOutcome) String() string {
 
 type matchCase struct {
 	name  string
-	match string      // spec.match as YAML; "" means no spec.match at all
-	in    interface{} // *Object or *Admission
-	ep    string      // enforcement point; audit when empty
+	match string // spec.match as YAML; "" means no spec.match at all
+	in    any    // *Object or *Admission
+	ep    string // enforcement point; audit when empty
 	setup func(t *testing.T, e *Engine)
 	want  matchOutcome
 }

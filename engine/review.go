@@ -54,7 +54,7 @@ type review struct {
 // ReviewWithoutObjects is the review without its objects, which the
 // driver converts from obj and oldObj instead of parsing their JSON again
 // (regodriver.DecodedReview).
-func (r *review) ReviewWithoutObjects() interface{} {
+func (r *review) ReviewWithoutObjects() any {
 	req := r.AdmissionRequest
 	req.Object, req.OldObject = runtime.RawExtension{}, runtime.RawExtension{}
 	return &req
@@ -62,7 +62,7 @@ func (r *review) ReviewWithoutObjects() interface{} {
 
 // DecodedObjects are review.object and review.oldObject, decoded: for a
 // DELETE both are the object deleted (see newAdmissionReview).
-func (r *review) DecodedObjects() (object, oldObject map[string]interface{}) {
+func (r *review) DecodedObjects() (object, oldObject map[string]any) {
 	if r.obj != nil {
 		object = r.obj.Object
 	}
@@ -172,7 +172,7 @@ func decodeRaw(ext runtime.RawExtension, field string) (*unstructured.Unstructur
 }
 
 // namespaceMap is the Namespace as input.review.namespaceObject sees it.
-func namespaceMap(ns *corev1.Namespace) (map[string]interface{}, error) {
+func namespaceMap(ns *corev1.Namespace) (map[string]any, error) {
 	if ns == nil {
 		return nil, nil
 	}

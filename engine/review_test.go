@@ -64,7 +64,7 @@ func TestReviewInput(t *testing.T) {
 	tests := []struct {
 		name   string
 		params string
-		in     interface{}
+		in     any
 		ep     string
 		want   []string
 	}{
@@ -145,7 +145,7 @@ func TestReviewErrors(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name string
-		in   interface{}
+		in   any
 		want error
 	}{
 		{"DELETE without oldObject", &Admission{Request: &admissionv1.AdmissionRequest{Operation: admissionv1.Delete,
@@ -251,7 +251,7 @@ func TestRegoV1AndLibs(t *testing.T) {
 	const libV1 = "package lib.helpers\n\ngreet(who) := sprintf(\"hello %s\", [who])\n"
 
 	p := pod("default", "p", nil)
-	p.Object["spec"] = obj{"containers": []interface{}{obj{"name": "a"}, obj{"name": "b"}}}
+	p.Object["spec"] = obj{"containers": []any{obj{"name": "a"}, obj{"name": "b"}}}
 
 	tests := []struct {
 		name    string
@@ -271,12 +271,12 @@ func TestRegoV1AndLibs(t *testing.T) {
 		},
 		{
 			name: "code libs",
-			opts: []tmplOpt{withCode(obj{"engine": "Rego", "source": obj{"rego": useLib, "libs": []interface{}{lib}}})},
+			opts: []tmplOpt{withCode(obj{"engine": "Rego", "source": obj{"rego": useLib, "libs": []any{lib}}})},
 			want: []string{"from lib"},
 		},
 		{
 			name: "v1 code libs",
-			opts: []tmplOpt{withCode(obj{"engine": "Rego", "source": obj{"version": "v1", "rego": useLibV1, "libs": []interface{}{libV1}}})},
+			opts: []tmplOpt{withCode(obj{"engine": "Rego", "source": obj{"version": "v1", "rego": useLibV1, "libs": []any{libV1}}})},
 			want: []string{"hello v1"},
 		},
 		{
@@ -502,7 +502,7 @@ func TestHandleReviewTypes(t *testing.T) {
 	req := request(t, admissionv1.Create, p, nil)
 	tests := []struct {
 		name    string
-		in      interface{}
+		in      any
 		handled bool
 	}{
 		{"*Admission", &Admission{Request: req}, true},

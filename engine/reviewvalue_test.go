@@ -25,8 +25,8 @@ func TestDecodedReviewValue(t *testing.T) {
 		t.Skipf("Skipping: no gatekeeper-library at %s (../shared beside the repository)", dir)
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*", "*", "samples", "*", "*.yaml"))
-	ns := map[string]interface{}{"apiVersion": "v1", "kind": "Namespace",
-		"metadata": map[string]interface{}{"name": "ns", "labels": map[string]interface{}{"n": "1"}}}
+	ns := map[string]any{"apiVersion": "v1", "kind": "Namespace",
+		"metadata": map[string]any{"name": "ns", "labels": map[string]any{"n": "1"}}}
 	checked := 0
 	check := func(name string, r *review) {
 		t.Helper()
@@ -34,7 +34,7 @@ func TestDecodedReviewValue(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		for _, namespace := range []map[string]interface{}{nil, ns} {
+		for _, namespace := range []map[string]any{nil, ns} {
 			got, gotErr := regodriver.ReviewValue(r, namespace)
 			want, wantErr := regodriver.ReviewValue(json.RawMessage(raw), namespace)
 			if gotErr != nil || wantErr != nil {
@@ -92,7 +92,7 @@ func TestDecodedReviewValue(t *testing.T) {
 	// Numbers: integers print as float64s do, as the frameworks driver
 	// prints them.
 	u := newObj("v1", "ConfigMap", "ns", "n", nil)
-	u.Object["data"] = map[string]interface{}{"big": int64(1000000), "f": 0.5, "neg": int64(-3), "huge": int64(1 << 62)}
+	u.Object["data"] = map[string]any{"big": int64(1000000), "f": 0.5, "neg": int64(-3), "huge": int64(1 << 62)}
 	r, err := newObjectReview(u, nil, SourceOriginal)
 	if err != nil {
 		t.Fatal(err)

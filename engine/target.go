@@ -41,7 +41,7 @@ func (t *target) GetCache() handler.Cache { return t.namespaces }
 
 // ProcessData maps an object to its data.inventory path:
 // cluster/<gv>/<kind>/<name> or namespace/<ns>/<gv>/<kind>/<name>.
-func (t *target) ProcessData(obj interface{}) (bool, []string, interface{}, error) {
+func (t *target) ProcessData(obj any) (bool, []string, any, error) {
 	switch o := obj.(type) {
 	case wipeData:
 		return true, nil, nil, nil
@@ -72,7 +72,7 @@ func inventoryKey(o *unstructured.Unstructured) ([]string, error) {
 }
 
 // HandleReview turns any supported input into a *review.
-func (t *target) HandleReview(obj interface{}) (bool, interface{}, error) {
+func (t *target) HandleReview(obj any) (bool, any, error) {
 	var (
 		r   *review
 		err error
@@ -124,7 +124,7 @@ type matcher struct {
 	namespaces *namespaceCache
 }
 
-func (m *matcher) Match(rv interface{}) (bool, error) {
+func (m *matcher) Match(rv any) (bool, error) {
 	if m.match == nil {
 		return true, nil
 	}
@@ -175,11 +175,11 @@ type namespaceCache struct {
 	m  map[string]*corev1.Namespace
 }
 
-func (c *namespaceCache) Add(key []string, obj interface{}) error {
+func (c *namespaceCache) Add(key []string, obj any) error {
 	if len(key) != 4 || key[0] != "cluster" || key[1] != "v1" || key[2] != "Namespace" {
 		return nil
 	}
-	m, ok := obj.(map[string]interface{})
+	m, ok := obj.(map[string]any)
 	if !ok {
 		return nil
 	}

@@ -82,10 +82,10 @@ func ParseTemplate(u *unstructured.Unstructured) (*templates.ConstraintTemplate,
 func checkCodeSources(u *unstructured.Unstructured) error {
 	targets, _, _ := unstructured.NestedSlice(u.Object, "spec", "targets")
 	for i, t := range targets {
-		tm, _ := t.(map[string]interface{})
-		code, _ := tm["code"].([]interface{})
+		tm, _ := t.(map[string]any)
+		code, _ := tm["code"].([]any)
 		for j, c := range code {
-			cm, _ := c.(map[string]interface{})
+			cm, _ := c.(map[string]any)
 			if src, ok := cm["source"]; !ok || src == nil {
 				return fmt.Errorf("%w: %q: spec.targets[%d].code[%d].source is required", ErrInvalidTemplate, u.GetName(), i, j)
 			}
@@ -190,7 +190,7 @@ func locateRegoError(ct *templates.ConstraintTemplate) *CompileError {
 			if code.Engine != "Rego" || code.Source == nil {
 				continue
 			}
-			src, ok := code.Source.Value.(map[string]interface{})
+			src, ok := code.Source.Value.(map[string]any)
 			if !ok {
 				continue
 			}
@@ -207,7 +207,7 @@ func locateRegoError(ct *templates.ConstraintTemplate) *CompileError {
 				}
 				sources[name] = rego
 			}
-			libs, _ := src["libs"].([]interface{})
+			libs, _ := src["libs"].([]any)
 			for k, l := range libs {
 				lib, _ := l.(string)
 				name := fmt.Sprintf("%s.libs[%d]", field, k)

@@ -60,11 +60,11 @@ func TestParseTemplateVersions(t *testing.T) {
 
 func TestParseTemplateErrors(t *testing.T) {
 	twoTargets := newTemplateU("v1", "K8sTwo", alwaysViolateRego)
-	targets := twoTargets.Object["spec"].(obj)["targets"].([]interface{})
+	targets := twoTargets.Object["spec"].(obj)["targets"].([]any)
 	twoTargets.Object["spec"].(obj)["targets"] = append(targets, obj{"target": TargetName, "rego": alwaysViolateRego})
 
 	noTargets := newTemplateU("v1", "K8sNone", alwaysViolateRego)
-	noTargets.Object["spec"].(obj)["targets"] = []interface{}{}
+	noTargets.Object["spec"].(obj)["targets"] = []any{}
 
 	wrongName := newTemplateU("v1", "K8sRequiredLabels", alwaysViolateRego)
 	wrongName.SetName("required-labels")
@@ -76,7 +76,7 @@ func TestParseTemplateErrors(t *testing.T) {
 	delete(noKind.Object["spec"].(obj)["crd"].(obj)["spec"].(obj)["names"].(obj), "kind")
 
 	wrongTarget := newTemplateU("v1", "K8sTarget", alwaysViolateRego)
-	wrongTarget.Object["spec"].(obj)["targets"].([]interface{})[0].(obj)["target"] = "validation.example.com"
+	wrongTarget.Object["spec"].(obj)["targets"].([]any)[0].(obj)["target"] = "validation.example.com"
 
 	nullSource := newTemplateU("v1", "K8sNullSource", "", withCode(obj{"engine": "Rego", "source": nil}))
 	missingSource := newTemplateU("v1", "K8sNullSource", "", withCode(obj{"engine": "Rego"}))
@@ -139,7 +139,7 @@ func TestAddTemplateRejectsInvalidVersionless(t *testing.T) {
 		}, "source"},
 		{"CEL only", func(ct *templates.ConstraintTemplate) {
 			ct.Spec.Targets[0].Rego = ""
-			ct.Spec.Targets[0].Code = []templates.Code{{Engine: "K8sNativeValidation", Source: &templates.Anything{Value: map[string]interface{}{}}}}
+			ct.Spec.Targets[0].Code = []templates.Code{{Engine: "K8sNativeValidation", Source: &templates.Anything{Value: map[string]any{}}}}
 		}, "spec.targets[0].code has no Rego entry, only K8sNativeValidation"},
 	}
 	for _, tc := range tests {
@@ -264,7 +264,7 @@ func TestCreateCRD(t *testing.T) {
 	u := newTemplateU("v1", "K8sRequiredLabels", alwaysViolateRego,
 		withSchema(t, "{type: object, properties: {labels: {type: array, items: {type: string}}}}"))
 	u.SetLabels(map[string]string{"team": "platform"})
-	u.Object["spec"].(obj)["crd"].(obj)["spec"].(obj)["names"].(obj)["shortNames"] = []interface{}{"rl"}
+	u.Object["spec"].(obj)["crd"].(obj)["spec"].(obj)["names"].(obj)["shortNames"] = []any{"rl"}
 	ct, err := ParseTemplate(u)
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ const httpStatusWarning = 299
 
 // Reviewer judges admission requests; *engine.Engine is one.
 type Reviewer interface {
-	Review(ctx context.Context, in interface{}, enforcementPoint string) (*engine.Response, error)
+	Review(ctx context.Context, in any, enforcementPoint string) (*engine.Response, error)
 }
 
 // HandlerOptions configure an AdmissionHandler.
@@ -236,7 +236,7 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 		return nil, reviewError(ctx, err, timeout)
 	}
 	if in.Trace {
-		kv := []interface{}{"uid", req.UID, "user", req.UserInfo.Username, "kind", req.Kind.Kind,
+		kv := []any{"uid", req.UID, "user", req.UserInfo.Username, "kind", req.Kind.Kind,
 			"namespace", req.Namespace, "name", req.Name, "trace", res.Trace}
 		if dump {
 			kv = append(kv, "object", string(req.Object.Raw))
@@ -341,18 +341,18 @@ func allowed(reason string) *admissionv1.AdmissionResponse {
 	}
 }
 
-func requestKeys(req *admissionv1.AdmissionRequest) []interface{} {
-	return []interface{}{
+func requestKeys(req *admissionv1.AdmissionRequest) []any {
+	return []any{
 		"uid", req.UID, "operation", req.Operation,
 		"kind", req.Kind.Kind, "group", req.Kind.Group, "subResource", req.SubResource,
 		"namespace", req.Namespace, "name", req.Name, "user", req.UserInfo.Username,
 	}
 }
 
-func violationKeys(v *engine.Violation) []interface{} {
+func violationKeys(v *engine.Violation) []any {
 	kind, name := "", ""
 	if v.Constraint != nil {
 		kind, name = v.Constraint.GetKind(), v.Constraint.GetName()
 	}
-	return []interface{}{"constraintKind", kind, "constraint", name, "actions", v.Actions, "message", v.Message}
+	return []any{"constraintKind", kind, "constraint", name, "actions", v.Actions, "message", v.Message}
 }

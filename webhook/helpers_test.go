@@ -184,14 +184,14 @@ func newEngine(t testing.TB, docs ...string) *engine.Engine {
 
 // podJSON is a Pod with one container per image.
 func podJSON(name, ns string, labels map[string]string, images ...string) []byte {
-	var containers []map[string]interface{}
+	var containers []map[string]any
 	for i, img := range images {
-		containers = append(containers, map[string]interface{}{"name": "c" + string(rune('0'+i)), "image": img})
+		containers = append(containers, map[string]any{"name": "c" + string(rune('0'+i)), "image": img})
 	}
-	pod := map[string]interface{}{
+	pod := map[string]any{
 		"apiVersion": "v1", "kind": "Pod",
-		"metadata": map[string]interface{}{"name": name, "namespace": ns, "labels": labels},
-		"spec":     map[string]interface{}{"containers": containers},
+		"metadata": map[string]any{"name": name, "namespace": ns, "labels": labels},
+		"spec":     map[string]any{"containers": containers},
 	}
 	b, _ := json.Marshal(pod)
 	return b

@@ -13,7 +13,7 @@ import (
 func TestNamespaceLabel(t *testing.T) {
 	h := webhook.NewNamespaceLabelHandler(webhook.NewExemptions([]string{"kube-system"}, []string{"team-"}, []string{"-sandbox"}), (&logSink{}).logger())
 	ns := func(name string, labels map[string]string) []byte {
-		b, _ := json.Marshal(map[string]interface{}{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]interface{}{"name": name, "labels": labels}})
+		b, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": name, "labels": labels}})
 		return b
 	}
 	ignore := map[string]string{webhook.IgnoreLabel: "true"}

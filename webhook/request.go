@@ -42,11 +42,11 @@ type httpError struct {
 func (e *httpError) Error() string { return e.err.Error() }
 func (e *httpError) Unwrap() error { return e.err }
 
-func badRequest(format string, args ...interface{}) *httpError {
+func badRequest(format string, args ...any) *httpError {
 	return &httpError{code: http.StatusBadRequest, err: fmt.Errorf(format, args...)}
 }
 
-var bufPool = sync.Pool{New: func() interface{} { return new(bytes.Buffer) }}
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // readReview reads and decodes the AdmissionReview of an HTTP request.
 func readReview(r *http.Request) (*admissionv1.AdmissionReview, *httpError) {

@@ -89,12 +89,12 @@ func TestTracesLookup(t *testing.T) {
 
 func TestStripObject(t *testing.T) {
 	obj := func() *unstructured.Unstructured {
-		return &unstructured.Unstructured{Object: map[string]interface{}{
+		return &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "v1", "kind": "ConfigMap",
-			"metadata": map[string]interface{}{
+			"metadata": map[string]any{
 				"name":          "x",
-				"managedFields": []interface{}{map[string]interface{}{"manager": "kubectl"}},
-				"annotations":   map[string]interface{}{LastAppliedAnnotation: "{}", "team": "a"},
+				"managedFields": []any{map[string]any{"manager": "kubectl"}},
+				"annotations":   map[string]any{LastAppliedAnnotation: "{}", "team": "a"},
 			},
 		}}
 	}
@@ -111,7 +111,7 @@ func TestStripObject(t *testing.T) {
 	if _, found, _ := unstructured.NestedFieldNoCopy(u.Object, "metadata", "annotations"); found {
 		t.Errorf("annotations left empty, want them dropped")
 	}
-	StripObject(&unstructured.Unstructured{Object: map[string]interface{}{}}) // no metadata: no panic
+	StripObject(&unstructured.Unstructured{Object: map[string]any{}}) // no metadata: no panic
 	if transformFunc(true) != nil {
 		t.Errorf("--sync-keep-managed-fields: want no transform")
 	}

@@ -147,7 +147,7 @@ func (k *kindSync) count() int {
 
 func (k *kindSync) current(gen int) bool { return gen == k.gen && !k.stopped }
 
-func (k *kindSync) asObject(obj interface{}) (*unstructured.Unstructured, bool) {
+func (k *kindSync) asObject(obj any) (*unstructured.Unstructured, bool) {
 	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
@@ -163,7 +163,7 @@ func (k *kindSync) asObject(obj interface{}) (*unstructured.Unstructured, bool) 
 	return u, true
 }
 
-func (k *kindSync) put(gen int, obj interface{}) {
+func (k *kindSync) put(gen int, obj any) {
 	u, ok := k.asObject(obj)
 	if !ok {
 		return
@@ -176,7 +176,7 @@ func (k *kindSync) put(gen int, obj interface{}) {
 	}
 }
 
-func (k *kindSync) delete(gen int, obj interface{}) {
+func (k *kindSync) delete(gen int, obj any) {
 	u, ok := k.asObject(obj)
 	if !ok {
 		return
@@ -190,7 +190,7 @@ func (k *kindSync) delete(gen int, obj interface{}) {
 }
 
 // replace makes the inventory hold exactly the listed objects of the kind.
-func (k *kindSync) replace(gen int, list []interface{}) {
+func (k *kindSync) replace(gen int, list []any) {
 	objs := make([]*unstructured.Unstructured, 0, len(list))
 	for _, obj := range list {
 		if u, ok := k.asObject(obj); ok {
@@ -283,12 +283,12 @@ type reflectorStore struct {
 
 var _ toolscache.TransformingStore = &reflectorStore{}
 
-func (s *reflectorStore) Add(obj interface{}) error    { s.kind.put(s.gen, obj); return nil }
-func (s *reflectorStore) Update(obj interface{}) error { s.kind.put(s.gen, obj); return nil }
-func (s *reflectorStore) Delete(obj interface{}) error { s.kind.delete(s.gen, obj); return nil }
-func (s *reflectorStore) Resync() error                { return nil }
+func (s *reflectorStore) Add(obj any) error    { s.kind.put(s.gen, obj); return nil }
+func (s *reflectorStore) Update(obj any) error { s.kind.put(s.gen, obj); return nil }
+func (s *reflectorStore) Delete(obj any) error { s.kind.delete(s.gen, obj); return nil }
+func (s *reflectorStore) Resync() error        { return nil }
 
-func (s *reflectorStore) Replace(list []interface{}, _ string) error {
+func (s *reflectorStore) Replace(list []any, _ string) error {
 	s.kind.replace(s.gen, list)
 	return nil
 }

@@ -57,10 +57,10 @@ func (f *fakeInventory) keys() []string {
 }
 
 func cm(ns, name, rv string) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{Object: map[string]interface{}{
-		"metadata": map[string]interface{}{
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"metadata": map[string]any{
 			"namespace": ns, "name": name, "resourceVersion": rv,
-			"managedFields": []interface{}{map[string]interface{}{"manager": "test"}},
+			"managedFields": []any{map[string]any{"manager": "test"}},
 		},
 	}}
 	return u
@@ -100,7 +100,7 @@ func TestKindStore(t *testing.T) {
 		}
 	}
 
-	_ = store.Replace([]interface{}{cm("a", "one", "1"), cm("a", "two", "1"), cm("kube-system", "x", "1")}, "1")
+	_ = store.Replace([]any{cm("a", "one", "1"), cm("a", "two", "1"), cm("kube-system", "x", "1")}, "1")
 	want("a/one", "a/two")
 	if !reflect.DeepEqual(*synced, []int{2}) || !k.isSynced() {
 		t.Fatalf("onSynced calls = %v, synced %v; want one with 2 objects", *synced, k.isSynced())
@@ -124,7 +124,7 @@ func TestKindStore(t *testing.T) {
 	want("a/one", "b/three")
 
 	// A relist drops what is gone.
-	_ = store.Replace([]interface{}{cm("b", "three", "3"), cm("c", "four", "4")}, "4")
+	_ = store.Replace([]any{cm("b", "three", "3"), cm("c", "four", "4")}, "4")
 	want("b/three", "c/four")
 	if len(*synced) != 1 {
 		t.Errorf("onSynced called %d times, want once", len(*synced))
@@ -139,7 +139,7 @@ func TestKindStore(t *testing.T) {
 	stale := store
 	store = &reflectorStore{kind: k, gen: k.gen}
 	_ = stale.Add(cm("d", "stale", "5"))
-	_ = store.Replace([]interface{}{cm("b", "three", "3"), cm("c", "four", "4"), cm("kube-system", "x", "1")}, "5")
+	_ = store.Replace([]any{cm("b", "three", "3"), cm("c", "four", "4"), cm("kube-system", "x", "1")}, "5")
 	want("b/three", "kube-system/x")
 
 	if n := k.stop(); n != 2 {
@@ -153,12 +153,12 @@ func TestKindStore(t *testing.T) {
 func TestKindStoreInventoryError(t *testing.T) {
 	inv := &fakeInventory{objects: map[string]*unstructured.Unstructured{}, failAdd: true}
 	k, store, _ := newTestKind(inv)
-	_ = store.Replace([]interface{}{cm("a", "one", "1")}, "1")
+	_ = store.Replace([]any{cm("a", "one", "1")}, "1")
 	if k.count() != 0 || !k.isSynced() {
 		t.Errorf("count %d, synced %v; want 0 and synced: a refused object is not tracked, and does not hold the sync back", k.count(), k.isSynced())
 	}
 	inv.failAdd = false
-	_ = store.Replace([]interface{}{cm("a", "one", "1")}, "1")
+	_ = store.Replace([]any{cm("a", "one", "1")}, "1")
 	if got := inv.keys(); len(got) != 1 {
 		t.Errorf("after a relist, inventory = %v, want the object added", got)
 	}
@@ -195,7 +195,7 @@ func TestKindStoreNamespacesExcludedByName(t *testing.T) {
 	inv := &fakeInventory{objects: map[string]*unstructured.Unstructured{}}
 	k, store, _ := newTestKind(inv, "kube-*")
 	k.gvk = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
-	_ = store.Replace([]interface{}{cm("", "kube-system", "1"), cm("", "team-a", "1")}, "1")
+	_ = store.Replace([]any{cm("", "kube-system", "1"), cm("", "team-a", "1")}, "1")
 	if got := inv.keys(); !reflect.DeepEqual(got, []string{"/team-a"}) {
 		t.Errorf("synced Namespaces = %v, want team-a only: a Namespace is excluded by its own name", got)
 	}

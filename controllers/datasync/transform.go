@@ -12,12 +12,12 @@ const LastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 // StripObject drops metadata.managedFields and the last-applied annotation
 // from u, in place; an annotations map left empty is dropped too.
 func StripObject(u *unstructured.Unstructured) {
-	md, ok := u.Object["metadata"].(map[string]interface{})
+	md, ok := u.Object["metadata"].(map[string]any)
 	if !ok {
 		return
 	}
 	delete(md, "managedFields")
-	if ann, ok := md["annotations"].(map[string]interface{}); ok {
+	if ann, ok := md["annotations"].(map[string]any); ok {
 		delete(ann, LastAppliedAnnotation)
 		if len(ann) == 0 {
 			delete(md, "annotations")
@@ -31,7 +31,7 @@ func transformFunc(keepManagedFields bool) toolscache.TransformFunc {
 	if keepManagedFields {
 		return nil
 	}
-	return func(obj interface{}) (interface{}, error) {
+	return func(obj any) (any, error) {
 		if u, ok := obj.(*unstructured.Unstructured); ok {
 			StripObject(u)
 		}

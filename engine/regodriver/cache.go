@@ -126,7 +126,7 @@ type rootAt struct {
 
 // walk visits x and calls read with each path read below a root's base:
 // a reference root.a.b[x] reads [a, b]; root on its own reads it all.
-func (a *analyser) walk(x interface{}, roots map[ast.Var]rootAt, read func(ast.Var, []*ast.Term)) {
+func (a *analyser) walk(x any, roots map[ast.Var]rootAt, read func(ast.Var, []*ast.Term)) {
 	roots, aliases, defs := withAliases(x, roots)
 	used := map[ast.Var]bool{}
 	markUsed := func(v ast.Var) {
@@ -138,7 +138,7 @@ func (a *analyser) walk(x interface{}, roots map[ast.Var]rootAt, read func(ast.V
 	readAt := func(at rootAt, path []*ast.Term) {
 		read(at.base, append(append([]*ast.Term{}, at.prefix...), path...))
 	}
-	var visit func(x interface{}) bool
+	var visit func(x any) bool
 	walkTerm := func(t *ast.Term) { ast.NewGenericVisitor(visit).Walk(t) }
 	// call handles a call of op on args; false leaves it to the visitor.
 	call := func(op ast.Ref, args []*ast.Term) bool {
@@ -201,7 +201,7 @@ func (a *analyser) walk(x interface{}, roots map[ast.Var]rootAt, read func(ast.V
 		}
 		return true
 	}
-	visit = func(x interface{}) bool {
+	visit = func(x any) bool {
 		if !a.cacheable {
 			return true
 		}
@@ -272,14 +272,14 @@ func (a *analyser) walk(x interface{}, roots map[ast.Var]rootAt, read func(ast.V
 // a constant reference into one of roots (or into such a variable). It
 // returns roots extended with them, the variable each one's reference
 // names, and their defining expressions.
-func withAliases(x interface{}, roots map[ast.Var]rootAt) (map[ast.Var]rootAt, map[ast.Var]ast.Var, map[*ast.Expr]bool) {
+func withAliases(x any, roots map[ast.Var]rootAt) (map[ast.Var]rootAt, map[ast.Var]ast.Var, map[*ast.Expr]bool) {
 	type def struct {
 		expr  *ast.Expr
 		other *ast.Term
 		count int
 	}
 	defs := map[ast.Var]*def{}
-	ast.NewGenericVisitor(func(x interface{}) bool {
+	ast.NewGenericVisitor(func(x any) bool {
 		e, ok := x.(*ast.Expr)
 		if !ok || !e.IsEquality() {
 			return false
@@ -492,7 +492,7 @@ func encodePath(b []byte, v ast.Value, path []*ast.Term) []byte {
 	return encodeValue(b, v)
 }
 
-var encodePool = sync.Pool{New: func() interface{} { b := make([]byte, 0, 4096); return &b }}
+var encodePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // encodeValue appends an unambiguous encoding of v: a type tag, then
 // lengths before contents, objects in sorted key order and sets in sorted

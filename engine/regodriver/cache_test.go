@@ -106,49 +106,49 @@ func TestAnalyse(t *testing.T) {
 // templates commonly read, and in what they commonly do not: the name and
 // uid of the object, a label, the operation, a container image, a
 // namespace.
-func variants(t *testing.T, u *unstructured.Unstructured) []map[string]interface{} {
+func variants(t *testing.T, u *unstructured.Unstructured) []map[string]any {
 	t.Helper()
 	base := reviewOf(u)
-	out := []map[string]interface{}{base}
-	vary := func(f func(r map[string]interface{}, o map[string]interface{})) {
+	out := []map[string]any{base}
+	vary := func(f func(r map[string]any, o map[string]any)) {
 		r := runtime.DeepCopyJSON(base)
-		o, _ := r["object"].(map[string]interface{})
+		o, _ := r["object"].(map[string]any)
 		if o == nil {
 			return
 		}
 		f(r, o)
 		out = append(out, r)
 	}
-	vary(func(r, o map[string]interface{}) {
+	vary(func(r, o map[string]any) {
 		_ = unstructured.SetNestedField(o, "renamed-7f9c", "metadata", "name")
 		_ = unstructured.SetNestedField(o, "0c2a4e6f-aaaa-bbbb-cccc-000000000001", "metadata", "uid")
 		r["name"] = "renamed-7f9c"
 	})
-	vary(func(_, o map[string]interface{}) {
+	vary(func(_, o map[string]any) {
 		_ = unstructured.SetNestedField(o, "added", "metadata", "labels", "cache-test")
 	})
-	vary(func(r, o map[string]interface{}) {
+	vary(func(r, o map[string]any) {
 		r["operation"] = "UPDATE"
 		r["oldObject"] = runtime.DeepCopyJSONValue(o)
 	})
-	vary(func(r, o map[string]interface{}) {
+	vary(func(r, o map[string]any) {
 		r["namespace"] = "elsewhere"
 		_ = unstructured.SetNestedField(o, "elsewhere", "metadata", "namespace")
 	})
-	vary(func(_, o map[string]interface{}) {
+	vary(func(_, o map[string]any) {
 		for _, path := range [][]string{{"spec", "containers"}, {"spec", "template", "spec", "containers"}} {
 			cs, found, _ := unstructured.NestedSlice(o, path...)
 			if found && len(cs) > 0 {
-				if c, ok := cs[0].(map[string]interface{}); ok {
+				if c, ok := cs[0].(map[string]any); ok {
 					c["image"] = "evil.example.com/x:latest"
-					c["securityContext"] = map[string]interface{}{"privileged": true, "runAsUser": int64(0)}
+					c["securityContext"] = map[string]any{"privileged": true, "runAsUser": int64(0)}
 				}
 				_ = unstructured.SetNestedSlice(o, cs, path...)
 			}
 		}
 	})
-	vary(func(_, o map[string]interface{}) {
-		if spec, ok := o["spec"].(map[string]interface{}); ok {
+	vary(func(_, o map[string]any) {
+		if spec, ok := o["spec"].(map[string]any); ok {
 			for k := range spec {
 				delete(spec, k)
 				break
@@ -164,7 +164,7 @@ func variants(t *testing.T, u *unstructured.Unstructured) []map[string]interface
 func cacheDifferential(t *testing.T, lib *library, constraints []*unstructured.Unstructured, cached, uncached drivers.Driver) []string {
 	t.Helper()
 	ctx := context.Background()
-	var inputs []map[string]interface{}
+	var inputs []map[string]any
 	var names []string
 	for i, u := range lib.objects {
 		for j, r := range variants(t, u) {
@@ -176,9 +176,9 @@ func cacheDifferential(t *testing.T, lib *library, constraints []*unstructured.U
 	check := func(i int) {
 		var opts []reviews.ReviewOpt
 		if i%3 == 0 {
-			opts = append(opts, reviews.Namespace(map[string]interface{}{
+			opts = append(opts, reviews.Namespace(map[string]any{
 				"apiVersion": "v1", "kind": "Namespace",
-				"metadata": map[string]interface{}{"name": "ns", "labels": map[string]interface{}{"n": fmt.Sprint(i % 2)}},
+				"metadata": map[string]any{"name": "ns", "labels": map[string]any{"n": fmt.Sprint(i % 2)}},
 			}))
 		}
 		gotResp, gotErr := cached.Query(ctx, engine.TargetName, constraints, inputs[i], opts...)
@@ -267,7 +267,7 @@ func TestResultCacheInvalidation(t *testing.T) {
 	ctx := context.Background()
 	d := newDriver(t)
 	const kind = "K8sRequiredLabels"
-	mustAdd(t, d, tmpl{kind: kind, rego: requiredLabelsRego}.build(), constraint(kind, "c", obj{"labels": []interface{}{"a"}}))
+	mustAdd(t, d, tmpl{kind: kind, rego: requiredLabelsRego}.build(), constraint(kind, "c", obj{"labels": []any{"a"}}))
 	cs := []*unstructured.Unstructured{constraint(kind, "c", nil)}
 	r := review("p", obj{"b": "1"})
 	first := query(t, d, cs, r)
@@ -277,14 +277,14 @@ func TestResultCacheInvalidation(t *testing.T) {
 	if st := d.CacheStats(); st.Hits != 1 {
 		t.Fatalf("the second review was not a cache hit: %+v", st)
 	}
-	if err := d.AddConstraint(ctx, constraint(kind, "c", obj{"labels": []interface{}{"b"}})); err != nil {
+	if err := d.AddConstraint(ctx, constraint(kind, "c", obj{"labels": []any{"b"}})); err != nil {
 		t.Fatal(err)
 	}
 	if got := query(t, d, cs, r); len(got) != 0 {
 		t.Fatalf("new parameters, old results: %v", got)
 	}
 	mustAdd(t, d, tmpl{kind: kind, rego: strings.Replace(requiredLabelsRego, "missing labels", "labels missing", 1)}.build())
-	if err := d.AddConstraint(ctx, constraint(kind, "c", obj{"labels": []interface{}{"a"}})); err != nil {
+	if err := d.AddConstraint(ctx, constraint(kind, "c", obj{"labels": []any{"a"}})); err != nil {
 		t.Fatal(err)
 	}
 	got := query(t, d, cs, r)

@@ -264,7 +264,7 @@ func (d *Driver) AddConstraint(_ context.Context, constraint *unstructured.Unstr
 		return fmt.Errorf("%w: %w", apiconstraints.ErrInvalidConstraint, err)
 	}
 	if params == nil {
-		params = map[string]interface{}{}
+		params = map[string]any{}
 	}
 	v, err := ast.InterfaceToValue(params)
 	if err != nil {
@@ -290,7 +290,7 @@ func (d *Driver) RemoveConstraint(_ context.Context, constraint *unstructured.Un
 // AddData writes data at data.inventory.<path> in the target's store,
 // creating the documents above it. Compiled queries read the store when
 // they evaluate, so the data is visible to the next Query.
-func (d *Driver) AddData(ctx context.Context, target string, path storage.Path, data interface{}) error {
+func (d *Driver) AddData(ctx context.Context, target string, path storage.Path, data any) error {
 	ts, err := d.target(ctx, target)
 	if err != nil {
 		return err
@@ -343,7 +343,7 @@ type constraintWork struct {
 // error; a violation whose msg is not a string fails the Query; a
 // constraint the driver does not hold yields nothing; a kind without a
 // template is an error.
-func (d *Driver) Query(ctx context.Context, target string, constraints []*unstructured.Unstructured, review interface{}, opts ...reviews.ReviewOpt) (*drivers.QueryResponse, error) {
+func (d *Driver) Query(ctx context.Context, target string, constraints []*unstructured.Unstructured, review any, opts ...reviews.ReviewOpt) (*drivers.QueryResponse, error) {
 	if len(constraints) == 0 {
 		return nil, nil
 	}
@@ -635,7 +635,7 @@ func errorResults(w *kindWork, err error) []*types.Result {
 	for _, cw := range w.all {
 		out = append(out, &types.Result{
 			Msg:        err.Error(),
-			Metadata:   map[string]interface{}{"details": nil},
+			Metadata:   map[string]any{"details": nil},
 			Constraint: cw.constraint,
 		})
 	}
@@ -662,7 +662,7 @@ func kindStats(w *kindWork, d time.Duration, tracing bool) *instrumentation.Stat
 // data, as JSON.
 func (d *Driver) Dump(ctx context.Context) (string, error) {
 	d.mu.RLock()
-	out := map[string]map[string]interface{}{}
+	out := map[string]map[string]any{}
 	stores := map[string]storage.Store{}
 	for name, ts := range d.targets {
 		mods := map[string]map[string]string{}
@@ -673,12 +673,12 @@ func (d *Driver) Dump(ctx context.Context) (string, error) {
 			}
 			mods[kind] = km
 		}
-		out[name] = map[string]interface{}{"modules": mods}
+		out[name] = map[string]any{"modules": mods}
 		stores[name] = ts.store
 	}
 	d.mu.RUnlock()
 	for name, store := range stores {
-		var data interface{}
+		var data any
 		err := storage.Txn(ctx, store, storage.TransactionParams{}, func(txn storage.Transaction) error {
 			v, err := store.Read(ctx, txn, storage.RootPath)
 			if err != nil {

@@ -115,7 +115,7 @@ func wanted(lib *library, name string, dirs []string) bool {
 	return false
 }
 
-func benchmarkReview(b *testing.B, dirs []string, inputs []interface{}) {
+func benchmarkReview(b *testing.B, dirs []string, inputs []any) {
 	e := benchEngine(b, dirs)
 	ctx := context.Background()
 	violations := 0
@@ -147,7 +147,7 @@ func benchmarkReview(b *testing.B, dirs []string, inputs []interface{}) {
 // the engine and the frameworks client. Run with -cpu 1 for one review at
 // a time.
 func BenchmarkReview(b *testing.B) {
-	benchmarkReview(b, benchTemplates, []interface{}{&engine.Object{Object: benchObject(b)}})
+	benchmarkReview(b, benchTemplates, []any{&engine.Object{Object: benchObject(b)}})
 }
 
 // BenchmarkReviewLibrary reviews each library sample object in turn (one
@@ -155,7 +155,7 @@ func BenchmarkReview(b *testing.B) {
 // constraint, as portcullis bench does on hack/library-bench-args.sh.
 func BenchmarkReviewLibrary(b *testing.B) {
 	lib := loadLibrary(b)
-	inputs := make([]interface{}, 0, len(lib.objects))
+	inputs := make([]any, 0, len(lib.objects))
 	for _, u := range lib.objects {
 		if u.GetKind() != "AdmissionReview" {
 			inputs = append(inputs, &engine.Object{Object: u, Source: engine.SourceOriginal})
@@ -187,7 +187,7 @@ func BenchmarkQueryLibrary(b *testing.B) {
 		b.Fatal(err)
 	}
 	pod := strings.NewReplacer("@@SUFFIX@@", "x8k2q", "@@OBJUID@@", "1b4e28ba", "@@TAG@@", "latest", "@@SLEEP@@", "3600").Replace(string(raw))
-	var obj map[string]interface{}
+	var obj map[string]any
 	if err := json.Unmarshal([]byte(pod), &obj); err != nil {
 		b.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func BenchmarkQueryLibrary(b *testing.B) {
 // the frameworks driver, each holding the library templates whose
 // directory is one of dirs (all of them if nil) with their first sample
 // constraint.
-func compareDrivers(b *testing.B, review interface{}, dirs []string) {
+func compareDrivers(b *testing.B, review any, dirs []string) {
 	lib := loadLibrary(b)
 	ctx := context.Background()
 	ours := newDriver(b, regodriver.CacheSize(0))

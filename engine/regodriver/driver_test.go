@@ -22,7 +22,7 @@ import (
 
 const testTarget = "test.target"
 
-type obj = map[string]interface{}
+type obj = map[string]any
 
 type tmpl struct {
 	kind    string
@@ -37,7 +37,7 @@ func (t tmpl) build() *templates.ConstraintTemplate {
 		src["version"] = t.version
 	}
 	if len(t.libs) > 0 {
-		libs := make([]interface{}, len(t.libs))
+		libs := make([]any, len(t.libs))
 		for i, l := range t.libs {
 			libs[i] = l
 		}
@@ -105,7 +105,7 @@ func mustAdd(t testing.TB, d drivers.Driver, ct *templates.ConstraintTemplate, c
 	}
 }
 
-func query(t testing.TB, d drivers.Driver, cs []*unstructured.Unstructured, r interface{}, opts ...reviews.ReviewOpt) []string {
+func query(t testing.TB, d drivers.Driver, cs []*unstructured.Unstructured, r any, opts ...reviews.ReviewOpt) []string {
 	t.Helper()
 	resp, err := d.Query(context.Background(), testTarget, cs, r, opts...)
 	if err != nil {
@@ -150,8 +150,8 @@ violation[{"msg": msg, "details": {"missing": missing}}] {
 
 func TestQuery(t *testing.T) {
 	d := newDriver(t)
-	c1 := constraint("K8sRequiredLabels", "need-a", obj{"labels": []interface{}{"a"}})
-	c2 := constraint("K8sRequiredLabels", "need-b", obj{"labels": []interface{}{"b"}})
+	c1 := constraint("K8sRequiredLabels", "need-a", obj{"labels": []any{"a"}})
+	c2 := constraint("K8sRequiredLabels", "need-b", obj{"labels": []any{"b"}})
 	mustAdd(t, d, tmpl{kind: "K8sRequiredLabels", rego: requiredLabelsRego}.build(), c1, c2)
 
 	resp, err := d.Query(context.Background(), testTarget, []*unstructured.Unstructured{c1, c2}, review("p", obj{"a": "x"}))
@@ -165,8 +165,8 @@ func TestQuery(t *testing.T) {
 	if r.Msg != `missing labels: {"b"}` || r.Constraint.GetName() != "need-b" {
 		t.Errorf("result %q for %q", r.Msg, r.Constraint.GetName())
 	}
-	details, _ := r.Metadata["details"].(map[string]interface{})
-	if missing, _ := details["missing"].([]interface{}); len(missing) != 1 || missing[0] != "b" {
+	details, _ := r.Metadata["details"].(map[string]any)
+	if missing, _ := details["missing"].([]any); len(missing) != 1 || missing[0] != "b" {
 		t.Errorf("details = %#v", r.Metadata)
 	}
 	// The result carries the constraint passed, not a copy made per Query.
@@ -192,17 +192,17 @@ violation[v] { v := object.remove({"msg": "dropped"}, ["msg"]) }
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]interface{}{}
+	got := map[string]any{}
 	for _, r := range resp.Results {
 		got[r.Msg] = r.Metadata["details"]
 	}
 	if len(got) != 2 {
 		t.Fatalf("results %v", messages(resp))
 	}
-	if d, ok := got["no details"].(map[string]interface{}); !ok || len(d) != 0 {
+	if d, ok := got["no details"].(map[string]any); !ok || len(d) != 0 {
 		t.Errorf("details without details = %#v, want {}", got["no details"])
 	}
-	if d, ok := got["with details"].(map[string]interface{}); !ok || len(d) != 1 {
+	if d, ok := got["with details"].(map[string]any); !ok || len(d) != 1 {
 		t.Errorf("details = %#v", got["with details"])
 	}
 }
@@ -251,7 +251,7 @@ func TestEvalErrorBecomesResults(t *testing.T) {
 	}
 	c1 := constraint("K8sConflict", "one", obj{"n": int64(1)})
 	c2 := constraint("K8sConflict", "two", obj{"n": int64(2)})
-	ok := constraint("K8sRequiredLabels", "need-a", obj{"labels": []interface{}{"a"}})
+	ok := constraint("K8sRequiredLabels", "need-a", obj{"labels": []any{"a"}})
 	cs := []*unstructured.Unstructured{c1, c2, ok}
 	for _, d := range []drivers.Driver{ours, theirs} {
 		mustAdd(t, d, tmpl{kind: "K8sConflict", rego: conflictRego}.build(), c1, c2)
@@ -283,7 +283,7 @@ func TestNonStringMsgFailsQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := constraint("K8sNumberMsg", "c", nil)
-	ok := constraint("K8sRequiredLabels", "need-a", obj{"labels": []interface{}{"a"}})
+	ok := constraint("K8sRequiredLabels", "need-a", obj{"labels": []any{"a"}})
 	var errs []string
 	for _, d := range []drivers.Driver{ours, theirs} {
 		mustAdd(t, d, tmpl{kind: "K8sNumberMsg", rego: `package x
@@ -377,7 +377,7 @@ func TestRemoveTemplate(t *testing.T) {
 	ctx := context.Background()
 	d := newDriver(t)
 	ct := tmpl{kind: "K8sRequiredLabels", rego: requiredLabelsRego}.build()
-	c := constraint("K8sRequiredLabels", "need-a", obj{"labels": []interface{}{"a"}})
+	c := constraint("K8sRequiredLabels", "need-a", obj{"labels": []any{"a"}})
 	other := constraint("K8sOther", "o", nil)
 	mustAdd(t, d, ct, c)
 	mustAdd(t, d, tmpl{kind: "K8sOther", rego: `package x
@@ -529,7 +529,7 @@ world := "world"
 
 func TestRegoV1Source(t *testing.T) {
 	d := newDriver(t)
-	c := constraint("K8sV1", "c", obj{"labels": []interface{}{"a", "b"}})
+	c := constraint("K8sV1", "c", obj{"labels": []any{"a", "b"}})
 	mustAdd(t, d, tmpl{kind: "K8sV1", version: "v1", rego: `package x
 violation contains {"msg": msg} if {
 	some l in input.parameters.labels
@@ -577,7 +577,7 @@ func TestTracing(t *testing.T) {
 func TestConcurrentQueries(t *testing.T) {
 	ctx := context.Background()
 	d := newDriver(t)
-	c := constraint("K8sRequiredLabels", "need-a", obj{"labels": []interface{}{"a"}})
+	c := constraint("K8sRequiredLabels", "need-a", obj{"labels": []any{"a"}})
 	mustAdd(t, d, tmpl{kind: "K8sRequiredLabels", rego: requiredLabelsRego}.build(), c)
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -634,7 +634,7 @@ func TestEngineDisablesHTTPSend(t *testing.T) {
 			"metadata":   obj{"name": "k8shttp"},
 			"spec": obj{
 				"crd": obj{"spec": obj{"names": obj{"kind": "K8sHTTP"}}},
-				"targets": []interface{}{obj{
+				"targets": []any{obj{
 					"target": engine.TargetName,
 					"rego":   httpSendRego,
 				}},

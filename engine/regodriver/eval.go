@@ -124,10 +124,10 @@ type outcome struct {
 // drivers.ToResult makes them).
 type violation struct {
 	msg     string
-	details interface{}
+	details any
 	// metadata is the result's Metadata, {"details": details}, shared
 	// by the results made from a cached outcome.
-	metadata map[string]interface{}
+	metadata map[string]any
 }
 
 // outcomeOf converts a template's violations for a constraint.
@@ -152,7 +152,7 @@ func toViolation(cw *constraintWork, r response) (violation, error) {
 		return violation{}, fmt.Errorf("converting violation details: %w", err)
 	}
 	if msg, ok := r.msg.Value.(ast.String); ok {
-		return violation{msg: string(msg), details: details, metadata: map[string]interface{}{"details": details}}, nil
+		return violation{msg: string(msg), details: details, metadata: map[string]any{"details": details}}, nil
 	}
 	// Not a string: let drivers.ToResult refuse it, with its words.
 	msg, err := ast.JSONWithOpt(r.msg.Value, ast.JSONOpt{})
@@ -162,10 +162,10 @@ func toViolation(cw *constraintWork, r response) (violation, error) {
 	key := drivers.ConstraintKeyFrom(cw.constraint)
 	_, err = drivers.ToResult(
 		map[drivers.ConstraintKey]*unstructured.Unstructured{key: cw.constraint},
-		rego.Result{Bindings: rego.Vars{"result": map[string]interface{}{
+		rego.Result{Bindings: rego.Vars{"result": map[string]any{
 			"msg":     msg,
 			"details": details,
-			"key":     map[string]interface{}{"kind": key.Kind, "name": key.Name},
+			"key":     map[string]any{"kind": key.Kind, "name": key.Name},
 		}}},
 	)
 	if err == nil {

@@ -13,18 +13,18 @@ import (
 
 // DecodedReview is a review that holds its object and oldObject already
 // decoded from JSON (as encoding/json or sigs.k8s.io/json decode into
-// map[string]interface{}: int64 or float64 numbers). Query converts those
+// map[string]any: int64 or float64 numbers). Query converts those
 // directly to AST, which is what decoding the review's JSON would give:
 // ReviewWithoutObjects must marshal to that JSON with object and
 // oldObject null, and DecodedObjects return them (nil for null).
 type DecodedReview interface {
-	ReviewWithoutObjects() interface{}
-	DecodedObjects() (object, oldObject map[string]interface{})
+	ReviewWithoutObjects() any
+	DecodedObjects() (object, oldObject map[string]any)
 }
 
 type objectField struct {
 	key   *ast.Term
-	value map[string]interface{}
+	value map[string]any
 }
 
 var (
@@ -40,7 +40,7 @@ var (
 // once; the value is what json.Unmarshal into a map followed by
 // ast.InterfaceToValue gives (as with the frameworks driver), numbers
 // included: they are float64s, so 1000000 prints as 1e+06.
-func reviewTerm(review interface{}, namespace map[string]interface{}) (*ast.Term, error) {
+func reviewTerm(review any, namespace map[string]any) (*ast.Term, error) {
 	var objects []objectField
 	if dr, ok := review.(DecodedReview); ok {
 		// Only the small rest of the review goes through JSON; the
@@ -72,7 +72,7 @@ func reviewTerm(review interface{}, namespace map[string]interface{}) (*ast.Term
 		// The rest of a decoded review is plain JSON; the fast decoder
 		// only leaves odd strings to encoding/json. Take the slow path
 		// for the whole review.
-		m := map[string]interface{}{}
+		m := map[string]any{}
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return nil, fmt.Errorf("decoding review: %w", err)
 		}
@@ -86,13 +86,13 @@ func reviewTerm(review interface{}, namespace map[string]interface{}) (*ast.Term
 	}
 	// Not a plain JSON object, or something the fast decoder leaves to
 	// encoding/json: decode as the frameworks driver does, errors included.
-	m := map[string]interface{}{}
+	m := map[string]any{}
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("decoding review: %w", err)
 	}
 	if m == nil {
 		// A null review; the frameworks driver would panic here.
-		m = map[string]interface{}{}
+		m = map[string]any{}
 	}
 	m["namespaceObject"] = namespace
 	v, err := ast.InterfaceToValue(m)
@@ -111,14 +111,14 @@ func templateInput(review, params *ast.Term) ast.Value {
 // would: numbers as float64s (an int64 too: 1000000 is 1e+06, as
 // encoding/json then ast.InterfaceToValue make it), object keys in sorted
 // order. A nil map is null.
-func decodedToValue(m map[string]interface{}) (ast.Value, error) {
+func decodedToValue(m map[string]any) (ast.Value, error) {
 	if m == nil {
 		return ast.NullValue, nil
 	}
 	return decodedValue(m)
 }
 
-func decodedValue(x interface{}) (ast.Value, error) {
+func decodedValue(x any) (ast.Value, error) {
 	switch v := x.(type) {
 	case nil:
 		return ast.NullValue, nil
@@ -130,7 +130,7 @@ func decodedValue(x interface{}) (ast.Value, error) {
 		return floatNumber(float64(v)), nil
 	case float64:
 		return floatNumber(v), nil
-	case map[string]interface{}:
+	case map[string]any:
 		keys := make([]string, 0, len(v))
 		for k := range v {
 			keys = append(keys, k)
@@ -145,7 +145,7 @@ func decodedValue(x interface{}) (ast.Value, error) {
 			items[i] = [2]*ast.Term{ast.StringTerm(k), ast.NewTerm(ev)}
 		}
 		return ast.NewObject(items...), nil
-	case []interface{}:
+	case []any:
 		terms := make([]*ast.Term, len(v))
 		for i, e := range v {
 			ev, err := decodedValue(e)
@@ -162,7 +162,7 @@ func decodedValue(x interface{}) (ast.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	var back interface{}
+	var back any
 	if err := json.Unmarshal(b, &back); err != nil {
 		return nil, err
 	}
@@ -393,7 +393,7 @@ func (d *jsonDecoder) str() (string, error) {
 	return "", errSlowPath
 }
 
-// number decodes a number as encoding/json does into an interface{}
+// number decodes a number as encoding/json does into an any
 // (a float64), then as ast.InterfaceToValue converts a float64.
 func (d *jsonDecoder) number() (ast.Value, error) {
 	start := d.pos
@@ -458,7 +458,7 @@ func validNumber(s string) bool {
 
 // ReviewValue is input.review as Query makes it from a review and the
 // namespace object (reviews.Namespace).
-func ReviewValue(review interface{}, namespace map[string]interface{}) (ast.Value, error) {
+func ReviewValue(review any, namespace map[string]any) (ast.Value, error) {
 	t, err := reviewTerm(review, namespace)
 	if err != nil {
 		return nil, err

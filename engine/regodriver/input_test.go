@@ -13,19 +13,19 @@ import (
 )
 
 // slowReviewValue is how the frameworks driver makes input.review.
-func slowReviewValue(raw []byte, ns map[string]interface{}) (ast.Value, error) {
-	m := map[string]interface{}{}
+func slowReviewValue(raw []byte, ns map[string]any) (ast.Value, error) {
+	m := map[string]any{}
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, err
 	}
 	if m == nil {
-		m = map[string]interface{}{}
+		m = map[string]any{}
 	}
 	m["namespaceObject"] = ns
 	return ast.InterfaceToValue(m)
 }
 
-func checkSameValue(t *testing.T, name string, raw []byte, ns map[string]interface{}) {
+func checkSameValue(t *testing.T, name string, raw []byte, ns map[string]any) {
 	t.Helper()
 	want, wantErr := slowReviewValue(raw, ns)
 	got, gotErr := reviewTerm(json.RawMessage(raw), ns)
@@ -76,7 +76,7 @@ func TestReviewDecoding(t *testing.T) {
 	}
 	for name, raw := range cases {
 		checkSameValue(t, name, []byte(raw), nil)
-		checkSameValue(t, name+" with namespace", []byte(raw), map[string]interface{}{"metadata": map[string]interface{}{"name": "ns", "n": int64(3)}})
+		checkSameValue(t, name+" with namespace", []byte(raw), map[string]any{"metadata": map[string]any{"name": "ns", "n": int64(3)}})
 	}
 }
 

@@ -122,14 +122,14 @@ func parseYAML(t testing.TB, path, content string) []*unstructured.Unstructured 
 
 // reviewOf is input.review for an object: an AdmissionReview's request,
 // or a CREATE of the object.
-func reviewOf(u *unstructured.Unstructured) map[string]interface{} {
+func reviewOf(u *unstructured.Unstructured) map[string]any {
 	if u.GetKind() == "AdmissionReview" {
 		req, _, _ := unstructured.NestedMap(u.Object, "request")
 		return req
 	}
 	gvk := u.GroupVersionKind()
-	return map[string]interface{}{
-		"kind":      map[string]interface{}{"group": gvk.Group, "version": gvk.Version, "kind": gvk.Kind},
+	return map[string]any{
+		"kind":      map[string]any{"group": gvk.Group, "version": gvk.Version, "kind": gvk.Kind},
 		"name":      u.GetName(),
 		"namespace": u.GetNamespace(),
 		"operation": "CREATE",
@@ -153,7 +153,7 @@ func canonical(t testing.TB, resp *drivers.QueryResponse) []string {
 	}
 	out := make([]string, 0, len(resp.Results))
 	for _, r := range resp.Results {
-		b, err := json.Marshal(map[string]interface{}{
+		b, err := json.Marshal(map[string]any{
 			"kind": r.Constraint.GetKind(), "name": r.Constraint.GetName(),
 			"msg": r.Msg, "metadata": r.Metadata,
 		})
@@ -198,9 +198,9 @@ func TestMatchesFrameworksDriver(t *testing.T) {
 			r := reviewOf(u)
 			var opts []reviews.ReviewOpt
 			if ns, _, _ := unstructured.NestedString(r, "namespace"); ns != "" && i%2 == 0 {
-				opts = append(opts, reviews.Namespace(map[string]interface{}{
+				opts = append(opts, reviews.Namespace(map[string]any{
 					"apiVersion": "v1", "kind": "Namespace",
-					"metadata": map[string]interface{}{"name": ns, "labels": map[string]interface{}{"owner": "me", "n": fmt.Sprint(i)}},
+					"metadata": map[string]any{"name": ns, "labels": map[string]any{"owner": "me", "n": fmt.Sprint(i)}},
 				}))
 			}
 			gotResp, gotErr := ours.Query(ctx, engine.TargetName, lib.constraints, r, opts...)

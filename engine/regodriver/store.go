@@ -26,7 +26,7 @@ func newStore(ctx context.Context) (storage.Store, error) {
 }
 
 // writeData puts value at path, creating the parent documents as needed.
-func writeData(ctx context.Context, store storage.Store, path storage.Path, value interface{}) error {
+func writeData(ctx context.Context, store storage.Store, path storage.Path, value any) error {
 	if len(path) == 0 {
 		return fmt.Errorf("%w: path must contain at least one path element: %+v", clienterrors.ErrPathInvalid, path)
 	}

@@ -162,7 +162,7 @@ func createConstraints(ctx context.Context, c client.Client, policies []policy) 
 			}
 			list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
 			for _, e := range list {
-				m, _ := e.(map[string]interface{})
+				m, _ := e.(map[string]any)
 				if m["id"] == benchPodID && m["enforced"] == true && m["observedGeneration"] == u.GetGeneration() {
 					return true, nil
 				}

@@ -62,7 +62,7 @@ func TestBadInput(t *testing.T) {
 	apply(t, requiredLabels("v1", "K8sGoodBeside"))
 
 	t.Run("Rego that does not compile", func(t *testing.T) {
-		var e map[string]interface{}
+		var e map[string]any
 		eventually(t, "an ingest_error on the broken template", func(ctx context.Context) (bool, error) {
 			var err error
 			e, err = templateError(ctx, "k8sbrokenrego", m.podID)
@@ -110,7 +110,7 @@ func TestBadInput(t *testing.T) {
 	for _, tc := range templateErrors {
 		t.Run("template "+tc.name, func(t *testing.T) {
 			apply(t, template(tc.name, tc.kind, tc.targets))
-			var e map[string]interface{}
+			var e map[string]any
 			eventually(t, "an error on "+tc.name, func(ctx context.Context) (bool, error) {
 				var err error
 				e, err = templateError(ctx, tc.name, m.podID)
@@ -131,14 +131,14 @@ func TestBadInput(t *testing.T) {
 	for _, tc := range constraintErrors {
 		t.Run("constraint "+tc.name, func(t *testing.T) {
 			apply(t, tc.doc)
-			var e map[string]interface{}
+			var e map[string]any
 			eventually(t, "an error on "+tc.name, func(ctx context.Context) (bool, error) {
 				var err error
 				e, err = constraintEntry(ctx, "K8sGoodBeside", tc.name, m.podID)
 				return err == nil && e["errors"] != nil, err
 			})
-			errs, _ := e["errors"].([]interface{})
-			first, _ := errs[0].(map[string]interface{})
+			errs, _ := e["errors"].([]any)
+			first, _ := errs[0].(map[string]any)
 			if msg, _ := first["message"].(string); e["enforced"] != false || first["code"] != tc.code || !strings.Contains(msg, tc.message) {
 				t.Errorf("byPod entry = %v, want enforced false and code %s with %q", e, tc.code, tc.message)
 			}
@@ -173,21 +173,21 @@ func TestBadInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		props := map[string]interface{}{"labels": map[string]interface{}{"type": "string"}}
+		props := map[string]any{"labels": map[string]any{"type": "string"}}
 		if err := unstructured.SetNestedMap(u.Object, props, "spec", "crd", "spec", "validation", "openAPIV3Schema", "properties"); err != nil {
 			t.Fatal(err)
 		}
 		if err := env.Client.Update(t.Context(), u); err != nil {
 			t.Fatalf("updating the template: %v", err)
 		}
-		var e map[string]interface{}
+		var e map[string]any
 		eventually(t, "an error on the constraint", func(ctx context.Context) (bool, error) {
 			var err error
 			e, err = constraintEntry(ctx, "K8sSchemaChange", "labels-list", m.podID)
 			return err == nil && e["errors"] != nil, err
 		})
-		errs, _ := e["errors"].([]interface{})
-		first, _ := errs[0].(map[string]interface{})
+		errs, _ := e["errors"].([]any)
+		first, _ := errs[0].(map[string]any)
 		if msg, _ := first["message"].(string); e["enforced"] != false || first["code"] != "constraint_error" || !strings.Contains(msg, "labels") {
 			t.Errorf("byPod entry = %v, want enforced false and a constraint_error about labels", e)
 		}
@@ -216,14 +216,14 @@ func TestBadInput(t *testing.T) {
 		if err := env.Client.Delete(t.Context(), tmpl, client.PropagationPolicy(metav1.DeletePropagationOrphan)); err != nil {
 			t.Fatal(err)
 		}
-		var e map[string]interface{}
+		var e map[string]any
 		eventually(t, "the constraint to report that no template enforces it", func(ctx context.Context) (bool, error) {
 			var err error
 			e, err = constraintEntry(ctx, "K8sOrphaned", "left-behind", m.podID)
 			return err == nil && e["enforced"] == false, err
 		})
-		errs, _ := e["errors"].([]interface{})
-		if len(errs) == 0 || errs[0].(map[string]interface{})["code"] != "template_not_loaded" {
+		errs, _ := e["errors"].([]any)
+		if len(errs) == 0 || errs[0].(map[string]any)["code"] != "template_not_loaded" {
 			t.Errorf("byPod entry = %v, want a template_not_loaded error", e)
 		}
 		for _, k := range m.Engine().TemplateKinds() {

@@ -214,10 +214,10 @@ func getConstraint(ctx context.Context, kind, name string) (*unstructured.Unstru
 }
 
 // byPod returns the byPod entry of podID in u's status.
-func byPod(u *unstructured.Unstructured, podID string) map[string]interface{} {
+func byPod(u *unstructured.Unstructured, podID string) map[string]any {
 	list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
 	for _, e := range list {
-		if m, ok := e.(map[string]interface{}); ok && m["id"] == podID {
+		if m, ok := e.(map[string]any); ok && m["id"] == podID {
 			return m
 		}
 	}
@@ -225,10 +225,10 @@ func byPod(u *unstructured.Unstructured, podID string) map[string]interface{} {
 }
 
 // condition returns the condition of type typ in u's status.
-func condition(u *unstructured.Unstructured, typ string) map[string]interface{} {
+func condition(u *unstructured.Unstructured, typ string) map[string]any {
 	list, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 	for _, e := range list {
-		if m, ok := e.(map[string]interface{}); ok && m["type"] == typ {
+		if m, ok := e.(map[string]any); ok && m["type"] == typ {
 			return m
 		}
 	}
@@ -257,7 +257,7 @@ func templateLoaded(ctx context.Context, name, podID string) (bool, error) {
 }
 
 // templateError returns podID's first error on the current generation.
-func templateError(ctx context.Context, name, podID string) (map[string]interface{}, error) {
+func templateError(ctx context.Context, name, podID string) (map[string]any, error) {
 	u, err := getTemplate(ctx, name)
 	if err != nil {
 		return nil, err
@@ -269,17 +269,17 @@ func templateError(ctx context.Context, name, podID string) (map[string]interfac
 	if gen, _ := e["observedGeneration"].(int64); gen != u.GetGeneration() {
 		return nil, fmt.Errorf("byPod entry at generation %d, want %d", gen, u.GetGeneration())
 	}
-	errs, _ := e["errors"].([]interface{})
+	errs, _ := e["errors"].([]any)
 	if len(errs) == 0 {
 		return nil, fmt.Errorf("no errors in %v", e)
 	}
-	m, _ := errs[0].(map[string]interface{})
+	m, _ := errs[0].(map[string]any)
 	return m, nil
 }
 
 // constraintEntry returns podID's byPod entry of a constraint once it
 // reports the constraint's current generation.
-func constraintEntry(ctx context.Context, kind, name, podID string) (map[string]interface{}, error) {
+func constraintEntry(ctx context.Context, kind, name, podID string) (map[string]any, error) {
 	u, err := getConstraint(ctx, kind, name)
 	if err != nil {
 		return nil, err

@@ -174,9 +174,9 @@ func TestTemplateLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		props := map[string]interface{}{
-			"labels":  map[string]interface{}{"type": "array", "items": map[string]interface{}{"type": "string"}},
-			"message": map[string]interface{}{"type": "string"},
+		props := map[string]any{
+			"labels":  map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+			"message": map[string]any{"type": "string"},
 		}
 		if err := unstructured.SetNestedMap(u.Object, props, "spec", "crd", "spec", "validation", "openAPIV3Schema", "properties"); err != nil {
 			t.Fatal(err)

@@ -52,7 +52,7 @@ metadata:
 		t.Fatal(err)
 	}
 	targets, _, _ := unstructured.NestedSlice(u.Object, "spec", "targets")
-	targets[0].(map[string]interface{})["rego"] = brokenRego
+	targets[0].(map[string]any)["rego"] = brokenRego
 	if err := unstructured.SetNestedSlice(u.Object, targets, "spec", "targets"); err != nil {
 		t.Fatal(err)
 	}
@@ -91,14 +91,14 @@ metadata:
 			e, err := templateError(ctx, "k8srestartbreaks", second.podID)
 			return err == nil && e["code"] == "ingest_error", err
 		})
-		var e map[string]interface{}
+		var e map[string]any
 		eventually(t, "c1 to report its template is not loaded", func(ctx context.Context) (bool, error) {
 			var err error
 			e, err = constraintEntry(ctx, "K8sRestartBreaks", "c1", second.podID)
 			return err == nil && e["enforced"] == false, err
 		})
-		errs, _ := e["errors"].([]interface{})
-		if len(errs) == 0 || errs[0].(map[string]interface{})["code"] != "template_not_loaded" {
+		errs, _ := e["errors"].([]any)
+		if len(errs) == 0 || errs[0].(map[string]any)["code"] != "template_not_loaded" {
 			t.Errorf("c1 byPod entry = %v, want a template_not_loaded error", e)
 		}
 	})
@@ -170,7 +170,7 @@ func byPodIDs(u *unstructured.Unstructured) string {
 	list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
 	var ids []string
 	for _, e := range list {
-		if m, ok := e.(map[string]interface{}); ok {
+		if m, ok := e.(map[string]any); ok {
 			ids = append(ids, fmt.Sprint(m["id"]))
 		}
 	}

@@ -182,13 +182,13 @@ func parseDoc(raw []byte) (*unstructured.Unstructured, error) {
 	if len(js) > MaxObjectBytes {
 		return nil, fmt.Errorf("%w: %d bytes, over the %d-byte limit", ErrTooLarge, len(js), MaxObjectBytes)
 	}
-	m := map[string]interface{}{}
+	m := map[string]any{}
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.UseNumber()
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrParse, err)
 	}
-	obj := &unstructured.Unstructured{Object: normalizeNumbers(m).(map[string]interface{})}
+	obj := &unstructured.Unstructured{Object: normalizeNumbers(m).(map[string]any)}
 	if obj.GetAPIVersion() == "" || obj.GetKind() == "" {
 		return nil, fmt.Errorf("%w (name %q)", ErrNoKind, obj.GetName())
 	}
@@ -197,14 +197,14 @@ func parseDoc(raw []byte) (*unstructured.Unstructured, error) {
 
 // normalizeNumbers turns json.Number into int64 or float64, the only number
 // types unstructured objects may hold.
-func normalizeNumbers(v interface{}) interface{} {
+func normalizeNumbers(v any) any {
 	switch t := v.(type) {
-	case map[string]interface{}:
+	case map[string]any:
 		for k, e := range t {
 			t[k] = normalizeNumbers(e)
 		}
 		return t
-	case []interface{}:
+	case []any:
 		for i, e := range t {
 			t[i] = normalizeNumbers(e)
 		}
@@ -227,7 +227,7 @@ func listItems(obj *unstructured.Unstructured) ([]*unstructured.Unstructured, er
 	}
 	out := make([]*unstructured.Unstructured, 0, len(items))
 	for i, it := range items {
-		m, ok := it.(map[string]interface{})
+		m, ok := it.(map[string]any)
 		if !ok {
 			return nil, fmt.Errorf("%w: items[%d]", ErrNotObject, i)
 		}

@@ -93,7 +93,7 @@ func TestParseNumbersAreJSONTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := docs[0].Object.Object["spec"].(map[string]interface{})
+	spec := docs[0].Object.Object["spec"].(map[string]any)
 	if _, ok := spec["i"].(int64); !ok {
 		t.Errorf("i is %T, want int64", spec["i"])
 	}
