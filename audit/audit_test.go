@@ -111,7 +111,7 @@ func TestAuditFindsAndClears(t *testing.T) {
 	if !strings.Contains(out, "TOTAL-VIOLATIONS") || !strings.Contains(out, "owner-required") {
 		t.Errorf("kubectl get constraints:\n%s", out)
 	}
-	for _, line := range strings.Split(out, "\n") {
+	for line := range strings.SplitSeq(out, "\n") {
 		if strings.Contains(line, "owner-required") && !strings.HasSuffix(strings.TrimSpace(line), " 3") {
 			t.Errorf("kubectl get constraints row %q does not end with the total 3", line)
 		}

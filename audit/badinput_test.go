@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -306,10 +307,8 @@ func TestAuditTemplateRemovedDuringRun(t *testing.T) {
 			return err
 		}
 		eventually(t, "the engine to drop the template", func(context.Context) (bool, error) {
-			for _, k := range mgr.Engine().TemplateKinds() {
-				if k == "AuditGone" {
-					return false, nil
-				}
+			if slices.Contains(mgr.Engine().TemplateKinds(), "AuditGone") {
+				return false, nil
 			}
 			return true, nil
 		})

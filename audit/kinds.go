@@ -3,14 +3,16 @@ package audit
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
-	"github.com/portcullis-dev/portcullis/engine"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
+
+	"github.com/portcullis-dev/portcullis/engine"
 )
 
 // ConstraintGroup is the API group of every constraint kind.
@@ -67,12 +69,7 @@ func discoverResources(d discovery.DiscoveryInterface) ([]resource, map[string]e
 }
 
 func hasVerb(verbs []string, verb string) bool {
-	for _, v := range verbs {
-		if v == verb {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(verbs, verb)
 }
 
 // kindMatcher is a constraint's spec.match.kinds; nil or empty matches every
@@ -135,12 +132,7 @@ func (m kindMatcher) matches(gk schema.GroupKind) bool {
 func anyOrWild(s []string) bool { return len(s) == 0 || contains(s, "*") }
 
 func contains(set []string, s string) bool {
-	for _, e := range set {
-		if e == s {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(set, s)
 }
 
 // selectResources returns the resources to audit: all of them, or with

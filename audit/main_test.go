@@ -156,7 +156,7 @@ func parse(t *testing.T, doc string) *unstructured.Unstructured {
 func apply(t *testing.T, docs string) []*unstructured.Unstructured {
 	t.Helper()
 	var out []*unstructured.Unstructured
-	for _, doc := range strings.Split(docs, "\n---\n") {
+	for doc := range strings.SplitSeq(docs, "\n---\n") {
 		if strings.TrimSpace(doc) == "" {
 			continue
 		}
@@ -199,9 +199,7 @@ func configMaps(t *testing.T, ns, prefix string, n int, labels map[string]string
 		errs = make(chan error, n)
 	)
 	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range next {
 				u := &unstructured.Unstructured{}
 				u.SetAPIVersion("v1")
@@ -213,7 +211,7 @@ func configMaps(t *testing.T, ns, prefix string, n int, labels map[string]string
 					errs <- err
 				}
 			}
-		}()
+		})
 	}
 	for i := range n {
 		next <- i
@@ -354,7 +352,7 @@ func labelAll(t *testing.T, ns, key, value string) {
 		labels[key] = value
 		u.SetLabels(labels)
 		if err := env.Client.Update(t.Context(), u); err != nil {
-			t.Fatalf("labelling %s: %v", u.GetName(), err)
+			t.Fatalf("labeling %s: %v", u.GetName(), err)
 		}
 	}
 }

@@ -16,11 +16,11 @@ func violation(ns, name, msg string) *StatusViolation {
 // they are split between workers, the same subset is kept, in order.
 func TestTopNDeterministic(t *testing.T) {
 	var all []*StatusViolation
-	for i := 0; i < 200; i++ {
+	for i := range 200 {
 		all = append(all, violation(fmt.Sprintf("ns-%02d", i%7), fmt.Sprintf("pod-%03d", i), "msg"))
 	}
 	var want []StatusViolation
-	for run := 0; run < 20; run++ {
+	for run := range 20 {
 		rng := rand.New(rand.NewSource(int64(run)))
 		rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
 		workers := 1 + run%4

@@ -41,11 +41,9 @@ func (r *run) review(ctx context.Context, resources []resource) (*results, error
 	for i := range workers {
 		w := &worker{results: newResults(r.a.opts.ViolationsLimit)}
 		workers[i] = w
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			r.work(ctx, items, w)
-		}()
+		})
 	}
 	for _, res := range resources {
 		if ctx.Err() != nil {

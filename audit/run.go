@@ -110,7 +110,7 @@ func (r *run) loadConstraints(ctx context.Context, resources []resource) {
 		if res.gvr.Group != ConstraintGroup {
 			continue
 		}
-		_, err := r.pages(ctx, res.gvr, func(list *unstructured.UnstructuredList) error {
+		err := r.pages(ctx, res.gvr, func(list *unstructured.UnstructuredList) error {
 			for i := range list.Items {
 				r.addConstraint(res.gvr, &list.Items[i], held)
 			}
@@ -148,7 +148,7 @@ func (r *run) addConstraint(gvr schema.GroupVersionResource, u *unstructured.Uns
 func (r *run) loadNamespaces(ctx context.Context) error {
 	nsGVR := schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 	r.namespaces = newNamespaceCache(r.a.dynamic.Resource(nsGVR))
-	_, err := r.pages(ctx, nsGVR, func(list *unstructured.UnstructuredList) error {
+	err := r.pages(ctx, nsGVR, func(list *unstructured.UnstructuredList) error {
 		for i := range list.Items {
 			r.namespaces.add(&list.Items[i])
 		}
@@ -164,7 +164,7 @@ func (r *run) loadNamespaces(ctx context.Context) error {
 // every page. A continue token that expired during a long list is followed
 // by the server's inconsistent continuation: the rest is listed at a newer
 // version, nothing is listed twice.
-func (r *run) pages(ctx context.Context, gvr schema.GroupVersionResource, each func(*unstructured.UnstructuredList) error) (int, error) {
+func (r *run) pages(ctx context.Context, gvr schema.GroupVersionResource, each func(*unstructured.UnstructuredList) error) error {
 	client := r.a.dynamic.Resource(gvr)
 	opts := metav1.ListOptions{Limit: r.a.opts.ChunkSize}
 	n := 0
@@ -173,7 +173,7 @@ func (r *run) pages(ctx context.Context, gvr schema.GroupVersionResource, each f
 		if apierrors.IsNotFound(err) {
 			// The kind went away (its CRD was deleted): nothing to list.
 			r.log.V(1).Info("Kind no longer served", "resource", gvr.String())
-			return n, nil
+			return nil
 		}
 		if err != nil {
 			var status apierrors.APIStatus
@@ -182,14 +182,14 @@ func (r *run) pages(ctx context.Context, gvr schema.GroupVersionResource, each f
 				opts.Continue = status.Status().Continue
 				continue
 			}
-			return n, fmt.Errorf("listing %s (page %d): %w", gvr.String(), n+1, err)
+			return fmt.Errorf("listing %s (page %d): %w", gvr.String(), n+1, err)
 		}
 		n++
 		if err := each(list); err != nil {
-			return n, err
+			return err
 		}
 		if list.GetContinue() == "" {
-			return n, nil
+			return nil
 		}
 		opts.Continue = list.GetContinue()
 	}

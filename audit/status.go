@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"maps"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -74,9 +75,7 @@ func computeStatus(cur auditStatus, found *tally, fail *failures, kinds kindMatc
 		found = newTally(limit)
 	}
 	out := desiredStatus{byKind: make(map[schema.GroupKind]int, len(found.byKind))}
-	for gk, n := range found.byKind {
-		out.byKind[gk] = n
-	}
+	maps.Copy(out.byKind, found.byKind)
 	top := topN{n: limit}
 	seen := make(map[string]bool, len(found.top.items))
 	for _, v := range found.top.items {

@@ -9,15 +9,16 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis-dev/portcullis/engine"
 )
 
 // benchResult is what portcullis bench reports.
@@ -142,10 +143,8 @@ func runBench(ctx context.Context, ps *policySet, iterations, concurrency int, r
 	var firstErr error
 	var once sync.Once
 	var wg sync.WaitGroup
-	for w := 0; w < concurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range concurrency {
+		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= n {
@@ -162,7 +161,7 @@ func runBench(ctx context.Context, ps *policySet, iterations, concurrency int, r
 				}
 				violations.Add(int64(len(resp.Violations)))
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if res != nil {
@@ -177,7 +176,7 @@ func runBench(ctx context.Context, ps *policySet, iterations, concurrency int, r
 }
 
 func summarize(res *benchResult, lat []time.Duration, total time.Duration) {
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	slices.Sort(lat)
 	var sum time.Duration
 	for _, d := range lat {
 		sum += d

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"io"
 	"os"
 	"os/exec"
@@ -15,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/manager"
-	"github.com/portcullis-dev/portcullis/internal/manifest"
 	"github.com/spf13/cobra"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -31,6 +28,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/portcullis-dev/portcullis/internal/loopback"
+	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/manifest"
 )
 
 // devReadyLine is printed once everything serves.
@@ -291,7 +292,7 @@ Try this:
 		return nil
 	case err := <-done:
 		done <- err
-		return fmt.Errorf("the manager stopped: %v", err)
+		return fmt.Errorf("the manager stopped: %w", err)
 	}
 }
 
@@ -418,20 +419,20 @@ func devWaitEnforced(ctx context.Context, c client.Client) error {
 		bad.Name = devRefusedNamespace
 		err := c.Create(ctx, bad, client.DryRunAll)
 		if err == nil || !strings.Contains(err.Error(), "denied") {
-			last = fmt.Errorf("%s is not refused yet (%v)", devRefusedNamespace, err)
+			last = fmt.Errorf("%s is not refused yet (%w)", devRefusedNamespace, err)
 			return false, nil
 		}
 		good := &corev1.Namespace{}
 		good.Name = devAdmittedNamespace
 		good.Labels = map[string]string{"owner": "demo.team", "test": "true"}
 		if err := c.Create(ctx, good, client.DryRunAll); err != nil && !apierrors.IsAlreadyExists(err) {
-			last = fmt.Errorf("%s is not admitted: %v", devAdmittedNamespace, err)
+			last = fmt.Errorf("%s is not admitted: %w", devAdmittedNamespace, err)
 			return false, nil
 		}
 		return true, nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for the sample constraints to be enforced: %w (last: %v)", err, last)
+		return fmt.Errorf("waiting for the sample constraints to be enforced: %w (last: %w)", err, last)
 	}
 	return nil
 }

@@ -7,11 +7,12 @@ import (
 	"io"
 	"strings"
 
-	"github.com/portcullis-dev/portcullis/engine"
-	"github.com/portcullis-dev/portcullis/internal/manifest"
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/manifest"
 )
 
 const constraintGroup = "constraints.gatekeeper.sh"

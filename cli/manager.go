@@ -5,10 +5,11 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/portcullis-dev/portcullis/internal/manager"
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/portcullis-dev/portcullis/internal/manager"
 )
 
 func newManagerCmd() *cobra.Command {

@@ -21,8 +21,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	var ee exitError
-	if errors.As(err, &ee) {
+	if ee, ok := errors.AsType[exitError](err); ok {
 		return ee.code
 	}
 	fmt.Fprintf(stderr, "portcullis: %v\n", err)

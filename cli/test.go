@@ -3,11 +3,13 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
-	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis-dev/portcullis/engine"
 )
 
 // testResult is gator test's JSON result shape.
@@ -111,9 +113,10 @@ func joinActions(actions []string) string {
 	if len(actions) == 0 {
 		return "no action"
 	}
-	s := actions[0]
+	var s strings.Builder
+	s.WriteString(actions[0])
 	for _, a := range actions[1:] {
-		s += ", " + a
+		s.WriteString(", " + a)
 	}
-	return s
+	return s.String()
 }

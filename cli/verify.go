@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"regexp"
 
-	"github.com/portcullis-dev/portcullis/verify"
 	"github.com/spf13/cobra"
+
+	"github.com/portcullis-dev/portcullis/verify"
 )
 
 func newVerifyCmd() *cobra.Command {

@@ -9,14 +9,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/internal/manager"
-	"github.com/portcullis-dev/portcullis/internal/testenv"
-	"github.com/portcullis-dev/portcullis/webhook"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
+	"github.com/portcullis-dev/portcullis/webhook"
 )
 
 // TestDefaultManifests renders config/default with `kubectl kustomize`, checks
@@ -297,7 +298,7 @@ func find(t *testing.T, objs []*unstructured.Unstructured, kind, namespace, name
 func parse(t *testing.T, data []byte) []*unstructured.Unstructured {
 	t.Helper()
 	var out []*unstructured.Unstructured
-	for _, doc := range strings.Split(string(data), "\n---\n") {
+	for doc := range strings.SplitSeq(string(data), "\n---\n") {
 		if strings.TrimSpace(doc) == "" {
 			continue
 		}

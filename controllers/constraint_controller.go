@@ -5,16 +5,16 @@ import (
 	"fmt"
 
 	"github.com/go-logr/logr"
-	"github.com/portcullis-dev/portcullis/engine"
-	"github.com/portcullis-dev/portcullis/internal/readiness"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/readiness"
 )
 
 // ConstraintReconciler adds, updates and removes constraints of every kind
@@ -41,7 +41,7 @@ func (r *ConstraintReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesRawSource(r.Watches.Source()).
 		WithOptions(controller.TypedOptions[ConstraintRequest]{
 			MaxConcurrentReconciles: 4,
-			NeedLeaderElection:      ptr.To(false),
+			NeedLeaderElection:      new(false),
 			LogConstructor: func(req *ConstraintRequest) logr.Logger {
 				if req == nil {
 					return base

@@ -3,9 +3,9 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	templatesv1 "github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/v1"
-	"github.com/portcullis-dev/portcullis/engine"
 	"k8s.io/apiextensions-apiserver/pkg/apihelpers"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -16,6 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/portcullis-dev/portcullis/engine"
 )
 
 // ConstraintCRDLabel marks the CRDs of constraint kinds, as frameworks sets it.
@@ -74,9 +76,7 @@ func mergeCRD(existing, desired *apiextensionsv1.CustomResourceDefinition) (*api
 	if want.Labels == nil {
 		want.Labels = map[string]string{}
 	}
-	for k, v := range desired.Labels {
-		want.Labels[k] = v
-	}
+	maps.Copy(want.Labels, desired.Labels)
 	owner := metav1.GetControllerOf(desired)
 	refs := make([]metav1.OwnerReference, 0, len(existing.OwnerReferences)+1)
 	for _, ref := range existing.OwnerReferences {
@@ -86,7 +86,8 @@ func mergeCRD(existing, desired *apiextensionsv1.CustomResourceDefinition) (*api
 		}
 		refs = append(refs, ref)
 	}
-	want.OwnerReferences = append(refs, *owner)
+	refs = append(refs, *owner)
+	want.OwnerReferences = refs
 	want.Spec = desired.Spec
 	changed := !equality.Semantic.DeepEqual(existing.Labels, want.Labels) ||
 		!equality.Semantic.DeepEqual(existing.OwnerReferences, want.OwnerReferences) ||

@@ -5,11 +5,10 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 )
 
 func TestMergeCRD(t *testing.T) {
-	owner := metav1.OwnerReference{APIVersion: "templates.gatekeeper.sh/v1", Kind: "ConstraintTemplate", Name: "k8sx", UID: "new", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}
+	owner := metav1.OwnerReference{APIVersion: "templates.gatekeeper.sh/v1", Kind: "ConstraintTemplate", Name: "k8sx", UID: "new", Controller: new(true), BlockOwnerDeletion: new(true)}
 	desired := &apiextensionsv1.CustomResourceDefinition{
 		ObjectMeta: metav1.ObjectMeta{Name: "k8sx.constraints.gatekeeper.sh", Labels: map[string]string{ConstraintCRDLabel: "yes"}, OwnerReferences: []metav1.OwnerReference{owner}},
 		Spec:       apiextensionsv1.CustomResourceDefinitionSpec{Group: ConstraintGroup, Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: "K8sX"}},

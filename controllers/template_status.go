@@ -6,11 +6,12 @@ import (
 	"fmt"
 
 	templatesv1 "github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/v1"
-	"github.com/portcullis-dev/portcullis/engine"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/portcullis-dev/portcullis/engine"
 )
 
 // Reasons of a template's Ready condition.
@@ -36,8 +37,7 @@ type templateResult struct {
 // carry their location in the template, field:line:column.
 func statusError(code string, err error) templatesv1.CreateCRDError {
 	out := templatesv1.CreateCRDError{Code: code, Message: err.Error()}
-	var ce *engine.CompileError
-	if errors.As(err, &ce) {
+	if ce, ok := errors.AsType[*engine.CompileError](err); ok {
 		out.Location = ce.Field
 		if ce.Row > 0 {
 			out.Location = fmt.Sprintf("%s:%d:%d", ce.Field, ce.Row, ce.Col)

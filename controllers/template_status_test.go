@@ -6,8 +6,9 @@ import (
 	"testing"
 
 	templatesv1 "github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/v1"
-	"github.com/portcullis-dev/portcullis/engine"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/portcullis-dev/portcullis/engine"
 )
 
 func TestStatusErrorLocation(t *testing.T) {

@@ -156,7 +156,7 @@ func newCommand(file string, line int, text string, checkOutput bool) (*command,
 			return nil, fmt.Errorf("bad marker comment %q: want \"# exit N\", \"# retry Ns\" or both, comma-separated, then optionally \": why\"", comment)
 		}
 		markers, _, _ := strings.Cut(comment, ":")
-		for _, m := range strings.Split(markers, ",") {
+		for m := range strings.SplitSeq(markers, ",") {
 			word, arg, _ := strings.Cut(strings.TrimSpace(m), " ")
 			switch word {
 			case "exit":
@@ -201,7 +201,7 @@ func normalize(s string) string { return strings.Join(strings.Fields(s), " ") }
 // outputLines are the non-blank lines of out, normalized.
 func outputLines(out string) []string {
 	var lines []string
-	for _, l := range strings.Split(out, "\n") {
+	for l := range strings.SplitSeq(out, "\n") {
 		if n := normalize(l); n != "" {
 			lines = append(lines, n)
 		}

@@ -86,7 +86,7 @@ func (d *devProcess) waitReady(timeout time.Duration) error {
 		select {
 		case err := <-d.exited:
 			d.exited <- err
-			return fmt.Errorf("portcullis dev exited before ready: %v\nstderr:\n%s", err, d.stderr.String())
+			return fmt.Errorf("portcullis dev exited before ready: %w\nstderr:\n%s", err, d.stderr.String())
 		case <-deadline:
 			return fmt.Errorf("portcullis dev not ready within %s\nstderr:\n%s", timeout, d.stderr.String())
 		case <-time.After(200 * time.Millisecond):
@@ -132,7 +132,7 @@ func (d *devProcess) stop(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Errorf("portcullis dev still running 30s after SIGINT; killing it")
 		_ = d.cmd.Process.Kill()
-		<-d.exited
+		<-d.exited //nolint:errcheck // killed: the exit error says only that
 	}
 	for _, pid := range controlPlanePIDs(d.dataDir) {
 		t.Errorf("PID %d (etcd or kube-apiserver) survived portcullis dev; killing it", pid)
@@ -150,7 +150,7 @@ func controlPlanePIDs(dir string) []int {
 		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
 		if err != nil || !bytes.Contains(b, []byte(dir+"/")) {
 			continue
 		}
@@ -158,7 +158,7 @@ func controlPlanePIDs(dir string) []int {
 		if base := filepath.Base(args[0]); base != "etcd" && base != "kube-apiserver" {
 			continue
 		}
-		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+		if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
 			if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
 				continue
 			}

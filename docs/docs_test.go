@@ -204,7 +204,7 @@ func headingAnchors(t *testing.T, path string) []string {
 		t.Fatal(err)
 	}
 	var anchors []string
-	for _, line := range strings.Split(string(b), "\n") {
+	for line := range strings.SplitSeq(string(b), "\n") {
 		title, ok := strings.CutPrefix(strings.TrimLeft(line, "#"), " ")
 		if !ok || !strings.HasPrefix(line, "#") {
 			continue

@@ -64,7 +64,7 @@ func parseMetricsDoc(t *testing.T, path string) map[string]*docMetric {
 			t.Errorf("metrics.md lists buckets for %s, which its table lacks", m[1])
 			continue
 		}
-		for _, f := range strings.Split(text, ",") {
+		for f := range strings.SplitSeq(text, ",") {
 			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
 			if err != nil {
 				t.Errorf("metrics.md: bucket %q of %s: %v", f, m[1], err)
@@ -220,7 +220,7 @@ func scrape(t *testing.T, url string) (map[string]string, []sample) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func scrape(t *testing.T, url string) (map[string]string, []sample) {
 	}
 	types := map[string]string{}
 	var samples []sample
-	for _, line := range strings.Split(string(body), "\n") {
+	for line := range strings.SplitSeq(string(body), "\n") {
 		if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
 			if f := strings.Fields(rest); len(f) == 2 {
 				types[f[0]] = f[1]

@@ -4,14 +4,11 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/audit"
-	"github.com/portcullis-dev/portcullis/internal/manager"
-	"github.com/portcullis-dev/portcullis/internal/manifest"
-	"github.com/portcullis-dev/portcullis/internal/testenv"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,6 +20,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/manifest"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // TestReferentialPolicies runs the library's referential policies through
@@ -62,7 +64,7 @@ spec:
 			return &corev1.Pod{
 				ObjectMeta: metav1.ObjectMeta{Name: "prop", Namespace: ns, Labels: map[string]string{"app": "prop"}},
 				Spec: corev1.PodSpec{
-					AutomountServiceAccountToken: ptr(false),
+					AutomountServiceAccountToken: new(false),
 					Containers:                   []corev1.Container{{Name: "c", Image: "registry.example.com/prop:1"}},
 				},
 			}
@@ -141,10 +143,8 @@ spec:
 			if total < 1 {
 				return fmt.Errorf("totalViolations %d, violations %v", total, names)
 			}
-			for _, n := range names {
-				if n == ns {
-					return nil
-				}
+			if slices.Contains(names, ns) {
+				return nil
 			}
 			return fmt.Errorf("totalViolations %d, violations %v: no %s", total, names, ns)
 		})
@@ -330,5 +330,3 @@ func eventuallyAdmitted(t *testing.T, what string, obj func() client.Object) {
 	})
 	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), o) })
 }
-
-func ptr[T any](v T) *T { return &v }

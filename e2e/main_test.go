@@ -2,14 +2,15 @@ package e2e_test
 
 import (
 	"context"
-	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"os"
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+
+	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"github.com/portcullis-dev/portcullis/internal/manager"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 )
 
 // waitTimeout bounds every poll; polls end as soon as their condition holds.

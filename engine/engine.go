@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -241,20 +242,22 @@ func (e *Engine) ValidateConstraint(u *unstructured.Unstructured) error {
 
 // AddData puts an object into data.inventory for referential policies.
 func (e *Engine) AddData(ctx context.Context, u *unstructured.Unstructured) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, err := e.client.AddData(ctx, u); err != nil {
-		return fmt.Errorf("adding %s %s/%s to inventory: %w", u.GroupVersionKind(), u.GetNamespace(), u.GetName(), targetError(err))
-	}
-	return nil
+	return e.changeData(ctx, u, "adding %s to inventory: %w", e.client.AddData)
 }
 
 // RemoveData removes an object from data.inventory.
 func (e *Engine) RemoveData(ctx context.Context, u *unstructured.Unstructured) error {
+	return e.changeData(ctx, u, "removing %s from inventory: %w", e.client.RemoveData)
+}
+
+// changeData applies one change of data.inventory under the engine's lock;
+// errf names the change, with the object and the error.
+func (e *Engine) changeData(ctx context.Context, u *unstructured.Unstructured, errf string, change func(context.Context, any) (*types.Responses, error)) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if _, err := e.client.RemoveData(ctx, u); err != nil {
-		return fmt.Errorf("removing %s %s/%s from inventory: %w", u.GroupVersionKind(), u.GetNamespace(), u.GetName(), targetError(err))
+	if _, err := change(ctx, u); err != nil {
+		obj := fmt.Sprintf("%s %s/%s", u.GroupVersionKind(), u.GetNamespace(), u.GetName())
+		return fmt.Errorf(errf, obj, targetError(err))
 	}
 	return nil
 }
@@ -296,12 +299,7 @@ type Violation struct {
 
 // HasAction reports whether action applies to the violation.
 func (v *Violation) HasAction(action string) bool {
-	for _, a := range v.Actions {
-		if a == action {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(v.Actions, action)
 }
 
 // Response is the outcome of one review.
@@ -337,10 +335,10 @@ func (e *Engine) Review(ctx context.Context, in any, enforcementPoint string) (*
 	case EnforcementPointAudit:
 		r.process = ProcessAudit
 	}
-	if r.namespace == nil && r.AdmissionRequest.Namespace != "" {
+	if r.namespace == nil && r.Namespace != "" {
 		// A Namespace synced into the inventory serves both the matcher and
 		// input.review.namespaceObject.
-		r.namespace = e.target.namespaces.get(r.AdmissionRequest.Namespace)
+		r.namespace = e.target.namespaces.get(r.Namespace)
 	}
 	opts := []reviews.ReviewOpt{reviews.EnforcementPoint(enforcementPoint), reviews.Tracing(trace)}
 	if r.namespace != nil {
@@ -352,7 +350,7 @@ func (e *Engine) Review(ctx context.Context, in any, enforcementPoint string) (*
 	}
 	resps, err := e.reviewIndexed(ctx, r, enforcementPoint, opts)
 	if err != nil {
-		return nil, fmt.Errorf("reviewing %s %s: %w", r.Kind.Kind, objectRef(r.AdmissionRequest.Namespace, r.Name), err)
+		return nil, fmt.Errorf("reviewing %s %s: %w", r.Kind.Kind, objectRef(r.Namespace, r.Name), err)
 	}
 	out := &Response{}
 	for _, res := range resps.Results() {

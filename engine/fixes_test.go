@@ -53,7 +53,7 @@ func TestScopedActionsAreSorted(t *testing.T) {
 violation[{"msg": "bad"}] { true }`)
 	e := newEngine(t, Options{}, ct)
 	mustAddConstraint(t, e, newConstraint(t, "K8sAlwaysViolate", "c", `{enforcementAction: scoped, scopedEnforcementActions: [{action: warn, enforcementPoints: [{name: "*"}]}, {action: dryrun, enforcementPoints: [{name: "*"}]}, {action: deny, enforcementPoints: [{name: "*"}]}]}`))
-	for i := 0; i < 5; i++ {
+	for range 5 {
 		vs := mustReview(t, e, &Object{Object: pod("ns", "p", nil)}, EnforcementPointWebhook)
 		if len(vs) != 1 || strings.Join(vs[0].Actions, ",") != "deny,dryrun,warn" {
 			t.Fatalf("actions = %v, want [deny dryrun warn]", vs)

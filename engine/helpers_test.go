@@ -264,7 +264,7 @@ func rawOf(t testing.TB, u *unstructured.Unstructured) runtime.RawExtension {
 	}
 	b, err := u.MarshalJSON()
 	if err != nil {
-		t.Fatalf("marshalling %s: %v", u.GetName(), err)
+		t.Fatalf("marshaling %s: %v", u.GetName(), err)
 	}
 	return runtime.RawExtension{Raw: b}
 }

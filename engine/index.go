@@ -205,7 +205,7 @@ func (e *Engine) reviewIndexed(ctx context.Context, r *review, ep string, opts [
 			switch {
 			case err != nil:
 				rejections = append(rejections, &types.Result{
-					Msg:                      fmt.Errorf("%w: %v", clienterrors.ErrAutoreject, err).Error(),
+					Msg:                      fmt.Errorf("%w: %w", clienterrors.ErrAutoreject, err).Error(),
 					Constraint:               c.u,
 					EnforcementAction:        c.action,
 					ScopedEnforcementActions: scoped,

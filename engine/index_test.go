@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -102,9 +103,7 @@ func TestIndexMatchesClientReview(t *testing.T) {
 		if spec == nil {
 			spec = map[string]any{}
 		}
-		for k, val := range fromYAML(t, actions[i%len(actions)]).(map[string]any) {
-			spec[k] = val
-		}
+		maps.Copy(spec, fromYAML(t, actions[i%len(actions)]).(map[string]any))
 		if i%2 == 0 {
 			// A namespaceSelector on a request whose namespace is not
 			// known: the match cannot be decided, an autorejection.

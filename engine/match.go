@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -220,10 +221,5 @@ func (m *compiledMatch) excludesProcess(process string) bool {
 }
 
 func contains(set []string, s string) bool {
-	for _, e := range set {
-		if e == s {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(set, s)
 }

@@ -13,7 +13,7 @@ import (
 func slowRego(rules int) string {
 	var b strings.Builder
 	b.WriteString("package slow\n\n")
-	for i := 0; i < rules; i++ {
+	for i := range rules {
 		fmt.Fprintf(&b, "violation[{\"msg\": msg}] {\n\tinput.review.object.metadata.labels[\"l%d\"] == \"v%d\"\n\tmsg := sprintf(\"rule %d matched %%v\", [input.review.object.metadata.name])\n}\n\n", i, i, i)
 	}
 	return b.String()

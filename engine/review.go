@@ -191,7 +191,7 @@ func namespaceMap(ns *corev1.Namespace) (map[string]any, error) {
 func NamespaceFromUnstructured(u *unstructured.Unstructured) (*corev1.Namespace, error) {
 	ns := &corev1.Namespace{}
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, ns); err != nil {
-		return nil, fmt.Errorf("Namespace %q: %w", u.GetName(), err)
+		return nil, fmt.Errorf("converting Namespace %q: %w", u.GetName(), err)
 	}
 	return ns, nil
 }

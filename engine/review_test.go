@@ -443,10 +443,8 @@ func TestConcurrentReviews(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	stop := make(chan struct{})
-	for i := 0; i < 4; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range 4 {
+		wg.Go(func() {
 			for {
 				select {
 				case <-stop:
@@ -469,9 +467,9 @@ func TestConcurrentReviews(t *testing.T) {
 					return
 				}
 			}
-		}()
+		})
 	}
-	for i := 0; i < 20; i++ {
+	for i := range 20 {
 		c := newConstraint(t, alwaysKind, fmt.Sprintf("c%d", i), "")
 		if err := e.AddConstraint(ctx, c); err != nil {
 			t.Error(err)

@@ -194,7 +194,7 @@ func validWildcardSyntax(p string) bool {
 	p = strings.TrimPrefix(p, "*")
 	p = strings.TrimSuffix(p, "*")
 	for _, r := range p {
-		if !(r == '-' || r == ':' || (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9')) {
+		if r != '-' && r != ':' && (r < 'a' || r > 'z') && (r < '0' || r > '9') {
 			return false
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	fwtemplates "github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
+
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/manifest"
 	"github.com/portcullis-dev/portcullis/verify"
@@ -188,7 +189,7 @@ func readTemplate(t *testing.T, path string) *fwtemplates.ConstraintTemplate {
 }
 
 func packageOf(src string) string {
-	for _, line := range strings.Split(src, "\n") {
+	for line := range strings.SplitSeq(src, "\n") {
 		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "package "); ok {
 			return strings.TrimSpace(rest)
 		}

@@ -10,12 +10,13 @@ import (
 	"time"
 
 	apiconstraints "github.com/open-policy-agent/frameworks/constraint/pkg/apis/constraints"
-	"github.com/portcullis-dev/portcullis/engine"
-	"github.com/portcullis-dev/portcullis/internal/manifest"
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/manifest"
 )
 
 // Runner runs suites. Each test gets its own engine; cases of a test share

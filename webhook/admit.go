@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"net/http"
 	"runtime"
 	"strings"
@@ -12,10 +11,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/portcullis-dev/portcullis/engine"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/portcullis-dev/portcullis/engine"
 )
 
 // AdmitPath is where the generic admission handler is served.
@@ -128,14 +129,15 @@ func (h *AdmissionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := h.admit(r.Context(), req, requestTimeout(r, h.timeout))
 	if err != nil {
 		herr := &httpError{code: errorCode(err), err: err}
-		if herr.code == http.StatusServiceUnavailable {
+		switch {
+		case herr.code == http.StatusServiceUnavailable:
 			// Turned away, over capacity or not ready yet: an error log
 			// with a stack for each would cost the most when there is
 			// least to spare, so one line a second says how many.
 			h.logShed(err)
-		} else if herr.code >= http.StatusInternalServerError {
+		case herr.code >= http.StatusInternalServerError:
 			h.log.Error(err, "Could not judge an admission request", requestKeys(req)...)
-		} else {
+		default:
 			h.log.V(1).Info("Bad admission request", append(requestKeys(req), "code", herr.code, "error", err.Error())...)
 		}
 		writeError(w, herr)
@@ -176,8 +178,8 @@ func decisionOf(resp *admissionv1.AdmissionResponse) string {
 
 // requestTimeout is the handler's timeout, shortened to the API server's
 // ?timeout= when that is shorter, less a margin to answer in time.
-func requestTimeout(r *http.Request, max time.Duration) time.Duration {
-	d := max
+func requestTimeout(r *http.Request, limit time.Duration) time.Duration {
+	d := limit
 	if q := r.URL.Query().Get("timeout"); q != "" {
 		if t, err := time.ParseDuration(q); err == nil && t > 0 && t < d {
 			d = t
@@ -244,7 +246,7 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 		h.log.Info("Evaluation trace", kv...)
 	}
 	if ctx.Err() != nil {
-		// The engine reports a cancelled evaluation as a violation of
+		// The engine reports a canceled evaluation as a violation of
 		// each constraint it did not finish; that is no verdict.
 		return nil, fmt.Errorf("review did not finish within %s: %w", timeout, ctx.Err())
 	}

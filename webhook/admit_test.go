@@ -10,14 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/engine"
-	"github.com/portcullis-dev/portcullis/webhook"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/webhook"
 )
 
 func authUser(name string) authenticationv1.UserInfo {
@@ -265,12 +266,10 @@ func TestAdmitConcurrently(t *testing.T) {
 	var wg sync.WaitGroup
 	codes := make([]int, 2)
 	for i := range codes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			req := request(admissionv1.Create, "Pod", "default", "p", podJSON("p", "default", nil, "nginx"), nil)
 			codes[i], _, _ = serve(t, h, reviewBody(t, req))
-		}()
+		})
 	}
 	wg.Wait()
 	for i, c := range codes {

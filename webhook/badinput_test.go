@@ -8,9 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/webhook"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/portcullis-dev/portcullis/webhook"
 )
 
 // TestBadInput: every endpoint answers what it cannot judge with a clear

@@ -73,10 +73,10 @@ func (o Options) Configuration(caBundle []byte) *admissionregistrationv1.Validat
 		return admissionregistrationv1.ValidatingWebhook{
 			Name:                    name,
 			ClientConfig:            o.clientConfig(path, caBundle),
-			FailurePolicy:           ptr.To(fp),
+			FailurePolicy:           new(fp),
 			MatchPolicy:             ptr.To(admissionregistrationv1.Exact),
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-			TimeoutSeconds:          ptr.To(o.TimeoutSeconds),
+			TimeoutSeconds:          new(o.TimeoutSeconds),
 			AdmissionReviewVersions: []string{"v1"},
 		}
 	}
@@ -143,14 +143,14 @@ func (o Options) Configuration(caBundle []byte) *admissionregistrationv1.Validat
 func (o Options) clientConfig(path string, caBundle []byte) admissionregistrationv1.WebhookClientConfig {
 	cc := admissionregistrationv1.WebhookClientConfig{CABundle: caBundle}
 	if o.URLHost != "" {
-		cc.URL = ptr.To("https://" + net.JoinHostPort(o.URLHost, strconv.Itoa(o.Port)) + path)
+		cc.URL = new("https://" + net.JoinHostPort(o.URLHost, strconv.Itoa(o.Port)) + path)
 		return cc
 	}
 	cc.Service = &admissionregistrationv1.ServiceReference{
 		Namespace: o.Namespace,
 		Name:      o.ServiceName,
-		Path:      ptr.To(path),
-		Port:      ptr.To(int32(servicePort)),
+		Path:      new(path),
+		Port:      new(int32(servicePort)),
 	}
 	return cc
 }

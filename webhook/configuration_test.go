@@ -7,12 +7,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/internal/testenv"
-	"github.com/portcullis-dev/portcullis/webhook"
 	"github.com/spf13/pflag"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis-dev/portcullis/internal/testenv"
+	"github.com/portcullis-dev/portcullis/webhook"
 )
 
 func completed(t *testing.T, mod func(o *webhook.Options)) webhook.Options {

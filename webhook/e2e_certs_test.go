@@ -6,20 +6,21 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/internal/manager"
-	"github.com/portcullis-dev/portcullis/webhook"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/portcullis-dev/portcullis/internal/loopback"
+	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/webhook"
 )
 
 // TestEngineErrorFailsOpen: an engine error answers HTTP 500, which the

@@ -4,16 +4,12 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/manager"
-	"github.com/portcullis-dev/portcullis/internal/testenv"
-	"github.com/portcullis-dev/portcullis/webhook"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -21,6 +17,11 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis-dev/portcullis/internal/loopback"
+	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
+	"github.com/portcullis-dev/portcullis/webhook"
 )
 
 // waitTimeout bounds every poll: generous, as other envtests may share
@@ -163,7 +164,7 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 func (b *syncBuffer) Contains(s ...string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, line := range strings.Split(b.buf.String(), "\n") {
+	for line := range strings.SplitSeq(b.buf.String(), "\n") {
 		all := true
 		for _, x := range s {
 			if !strings.Contains(line, x) {

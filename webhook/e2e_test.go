@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -213,7 +214,7 @@ func TestAcceptance(t *testing.T) {
 	})
 
 	t.Run("the label lets it in", func(t *testing.T) {
-		mustCreate(t, wc, namespace("acc-labelled", map[string]string{"test": "yes"}))
+		mustCreate(t, wc, namespace("acc-labeled", map[string]string{"test": "yes"}))
 		if w := warned.take(); len(w) > 0 {
 			t.Errorf("warnings: %q", w)
 		}
@@ -456,16 +457,14 @@ func wantDenied(err error, want string) error {
 		return errors.New("allowed, want refused")
 	}
 	if !strings.Contains(err.Error(), "admission webhook") || !strings.Contains(err.Error(), want) {
-		return fmt.Errorf("error %q is not the webhook's refusal with %q", err, want)
+		return fmt.Errorf("error %w is not the webhook's refusal with %q", err, want)
 	}
 	return nil
 }
 
 func wantWarning(got []string, want string) error {
-	for _, w := range got {
-		if w == want {
-			return nil
-		}
+	if slices.Contains(got, want) {
+		return nil
 	}
 	return fmt.Errorf("warnings %q, want %q", got, want)
 }

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -65,7 +66,7 @@ func TestLocalCA(t *testing.T) {
 	select {
 	case <-ca.changed:
 	default:
-		t.Error("no change signalled for the first bundle")
+		t.Error("no change signaled for the first bundle")
 	}
 
 	t.Run("nothing due: nothing changes", func(t *testing.T) {
@@ -73,7 +74,7 @@ func TestLocalCA(t *testing.T) {
 		if err := ca.ensure(); err != nil {
 			t.Fatal(err)
 		}
-		if serving(t, dir).SerialNumber.Cmp(first.SerialNumber) != 0 || string(ca.Bundle()) != string(bundle) {
+		if serving(t, dir).SerialNumber.Cmp(first.SerialNumber) != 0 || !bytes.Equal(ca.Bundle(), bundle) {
 			t.Error("renewed before due")
 		}
 	})
@@ -87,7 +88,7 @@ func TestLocalCA(t *testing.T) {
 		if second.SerialNumber.Cmp(first.SerialNumber) == 0 {
 			t.Fatal("not renewed")
 		}
-		if string(ca.Bundle()) != string(bundle) {
+		if !bytes.Equal(ca.Bundle(), bundle) {
 			t.Error("CA changed with the serving certificate")
 		}
 		if err := verify(t, second, bundle, "127.0.0.1", now); err != nil {
@@ -132,7 +133,7 @@ func TestLocalCA(t *testing.T) {
 		if err := again.ensure(); err != nil {
 			t.Fatal(err)
 		}
-		if string(again.Bundle()) != string(ca.Bundle()) {
+		if !bytes.Equal(again.Bundle(), ca.Bundle()) {
 			t.Error("CA not reused")
 		}
 	})
@@ -164,7 +165,12 @@ func TestRotationReachesTheServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("local CA: %v", err)
+		}
+	})
 
 	servedSerial := func(ctx context.Context) (string, error) {
 		conn, err := (&tls.Dialer{Config: &tls.Config{RootCAs: pool(t, ca.Bundle()), ServerName: "127.0.0.1"}}).DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port))

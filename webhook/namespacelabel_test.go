@@ -6,8 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/webhook"
 	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/portcullis-dev/portcullis/webhook"
 )
 
 func TestNamespaceLabel(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/webhook"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -13,6 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"github.com/portcullis-dev/portcullis/webhook"
 )
 
 // TestCachedNamespaces: the cache first, the API server for what it does

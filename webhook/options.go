@@ -4,12 +4,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"net"
 	"strings"
 
-	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/portcullis-dev/portcullis/engine"
 )
 
 // Defaults, as in Gatekeeper where it has one.

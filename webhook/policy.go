@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/portcullis-dev/portcullis/engine"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/portcullis-dev/portcullis/engine"
 )
 
 // AdmitPolicyPath is where ConstraintTemplates and constraints are checked.
@@ -149,8 +150,7 @@ func invalid(u *unstructured.Unstructured, field string, err error) *admissionv1
 	gvk := u.GroupVersionKind()
 	details := &metav1.StatusDetails{Group: gvk.Group, Kind: gvk.Kind, Name: u.GetName()}
 	cause := metav1.StatusCause{Type: metav1.CauseTypeFieldValueInvalid, Field: field, Message: err.Error()}
-	var ce *engine.CompileError
-	if errors.As(err, &ce) {
+	if ce, ok := errors.AsType[*engine.CompileError](err); ok {
 		cause.Field, cause.Message = ce.Field, ce.Message
 		if ce.Row > 0 {
 			cause.Message = fmt.Sprintf("line %d, column %d: %s", ce.Row, ce.Col, ce.Message)

@@ -5,11 +5,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/engine"
-	"github.com/portcullis-dev/portcullis/webhook"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/webhook"
 )
 
 func engineOptions() engine.Options { return engine.Options{} }

@@ -225,8 +225,7 @@ func writeResponse(w http.ResponseWriter, apiVersion string, resp *admissionv1.A
 
 // errorCode is the HTTP status a review error is answered with.
 func errorCode(err error) int {
-	var herr *httpError
-	if errors.As(err, &herr) {
+	if herr, ok := errors.AsType[*httpError](err); ok {
 		return herr.code
 	}
 	return http.StatusInternalServerError

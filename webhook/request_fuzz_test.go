@@ -7,9 +7,10 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/engine"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis-dev/portcullis/engine"
 )
 
 var fuzzSeeds = []string{

@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/portcullis-dev/portcullis/engine"
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/portcullis-dev/portcullis/engine"
 )
 
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch

@@ -4,9 +4,10 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/webhook"
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/portcullis-dev/portcullis/webhook"
 )
 
 // TestAdmitTraces: a request matching Config spec.validation.traces is

@@ -3,9 +3,10 @@ package datasync
 import (
 	"testing"
 
-	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
 )
 
 func TestExclusions(t *testing.T) {

@@ -3,19 +3,16 @@ package datasync
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"sync/atomic"
 	"time"
 
-	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
-	syncsetv1alpha1 "github.com/portcullis-dev/portcullis/api/syncset/v1alpha1"
-	"github.com/portcullis-dev/portcullis/internal/readiness"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -23,6 +20,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
+	syncsetv1alpha1 "github.com/portcullis-dev/portcullis/api/syncset/v1alpha1"
+	"github.com/portcullis-dev/portcullis/internal/readiness"
 )
 
 // retryUnservedKinds is how often kinds the API server does not serve are
@@ -76,9 +77,7 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	errs := r.syncer.Apply(want.kinds, want.exclusions)
 	unserved := len(errs)
-	for gvk, err := range want.invalid {
-		errs[gvk] = err
-	}
+	maps.Copy(errs, want.invalid)
 	r.report(ctx, errs, want.listedBy)
 	if unserved > 0 {
 		// Their CRDs may be installed later.
@@ -129,7 +128,7 @@ func (r *reconciler) setup(mgr ctrl.Manager) error {
 		Watches(&configv1alpha1.Config{}, handler.EnqueueRequestsFromMapFunc(r.configEvent(req))).
 		Watches(&syncsetv1alpha1.SyncSet{}, handler.EnqueueRequestsFromMapFunc(all)).
 		WatchesRawSource(kick).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 1, NeedLeaderElection: ptr.To(false)}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1, NeedLeaderElection: new(false)}).
 		Complete(r)
 }
 

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"sort"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
 	syncsetv1alpha1 "github.com/portcullis-dev/portcullis/api/syncset/v1alpha1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // errIncompleteEntry is the error of a listed kind without version or kind.

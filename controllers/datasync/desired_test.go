@@ -5,10 +5,11 @@ import (
 	"reflect"
 	"testing"
 
-	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
-	syncsetv1alpha1 "github.com/portcullis-dev/portcullis/api/syncset/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
+	syncsetv1alpha1 "github.com/portcullis-dev/portcullis/api/syncset/v1alpha1"
 )
 
 var (

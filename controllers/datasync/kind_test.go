@@ -12,11 +12,12 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
-	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
+
+	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
 )
 
 // fakeInventory records the objects it holds, by namespace/name.

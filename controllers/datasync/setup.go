@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
-	"github.com/portcullis-dev/portcullis/internal/readiness"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
+	"github.com/portcullis-dev/portcullis/internal/readiness"
 )
 
 // Sync is the sync of referential data set up in a manager, and what the

@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
-	"github.com/portcullis-dev/portcullis/internal/readiness"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	toolscache "k8s.io/client-go/tools/cache"
+
+	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
+	"github.com/portcullis-dev/portcullis/internal/readiness"
 )
 
 // Syncer runs one kindSync per synced kind. Apply sets the kinds; the

@@ -3,8 +3,9 @@ package datasync
 import (
 	"sync/atomic"
 
-	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
 )
 
 // Traces answers, for the webhook, whether the Config's

@@ -3,6 +3,7 @@ package regodriver
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"maps"
 	"math"
 	"sort"
 	"strings"
@@ -13,7 +14,7 @@ import (
 )
 
 // The result cache memoizes a constraint's violations by what its
-// template can read. Each compiled template is analysed once: which parts
+// template can read. Each compiled template is analyzed once: which parts
 // of input.review its Rego refers to (the longest constant prefix of every
 // reference to input), whether it reads the data store (data.inventory),
 // and whether it can be memoized at all: not when it uses `with`, a
@@ -46,8 +47,8 @@ var ownRoots = map[string]bool{"template": true, libPrefix: true, "hook": true}
 
 var reviewSeg = ast.StringTerm("review")
 
-// analyse finds what a compiled template reads.
-func analyse(c *ast.Compiler) readSet {
+// analyze finds what a compiled template reads.
+func analyze(c *ast.Compiler) readSet {
 	a := &analyser{funcs: map[string][]*ast.Rule{}, memo: map[string][][][]*ast.Term{}, cacheable: true}
 	for _, m := range c.Modules {
 		for _, r := range m.Rules {
@@ -321,9 +322,7 @@ func withAliases(x any, roots map[ast.Var]rootAt) (map[ast.Var]rootAt, map[ast.V
 			}
 			if len(out) == len(roots) {
 				out = make(map[ast.Var]rootAt, len(roots)+len(defs))
-				for k, r := range roots {
-					out[k] = r
-				}
+				maps.Copy(out, roots)
 			}
 			out[v] = at
 			aliases[v] = via

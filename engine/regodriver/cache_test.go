@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -195,7 +196,7 @@ func cacheDifferential(t *testing.T, lib *library, constraints []*unstructured.U
 	for i := range inputs {
 		check(i)
 	}
-	for i := len(inputs) - 1; i >= 0; i-- {
+	for i := range slices.Backward(inputs) {
 		check(i)
 	}
 	return diffs

@@ -185,14 +185,14 @@ func compile(mods []*ast.Module, caps *ast.Capabilities) (*program, error) {
 		WithEnablePrintStatements(false)
 	c.Compile(modules)
 	if c.Failed() {
-		return nil, fmt.Errorf("%w: %v", clienterrors.ErrCompile, c.Errors)
+		return nil, fmt.Errorf("%w: %w", clienterrors.ErrCompile, c.Errors)
 	}
 	qc := c.QueryCompiler().WithEnablePrintStatements(false)
 	q, err := qc.Compile(violationQuery.Copy())
 	if err != nil {
 		return nil, fmt.Errorf("%w: compiling the violation query: %w", clienterrors.ErrCompile, err)
 	}
-	return &program{id: programIDs.Add(1), compiler: c, queryCompiler: qc, query: q, reads: analyse(c)}, nil
+	return &program{id: programIDs.Add(1), compiler: c, queryCompiler: qc, query: q, reads: analyze(c)}, nil
 }
 
 // moduleNames lists a program's modules, sorted, for Dump.

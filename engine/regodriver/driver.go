@@ -122,8 +122,8 @@ func (d *Driver) target(ctx context.Context, name string) (*targetState, error) 
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if ts = d.targets[name]; ts != nil {
-		return ts, nil
+	if existing := d.targets[name]; existing != nil {
+		return existing, nil
 	}
 	store, err := newStore(ctx)
 	if err != nil {
@@ -452,14 +452,12 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 		// core already has a Query, and each evaluates in turn.
 		var next atomic.Int32
 		var wg sync.WaitGroup
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+		for range workers {
+			wg.Go(func() {
 				for i := int(next.Add(1)) - 1; i < len(pending); i = int(next.Add(1)) - 1 {
 					run(pending[i])
 				}
-			}()
+			})
 		}
 		wg.Wait()
 	} else {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -106,10 +107,8 @@ func wanted(lib *library, name string, dirs []string) bool {
 		if ct.Name != name {
 			continue
 		}
-		for _, d := range dirs {
-			if lib.dirs[i] == d {
-				return true
-			}
+		if slices.Contains(dirs, lib.dirs[i]) {
+			return true
 		}
 	}
 	return false

@@ -581,10 +581,8 @@ func TestConcurrentQueries(t *testing.T) {
 	mustAdd(t, d, tmpl{kind: "K8sRequiredLabels", rego: requiredLabelsRego}.build(), c)
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	for i := 0; i < 4; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range 4 {
+		wg.Go(func() {
 			for {
 				select {
 				case <-stop:
@@ -597,9 +595,9 @@ func TestConcurrentQueries(t *testing.T) {
 					return
 				}
 			}
-		}()
+		})
 	}
-	for i := 0; i < 20; i++ {
+	for i := range 20 {
 		mustAdd(t, d, tmpl{kind: "K8sOther", rego: "package x\nviolation[{\"msg\": \"x\"}] { true }\n"}.build(),
 			constraint("K8sOther", "o", nil))
 		if err := d.AddData(ctx, testTarget, storage.Path{"cluster", "v1", "Namespace", "n"}, obj{"i": int64(i)}); err != nil {

@@ -100,7 +100,7 @@ func readYAML(t testing.TB, path string) []*unstructured.Unstructured {
 func parseYAML(t testing.TB, path, content string) []*unstructured.Unstructured {
 	t.Helper()
 	var out []*unstructured.Unstructured
-	for _, doc := range strings.Split(content, "\n---") {
+	for doc := range strings.SplitSeq(content, "\n---") {
 		if strings.TrimSpace(doc) == "" {
 			continue
 		}

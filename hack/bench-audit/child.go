@@ -48,7 +48,7 @@ type runResult struct {
 // added by audit.Setup's building blocks; the runs are started by the
 // parent rather than by the interval, so that they are timed alone.
 func runChild(ctx context.Context, c config) error {
-	var w io.Writer = io.Discard
+	var w = io.Discard
 	if os.Getenv("BENCH_AUDIT_LOG") != "" {
 		w = os.Stderr
 	}
@@ -108,7 +108,7 @@ func child1(ctx context.Context, c config, res *childResult) error {
 		return m.Ready() == nil, nil
 	})
 	if err != nil {
-		return fmt.Errorf("the manager did not become ready: %v", m.Ready())
+		return fmt.Errorf("the manager did not become ready: %w", m.Ready())
 	}
 	res.StartupPeakRSS, res.RSSBefore = procStatus("VmHWM"), procStatus("VmRSS")
 	if c.cpuProfile != "" {
@@ -144,7 +144,7 @@ func procStatus(field string) int64 {
 	if err != nil {
 		return -1
 	}
-	for _, line := range strings.Split(string(data), "\n") {
+	for line := range strings.SplitSeq(string(data), "\n") {
 		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			f := strings.Fields(rest)
 			if len(f) > 0 {

@@ -148,7 +148,7 @@ func createConstraints(ctx context.Context, c client.Client, policies []policy) 
 			return !meta.IsNoMatchError(err), nil
 		})
 		if werr != nil || err != nil {
-			return fmt.Errorf("creating constraint %s: %v (%v)", p.key(), err, werr)
+			return fmt.Errorf("creating constraint %s: %w (%w)", p.key(), err, werr)
 		}
 	}
 	for _, p := range policies {

@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -45,9 +44,7 @@ func load(ctx context.Context, cl client.Client, c config) (loadCounts, error) {
 		created atomic.Int64
 	)
 	for range c.concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for o := range objs {
 				if failed.Load() != nil {
 					continue
@@ -58,7 +55,7 @@ func load(ctx context.Context, cl client.Client, c config) (loadCounts, error) {
 				}
 				created.Add(1)
 			}
-		}()
+		})
 	}
 	send := func(o client.Object) { objs <- o }
 	for i := range c.namespaces {
@@ -137,10 +134,10 @@ func podSpec(i int) corev1.PodSpec {
 	}
 	switch {
 	case i%10 == 0:
-		app.SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
+		app.SecurityContext = &corev1.SecurityContext{Privileged: new(true)}
 	case i%2 == 1:
 		app.SecurityContext = &corev1.SecurityContext{
-			AllowPrivilegeEscalation: ptr.To(false), RunAsNonRoot: ptr.To(true), ReadOnlyRootFilesystem: ptr.To(true),
+			AllowPrivilegeEscalation: new(false), RunAsNonRoot: new(true), ReadOnlyRootFilesystem: new(true),
 			Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 		}
 	}
@@ -162,7 +159,7 @@ func deployment(ns string, i int) *appsv1.Deployment {
 	return &appsv1.Deployment{
 		ObjectMeta: m,
 		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(int32(1 + i%5)),
+			Replicas: new(int32(1 + i%5)),
 			Selector: &metav1.LabelSelector{MatchLabels: selector},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: podSpec(i)},
 		},
@@ -182,7 +179,7 @@ func service(ns string, i int) *corev1.Service {
 		s.Spec.Type = corev1.ServiceTypeNodePort
 	case 1:
 		s.Spec.Type = corev1.ServiceTypeLoadBalancer
-		s.Spec.AllocateLoadBalancerNodePorts = ptr.To(false)
+		s.Spec.AllocateLoadBalancerNodePorts = new(false)
 	}
 	return s
 }

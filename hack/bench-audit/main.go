@@ -64,18 +64,20 @@ func main() {
 	flag.Parse()
 
 	rest.SetDefaultWarningHandler(rest.NoWarnings{}) // deprecated kinds, listed on purpose
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
-	var err error
-	if c.child {
-		err = runChild(ctx, c)
-	} else {
-		err = runParent(ctx, c)
-	}
-	if err != nil {
+	if err := run(c); err != nil {
 		fmt.Fprintf(os.Stderr, "bench-audit: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// run is the child or the parent, until it ends or a signal stops it.
+func run(c config) error {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if c.child {
+		return runChild(ctx, c)
+	}
+	return runParent(ctx, c)
 }
 
 func runParent(ctx context.Context, c config) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -71,9 +72,7 @@ func reviewOffline(ctx context.Context, cfg *rest.Config, policies []policy) (ma
 	objs := make(chan *unstructured.Unstructured, 100)
 	var wg sync.WaitGroup
 	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for o := range objs {
 				resp, err := eng.Review(ctx, &engine.Object{Object: o, Namespace: namespaces[o.GetNamespace()], Source: engine.SourceOriginal}, engine.EnforcementPointAudit)
 				mu.Lock()
@@ -88,7 +87,7 @@ func reviewOffline(ctx context.Context, cfg *rest.Config, policies []policy) (ma
 				}
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	var listErr error
 	for _, l := range lists {
@@ -126,10 +125,5 @@ func reviewOffline(ctx context.Context, cfg *rest.Config, policies []policy) (ma
 }
 
 func hasList(verbs metav1.Verbs) bool {
-	for _, v := range verbs {
-		if v == "list" {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(verbs, "list")
 }

@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -126,7 +126,7 @@ func (l *loader) run(ctx context.Context, rate int, d time.Duration) rateResult 
 		spin = min(1500*time.Microsecond, interval/3)
 	}
 	start := time.Now()
-	for i := 0; i < n; i++ {
+	for i := range n {
 		due := start.Add(time.Duration(i) * interval)
 		waitUntil(due, spin)
 		if ctx.Err() != nil {
@@ -148,8 +148,8 @@ func (l *loader) run(ctx context.Context, rate int, d time.Duration) rateResult 
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
+	slices.Sort(lat)
+	slices.Sort(late)
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
 	latePct := func(p float64) time.Duration { return late[min(len(late)-1, int(float64(len(late))*p))] }
 	return rateResult{
@@ -200,7 +200,7 @@ func procRSS(pid int) (rss, hwm int64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	for _, line := range strings.Split(string(data), "\n") {
+	for line := range strings.SplitSeq(string(data), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 2 {
 			continue

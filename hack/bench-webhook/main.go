@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"io"
 	"net/http"
 	"os"
@@ -31,8 +30,10 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/portcullis-dev/portcullis/engine"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/loopback"
 )
 
 type config struct {
@@ -71,21 +72,23 @@ func main() {
 	flag.StringVar(&c.pprofAddr, "pprof-addr", "", "internal: the server's pprof address")
 	flag.Parse()
 
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
 	if c.library == "" {
 		c.library = filepath.Join("..", "shared", "gatekeeper-library", "library")
 	}
-	var err error
-	if c.server {
-		err = runServer(ctx, c)
-	} else {
-		err = runLoad(ctx, c)
-	}
-	if err != nil {
+	if err := run(c); err != nil {
 		fmt.Fprintf(os.Stderr, "bench-webhook: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// run is the server or the load generator, until it ends or a signal stops it.
+func run(c config) error {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if c.server {
+		return runServer(ctx, c)
+	}
+	return runLoad(ctx, c)
 }
 
 func zapLogger() logr.Logger { return zap.New(zap.WriteTo(os.Stderr)) }
@@ -96,7 +99,7 @@ func runLoad(ctx context.Context, c config) error {
 	// the generator's own setting; the server's is -gogc.
 	debug.SetGCPercent(800)
 	var rates []int
-	for _, f := range strings.Split(c.rates, ",") {
+	for f := range strings.SplitSeq(c.rates, ",") {
 		r, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || r <= 0 {
 			return fmt.Errorf("-rates: %q is not a positive number", f)
@@ -153,7 +156,7 @@ func runLoad(ctx context.Context, c config) error {
 		return fmt.Errorf("the server stopped before serving (see %s): %w", logFile.Name(), err)
 	}
 	if err := json.Unmarshal(line, &ready); err != nil || ready.Error != "" {
-		return fmt.Errorf("the server failed: %s %v", ready.Error, err)
+		return fmt.Errorf("the server failed: %s %w", ready.Error, err)
 	}
 	pid := cmd.Process.Pid
 	fmt.Printf("Server pid %d: %d templates, %d constraints loaded in %.1fs; GOMAXPROCS %s, GOGC %s, GOMEMLIMIT %s, --max-serving-threads %d, --result-cache-size %d\n",
@@ -167,7 +170,7 @@ func runLoad(ctx context.Context, c config) error {
 	}
 	code, body, err := l.send(ctx, l.body())
 	if err != nil || code != 200 {
-		return fmt.Errorf("first request: HTTP %d %s: %v", code, body, err)
+		return fmt.Errorf("first request: HTTP %d %s: %w", code, body, err)
 	}
 	var ar struct {
 		Response struct {
@@ -283,7 +286,7 @@ func printProfile(binary, profile string, rate int) {
 
 func fetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
 	secs := max(1, int(d/time.Second))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), http.NoBody)
 	if err != nil {
 		return err
 	}

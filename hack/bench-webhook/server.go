@@ -208,7 +208,7 @@ func servePprof(ctx context.Context, addr string, log logr.Logger) {
 
 func waitServing(ctx context.Context, port int) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	for i := 0; i < 300; i++ {
+	for range 300 {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			return conn.Close()

@@ -33,7 +33,7 @@ spec:
 func regoTarget(rego string) string {
 	var b strings.Builder
 	b.WriteString("  - target: admission.k8s.gatekeeper.sh\n    rego: |\n")
-	for _, l := range strings.Split(strings.TrimRight(rego, "\n"), "\n") {
+	for l := range strings.SplitSeq(strings.TrimRight(rego, "\n"), "\n") {
 		b.WriteString("      " + l + "\n")
 	}
 	return b.String()

@@ -8,13 +8,14 @@ import (
 	"io"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/controllers"
 	"k8s.io/apiextensions-apiserver/pkg/apihelpers"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/portcullis-dev/portcullis/controllers"
 )
 
 // crdEstablishTimeout bounds the wait for installed CRDs to be served.

@@ -3,7 +3,6 @@ package manager_test
 import (
 	"context"
 	"fmt"
-	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,10 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/controllers"
-	"github.com/portcullis-dev/portcullis/engine"
-	"github.com/portcullis-dev/portcullis/internal/manager"
-	"github.com/portcullis-dev/portcullis/internal/testenv"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -24,6 +19,12 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis-dev/portcullis/controllers"
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/loopback"
+	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // waitTimeout bounds every poll: generous, as the machine may be busy.
@@ -144,7 +145,7 @@ func eventually(t *testing.T, what string, cond func(ctx context.Context) (bool,
 func apply(t *testing.T, docs string) []*unstructured.Unstructured {
 	t.Helper()
 	var out []*unstructured.Unstructured
-	for _, doc := range strings.Split(docs, "\n---\n") {
+	for doc := range strings.SplitSeq(docs, "\n---\n") {
 		if strings.TrimSpace(doc) == "" {
 			continue
 		}

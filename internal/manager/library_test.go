@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/portcullis-dev/portcullis/internal/manifest"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // libraryPolicy is one gatekeeper-library policy: its template and the

@@ -7,13 +7,6 @@ import (
 
 	frameworksapis "github.com/open-policy-agent/frameworks/constraint/pkg/apis"
 	templatesv1 "github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/v1"
-	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
-	syncsetv1alpha1 "github.com/portcullis-dev/portcullis/api/syncset/v1alpha1"
-	"github.com/portcullis-dev/portcullis/config"
-	"github.com/portcullis-dev/portcullis/controllers"
-	"github.com/portcullis-dev/portcullis/controllers/datasync"
-	"github.com/portcullis-dev/portcullis/engine"
-	"github.com/portcullis-dev/portcullis/internal/readiness"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -22,7 +15,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,6 +22,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
+	syncsetv1alpha1 "github.com/portcullis-dev/portcullis/api/syncset/v1alpha1"
+	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/controllers"
+	"github.com/portcullis-dev/portcullis/controllers/datasync"
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/readiness"
 )
 
 // LeaderElectionID names the leader election Lease.
@@ -92,7 +92,7 @@ func New(cfg *rest.Config, opts Options) (*Manager, error) {
 			},
 		}},
 		// Tests and `portcullis dev` run several managers in one process.
-		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+		Controller: ctrlconfig.Controller{SkipNameValidation: new(true)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the controller manager: %w", err)

@@ -4,15 +4,17 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/testenv"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // TestMain starts one control plane for the package. Set
@@ -146,7 +148,7 @@ func TestTemplateLifecycle(t *testing.T) {
 	t.Run("parameters update", func(t *testing.T) {
 		eventually(t, "a violation for the missing label team", func(ctx context.Context) (bool, error) {
 			msgs, err := review(ctx, m.Engine(), pod)
-			return len(msgs) == 1 && strings.Contains(msgs[0], `"team"`), fmt.Errorf("violations %q, err %v", msgs, err)
+			return len(msgs) == 1 && strings.Contains(msgs[0], `"team"`), fmt.Errorf("violations %q, err %w", msgs, err)
 		})
 		u, err := getConstraint(ctx, kind, "must-have-team")
 		if err != nil {
@@ -161,7 +163,7 @@ func TestTemplateLifecycle(t *testing.T) {
 		}
 		eventually(t, "the engine to review with the new parameters", func(ctx context.Context) (bool, error) {
 			msgs, err := review(ctx, m.Engine(), pod)
-			return len(msgs) == 1 && strings.Contains(msgs[0], `"cost-center"`), fmt.Errorf("violations %q, err %v", msgs, err)
+			return len(msgs) == 1 && strings.Contains(msgs[0], `"cost-center"`), fmt.Errorf("violations %q, err %w", msgs, err)
 		})
 		t.Logf("New parameters in effect in the engine %s after the update", time.Since(updated).Round(time.Millisecond))
 		eventually(t, "the constraint to report the new generation", func(ctx context.Context) (bool, error) {
@@ -209,10 +211,8 @@ func TestTemplateLifecycle(t *testing.T) {
 	t.Run("template delete", func(t *testing.T) {
 		deleteAndWait(t, tmpl)
 		eventually(t, "the engine to drop the template", func(ctx context.Context) (bool, error) {
-			for _, k := range m.Engine().TemplateKinds() {
-				if k == kind {
-					return false, fmt.Errorf("engine still holds %v", m.Engine().TemplateKinds())
-				}
+			if slices.Contains(m.Engine().TemplateKinds(), kind) {
+				return false, fmt.Errorf("engine still holds %v", m.Engine().TemplateKinds())
 			}
 			return !m.Watches().Watching(kind), fmt.Errorf("still watching %s", kind)
 		})

@@ -30,8 +30,7 @@ func registerEngineMetrics(eng *engine.Engine) error {
 	}
 	for _, c := range collectors {
 		if err := ctrlmetrics.Registry.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
+			if _, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
 				continue
 			}
 			return fmt.Errorf("registering the result cache metrics: %w", err)

@@ -4,18 +4,19 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/portcullis-dev/portcullis/audit"
-	"github.com/portcullis-dev/portcullis/webhook"
 	"os"
 	"strings"
 
-	"github.com/portcullis-dev/portcullis/controllers/datasync"
-	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/controllers/datasync"
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/webhook"
 )
 
 // DefaultNamespace is where Portcullis runs unless told otherwise.

@@ -15,14 +15,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/manager"
-	"github.com/portcullis-dev/portcullis/internal/testenv"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // controller-runtime's leader election defaults, which Options do not
@@ -153,7 +154,7 @@ spec:
 	}
 	eventually(t, "killed-b's engine to judge a Namespace", func(ctx context.Context) (bool, error) {
 		msgs, err := review(ctx, b.Engine(), "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: unlabelled\n")
-		return len(msgs) == 1, fmt.Errorf("violations %v, error %v", msgs, err)
+		return len(msgs) == 1, fmt.Errorf("violations %v, error %w", msgs, err)
 	})
 
 	// Only A audits: over several runs, auditTimestamp advances and every
@@ -181,10 +182,10 @@ spec:
 			t.Fatalf("audit status %+v written while killed-b does not lead", st)
 		}
 		h := ptr.Deref(lease.Spec.HolderIdentity, "")
-		switch {
-		case h == holderA:
+		switch h {
+		case holderA:
 			lastA = lease
-		case h == "":
+		case "":
 			t.Fatalf("the Lease was released after killed-a was killed: %+v", lease.Spec)
 		}
 		return false, fmt.Errorf("Lease holder %q, renewTime %v", h, lease.Spec.RenewTime)
@@ -303,7 +304,7 @@ func startProcess(t *testing.T, bin string, args ...string) *process {
 func (p *process) exited() error {
 	select {
 	case <-p.done:
-		return fmt.Errorf("%s exited: %v", p.cmd.Path, p.err)
+		return fmt.Errorf("%s exited: %w", p.cmd.Path, p.err)
 	default:
 		return nil
 	}

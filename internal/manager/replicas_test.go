@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/manager"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/portcullis-dev/portcullis/internal/manager"
 )
 
 // leaseTime bounds a handover: controller-runtime's default LeaseDuration
@@ -86,7 +87,7 @@ spec:
 		})
 		eventually(t, r.podID+"'s engine to judge a Namespace", func(ctx context.Context) (bool, error) {
 			msgs, err := review(ctx, r.Engine(), "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: unlabelled\n")
-			return len(msgs) == 1, fmt.Errorf("violations %v, error %v", msgs, err)
+			return len(msgs) == 1, fmt.Errorf("violations %v, error %w", msgs, err)
 		})
 	}
 

@@ -13,14 +13,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/controllers/datasync"
-	"github.com/portcullis-dev/portcullis/internal/manager"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/portcullis-dev/portcullis/controllers/datasync"
+	"github.com/portcullis-dev/portcullis/internal/manager"
 )
 
 // benchSyncEnv turns TestSyncBenchmark on and sets how many ConfigMaps it
@@ -112,7 +113,7 @@ func createBenchConfigMaps(t *testing.T, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < benchNamespaces; i++ {
+	for i := range benchNamespaces {
 		ns := fmt.Sprintf("sync-bench-%d", i)
 		ensureNamespaces(t, ns)
 		t.Cleanup(func() {
@@ -123,21 +124,19 @@ func createBenchConfigMaps(t *testing.T, n int) {
 	idx := make(chan int)
 	errs := make(chan error, workers)
 	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range workers {
+		wg.Go(func() {
 			for i := range idx {
 				if err := c.Create(t.Context(), benchConfigMap(i), client.FieldOwner("kubectl-client-side-apply")); err != nil {
 					errs <- fmt.Errorf("creating ConfigMap %d: %w", i, err)
 					return
 				}
 			}
-		}()
+		})
 	}
 	go func() {
 		defer close(idx)
-		for i := 0; i < n; i++ {
+		for i := range n {
 			select {
 			case idx <- i:
 			case <-t.Context().Done():

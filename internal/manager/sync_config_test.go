@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/controllers/datasync"
-	"github.com/portcullis-dev/portcullis/internal/manager"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis-dev/portcullis/controllers/datasync"
+	"github.com/portcullis-dev/portcullis/internal/manager"
 )
 
 func configMap(ns, name string, annotations string) string {

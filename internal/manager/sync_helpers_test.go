@@ -3,11 +3,10 @@ package manager_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/engine"
-	"github.com/portcullis-dev/portcullis/internal/manager"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -15,6 +14,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/manager"
 )
 
 var (
@@ -124,18 +126,13 @@ func waitInventory(t *testing.T, eng *engine.Engine, tag string, count int) {
 	t.Helper()
 	eventually(t, fmt.Sprintf("%s: %d objects in data.inventory", tag, count), func(ctx context.Context) (bool, error) {
 		n, _, _, err := inventoryCounts(ctx, eng, tag)
-		return err == nil && n == count, fmt.Errorf("count %d, err %v", n, err)
+		return err == nil && n == count, fmt.Errorf("count %d, err %w", n, err)
 	})
 }
 
 // syncing reports whether the manager syncs gvk.
 func syncing(m *running, gvk schema.GroupVersionKind) bool {
-	for _, k := range m.Sync().Kinds() {
-		if k == gvk {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(m.Sync().Kinds(), gvk)
 }
 
 // metricValue is the value of a counter or gauge in controller-runtime's

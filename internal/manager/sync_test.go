@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/manager"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/portcullis-dev/portcullis/internal/manager"
 )
 
-// requireNetworkPolicy is a referential template: pods labelled app=prop
+// requireNetworkPolicy is a referential template: pods labeled app=prop
 // need a NetworkPolicy in their namespace whose podSelector selects them.
 const requireNetworkPolicyRego = `package requirenetworkpolicy
 
@@ -152,7 +153,7 @@ func TestSyncNetworkPolicy(t *testing.T) {
 		apply(t, networkPolicy(ns, "prop", "prop"))
 		eventually(t, "the pod to be admitted", func(ctx context.Context) (bool, error) {
 			msgs, err := violations(ctx)
-			return err == nil && len(msgs) == 0, fmt.Errorf("violations %q, err %v", msgs, err)
+			return err == nil && len(msgs) == 0, fmt.Errorf("violations %q, err %w", msgs, err)
 		})
 	})
 }
@@ -185,7 +186,7 @@ func TestSyncIngressHost(t *testing.T) {
 	deleted := time.Now()
 	eventually(t, "the host to be free", func(ctx context.Context) (bool, error) {
 		msgs, err := review(ctx, m.Engine(), second)
-		return err == nil && len(msgs) == 0, fmt.Errorf("violations %q, err %v", msgs, err)
+		return err == nil && len(msgs) == 0, fmt.Errorf("violations %q, err %w", msgs, err)
 	})
 	t.Logf("Host freed %s after the first Ingress was deleted", time.Since(deleted).Round(time.Millisecond))
 }

@@ -7,11 +7,12 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/controllers"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
+
+	"github.com/portcullis-dev/portcullis/controllers"
 )
 
 func isNoMatch(err error) bool { return meta.IsNoMatchError(err) }

@@ -19,7 +19,7 @@ func (m *Manager) WaitReady(ctx context.Context, readyzURL string, done chan err
 		select {
 		case err := <-done:
 			done <- err
-			return false, fmt.Errorf("the manager stopped: %v", err)
+			return false, fmt.Errorf("the manager stopped: %w", err)
 		default:
 		}
 		if m.Ready() != nil {

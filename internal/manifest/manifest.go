@@ -242,7 +242,7 @@ func listItems(obj *unstructured.Unstructured) ([]*unstructured.Unstructured, er
 
 func stripComments(raw []byte) []byte {
 	var b bytes.Buffer
-	for _, line := range bytes.Split(raw, []byte("\n")) {
+	for line := range bytes.SplitSeq(raw, []byte("\n")) {
 		t := bytes.TrimSpace(line)
 		if len(t) == 0 || t[0] == '#' || bytes.Equal(t, []byte("---")) {
 			continue

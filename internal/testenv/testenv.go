@@ -221,7 +221,7 @@ func isModuleRoot(dir string) bool {
 	if err != nil {
 		return false
 	}
-	for _, line := range strings.Split(string(data), "\n") {
+	for line := range strings.SplitSeq(string(data), "\n") {
 		if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
 			return strings.Trim(f[1], `"`) == modulePath
 		}
