@@ -34,7 +34,7 @@ const FieldManager = "portcullis"
 // Reviewer judges objects; *engine.Engine is one. Review must be safe to
 // call from many goroutines at once.
 type Reviewer interface {
-	Review(ctx context.Context, in any, enforcementPoint string) (*engine.Response, error)
+	Review(ctx context.Context, in engine.ReviewInput, enforcementPoint string) (*engine.Response, error)
 	// TemplateKinds lists the constraint kinds whose templates are loaded.
 	TemplateKinds() []string
 }

@@ -27,7 +27,7 @@ const httpStatusWarning = 299
 
 // Reviewer judges admission requests; *engine.Engine is one.
 type Reviewer interface {
-	Review(ctx context.Context, in any, enforcementPoint string) (*engine.Response, error)
+	Review(ctx context.Context, in engine.ReviewInput, enforcementPoint string) (*engine.Response, error)
 }
 
 // HandlerOptions configure an AdmissionHandler.
