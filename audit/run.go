@@ -160,41 +160,6 @@ func (r *run) loadNamespaces(ctx context.Context) error {
 	return nil
 }
 
-// pages lists gvr across all namespaces, a page at a time, calling each on
-// every page. A continue token that expired during a long list is followed
-// by the server's inconsistent continuation: the rest is listed at a newer
-// version, nothing is listed twice.
-func (r *run) pages(ctx context.Context, gvr schema.GroupVersionResource, each func(*unstructured.UnstructuredList) error) (int, error) {
-	client := r.a.dynamic.Resource(gvr)
-	opts := metav1.ListOptions{Limit: r.a.opts.ChunkSize}
-	n := 0
-	for {
-		list, err := client.List(ctx, opts)
-		if apierrors.IsNotFound(err) {
-			// The kind went away (its CRD was deleted): nothing to list.
-			r.log.V(1).Info("Kind no longer served", "resource", gvr.String())
-			return n, nil
-		}
-		if err != nil {
-			var status apierrors.APIStatus
-			if apierrors.IsResourceExpired(err) && errors.As(err, &status) && status.Status().Continue != "" {
-				r.log.Info("List continuation expired; continuing at a newer version", "resource", gvr.String(), "pages", n)
-				opts.Continue = status.Status().Continue
-				continue
-			}
-			return n, fmt.Errorf("listing %s (page %d): %w", gvr.String(), n+1, err)
-		}
-		n++
-		if err := each(list); err != nil {
-			return n, err
-		}
-		if list.GetContinue() == "" {
-			return n, nil
-		}
-		opts.Continue = list.GetContinue()
-	}
-}
-
 // writeStatuses writes the status of every audited constraint.
 func (r *run) writeStatuses(ctx context.Context, found *results) {
 	held := map[string]bool{}
