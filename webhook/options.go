@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/spf13/pflag"
@@ -251,6 +252,21 @@ func (o *Options) exemptions() *Exemptions {
 		names = append(names, o.Namespace)
 	}
 	return NewExemptions(names, o.ExemptNamespacePrefixes, o.ExemptNamespaceSuffixes)
+}
+
+// handlerOptions are the options of the /v1/admit handler, all but those
+// Setup adds from the manager (Namespaces, Metrics and Log).
+func (o *Options) handlerOptions() HandlerOptions {
+	return HandlerOptions{
+		Exemptions:        o.exemptions(),
+		Trace:             o.Trace,
+		Excluded:          o.Excluded,
+		ServiceAccount:    o.serviceAccountUser(),
+		Timeout:           time.Duration(o.TimeoutSeconds) * time.Second,
+		MaxServingThreads: o.MaxServingThreads,
+		LogDenies:         o.LogDenies,
+		Ready:             o.Ready,
+	}
 }
 
 // isLoopbackOrIP reports whether host is an IP address or localhost, on
