@@ -93,10 +93,8 @@ func NewAdmissionHandler(rv Reviewer, o HandlerOptions) *AdmissionHandler {
 // ServeHTTP answers one AdmissionReview.
 func (h *AdmissionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ar, herr := readReview(r)
-	if herr != nil {
-		h.opts.Log.V(1).Info("Bad admission request", "code", herr.code, "error", herr.Error())
-		writeError(w, herr)
+	ar := readReviewOrRefuse(w, r, h.opts.Log)
+	if ar == nil {
 		h.opts.Metrics.observe(DecisionError, false, time.Since(start))
 		return
 	}
@@ -119,10 +117,7 @@ func (h *AdmissionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.opts.Metrics.observe(DecisionError, dryRun, time.Since(start))
 		return
 	}
-	resp.UID = req.UID
-	if err := writeResponse(w, ar.APIVersion, resp); err != nil {
-		h.opts.Log.Error(err, "Could not answer an admission request", requestKeys(req)...)
-	}
+	answer(w, ar, resp, h.opts.Log)
 	h.opts.Metrics.observe(decisionOf(resp), dryRun, time.Since(start))
 }
 
