@@ -150,16 +150,12 @@ func startDevManager(ctx context.Context, cfg *rest.Config, logger logr.Logger, 
 	if opts.Webhook.Port, err = loopback.FreePort(); err != nil {
 		return nil, err
 	}
-	metricsPort, err := loopback.FreePort()
-	if err != nil {
+	if opts.MetricsBindAddress, err = loopback.FreeAddr(); err != nil {
 		return nil, err
 	}
-	probePort, err := loopback.FreePort()
-	if err != nil {
+	if opts.HealthProbeBindAddress, err = loopback.FreeAddr(); err != nil {
 		return nil, err
 	}
-	opts.MetricsBindAddress = fmt.Sprintf("127.0.0.1:%d", metricsPort)
-	opts.HealthProbeBindAddress = fmt.Sprintf("127.0.0.1:%d", probePort)
 	if err := opts.Complete(); err != nil {
 		return nil, err
 	}
