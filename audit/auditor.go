@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/exemption"
 )
 
 // The audit's client is not throttled below these, whatever the manager's
@@ -34,7 +35,7 @@ const FieldManager = "portcullis"
 // Reviewer judges objects; *engine.Engine is one. Review must be safe to
 // call from many goroutines at once.
 type Reviewer interface {
-	Review(ctx context.Context, in any, enforcementPoint string) (*engine.Response, error)
+	Review(ctx context.Context, in engine.ReviewInput, enforcementPoint string) (*engine.Response, error)
 	// TemplateKinds lists the constraint kinds whose templates are loaded.
 	TemplateKinds() []string
 }
@@ -48,6 +49,7 @@ type Auditor struct {
 	rest      rest.Interface // raw List pages of audited kinds
 	discovery discovery.DiscoveryInterface
 	log       logr.Logger
+	exempt    *exemption.Namespaces // Options.ExemptNamespaces and the rest
 
 	mu sync.Mutex // held by a run
 	// byKind are each constraint's totals per kind from the previous run,
@@ -121,6 +123,7 @@ func New(cfg *rest.Config, reviewer Reviewer, opts Options, log logr.Logger) (*A
 		rest:      raw,
 		discovery: disc,
 		log:       log,
+		exempt:    opts.exemptions(),
 		byKind:    map[constraintKey]map[schema.GroupKind]int{},
 	}, nil
 }

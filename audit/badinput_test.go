@@ -27,7 +27,7 @@ type hookedReviewer struct {
 	hook func(ctx context.Context, obj *unstructured.Unstructured) error
 }
 
-func (h *hookedReviewer) Review(ctx context.Context, in any, ep string) (*engine.Response, error) {
+func (h *hookedReviewer) Review(ctx context.Context, in engine.ReviewInput, ep string) (*engine.Response, error) {
 	if o, ok := in.(*engine.Object); ok {
 		if err := h.hook(ctx, o.Object); err != nil {
 			return nil, err

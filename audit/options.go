@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/portcullis-dev/portcullis/internal/exemption"
 )
 
 // Defaults of the audit flags, Gatekeeper's where Gatekeeper has the flag.
@@ -125,6 +127,11 @@ func (o *Options) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// exemptions are the namespaces whose objects are not audited.
+func (o *Options) exemptions() *exemption.Namespaces {
+	return exemption.NewNamespaces(o.ExemptNamespaces, o.ExemptNamespacePrefixes, o.ExemptNamespaceSuffixes)
 }
 
 // workers is Workers with 0 meaning GOMAXPROCS.

@@ -72,7 +72,7 @@ func TestIsExempt(t *testing.T) {
 		"kube-system": true, "kube-public": false, "team-a": true, "a-team": false, "x-sandbox": true, "sandbox": false, "default": false,
 		"excluded-by-config": true,
 	} {
-		if got := isExempt(o, ns); got != want {
+		if got := isExempt(o, o.exemptions(), ns); got != want {
 			t.Errorf("isExempt(%q) = %v, want %v", ns, got, want)
 		}
 	}

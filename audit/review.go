@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/exemption"
 )
 
 // worker is one reviewing goroutine's tallies, merged at the end of the
@@ -171,24 +171,13 @@ func (r *run) exempt(obj *unstructured.Unstructured) bool {
 		}
 		ns = obj.GetName()
 	}
-	return isExempt(&r.a.opts, ns)
+	return isExempt(&r.a.opts, r.a.exempt, ns)
 }
 
-func isExempt(o *Options, ns string) bool {
-	if contains(o.ExemptNamespaces, ns) || (o.Excluded != nil && o.Excluded(ns)) {
-		return true
-	}
-	for _, p := range o.ExemptNamespacePrefixes {
-		if strings.HasPrefix(ns, p) {
-			return true
-		}
-	}
-	for _, s := range o.ExemptNamespaceSuffixes {
-		if strings.HasSuffix(ns, s) {
-			return true
-		}
-	}
-	return false
+// isExempt reports whether the objects of namespace ns are not audited: ns
+// is exempt, or the Config excludes it.
+func isExempt(o *Options, exempt *exemption.Namespaces, ns string) bool {
+	return exempt.Exempt(ns) || (o.Excluded != nil && o.Excluded(ns))
 }
 
 // namespaceCache holds the Namespaces listed at the start of a run. One

@@ -110,7 +110,7 @@ func (r *run) loadConstraints(ctx context.Context, resources []resource) {
 		if res.gvr.Group != ConstraintGroup {
 			continue
 		}
-		err := r.pages(ctx, res.gvr, func(list *unstructured.UnstructuredList) error {
+		_, err := r.pages(ctx, res.gvr, func(list *unstructured.UnstructuredList) error {
 			for i := range list.Items {
 				r.addConstraint(res.gvr, &list.Items[i], held)
 			}
@@ -148,7 +148,7 @@ func (r *run) addConstraint(gvr schema.GroupVersionResource, u *unstructured.Uns
 func (r *run) loadNamespaces(ctx context.Context) error {
 	nsGVR := schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 	r.namespaces = newNamespaceCache(r.a.dynamic.Resource(nsGVR))
-	err := r.pages(ctx, nsGVR, func(list *unstructured.UnstructuredList) error {
+	_, err := r.pages(ctx, nsGVR, func(list *unstructured.UnstructuredList) error {
 		for i := range list.Items {
 			r.namespaces.add(&list.Items[i])
 		}
@@ -158,41 +158,6 @@ func (r *run) loadNamespaces(ctx context.Context) error {
 		return fmt.Errorf("listing Namespaces: %w", err)
 	}
 	return nil
-}
-
-// pages lists gvr across all namespaces, a page at a time, calling each on
-// every page. A continue token that expired during a long list is followed
-// by the server's inconsistent continuation: the rest is listed at a newer
-// version, nothing is listed twice.
-func (r *run) pages(ctx context.Context, gvr schema.GroupVersionResource, each func(*unstructured.UnstructuredList) error) error {
-	client := r.a.dynamic.Resource(gvr)
-	opts := metav1.ListOptions{Limit: r.a.opts.ChunkSize}
-	n := 0
-	for {
-		list, err := client.List(ctx, opts)
-		if apierrors.IsNotFound(err) {
-			// The kind went away (its CRD was deleted): nothing to list.
-			r.log.V(1).Info("Kind no longer served", "resource", gvr.String())
-			return nil
-		}
-		if err != nil {
-			var status apierrors.APIStatus
-			if apierrors.IsResourceExpired(err) && errors.As(err, &status) && status.Status().Continue != "" {
-				r.log.Info("List continuation expired; continuing at a newer version", "resource", gvr.String(), "pages", n)
-				opts.Continue = status.Status().Continue
-				continue
-			}
-			return fmt.Errorf("listing %s (page %d): %w", gvr.String(), n+1, err)
-		}
-		n++
-		if err := each(list); err != nil {
-			return err
-		}
-		if list.GetContinue() == "" {
-			return nil
-		}
-		opts.Continue = list.GetContinue()
-	}
 }
 
 // writeStatuses writes the status of every audited constraint.

@@ -33,7 +33,7 @@ type policySet struct {
 type reviewItem struct {
 	source string
 	obj    *unstructured.Unstructured // the object itself, or the request's object
-	input  any                        // *engine.Object or *engine.Admission
+	input  engine.ReviewInput         // *engine.Object or *engine.Admission
 }
 
 // loadPolicySet reads every -f path, adds templates first, then constraints,

@@ -66,7 +66,7 @@ scopedEnforcementActions:
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t, Options{}, ct)
 			mustAddConstraint(t, e, newConstraint(t, alwaysKind, "c", tc.spec))
-			var in any = objIn(pod("default", "p", nil))
+			var in ReviewInput = objIn(pod("default", "p", nil))
 			if tc.ep == EnforcementPointWebhook {
 				in = &Admission{Request: request(t, admissionv1.Create, pod("default", "p", nil), nil)}
 			}
@@ -185,7 +185,7 @@ func TestTemplateOperations(t *testing.T) {
 	tests := []struct {
 		name string
 		ops  []string
-		in   any
+		in   ReviewInput
 		ep   string
 		want bool
 	}{

@@ -310,25 +310,16 @@ type Response struct {
 	Trace string
 }
 
-// Review judges an Admission or an Object at an enforcement point.
-func (e *Engine) Review(ctx context.Context, in any, enforcementPoint string) (*Response, error) {
-	var (
-		r   *review
-		err error
-	)
-	trace := e.tracing
-	switch o := in.(type) {
-	case *Admission:
-		r, err = newAdmissionReview(o.Request, o.Namespace, o.Source)
-		trace = trace || o.Trace
-	case *Object:
-		r, err = newObjectReview(o.Object, o.Namespace, o.Source)
-	default:
+// Review judges an *Admission or an *Object at an enforcement point.
+func (e *Engine) Review(ctx context.Context, in ReviewInput, enforcementPoint string) (*Response, error) {
+	if in == nil {
 		return nil, fmt.Errorf("%w: %T", ErrReviewType, in)
 	}
+	r, trace, err := in.toReview()
 	if err != nil {
 		return nil, err
 	}
+	trace = trace || e.tracing
 	switch enforcementPoint {
 	case EnforcementPointWebhook:
 		r.process = ProcessWebhook

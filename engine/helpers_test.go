@@ -183,7 +183,7 @@ func mustAddData(t testing.TB, e *Engine, u *unstructured.Unstructured) {
 }
 
 // mustReview reviews in at ep and fails the test on error.
-func mustReview(t testing.TB, e *Engine, in any, ep string) []Violation {
+func mustReview(t testing.TB, e *Engine, in ReviewInput, ep string) []Violation {
 	t.Helper()
 	resp, err := e.Review(context.Background(), in, ep)
 	if err != nil {

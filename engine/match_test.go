@@ -29,7 +29,7 @@ func (o matchOutcome) String() string {
 type matchCase struct {
 	name  string
 	match string // spec.match as YAML; "" means no spec.match at all
-	in    any    // *Object or *Admission
+	in    ReviewInput
 	ep    string // enforcement point; audit when empty
 	setup func(t *testing.T, e *Engine)
 	want  matchOutcome

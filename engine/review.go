@@ -39,6 +39,34 @@ type Object struct {
 	Source    string
 }
 
+// ReviewInput is what Engine.Review judges: an *Admission or an *Object.
+type ReviewInput interface {
+	// toReview builds the review handed to the drivers, and reports
+	// whether this review alone asks for a trace.
+	toReview() (r *review, trace bool, err error)
+}
+
+var (
+	_ ReviewInput = (*Admission)(nil)
+	_ ReviewInput = (*Object)(nil)
+)
+
+func (a *Admission) toReview() (*review, bool, error) {
+	if a == nil {
+		return nil, false, fmt.Errorf("%w: nil *Admission", ErrNoObject)
+	}
+	r, err := newAdmissionReview(a.Request, a.Namespace, a.Source)
+	return r, a.Trace, err
+}
+
+func (o *Object) toReview() (*review, bool, error) {
+	if o == nil {
+		return nil, false, fmt.Errorf("%w: nil *Object", ErrNoObject)
+	}
+	r, err := newObjectReview(o.Object, o.Namespace, o.Source)
+	return r, false, err
+}
+
 // review is what the target hands the frameworks client: its JSON is
 // input.review, and it carries the parsed objects so that matchers do not
 // decode the request again for every constraint.

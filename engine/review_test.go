@@ -64,7 +64,7 @@ func TestReviewInput(t *testing.T) {
 	tests := []struct {
 		name   string
 		params string
-		in     any
+		in     ReviewInput
 		ep     string
 		want   []string
 	}{
@@ -145,7 +145,7 @@ func TestReviewErrors(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name string
-		in   any
+		in   ReviewInput
 		want error
 	}{
 		{"DELETE without oldObject", &Admission{Request: &admissionv1.AdmissionRequest{Operation: admissionv1.Delete,
@@ -153,7 +153,9 @@ func TestReviewErrors(t *testing.T) {
 		{"request without objects", &Admission{Request: &admissionv1.AdmissionRequest{Operation: admissionv1.Create}}, ErrNoObject},
 		{"nil request", &Admission{}, ErrNoObject},
 		{"nil object", &Object{}, ErrNoObject},
-		{"unsupported type", "a string", ErrReviewType},
+		{"nil *Admission", (*Admission)(nil), ErrNoObject},
+		{"nil *Object", (*Object)(nil), ErrNoObject},
+		{"no input", nil, ErrReviewType},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -204,7 +204,7 @@ func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, dir string, c 
 			}
 		}
 	}
-	var in any
+	var in engine.ReviewInput
 	if isAdmissionReview(obj) {
 		req, err := admissionRequest(obj)
 		if err != nil {

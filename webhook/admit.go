@@ -28,7 +28,7 @@ const httpStatusWarning = 299
 
 // Reviewer judges admission requests; *engine.Engine is one.
 type Reviewer interface {
-	Review(ctx context.Context, in any, enforcementPoint string) (*engine.Response, error)
+	Review(ctx context.Context, in engine.ReviewInput, enforcementPoint string) (*engine.Response, error)
 }
 
 // HandlerOptions configure an AdmissionHandler.
@@ -70,19 +70,10 @@ type HandlerOptions struct {
 // the engine at the validation.gatekeeper.sh enforcement point. Requests
 // are judged concurrently; nothing on the request path takes a lock.
 type AdmissionHandler struct {
-	reviewer       Reviewer
-	namespaces     NamespaceGetter
-	exempt         *Exemptions
-	excluded       func(namespace string) bool
-	trace          func(user string, gvk schema.GroupVersionKind) (trace, dump bool)
-	serviceAccount string
-	timeout        time.Duration
-	slots          *reviewSlots // nil: no bound
-	logDenies      bool
-	metrics        *Metrics
-	ready          func() error
-	isReady        atomic.Bool // Ready passed once; it stays so
-	log            logr.Logger
+	reviewer Reviewer
+	opts     HandlerOptions // Timeout defaulted
+	slots    *reviewSlots   // nil: no bound
+	isReady  atomic.Bool    // Ready passed once; it stays so
 	// shed counts requests turned away since shedLogged (unix ns).
 	shed       atomic.Int64
 	shedLogged atomic.Int64
@@ -90,43 +81,27 @@ type AdmissionHandler struct {
 
 // NewAdmissionHandler builds the /v1/admit handler around a Reviewer.
 func NewAdmissionHandler(rv Reviewer, o HandlerOptions) *AdmissionHandler {
-	h := &AdmissionHandler{
-		reviewer:       rv,
-		namespaces:     o.Namespaces,
-		exempt:         o.Exemptions,
-		excluded:       o.Excluded,
-		trace:          o.Trace,
-		serviceAccount: o.ServiceAccount,
-		timeout:        o.Timeout,
-		logDenies:      o.LogDenies,
-		metrics:        o.Metrics,
-		ready:          o.Ready,
-		log:            o.Log,
-	}
-	if h.timeout <= 0 {
-		h.timeout = DefaultTimeoutSeconds * time.Second
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeoutSeconds * time.Second
 	}
 	n := o.MaxServingThreads
 	if n < 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	h.slots = newReviewSlots(n)
-	return h
+	return &AdmissionHandler{reviewer: rv, opts: o, slots: newReviewSlots(n)}
 }
 
 // ServeHTTP answers one AdmissionReview.
 func (h *AdmissionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ar, herr := readReview(r)
-	if herr != nil {
-		h.log.V(1).Info("Bad admission request", "code", herr.code, "error", herr.Error())
-		writeError(w, herr)
-		h.metrics.observe(DecisionError, false, time.Since(start))
+	ar := readReviewOrRefuse(w, r, h.opts.Log)
+	if ar == nil {
+		h.opts.Metrics.observe(DecisionError, false, time.Since(start))
 		return
 	}
 	req := ar.Request
 	dryRun := req.DryRun != nil && *req.DryRun
-	resp, err := h.admit(r.Context(), req, requestTimeout(r, h.timeout))
+	resp, err := h.admit(r.Context(), req, requestTimeout(r, h.opts.Timeout))
 	if err != nil {
 		herr := &httpError{code: errorCode(err), err: err}
 		switch {
@@ -136,19 +111,16 @@ func (h *AdmissionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// least to spare, so one line a second says how many.
 			h.logShed(err)
 		case herr.code >= http.StatusInternalServerError:
-			h.log.Error(err, "Could not judge an admission request", requestKeys(req)...)
+			h.opts.Log.Error(err, "Could not judge an admission request", requestKeys(req)...)
 		default:
-			h.log.V(1).Info("Bad admission request", append(requestKeys(req), "code", herr.code, "error", err.Error())...)
+			h.opts.Log.V(1).Info("Bad admission request", append(requestKeys(req), "code", herr.code, "error", err.Error())...)
 		}
 		writeError(w, herr)
-		h.metrics.observe(DecisionError, dryRun, time.Since(start))
+		h.opts.Metrics.observe(DecisionError, dryRun, time.Since(start))
 		return
 	}
-	resp.UID = req.UID
-	if err := writeResponse(w, ar.APIVersion, resp); err != nil {
-		h.log.Error(err, "Could not answer an admission request", requestKeys(req)...)
-	}
-	h.metrics.observe(decisionOf(resp), dryRun, time.Since(start))
+	answer(w, ar, resp, h.opts.Log)
+	h.opts.Metrics.observe(decisionOf(resp), dryRun, time.Since(start))
 }
 
 // logShed logs requests turned away with 503 (over capacity, or not
@@ -162,7 +134,7 @@ func (h *AdmissionHandler) logShed(err error) {
 		return
 	}
 	h.shed.Add(-n)
-	h.log.Info("Turned admission requests away with 503", "count", n, "lastError", err.Error())
+	h.opts.Log.Info("Turned admission requests away with 503", "count", n, "lastError", err.Error())
 }
 
 func decisionOf(resp *admissionv1.AdmissionResponse) string {
@@ -192,7 +164,7 @@ func requestTimeout(r *http.Request, limit time.Duration) time.Duration {
 // admit judges one request. An error is answered with its HTTP status
 // (errorCode): 400 for a request that cannot be judged, 500 otherwise.
 func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.AdmissionRequest, timeout time.Duration) (*admissionv1.AdmissionResponse, error) {
-	if h.serviceAccount != "" && req.UserInfo.Username == h.serviceAccount {
+	if h.opts.ServiceAccount != "" && req.UserInfo.Username == h.opts.ServiceAccount {
 		return allowed("request from the manager's own service account"), nil
 	}
 	isNamespace := req.Kind.Group == "" && req.Kind.Kind == "Namespace"
@@ -200,10 +172,10 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 	if isNamespace {
 		nsName = req.Name
 	}
-	if h.exempt.Exempt(nsName) {
+	if h.opts.Exemptions.Exempt(nsName) {
 		return allowed(fmt.Sprintf("namespace %q is exempt", nsName)), nil
 	}
-	if nsName != "" && h.excluded != nil && h.excluded(nsName) {
+	if nsName != "" && h.opts.Excluded != nil && h.opts.Excluded(nsName) {
 		return allowed(fmt.Sprintf("namespace %q is excluded from the webhook by the Config", nsName)), nil
 	}
 	if herr := checkObjects(req); herr != nil {
@@ -216,9 +188,9 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var ns *corev1.Namespace
-	if h.namespaces != nil && req.Namespace != "" && !isNamespace {
+	if h.opts.Namespaces != nil && req.Namespace != "" && !isNamespace {
 		var err error
-		if ns, err = h.namespaces(ctx, req.Namespace); err != nil {
+		if ns, err = h.opts.Namespaces(ctx, req.Namespace); err != nil {
 			return nil, err
 		}
 	}
@@ -229,9 +201,9 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 	defer release()
 	in := &engine.Admission{Request: req, Namespace: ns, Source: engine.SourceOriginal}
 	var dump bool
-	if h.trace != nil {
+	if h.opts.Trace != nil {
 		gvk := schema.GroupVersionKind{Group: req.Kind.Group, Version: req.Kind.Version, Kind: req.Kind.Kind}
-		in.Trace, dump = h.trace(req.UserInfo.Username, gvk)
+		in.Trace, dump = h.opts.Trace(req.UserInfo.Username, gvk)
 	}
 	res, err := h.reviewer.Review(ctx, in, engine.EnforcementPointWebhook)
 	if err != nil {
@@ -243,7 +215,7 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 		if dump {
 			kv = append(kv, "object", string(req.Object.Raw))
 		}
-		h.log.Info("Evaluation trace", kv...)
+		h.opts.Log.Info("Evaluation trace", kv...)
 	}
 	if ctx.Err() != nil {
 		// The engine reports a canceled evaluation as a violation of
@@ -255,10 +227,10 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 
 // checkReady answers 503 until the engine holds every policy.
 func (h *AdmissionHandler) checkReady() error {
-	if h.ready == nil || h.isReady.Load() {
+	if h.opts.Ready == nil || h.isReady.Load() {
 		return nil
 	}
-	if err := h.ready(); err != nil {
+	if err := h.opts.Ready(); err != nil {
 		return &httpError{code: http.StatusServiceUnavailable, err: fmt.Errorf("not ready: %w", err)}
 	}
 	h.isReady.Store(true)
@@ -293,17 +265,17 @@ func (h *AdmissionHandler) verdict(req *admissionv1.AdmissionRequest, violations
 			case engine.ActionWarn:
 				warn = append(warn, line)
 			case engine.ActionDryrun:
-				h.log.Info("Dryrun violation", append(requestKeys(req), violationKeys(v)...)...)
+				h.opts.Log.Info("Dryrun violation", append(requestKeys(req), violationKeys(v)...)...)
 			}
 		}
 	}
-	if h.logDenies {
+	if h.opts.LogDenies {
 		for i := range violations {
 			v := &violations[i]
 			if v.HasAction(engine.ActionDeny) {
-				h.log.Info("Denied admission request", append(requestKeys(req), violationKeys(v)...)...)
+				h.opts.Log.Info("Denied admission request", append(requestKeys(req), violationKeys(v)...)...)
 			} else if v.HasAction(engine.ActionWarn) {
-				h.log.Info("Warned on admission request", append(requestKeys(req), violationKeys(v)...)...)
+				h.opts.Log.Info("Warned on admission request", append(requestKeys(req), violationKeys(v)...)...)
 			}
 		}
 	}

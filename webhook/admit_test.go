@@ -33,7 +33,7 @@ type countingReviewer struct {
 	n atomic.Int32
 }
 
-func (c *countingReviewer) Review(ctx context.Context, in any, ep string) (*engine.Response, error) {
+func (c *countingReviewer) Review(ctx context.Context, in engine.ReviewInput, ep string) (*engine.Response, error) {
 	c.n.Add(1)
 	return c.Reviewer.Review(ctx, in, ep)
 }
@@ -285,7 +285,7 @@ type barrierReviewer struct {
 	all  chan struct{}
 }
 
-func (b *barrierReviewer) Review(ctx context.Context, _ any, _ string) (*engine.Response, error) {
+func (b *barrierReviewer) Review(ctx context.Context, _ engine.ReviewInput, _ string) (*engine.Response, error) {
 	if b.n.Add(1) == b.want {
 		close(b.all)
 	}

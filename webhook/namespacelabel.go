@@ -29,10 +29,8 @@ func NewNamespaceLabelHandler(exempt *Exemptions, log logr.Logger) *NamespaceLab
 
 // ServeHTTP answers one AdmissionReview for a Namespace.
 func (h *NamespaceLabelHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ar, herr := readReview(r)
-	if herr != nil {
-		h.log.V(1).Info("Bad admission request", "code", herr.code, "error", herr.Error())
-		writeError(w, herr)
+	ar := readReviewOrRefuse(w, r, h.log)
+	if ar == nil {
 		return
 	}
 	resp, herr := h.admit(ar.Request)
@@ -41,10 +39,7 @@ func (h *NamespaceLabelHandler) ServeHTTP(w http.ResponseWriter, r *http.Request
 		writeError(w, herr)
 		return
 	}
-	resp.UID = ar.Request.UID
-	if err := writeResponse(w, ar.APIVersion, resp); err != nil {
-		h.log.Error(err, "Could not answer an admission request", requestKeys(ar.Request)...)
-	}
+	answer(w, ar, resp, h.log)
 }
 
 func (h *NamespaceLabelHandler) admit(req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, *httpError) {

@@ -3,11 +3,12 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/portcullis-dev/portcullis/internal/exemption"
 )
 
 // IgnoreLabel on a namespace makes the API server skip /v1/admit for it
@@ -16,53 +17,12 @@ import (
 const IgnoreLabel = "admission.gatekeeper.sh/ignore"
 
 // Exemptions are the namespaces the webhook never judges, by exact name,
-// prefix or suffix.
-type Exemptions struct {
-	names              map[string]bool
-	prefixes, suffixes []string
-}
+// prefix or suffix: the same as the audit's.
+type Exemptions = exemption.Namespaces
 
 // NewExemptions builds Exemptions; empty entries are ignored.
 func NewExemptions(names, prefixes, suffixes []string) *Exemptions {
-	e := &Exemptions{names: map[string]bool{}}
-	for _, n := range names {
-		if n != "" {
-			e.names[n] = true
-		}
-	}
-	for _, p := range prefixes {
-		if p != "" {
-			e.prefixes = append(e.prefixes, p)
-		}
-	}
-	for _, s := range suffixes {
-		if s != "" {
-			e.suffixes = append(e.suffixes, s)
-		}
-	}
-	return e
-}
-
-// Exempt reports whether namespace ns is exempt. The empty namespace
-// (cluster-scoped objects) never is.
-func (e *Exemptions) Exempt(ns string) bool {
-	if e == nil || ns == "" {
-		return false
-	}
-	if e.names[ns] {
-		return true
-	}
-	for _, p := range e.prefixes {
-		if strings.HasPrefix(ns, p) {
-			return true
-		}
-	}
-	for _, s := range e.suffixes {
-		if strings.HasSuffix(ns, s) {
-			return true
-		}
-	}
-	return false
+	return exemption.NewNamespaces(names, prefixes, suffixes)
 }
 
 // NamespaceGetter returns the Namespace named name, nil if there is none.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -252,6 +253,21 @@ func (o *Options) exemptions() *Exemptions {
 		names = append(names, o.Namespace)
 	}
 	return NewExemptions(names, o.ExemptNamespacePrefixes, o.ExemptNamespaceSuffixes)
+}
+
+// handlerOptions are the options of the /v1/admit handler, all but those
+// Setup adds from the manager (Namespaces, Metrics and Log).
+func (o *Options) handlerOptions() HandlerOptions {
+	return HandlerOptions{
+		Exemptions:        o.exemptions(),
+		Trace:             o.Trace,
+		Excluded:          o.Excluded,
+		ServiceAccount:    o.serviceAccountUser(),
+		Timeout:           time.Duration(o.TimeoutSeconds) * time.Second,
+		MaxServingThreads: o.MaxServingThreads,
+		LogDenies:         o.LogDenies,
+		Ready:             o.Ready,
+	}
 }
 
 // isLoopbackOrIP reports whether host is an IP address or localhost, on

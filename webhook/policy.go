@@ -54,10 +54,8 @@ func NewPolicyHandler(cv ConstraintValidator, engineOpts engine.Options, timeout
 
 // ServeHTTP answers one AdmissionReview for a template or a constraint.
 func (h *PolicyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ar, herr := readReview(r)
-	if herr != nil {
-		h.log.V(1).Info("Bad admission request", "code", herr.code, "error", herr.Error())
-		writeError(w, herr)
+	ar := readReviewOrRefuse(w, r, h.log)
+	if ar == nil {
 		return
 	}
 	req := ar.Request
@@ -72,10 +70,7 @@ func (h *PolicyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, herr)
 		return
 	}
-	resp.UID = req.UID
-	if err := writeResponse(w, ar.APIVersion, resp); err != nil {
-		h.log.Error(err, "Could not answer an admission request", requestKeys(req)...)
-	}
+	answer(w, ar, resp, h.log)
 }
 
 func (h *PolicyHandler) admit(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, error) {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -203,6 +204,26 @@ func reasonFor(code int) metav1.StatusReason {
 		return metav1.StatusReasonServiceUnavailable
 	default:
 		return metav1.StatusReasonInternalError
+	}
+}
+
+// readReviewOrRefuse reads the AdmissionReview of r. One that cannot be
+// read is answered with its HTTP error and logged at V(1); it returns nil.
+func readReviewOrRefuse(w http.ResponseWriter, r *http.Request, log logr.Logger) *admissionv1.AdmissionReview {
+	ar, herr := readReview(r)
+	if herr != nil {
+		log.V(1).Info("Bad admission request", "code", herr.code, "error", herr.Error())
+		writeError(w, herr)
+		return nil
+	}
+	return ar
+}
+
+// answer answers the request of ar with resp, logging a failure to write.
+func answer(w http.ResponseWriter, ar *admissionv1.AdmissionReview, resp *admissionv1.AdmissionResponse, log logr.Logger) {
+	resp.UID = ar.Request.UID
+	if err := writeResponse(w, ar.APIVersion, resp); err != nil {
+		log.Error(err, "Could not answer an admission request", requestKeys(ar.Request)...)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -50,23 +49,13 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 	if _, err := mgr.GetCache().GetInformer(context.Background(), &corev1.Namespace{}, cache.BlockUntilSynced(false)); err != nil {
 		return fmt.Errorf("webhook: watching Namespaces: %w", err)
 	}
-	timeout := time.Duration(opts.TimeoutSeconds) * time.Second
-	exempt := opts.exemptions()
-	admit := NewAdmissionHandler(eng, HandlerOptions{
-		Namespaces:        CachedNamespaces(mgr.GetCache(), mgr.GetAPIReader()),
-		Exemptions:        exempt,
-		Trace:             opts.Trace,
-		Excluded:          opts.Excluded,
-		ServiceAccount:    opts.serviceAccountUser(),
-		Timeout:           timeout,
-		MaxServingThreads: opts.MaxServingThreads,
-		LogDenies:         opts.LogDenies,
-		Metrics:           metrics,
-		Ready:             opts.Ready,
-		Log:               log.WithName("admit"),
-	})
-	label := NewNamespaceLabelHandler(exempt, log.WithName("admitlabel"))
-	policy := NewPolicyHandler(eng, opts.EngineOptions, timeout, log.WithName("admitpolicy"))
+	ho := opts.handlerOptions()
+	ho.Namespaces = CachedNamespaces(mgr.GetCache(), mgr.GetAPIReader())
+	ho.Metrics = metrics
+	ho.Log = log.WithName("admit")
+	admit := NewAdmissionHandler(eng, ho)
+	label := NewNamespaceLabelHandler(ho.Exemptions, log.WithName("admitlabel"))
+	policy := NewPolicyHandler(eng, opts.EngineOptions, ho.Timeout, log.WithName("admitpolicy"))
 
 	certs, err := setupCerts(mgr, &opts, log)
 	if err != nil {

@@ -164,19 +164,18 @@ func (k *kindSync) asObject(obj any) (*unstructured.Unstructured, bool) {
 }
 
 func (k *kindSync) put(gen int, obj any) {
-	u, ok := k.asObject(obj)
-	if !ok {
-		return
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.current(gen) {
-		k.putLocked(u)
-		k.metrics.setObjects(k.gvk, len(k.objects))
-	}
+	k.update(gen, obj, k.putLocked)
 }
 
 func (k *kindSync) delete(gen int, obj any) {
+	k.update(gen, obj, func(u *unstructured.Unstructured) {
+		k.removeLocked(objectKey{u.GetNamespace(), u.GetName()})
+	})
+}
+
+// update applies f, with k.mu held, to the object of an event of watch
+// generation gen, unless the watch has been replaced or stopped since.
+func (k *kindSync) update(gen int, obj any, f func(*unstructured.Unstructured)) {
 	u, ok := k.asObject(obj)
 	if !ok {
 		return
@@ -184,7 +183,7 @@ func (k *kindSync) delete(gen int, obj any) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.current(gen) {
-		k.removeLocked(objectKey{u.GetNamespace(), u.GetName()})
+		f(u)
 		k.metrics.setObjects(k.gvk, len(k.objects))
 	}
 }

@@ -114,7 +114,7 @@ func wanted(lib *library, name string, dirs []string) bool {
 	return false
 }
 
-func benchmarkReview(b *testing.B, dirs []string, inputs []any) {
+func benchmarkReview(b *testing.B, dirs []string, inputs []engine.ReviewInput) {
 	e := benchEngine(b, dirs)
 	ctx := context.Background()
 	violations := 0
@@ -146,7 +146,7 @@ func benchmarkReview(b *testing.B, dirs []string, inputs []any) {
 // the engine and the frameworks client. Run with -cpu 1 for one review at
 // a time.
 func BenchmarkReview(b *testing.B) {
-	benchmarkReview(b, benchTemplates, []any{&engine.Object{Object: benchObject(b)}})
+	benchmarkReview(b, benchTemplates, []engine.ReviewInput{&engine.Object{Object: benchObject(b)}})
 }
 
 // BenchmarkReviewLibrary reviews each library sample object in turn (one
@@ -154,7 +154,7 @@ func BenchmarkReview(b *testing.B) {
 // constraint, as portcullis bench does on hack/library-bench-args.sh.
 func BenchmarkReviewLibrary(b *testing.B) {
 	lib := loadLibrary(b)
-	inputs := make([]any, 0, len(lib.objects))
+	inputs := make([]engine.ReviewInput, 0, len(lib.objects))
 	for _, u := range lib.objects {
 		if u.GetKind() != "AdmissionReview" {
 			inputs = append(inputs, &engine.Object{Object: u, Source: engine.SourceOriginal})

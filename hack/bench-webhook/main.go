@@ -113,11 +113,10 @@ func runLoad(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	pport, err := loopback.FreePort()
+	pprofAddr, err := loopback.FreeAddr()
 	if err != nil {
 		return err
 	}
-	pprofAddr := fmt.Sprintf("127.0.0.1:%d", pport)
 
 	self, err := os.Executable()
 	if err != nil {

@@ -26,32 +26,18 @@ func (t *Tracker) RequireData() {
 // ExpectData records the kinds (e.g. "networking.k8s.io/v1, Kind=NetworkPolicy")
 // to sync at startup. Later calls add to them until the tracker is ready.
 func (t *Tracker) ExpectData(kinds []string) {
-	if t == nil {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.ready {
-		return
-	}
-	for _, k := range kinds {
-		t.data.kinds.expected[k] = true
-	}
-	t.data.listed = true
+	t.whileStarting(func() {
+		for _, k := range kinds {
+			t.data.kinds.expected[k] = true
+		}
+		t.data.listed = true
+	})
 }
 
 // DataDone records that a kind's first sync is complete, or that it will
 // not be synced (unknown kind, or no longer listed).
 func (t *Tracker) DataDone(kind string) {
-	if t == nil {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.ready {
-		return
-	}
-	t.data.kinds.done[kind] = true
+	t.whileStarting(func() { t.data.kinds.done[kind] = true })
 }
 
 // checkData is the data part of Check; t.mu is held.

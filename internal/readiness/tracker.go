@@ -75,46 +75,24 @@ func (t *Tracker) ExpectTemplates(names []string) {
 
 // TemplateDone records that a template was handled (or is gone).
 func (t *Tracker) TemplateDone(name string) {
-	if t == nil {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.ready {
-		return
-	}
-	t.templates.done[name] = true
+	t.whileStarting(func() { t.templates.done[name] = true })
 }
 
 // ExpectConstraints records the constraints of a kind that exist when its
 // watch has synced. Call it before TemplateDone for the kind's template, so
 // that the template is never done while its constraints are unknown.
 func (t *Tracker) ExpectConstraints(kind string, names []string) {
-	if t == nil {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.ready {
-		return
-	}
-	o := t.kind(kind)
-	for _, n := range names {
-		o.expected[n] = true
-	}
+	t.whileStarting(func() {
+		o := t.kind(kind)
+		for _, n := range names {
+			o.expected[n] = true
+		}
+	})
 }
 
 // ConstraintDone records that a constraint was handled (or is gone).
 func (t *Tracker) ConstraintDone(kind, name string) {
-	if t == nil {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.ready {
-		return
-	}
-	t.kind(kind).done[name] = true
+	t.whileStarting(func() { t.kind(kind).done[name] = true })
 }
 
 // CancelConstraints drops the expectations for a kind whose template was
@@ -126,6 +104,20 @@ func (t *Tracker) CancelConstraints(kind string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.constraints, kind)
+}
+
+// whileStarting runs f with t.mu held, unless t is nil or already ready:
+// once ready, expectations and their handling no longer matter.
+func (t *Tracker) whileStarting(f func()) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ready {
+		return
+	}
+	f()
 }
 
 func (t *Tracker) kind(kind string) *objects {
