@@ -130,15 +130,7 @@ func runOnce(t *testing.T, a *audit.Auditor) audit.Report {
 // last error when waitTimeout passes.
 func eventually(t *testing.T, what string, cond func(ctx context.Context) (bool, error)) {
 	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		ok, err := cond(ctx)
-		last = err
-		return ok, nil
-	})
-	if err != nil {
-		t.Fatalf("Timed out waiting for %s (last error: %v)", what, last)
-	}
+	testenv.Eventually(t, testenv.Poll{Timeout: waitTimeout}, what, testenv.Holds(cond))
 }
 
 // parse reads one YAML object.
@@ -269,20 +261,7 @@ func getConstraint(ctx context.Context, kind, name string) (*unstructured.Unstru
 // waitEnforced waits until the shared manager enforces the constraint.
 func waitEnforced(t *testing.T, c *unstructured.Unstructured) {
 	t.Helper()
-	eventually(t, c.GetKind()+" "+c.GetName()+" to be enforced", func(ctx context.Context) (bool, error) {
-		u, err := getConstraint(ctx, c.GetKind(), c.GetName())
-		if err != nil {
-			return false, err
-		}
-		list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
-		for _, e := range list {
-			m, _ := e.(map[string]any)
-			if m["id"] == podID && m["enforced"] == true && m["observedGeneration"] == u.GetGeneration() {
-				return true, nil
-			}
-		}
-		return false, fmt.Errorf("status %v", u.Object["status"])
-	})
+	testenv.WaitEnforced(t, testenv.Poll{Timeout: waitTimeout}, env.Client, c.GetKind(), c.GetName(), podID)
 }
 
 // auditStatus is the audit's part of a constraint's status, read live.

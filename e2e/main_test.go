@@ -15,6 +15,12 @@ import (
 // waitTimeout bounds every poll; polls end as soon as their condition holds.
 const waitTimeout = 2 * time.Minute
 
+// poll is how the tests wait for a condition.
+var poll = testenv.Poll{Timeout: waitTimeout, Interval: 250 * time.Millisecond}
+
+// podID is the manager's replica ID in status.byPod.
+const podID = "e2e"
+
 var (
 	env *testenv.Env
 	mgr *manager.Manager
@@ -40,7 +46,7 @@ func TestMain(m *testing.M) {
 // audit themselves).
 func startManager() (func() error, error) {
 	opts := manager.NewOptions()
-	opts.PodID = "e2e"
+	opts.PodID = podID
 	opts.MetricsBindAddress = "0"
 	probes, err := loopback.FreeAddr()
 	if err != nil {

@@ -1,7 +1,6 @@
 package webhook_test
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"github.com/portcullis-dev/portcullis/internal/loopback"
@@ -17,7 +16,6 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -150,20 +148,12 @@ func startHarness(logs *syncBuffer) (*harness, error) {
 
 // syncBuffer collects the manager's logs for tests to search.
 type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	testenv.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
+// Contains reports whether one line of the logs holds every s.
 func (b *syncBuffer) Contains(s ...string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, line := range strings.Split(b.buf.String(), "\n") {
+	for _, line := range strings.Split(b.String(), "\n") {
 		all := true
 		for _, x := range s {
 			if !strings.Contains(line, x) {
@@ -215,14 +205,7 @@ func warningClient(t *testing.T) (client.Client, *warnings) {
 // error when waitTimeout passes.
 func eventually(t *testing.T, what string, cond func(ctx context.Context) error) {
 	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		last = cond(ctx)
-		return last == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("Timed out waiting for %s: %v", what, last)
-	}
+	testenv.Eventually(t, testenv.Poll{Timeout: waitTimeout, Interval: 200 * time.Millisecond}, what, cond)
 }
 
 // parse reads one YAML object.

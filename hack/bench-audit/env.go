@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -123,26 +122,13 @@ func createConstraints(ctx context.Context, c client.Client, policies []gklibrar
 		}
 	}
 	for _, p := range policies {
-		var last string
+		var last error
 		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
-			u := &unstructured.Unstructured{}
-			u.SetGroupVersionKind(p.Constraint.GroupVersionKind())
-			if err := c.Get(ctx, client.ObjectKey{Name: p.Constraint.GetName()}, u); err != nil {
-				last = err.Error()
-				return false, nil
-			}
-			list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
-			for _, e := range list {
-				m, _ := e.(map[string]any)
-				if m["id"] == benchPodID && m["enforced"] == true && m["observedGeneration"] == u.GetGeneration() {
-					return true, nil
-				}
-			}
-			last = fmt.Sprint(u.Object["status"])
-			return false, nil
+			last = testenv.ConstraintEnforced(ctx, c, p.Constraint.GetKind(), p.Constraint.GetName(), benchPodID)
+			return last == nil, nil
 		})
 		if err != nil {
-			return fmt.Errorf("constraint %s not enforced: %s", key(p), last)
+			return fmt.Errorf("constraint %s not enforced: %v", key(p), last)
 		}
 	}
 	return nil

@@ -128,15 +128,7 @@ func freeAddr(t *testing.T) string {
 // last error or state when waitTimeout passes.
 func eventually(t *testing.T, what string, cond func(ctx context.Context) (bool, error)) {
 	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		ok, err := cond(ctx)
-		last = err
-		return ok, nil
-	})
-	if err != nil {
-		t.Fatalf("Timed out waiting for %s (last error: %v)", what, last)
-	}
+	testenv.Eventually(t, testenv.Poll{Timeout: waitTimeout}, what, testenv.Holds(cond))
 }
 
 // apply creates the objects in a YAML stream, and deletes them when the
@@ -280,26 +272,12 @@ func templateError(ctx context.Context, name, podID string) (map[string]any, err
 // constraintEntry returns podID's byPod entry of a constraint once it
 // reports the constraint's current generation.
 func constraintEntry(ctx context.Context, kind, name, podID string) (map[string]any, error) {
-	u, err := getConstraint(ctx, kind, name)
-	if err != nil {
-		return nil, err
-	}
-	e := byPod(u, podID)
-	if e == nil {
-		return nil, fmt.Errorf("no byPod entry for %s: %v", podID, u.Object["status"])
-	}
-	if gen, _ := e["observedGeneration"].(int64); gen != u.GetGeneration() {
-		return nil, fmt.Errorf("byPod entry at generation %d, want %d", gen, u.GetGeneration())
-	}
-	return e, nil
+	return testenv.ConstraintEntry(ctx, env.Client, kind, name, podID)
 }
 
 func constraintEnforced(ctx context.Context, kind, name, podID string) (bool, error) {
-	e, err := constraintEntry(ctx, kind, name, podID)
-	if err != nil {
-		return false, err
-	}
-	return e["enforced"] == true && e["errors"] == nil, fmt.Errorf("entry %v", e)
+	err := testenv.ConstraintEnforced(ctx, env.Client, kind, name, podID)
+	return err == nil, err
 }
 
 // review judges obj at the audit enforcement point.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -206,16 +207,5 @@ func elected(r *running) bool {
 // pollUntil is eventually with its own timeout.
 func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
 	t.Helper()
-	var last error
-	for end := time.Now().Add(timeout); ; {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		last = err
-		if time.Now().After(end) {
-			t.Fatalf("Timed out after %s waiting for %s (last: %v)", timeout, what, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Eventually(t, testenv.Poll{Timeout: timeout}, what, testenv.Holds(func(context.Context) (bool, error) { return cond() }))
 }
