@@ -20,6 +20,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/manager/managertest"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
@@ -61,33 +62,20 @@ func TestMain(m *testing.M) {
 // audit added by audit.Setup when auditOpts is not nil: the wiring the
 // manager is to have.
 func startManager(id string, auditOpts *audit.Options) (m *manager.Manager, stop func(), err error) {
-	opts := manager.NewOptions()
 	// The audit is added here by hand; the manager's own audit and webhook
-	// stay off.
-	opts.Audit.Interval = 0
-	opts.Webhook.Enabled = false
-	opts.PodID = id
-	opts.MetricsBindAddress = "0"
-	opts.HealthProbeBindAddress = "0"
-	if err := opts.Complete(); err != nil {
-		return nil, nil, err
-	}
-	m, err = manager.New(env.Config, opts)
+	// stay off (managertest.Options).
+	r, err := managertest.Start(env.Config, managertest.Options(id), func(m *manager.Manager) error {
+		if auditOpts == nil {
+			return nil
+		}
+		auditOpts.Ready = m.Ready
+		return audit.Setup(m.Manager(), m.Engine(), *auditOpts)
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	if auditOpts != nil {
-		auditOpts.Ready = m.Ready
-		if err := audit.Setup(m.Manager(), m.Engine(), *auditOpts); err != nil {
-			return nil, nil, err
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Start(ctx) }()
-	return m, func() {
-		cancel()
-		if err := <-done; err != nil {
+	return r.Manager, func() {
+		if err := r.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "manager %s: %v\n", id, err)
 		}
 	}, nil

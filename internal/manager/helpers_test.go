@@ -15,6 +15,7 @@ import (
 	"github.com/portcullis-dev/portcullis/controllers"
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/manager/managertest"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -66,14 +67,9 @@ func startManagerWith(t *testing.T, cfg *rest.Config, so startOpts) *running {
 	if so.podID == "" {
 		so.podID = "pod-a"
 	}
-	opts := manager.NewOptions()
 	// The webhook and the audit have their own end-to-end tests; here they
 	// would only add writes the restart test must not see.
-	opts.Webhook.Enabled = false
-	opts.Audit.Interval = 0
-	opts.PodID = so.podID
-	opts.MetricsBindAddress = "0"
-	opts.HealthProbeBindAddress = "0"
+	opts := managertest.Options(so.podID)
 	opts.LeaderElect = so.leaderElect
 	r := &running{podID: so.podID}
 	if so.probes {
@@ -87,18 +83,12 @@ func startManagerWith(t *testing.T, cfg *rest.Config, so startOpts) *running {
 	if so.options != nil {
 		so.options(&opts)
 	}
-	if err := opts.Complete(); err != nil {
-		t.Fatalf("Options.Complete: %v", err)
-	}
-	m, err := manager.New(cfg, opts)
+	m, err := managertest.Start(cfg, opts, nil)
 	if err != nil {
-		t.Fatalf("manager.New: %v", err)
+		t.Fatal(err)
 	}
-	r.Manager = m
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	r.Manager = m.Manager
 	managers.Add(1)
-	go func() { done <- m.Start(ctx) }()
 	stopped := false
 	r.stop = func() {
 		if stopped {
@@ -106,8 +96,7 @@ func startManagerWith(t *testing.T, cfg *rest.Config, so startOpts) *running {
 		}
 		stopped = true
 		managers.Add(-1)
-		cancel()
-		if err := <-done; err != nil {
+		if err := m.Stop(); err != nil {
 			t.Errorf("manager %s: %v", so.podID, err)
 		}
 	}
