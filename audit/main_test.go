@@ -20,6 +20,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/manager/managertest"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
@@ -61,33 +62,20 @@ func TestMain(m *testing.M) {
 // audit added by audit.Setup when auditOpts is not nil: the wiring the
 // manager is to have.
 func startManager(id string, auditOpts *audit.Options) (m *manager.Manager, stop func(), err error) {
-	opts := manager.NewOptions()
 	// The audit is added here by hand; the manager's own audit and webhook
-	// stay off.
-	opts.Audit.Interval = 0
-	opts.Webhook.Enabled = false
-	opts.PodID = id
-	opts.MetricsBindAddress = "0"
-	opts.HealthProbeBindAddress = "0"
-	if err := opts.Complete(); err != nil {
-		return nil, nil, err
-	}
-	m, err = manager.New(env.Config, opts)
+	// stay off (managertest.Options).
+	r, err := managertest.Start(env.Config, managertest.Options(id), func(m *manager.Manager) error {
+		if auditOpts == nil {
+			return nil
+		}
+		auditOpts.Ready = m.Ready
+		return audit.Setup(m.Manager(), m.Engine(), *auditOpts)
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	if auditOpts != nil {
-		auditOpts.Ready = m.Ready
-		if err := audit.Setup(m.Manager(), m.Engine(), *auditOpts); err != nil {
-			return nil, nil, err
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Start(ctx) }()
-	return m, func() {
-		cancel()
-		if err := <-done; err != nil {
+	return r.Manager, func() {
+		if err := r.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "manager %s: %v\n", id, err)
 		}
 	}, nil
@@ -130,15 +118,7 @@ func runOnce(t *testing.T, a *audit.Auditor) audit.Report {
 // last error when waitTimeout passes.
 func eventually(t *testing.T, what string, cond func(ctx context.Context) (bool, error)) {
 	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		ok, err := cond(ctx)
-		last = err
-		return ok, nil
-	})
-	if err != nil {
-		t.Fatalf("Timed out waiting for %s (last error: %v)", what, last)
-	}
+	testenv.Eventually(t, testenv.Poll{Timeout: waitTimeout}, what, testenv.Holds(cond))
 }
 
 // parse reads one YAML object.
@@ -267,20 +247,7 @@ func getConstraint(ctx context.Context, kind, name string) (*unstructured.Unstru
 // waitEnforced waits until the shared manager enforces the constraint.
 func waitEnforced(t *testing.T, c *unstructured.Unstructured) {
 	t.Helper()
-	eventually(t, c.GetKind()+" "+c.GetName()+" to be enforced", func(ctx context.Context) (bool, error) {
-		u, err := getConstraint(ctx, c.GetKind(), c.GetName())
-		if err != nil {
-			return false, err
-		}
-		list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
-		for _, e := range list {
-			m, _ := e.(map[string]any)
-			if m["id"] == podID && m["enforced"] == true && m["observedGeneration"] == u.GetGeneration() {
-				return true, nil
-			}
-		}
-		return false, fmt.Errorf("status %v", u.Object["status"])
-	})
+	testenv.WaitEnforced(t, testenv.Poll{Timeout: waitTimeout}, env.Client, c.GetKind(), c.GetName(), podID)
 }
 
 // auditStatus is the audit's part of a constraint's status, read live.

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -9,32 +8,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a subprocess to write while the
-// test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestDev runs `portcullis dev` as a subprocess: it reaches ready, the
 // commands it prints behave as printed, a second instance on the same data
@@ -68,7 +47,7 @@ func TestDev(t *testing.T) {
 	dataDir := t.TempDir()
 	readyFile := filepath.Join(dataDir, "ready")
 	env := append(os.Environ(), "KUBEBUILDER_ASSETS="+assets)
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testenv.Buffer
 	cmd := exec.Command(bin, "dev", "--data-dir", dataDir, "--ready-file", readyFile)
 	cmd.Dir = root
 	cmd.Env = env

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,7 +21,7 @@ type devProcess struct {
 	dataDir, readyFile string
 	cmd                *exec.Cmd
 	exited             chan error
-	stdout, stderr     *lockedBuffer
+	stdout, stderr     *testenv.Buffer
 }
 
 // startDev starts `portcullis dev --data-dir <view>/.dev`, after building
@@ -64,8 +63,8 @@ func startDev(t *testing.T, root, view, binDir string) (*devProcess, string) {
 	d := &devProcess{
 		dataDir: filepath.Join(view, ".dev"),
 		exited:  make(chan error, 1),
-		stdout:  &lockedBuffer{},
-		stderr:  &lockedBuffer{},
+		stdout:  &testenv.Buffer{},
+		stderr:  &testenv.Buffer{},
 	}
 	d.readyFile = filepath.Join(d.dataDir, "ready")
 	d.cmd = exec.Command(filepath.Join(binDir, "portcullis"), "dev", "--data-dir", d.dataDir, "--ready-file", d.readyFile)
@@ -166,23 +165,4 @@ func controlPlanePIDs(dir string) []int {
 		pids = append(pids, pid)
 	}
 	return pids
-}
-
-// lockedBuffer is a bytes.Buffer that a subprocess may write while the
-// test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

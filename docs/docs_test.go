@@ -90,8 +90,7 @@ func TestDocs(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	env := baseEnv(work, binDir)
-	library := filepath.Join(root, "..", "shared", "gatekeeper-library", "library")
-	_, libErr := os.Stat(library)
+	library, libErr := testenv.LibraryPath()
 
 	// Start portcullis dev first: it comes up while the offline commands run.
 	view := filepath.Join(work, "root")

@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -199,22 +198,10 @@ func constraintObj(kind, name string) *unstructured.Unstructured {
 	return c
 }
 
-// waitEnforced waits until a pod reports the constraint enforced.
+// waitEnforced waits until the manager reports the constraint enforced.
 func waitEnforced(t *testing.T, kind, name string) {
 	t.Helper()
-	eventually(t, kind+" "+name+" to be enforced", func(ctx context.Context) error {
-		c := constraintObj(kind, name)
-		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(c), c); err != nil {
-			return err
-		}
-		byPod, _, _ := unstructured.NestedSlice(c.Object, "status", "byPod")
-		for _, p := range byPod {
-			if m, ok := p.(map[string]any); ok && m["enforced"] == true {
-				return nil
-			}
-		}
-		return fmt.Errorf("status.byPod %v", byPod)
-	})
+	testenv.WaitEnforced(t, poll, env.Client, kind, name, podID)
 }
 
 // namespace creates a namespace with a unique name.
@@ -264,14 +251,7 @@ func ingress(ns, name, host string) *networkingv1.Ingress {
 // waitTimeout.
 func eventually(t *testing.T, what string, cond func(ctx context.Context) error) {
 	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(t.Context(), 250*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		last = cond(ctx)
-		return last == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("Timed out waiting for %s: %v", what, last)
-	}
+	testenv.Eventually(t, poll, what, cond)
 }
 
 // refusal classifies a create: nil when the webhook refused it naming the

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -18,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/portcullis-dev/portcullis/internal/manifest"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // describeResults renders results for comparison: everything a violation
@@ -48,40 +47,34 @@ func describeResults(t *testing.T, rs []*types.Result) []string {
 // frameworks client's Review: the results must be the same (in the order
 // Results() gives: by action and message, ties in no set order).
 func TestIndexMatchesClientReview(t *testing.T) {
-	dir := filepath.Join("..", "..", "shared", "gatekeeper-library", "library")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("Skipping: no gatekeeper-library at %s (../shared beside the repository)", dir)
-	}
+	lib := testenv.Library(t)
 	ctx := context.Background()
 	e, err := New(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := func(glob string) []*unstructured.Unstructured {
-		files, _ := filepath.Glob(filepath.Join(dir, glob))
-		sort.Strings(files)
-		var out []*unstructured.Unstructured
-		for _, f := range files {
-			docs, err := manifest.ReadPath(f, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, d := range docs {
-				out = append(out, d.Object)
-			}
-		}
-		return out
-	}
-	for _, u := range read("*/*/template.yaml") {
-		ct, err := ParseTemplate(u)
+	// The library's constraint.yaml files (not constraint2.yaml...) and
+	// example_*.yaml objects.
+	var constraints, objects []*unstructured.Unstructured
+	for _, p := range lib {
+		ct, err := ParseTemplate(p.Template)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := e.AddTemplate(ctx, ct); err != nil {
 			t.Fatal(err)
 		}
+		for _, c := range p.Constraints {
+			if filepath.Base(c.File) == "constraint.yaml" {
+				constraints = append(constraints, c.Object)
+			}
+		}
+		for _, o := range p.Objects {
+			if strings.HasPrefix(filepath.Base(o.File), "example_") {
+				objects = append(objects, o.Object)
+			}
+		}
 	}
-	constraints := read("*/*/samples/*/constraint.yaml")
 	actions := []string{
 		"enforcementAction: warn",
 		"enforcementAction: dryrun",
@@ -120,7 +113,6 @@ func TestIndexMatchesClientReview(t *testing.T) {
 		}
 		added++
 	}
-	objects := read("*/*/samples/*/example_*.yaml")
 	compared, results := 0, 0
 	for _, u := range objects {
 		if u.GetKind() == "AdmissionReview" || u.GetName() == "" {

@@ -2,8 +2,6 @@ package engine
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/portcullis-dev/portcullis/engine/regodriver"
-	"github.com/portcullis-dev/portcullis/internal/manifest"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // TestDecodedReviewValue: input.review made from the review's decoded
@@ -20,11 +18,7 @@ import (
 // AdmissionReview, with and without a namespace, for CREATE, UPDATE and
 // DELETE.
 func TestDecodedReviewValue(t *testing.T) {
-	dir := filepath.Join("..", "..", "shared", "gatekeeper-library", "library")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("Skipping: no gatekeeper-library at %s (../shared beside the repository)", dir)
-	}
-	files, _ := filepath.Glob(filepath.Join(dir, "*", "*", "samples", "*", "*.yaml"))
+	lib := testenv.Library(t)
 	ns := map[string]any{"apiVersion": "v1", "kind": "Namespace",
 		"metadata": map[string]any{"name": "ns", "labels": map[string]any{"n": "1"}}}
 	checked := 0
@@ -47,16 +41,9 @@ func TestDecodedReviewValue(t *testing.T) {
 			checked++
 		}
 	}
-	for _, f := range files {
-		if strings.HasPrefix(filepath.Base(f), "constraint") {
-			continue
-		}
-		docs, err := manifest.ReadPath(f, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range docs {
-			u := d.Object
+	for _, p := range lib {
+		for _, o := range p.Objects {
+			f, u := o.File, o.Object
 			if u.GetKind() == "AdmissionReview" {
 				var ar admissionv1.AdmissionReview
 				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &ar); err != nil || ar.Request == nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 func TestReadSuite(t *testing.T) {
@@ -115,10 +117,7 @@ func TestFindSuites(t *testing.T) {
 // TestGatekeeperLibrary is the conformance suite: every case of the public
 // gatekeeper-library must pass, as it does with Gatekeeper's gator.
 func TestGatekeeperLibrary(t *testing.T) {
-	lib := filepath.Join("..", "..", "shared", "gatekeeper-library", "library")
-	if _, err := os.Stat(lib); err != nil {
-		t.Skipf("skipping: the gatekeeper-library is not at %s (it comes from shared/ beside the repository)", lib)
-	}
+	lib := testenv.LibraryDir(t)
 	suites, err := FindSuites([]string{lib + "/..."})
 	if err != nil {
 		t.Fatal(err)

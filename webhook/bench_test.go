@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,7 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/portcullis-dev/portcullis/engine"
-	"github.com/portcullis-dev/portcullis/internal/manifest"
+	"github.com/portcullis-dev/portcullis/internal/gklibrary"
+	"github.com/portcullis-dev/portcullis/internal/gklibrary/libengine"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
 	"github.com/portcullis-dev/portcullis/webhook"
 )
@@ -28,45 +28,13 @@ import (
 // sample constraint, or skips without the library.
 func libraryEngine(b *testing.B, opts engine.Options) *engine.Engine {
 	b.Helper()
-	root, err := testenv.RepoRoot()
+	lib, err := gklibrary.ReadTemplates(testenv.LibraryDir(b))
 	if err != nil {
 		b.Fatal(err)
 	}
-	dir := filepath.Join(root, "..", "shared", "gatekeeper-library", "library")
-	if _, err := os.Stat(dir); err != nil {
-		b.Skipf("Skipping: no gatekeeper-library at %s", dir)
-	}
-	templates, _ := filepath.Glob(filepath.Join(dir, "*", "*", "template.yaml"))
-	sort.Strings(templates)
-	eng, err := engine.New(opts)
+	eng, _, err := libengine.New(context.Background(), opts, lib)
 	if err != nil {
 		b.Fatal(err)
-	}
-	ctx := context.Background()
-	for _, t := range templates {
-		docs, err := manifest.ReadPath(t, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ct, err := engine.ParseTemplate(docs[0].Object)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := eng.AddTemplate(ctx, ct); err != nil {
-			b.Fatal(err)
-		}
-		samples, _ := filepath.Glob(filepath.Join(filepath.Dir(t), "samples", "*", "constraint.yaml"))
-		sort.Strings(samples)
-		if len(samples) == 0 {
-			continue
-		}
-		docs, err = manifest.ReadPath(samples[0], nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := eng.AddConstraint(ctx, docs[0].Object); err != nil {
-			b.Fatal(err)
-		}
 	}
 	return eng
 }

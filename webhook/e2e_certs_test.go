@@ -20,6 +20,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/manager/managertest"
 	"github.com/portcullis-dev/portcullis/webhook"
 )
 
@@ -63,9 +64,6 @@ func TestCertRotator(t *testing.T) {
 		t.Fatal(err)
 	}
 	mopts.HealthProbeBindAddress = probes
-	if err := mopts.Complete(); err != nil {
-		t.Fatal(err)
-	}
 	port, err := loopback.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -76,13 +74,10 @@ func TestCertRotator(t *testing.T) {
 	wopts.Port, wopts.Host = port, "127.0.0.1"
 	wopts.CertDir = t.TempDir()
 	wopts.ConfigurationName = "rotator-test"
-	m, err := manager.New(env.Config, mopts)
+	m, err := managertest.Start(env.Config, mopts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Start(mctx) }()
 	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: wopts.ConfigurationName}}
 	t.Cleanup(func() {
 		// Its label webhook fails closed and its Service does not exist:
@@ -90,8 +85,7 @@ func TestCertRotator(t *testing.T) {
 		if err := env.Client.Delete(context.Background(), vwc); client.IgnoreNotFound(err) != nil {
 			t.Errorf("deleting the configuration: %v", err)
 		}
-		cancel()
-		if err := <-done; err != nil {
+		if err := m.Stop(); err != nil {
 			t.Errorf("manager: %v", err)
 		}
 	})

@@ -1,7 +1,6 @@
 package webhook_test
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"os"
@@ -10,16 +9,14 @@ import (
 	"testing"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/manager/managertest"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
 	"github.com/portcullis-dev/portcullis/webhook"
 )
@@ -41,12 +38,10 @@ const exemptNamespace = "acc-exempt"
 // harness is the manager from internal/manager running in-process with the
 // webhook set up on it, registered with kube-apiserver by URL.
 type harness struct {
-	m       *manager.Manager
-	opts    webhook.Options
-	readyz  string
-	logs    *syncBuffer
-	stop    func() error
-	stopped chan struct{}
+	// opts is the webhook's options as the manager completed them.
+	opts webhook.Options
+	logs *syncBuffer
+	stop func() error
 }
 
 // TestMain starts one control plane and the manager with its webhook for
@@ -94,77 +89,30 @@ func needEnv(t *testing.T) {
 func startHarness(logs *syncBuffer) (*harness, error) {
 	mopts := manager.NewOptions()
 	mopts.PodID = "webhook-e2e"
-	mopts.MetricsBindAddress = "0"
-	probes, err := loopback.FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	mopts.HealthProbeBindAddress = probes
-	if err := mopts.Complete(); err != nil {
-		return nil, err
-	}
-	port, err := loopback.FreePort()
-	if err != nil {
-		return nil, err
-	}
 	// The manager sets the webhook up from its options (Namespace, Ready
 	// and EngineOptions from its own), as `portcullis manager` does.
 	wopts := &mopts.Webhook
-	wopts.URLHost = "127.0.0.1"
-	wopts.Port = port
 	wopts.EnableDeleteOperations = true
 	wopts.EnableConnectOperations = true
 	wopts.ExemptNamespaces = []string{exemptNamespace}
 	wopts.LogDenies = true
-	m, err := manager.New(env.Config, mopts)
+	// The manager is ready once the engine is loaded and the webhook
+	// answers; then the configuration must reach the API server.
+	m, err := managertest.StartWebhook(env.Config, env.Client, mopts, waitTimeout)
 	if err != nil {
 		return nil, err
 	}
-	// What the manager completed, for the tests to read.
-	opts := mopts.Webhook
-	opts.Namespace = mopts.Namespace
-	if err := opts.Complete(); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Start(ctx) }()
-	h := &harness{m: m, opts: opts, readyz: "http://" + probes + "/readyz", logs: logs, stopped: make(chan struct{})}
-	h.stop = func() error {
-		cancel()
-		// Leave no webhook behind pointing at a closed port.
-		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-		vwc.Name = opts.ConfigurationName
-		_ = env.Client.Delete(context.Background(), vwc)
-		return <-done
-	}
-	// The manager is ready once the engine is loaded and the webhook
-	// answers; then the configuration must reach the API server.
-	wctx, wcancel := context.WithTimeout(ctx, waitTimeout)
-	defer wcancel()
-	if err := m.WaitReady(wctx, h.readyz, done); err != nil {
-		_ = h.stop()
-		return nil, err
-	}
-	return h, nil
+	return &harness{opts: m.Webhook, logs: logs, stop: m.Stop}, nil
 }
 
 // syncBuffer collects the manager's logs for tests to search.
 type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	testenv.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
+// Contains reports whether one line of the logs holds every s.
 func (b *syncBuffer) Contains(s ...string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for line := range strings.SplitSeq(b.buf.String(), "\n") {
+	for line := range strings.SplitSeq(b.String(), "\n") {
 		all := true
 		for _, x := range s {
 			if !strings.Contains(line, x) {
@@ -216,14 +164,7 @@ func warningClient(t *testing.T) (client.Client, *warnings) {
 // error when waitTimeout passes.
 func eventually(t *testing.T, what string, cond func(ctx context.Context) error) {
 	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		last = cond(ctx)
-		return last == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("Timed out waiting for %s: %v", what, last)
-	}
+	testenv.Eventually(t, testenv.Poll{Timeout: waitTimeout, Interval: 200 * time.Millisecond}, what, cond)
 }
 
 // parse reads one YAML object.

@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 func pool(t *testing.T, bundle []byte) *x509.CertPool {
@@ -185,7 +186,7 @@ func TestRotationReachesTheServer(t *testing.T) {
 		return st.PeerCertificates[0].SerialNumber.String(), nil
 	}
 	first := serving(t, dir).SerialNumber.String()
-	poll(t, "the server to serve its certificate", func(ctx context.Context) error {
+	testenv.Eventually(t, testenv.Poll{Timeout: 2 * time.Minute}, "the server to serve its certificate", func(ctx context.Context) error {
 		got, err := servedSerial(ctx)
 		if err == nil && got != first {
 			err = fmt.Errorf("serial %s, want %s", got, first)
@@ -203,22 +204,11 @@ func TestRotationReachesTheServer(t *testing.T) {
 	if second == first {
 		t.Fatal("not renewed")
 	}
-	poll(t, "the renewed certificate to be served", func(ctx context.Context) error {
+	testenv.Eventually(t, testenv.Poll{Timeout: 2 * time.Minute}, "the renewed certificate to be served", func(ctx context.Context) error {
 		got, err := servedSerial(ctx)
 		if err == nil && got != second {
 			err = fmt.Errorf("serial %s, want %s", got, second)
 		}
 		return err
 	})
-}
-
-func poll(t *testing.T, what string, cond func(ctx context.Context) error) {
-	t.Helper()
-	var last error
-	if err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		last = cond(ctx)
-		return last == nil, nil
-	}); err != nil {
-		t.Fatalf("Timed out waiting for %s: %v", what, last)
-	}
 }

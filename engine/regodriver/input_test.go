@@ -10,6 +10,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // slowReviewValue is how the frameworks driver makes input.review.
@@ -83,10 +85,7 @@ func TestReviewDecoding(t *testing.T) {
 // TestReviewDecodingLibrary decodes every gatekeeper-library sample both
 // ways.
 func TestReviewDecodingLibrary(t *testing.T) {
-	dir := "../../../shared/gatekeeper-library/library"
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("gatekeeper-library not found at %s: %v", dir, err)
-	}
+	dir := testenv.LibraryDir(t)
 	n := 0
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || filepath.Ext(p) != ".yaml" {

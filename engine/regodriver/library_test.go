@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -20,16 +19,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
-
-// libraryDir is the gatekeeper-library checkout beside this repository.
-const libraryDir = "../../../shared/gatekeeper-library/library"
 
 // library is the gatekeeper-library's templates with all their sample
 // constraints, and every sample object.
 type library struct {
 	templates   []*templates.ConstraintTemplate
-	dirs        []string // each template's directory, relative to libraryDir
+	dirs        []string // each template's directory, relative to the library
 	constraints []*unstructured.Unstructured
 	// first is each template's first sample constraint, as the bench uses.
 	first   []*unstructured.Unstructured
@@ -39,61 +36,28 @@ type library struct {
 
 func loadLibrary(t testing.TB) *library {
 	t.Helper()
-	if _, err := os.Stat(libraryDir); err != nil {
-		t.Skipf("gatekeeper-library not found at %s (it is expected in ../shared beside the repository): %v", libraryDir, err)
-	}
+	dir := testenv.LibraryDir(t)
 	lib := &library{}
-	var tmplFiles []string
-	err := filepath.WalkDir(libraryDir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.Name() == "template.yaml" {
-			tmplFiles = append(tmplFiles, p)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(tmplFiles)
-	for _, tf := range tmplFiles {
-		docs := readYAML(t, tf)
-		ct, err := engine.ParseTemplate(docs[0])
+	for _, p := range testenv.Library(t) {
+		ct, err := engine.ParseTemplate(p.Template)
 		if err != nil {
-			t.Fatalf("%s: %v", tf, err)
+			t.Fatalf("%s: %v", p.Files.Template, err)
 		}
 		lib.templates = append(lib.templates, ct)
-		rel, _ := filepath.Rel(libraryDir, filepath.Dir(tf))
+		rel, _ := filepath.Rel(dir, p.Files.Dir)
 		lib.dirs = append(lib.dirs, filepath.ToSlash(rel))
-		samples, _ := filepath.Glob(filepath.Join(filepath.Dir(tf), "samples", "*", "*.yaml"))
-		sort.Strings(samples)
-		firstDone := false
-		for _, s := range samples {
-			for _, u := range readYAML(t, s) {
-				if strings.HasPrefix(filepath.Base(s), "constraint") {
-					lib.constraints = append(lib.constraints, u)
-					if !firstDone {
-						lib.first = append(lib.first, u)
-						firstDone = true
-					}
-					continue
-				}
-				lib.objects = append(lib.objects, u)
-				lib.files = append(lib.files, s)
-			}
+		for _, c := range p.Constraints {
+			lib.constraints = append(lib.constraints, c.Object)
+		}
+		if p.Constraint != nil {
+			lib.first = append(lib.first, p.Constraint)
+		}
+		for _, o := range p.Objects {
+			lib.objects = append(lib.objects, o.Object)
+			lib.files = append(lib.files, o.File)
 		}
 	}
-	if len(lib.templates) == 0 {
-		t.Skipf("no templates in %s", libraryDir)
-	}
 	return lib
-}
-
-func readYAML(t testing.TB, path string) []*unstructured.Unstructured {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return parseYAML(t, path, string(b))
 }
 
 // parseYAML parses the documents of a YAML stream.

@@ -2,20 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/portcullis-dev/portcullis/internal/manifest"
+	"github.com/portcullis-dev/portcullis/internal/gklibrary"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
@@ -80,19 +79,12 @@ func (cp *controlPlane) stop() {
 	_ = os.RemoveAll(cp.dir)
 }
 
-// policy is one gatekeeper-library template with its first sample
-// constraint.
-type policy struct {
-	dir        string
-	template   *unstructured.Unstructured
-	constraint *unstructured.Unstructured
-}
+// key names a policy by its constraint.
+func key(p gklibrary.Policy) string { return p.Constraint.GetKind() + "/" + p.Constraint.GetName() }
 
-func (p policy) key() string { return p.constraint.GetKind() + "/" + p.constraint.GetName() }
-
-// readLibrary reads every library/*/*/template.yaml with the first
-// samples/*/constraint.yaml beside it.
-func readLibrary(lib string) ([]policy, error) {
+// readLibrary reads every template of the library with its first sample
+// constraint (samples/*/constraint.yaml, sorted).
+func readLibrary(lib string) ([]gklibrary.Policy, error) {
 	if lib == "" {
 		root, err := testenv.RepoRoot()
 		if err != nil {
@@ -100,78 +92,43 @@ func readLibrary(lib string) ([]policy, error) {
 		}
 		lib = filepath.Join(root, "..", "shared", "gatekeeper-library", "library")
 	}
-	files, err := filepath.Glob(filepath.Join(lib, "*", "*", "template.yaml"))
-	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("no templates in %s (it comes from shared/ beside the repository; set -library)", lib)
+	policies, err := gklibrary.ReadTemplates(lib)
+	if err == nil && len(policies) == 0 {
+		err = errors.New("no templates")
 	}
-	sort.Strings(files)
-	var out []policy
-	for _, f := range files {
-		dir := filepath.Dir(f)
-		samples, _ := filepath.Glob(filepath.Join(dir, "samples", "*", "constraint.yaml"))
-		if len(samples) == 0 {
-			return nil, fmt.Errorf("%s: no samples/*/constraint.yaml", dir)
-		}
-		sort.Strings(samples)
-		t, err := readOne(f)
-		if err != nil {
-			return nil, err
-		}
-		c, err := readOne(samples[0])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, policy{dir: dir, template: t, constraint: c})
-	}
-	return out, nil
-}
-
-func readOne(path string) (*unstructured.Unstructured, error) {
-	docs, err := manifest.ReadPath(path, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w (it comes from shared/ beside the repository; set -library)", lib, err)
 	}
-	if len(docs) != 1 {
-		return nil, fmt.Errorf("%s: %d documents, want 1", path, len(docs))
+	for _, p := range policies {
+		if p.Constraint == nil {
+			return nil, fmt.Errorf("%s: no samples/*/constraint.yaml", p.Files.Dir)
+		}
 	}
-	return docs[0].Object, nil
+	return policies, nil
 }
 
 // createConstraints creates each constraint once its kind is served (the
 // audit process's manager creates the CRDs), then waits until the audit
 // process enforces them all.
-func createConstraints(ctx context.Context, c client.Client, policies []policy) error {
+func createConstraints(ctx context.Context, c client.Client, policies []gklibrary.Policy) error {
 	for _, p := range policies {
 		var err error
 		werr := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
-			err = c.Create(ctx, p.constraint.DeepCopy())
+			err = c.Create(ctx, p.Constraint.DeepCopy())
 			return !meta.IsNoMatchError(err), nil
 		})
 		if werr != nil || err != nil {
-			return fmt.Errorf("creating constraint %s: %w (%w)", p.key(), err, werr)
+			return fmt.Errorf("creating constraint %s: %w (%w)", key(p), err, werr)
 		}
 	}
 	for _, p := range policies {
-		var last string
+		var last error
 		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
-			u := &unstructured.Unstructured{}
-			u.SetGroupVersionKind(p.constraint.GroupVersionKind())
-			if err := c.Get(ctx, client.ObjectKey{Name: p.constraint.GetName()}, u); err != nil {
-				last = err.Error()
-				return false, nil
-			}
-			list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
-			for _, e := range list {
-				m, _ := e.(map[string]any)
-				if m["id"] == benchPodID && m["enforced"] == true && m["observedGeneration"] == u.GetGeneration() {
-					return true, nil
-				}
-			}
-			last = fmt.Sprint(u.Object["status"])
-			return false, nil
+			last = testenv.ConstraintEnforced(ctx, c, p.Constraint.GetKind(), p.Constraint.GetName(), benchPodID)
+			return last == nil, nil
 		})
 		if err != nil {
-			return fmt.Errorf("constraint %s not enforced: %s", p.key(), last)
+			return fmt.Errorf("constraint %s not enforced: %w", key(p), last)
 		}
 	}
 	return nil

@@ -29,6 +29,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/portcullis-dev/portcullis/internal/gklibrary"
 )
 
 type config struct {
@@ -101,8 +103,8 @@ func runParent(ctx context.Context, c config) error {
 		return err
 	}
 	for _, p := range policies {
-		if err := cp.client.Create(ctx, p.template.DeepCopy()); err != nil {
-			return fmt.Errorf("creating template %s: %w", p.template.GetName(), err)
+		if err := cp.client.Create(ctx, p.Template.DeepCopy()); err != nil {
+			return fmt.Errorf("creating template %s: %w", p.Template.GetName(), err)
 		}
 	}
 	fmt.Printf("Loaded %s in %s\n", counts, time.Since(begin).Round(time.Millisecond))
@@ -231,30 +233,30 @@ func printResult(res *childResult) {
 func mb(kb int64) string { return fmt.Sprintf("%.1f MB", float64(kb)/1024) }
 
 // readTotals reads each library constraint's status.totalViolations.
-func readTotals(ctx context.Context, c client.Client, policies []policy) (map[string]int64, error) {
+func readTotals(ctx context.Context, c client.Client, policies []gklibrary.Policy) (map[string]int64, error) {
 	out := map[string]int64{}
 	for _, p := range policies {
 		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(p.constraint.GroupVersionKind())
-		if err := c.Get(ctx, client.ObjectKey{Name: p.constraint.GetName()}, u); err != nil {
-			return nil, fmt.Errorf("reading constraint %s: %w", p.constraint.GetName(), err)
+		u.SetGroupVersionKind(p.Constraint.GroupVersionKind())
+		if err := c.Get(ctx, client.ObjectKey{Name: p.Constraint.GetName()}, u); err != nil {
+			return nil, fmt.Errorf("reading constraint %s: %w", p.Constraint.GetName(), err)
 		}
 		n, found, _ := unstructured.NestedInt64(u.Object, "status", "totalViolations")
 		if !found {
 			n = -1
 		}
-		out[p.key()] = n
+		out[key(p)] = n
 	}
 	return out, nil
 }
 
 // compare checks the audit's totals against the offline review's.
-func compare(policies []policy, audited map[string]int64, offline map[string]int) error {
+func compare(policies []gklibrary.Policy, audited map[string]int64, offline map[string]int) error {
 	var bad []string
 	total := 0
 	keys := make([]string, 0, len(policies))
 	for _, p := range policies {
-		keys = append(keys, p.key())
+		keys = append(keys, key(p))
 	}
 	sort.Strings(keys)
 	for _, k := range keys {

@@ -16,27 +16,17 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/gklibrary"
+	"github.com/portcullis-dev/portcullis/internal/gklibrary/libengine"
 )
 
 // reviewOffline reviews every listable object with a fresh engine holding
 // the library's templates and constraints, independently of the audit
 // package, and counts the violations per constraint.
-func reviewOffline(ctx context.Context, cfg *rest.Config, policies []policy) (map[string]int, int, error) {
-	eng, err := engine.New(engine.Options{})
+func reviewOffline(ctx context.Context, cfg *rest.Config, policies []gklibrary.Policy) (map[string]int, int, error) {
+	eng, _, err := libengine.New(ctx, engine.Options{}, policies)
 	if err != nil {
 		return nil, 0, err
-	}
-	for _, p := range policies {
-		ct, err := engine.ParseTemplate(p.template)
-		if err != nil {
-			return nil, 0, err
-		}
-		if err := eng.AddTemplate(ctx, ct); err != nil {
-			return nil, 0, err
-		}
-		if err := eng.AddConstraint(ctx, p.constraint); err != nil {
-			return nil, 0, err
-		}
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"time"
 
@@ -28,7 +27,8 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/portcullis-dev/portcullis/engine"
-	"github.com/portcullis-dev/portcullis/internal/manifest"
+	"github.com/portcullis-dev/portcullis/internal/gklibrary"
+	"github.com/portcullis-dev/portcullis/internal/gklibrary/libengine"
 	"github.com/portcullis-dev/portcullis/webhook"
 )
 
@@ -116,49 +116,15 @@ func loadLibrary(ctx context.Context, dir string, cacheSize int) (*engine.Engine
 	if cacheSize == 0 {
 		opts.ResultCacheSize = -1
 	}
-	eng, err := engine.New(opts)
+	lib, err := gklibrary.ReadTemplates(dir)
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	var templates []string
-	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && d.Name() == "template.yaml" {
-			templates = append(templates, p)
-		}
-		return err
-	})
+	eng, constraints, err := libengine.New(ctx, opts, lib)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("reading the library: %w", err)
+		return nil, 0, 0, err
 	}
-	sort.Strings(templates)
-	nc := 0
-	for _, t := range templates {
-		docs, err := manifest.ReadPath(t, nil)
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		ct, err := engine.ParseTemplate(docs[0].Object)
-		if err != nil {
-			return nil, 0, 0, fmt.Errorf("%s: %w", t, err)
-		}
-		if err := eng.AddTemplate(ctx, ct); err != nil {
-			return nil, 0, 0, fmt.Errorf("%s: %w", t, err)
-		}
-		samples, _ := filepath.Glob(filepath.Join(filepath.Dir(t), "samples", "*", "constraint.yaml"))
-		sort.Strings(samples)
-		if len(samples) == 0 {
-			continue
-		}
-		docs, err = manifest.ReadPath(samples[0], nil)
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		if err := eng.AddConstraint(ctx, docs[0].Object); err != nil {
-			return nil, 0, 0, fmt.Errorf("%s: %w", samples[0], err)
-		}
-		nc++
-	}
-	return eng, len(templates), nc, nil
+	return eng, len(lib), constraints, nil
 }
 
 // selfSigned writes a serving certificate for 127.0.0.1 that is its own CA.

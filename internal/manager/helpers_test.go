@@ -24,6 +24,7 @@ import (
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/manager/managertest"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
@@ -67,14 +68,9 @@ func startManagerWith(t *testing.T, cfg *rest.Config, so startOpts) *running {
 	if so.podID == "" {
 		so.podID = "pod-a"
 	}
-	opts := manager.NewOptions()
 	// The webhook and the audit have their own end-to-end tests; here they
 	// would only add writes the restart test must not see.
-	opts.Webhook.Enabled = false
-	opts.Audit.Interval = 0
-	opts.PodID = so.podID
-	opts.MetricsBindAddress = "0"
-	opts.HealthProbeBindAddress = "0"
+	opts := managertest.Options(so.podID)
 	opts.LeaderElect = so.leaderElect
 	r := &running{podID: so.podID}
 	if so.probes {
@@ -88,18 +84,12 @@ func startManagerWith(t *testing.T, cfg *rest.Config, so startOpts) *running {
 	if so.options != nil {
 		so.options(&opts)
 	}
-	if err := opts.Complete(); err != nil {
-		t.Fatalf("Options.Complete: %v", err)
-	}
-	m, err := manager.New(cfg, opts)
+	m, err := managertest.Start(cfg, opts, nil)
 	if err != nil {
-		t.Fatalf("manager.New: %v", err)
+		t.Fatal(err)
 	}
-	r.Manager = m
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	r.Manager = m.Manager
 	managers.Add(1)
-	go func() { done <- m.Start(ctx) }()
 	stopped := false
 	r.stop = func() {
 		if stopped {
@@ -107,8 +97,7 @@ func startManagerWith(t *testing.T, cfg *rest.Config, so startOpts) *running {
 		}
 		stopped = true
 		managers.Add(-1)
-		cancel()
-		if err := <-done; err != nil {
+		if err := m.Stop(); err != nil {
 			t.Errorf("manager %s: %v", so.podID, err)
 		}
 	}
@@ -129,15 +118,7 @@ func freeAddr(t *testing.T) string {
 // last error or state when waitTimeout passes.
 func eventually(t *testing.T, what string, cond func(ctx context.Context) (bool, error)) {
 	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		ok, err := cond(ctx)
-		last = err
-		return ok, nil
-	})
-	if err != nil {
-		t.Fatalf("Timed out waiting for %s (last error: %v)", what, last)
-	}
+	testenv.Eventually(t, testenv.Poll{Timeout: waitTimeout}, what, testenv.Holds(cond))
 }
 
 // apply creates the objects in a YAML stream, and deletes them when the
@@ -281,26 +262,12 @@ func templateError(ctx context.Context, name, podID string) (map[string]any, err
 // constraintEntry returns podID's byPod entry of a constraint once it
 // reports the constraint's current generation.
 func constraintEntry(ctx context.Context, kind, name, podID string) (map[string]any, error) {
-	u, err := getConstraint(ctx, kind, name)
-	if err != nil {
-		return nil, err
-	}
-	e := byPod(u, podID)
-	if e == nil {
-		return nil, fmt.Errorf("no byPod entry for %s: %v", podID, u.Object["status"])
-	}
-	if gen, _ := e["observedGeneration"].(int64); gen != u.GetGeneration() {
-		return nil, fmt.Errorf("byPod entry at generation %d, want %d", gen, u.GetGeneration())
-	}
-	return e, nil
+	return testenv.ConstraintEntry(ctx, env.Client, kind, name, podID)
 }
 
 func constraintEnforced(ctx context.Context, kind, name, podID string) (bool, error) {
-	e, err := constraintEntry(ctx, kind, name, podID)
-	if err != nil {
-		return false, err
-	}
-	return e["enforced"] == true && e["errors"] == nil, fmt.Errorf("entry %v", e)
+	err := testenv.ConstraintEnforced(ctx, env.Client, kind, name, podID)
+	return err == nil, err
 }
 
 // review judges obj at the audit enforcement point.

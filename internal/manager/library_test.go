@@ -2,94 +2,38 @@ package manager_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"sort"
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
-	"github.com/portcullis-dev/portcullis/internal/manifest"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
-
-// libraryPolicy is one gatekeeper-library policy: its template and the
-// constraint of its first sample.
-type libraryPolicy struct {
-	dir        string
-	template   *unstructured.Unstructured
-	constraint *unstructured.Unstructured
-}
-
-// readLibrary reads every directory with a template.yaml under
-// ../shared/gatekeeper-library/library, or skips the test without it.
-func readLibrary(t *testing.T) []libraryPolicy {
-	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lib := filepath.Join(root, "..", "shared", "gatekeeper-library", "library")
-	if _, err := os.Stat(lib); err != nil {
-		if testenv.InCI() {
-			t.Fatalf("gatekeeper-library not found at %s (CI must have shared/ beside the repository)", lib)
-		}
-		t.Skipf("Skipping: gatekeeper-library not found at %s (it comes from shared/ beside this repository)", lib)
-	}
-	files, err := filepath.Glob(filepath.Join(lib, "*", "*", "template.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(files)
-	var out []libraryPolicy
-	for _, f := range files {
-		dir := filepath.Dir(f)
-		p := libraryPolicy{dir: dir, template: readOne(t, f)}
-		samples, _ := filepath.Glob(filepath.Join(dir, "samples", "*", "constraint.yaml"))
-		sort.Strings(samples)
-		if len(samples) == 0 {
-			t.Fatalf("%s: no samples/*/constraint.yaml", dir)
-		}
-		p.constraint = readOne(t, samples[0])
-		out = append(out, p)
-	}
-	return out
-}
-
-func readOne(t *testing.T, path string) *unstructured.Unstructured {
-	t.Helper()
-	docs, err := manifest.ReadPath(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(docs) != 1 {
-		t.Fatalf("%s: %d documents, want 1", path, len(docs))
-	}
-	return docs[0].Object
-}
 
 // TestGatekeeperLibrary applies every gatekeeper-library template at once,
 // then the first sample constraint of each: every template must be created
 // and Ready, and every constraint enforced. The time they take is logged.
 func TestGatekeeperLibrary(t *testing.T) {
-	policies := readLibrary(t)
+	policies := testenv.Library(t)
+	for _, p := range policies {
+		if p.Constraint == nil {
+			t.Fatalf("%s: no samples/*/constraint.yaml", p.Files.Dir)
+		}
+	}
 	m := startManager(t, startOpts{podID: "pod-library"})
 	begin := time.Now()
 	for _, p := range policies {
-		create(t, p.template)
+		create(t, p.Template)
 	}
 	for _, p := range policies {
-		create(t, p.constraint)
+		create(t, p.Constraint)
 	}
 	for _, p := range policies {
-		eventually(t, p.template.GetName()+" to be created and Ready", func(ctx context.Context) (bool, error) {
-			return templateLoaded(ctx, p.template.GetName(), m.podID)
+		eventually(t, p.Template.GetName()+" to be created and Ready", func(ctx context.Context) (bool, error) {
+			return templateLoaded(ctx, p.Template.GetName(), m.podID)
 		})
 	}
 	templatesReady := time.Since(begin)
 	for _, p := range policies {
-		c := p.constraint
+		c := p.Constraint
 		eventually(t, c.GetKind()+" "+c.GetName()+" to be enforced", func(ctx context.Context) (bool, error) {
 			return constraintEnforced(ctx, c.GetKind(), c.GetName(), m.podID)
 		})

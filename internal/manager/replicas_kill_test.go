@@ -1,7 +1,6 @@
 package manager_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -263,7 +261,7 @@ func buildPortcullis(t *testing.T) string {
 // process is a subprocess that the test kills at the latest when it ends.
 type process struct {
 	cmd    *exec.Cmd
-	output *lockedBuffer
+	output *testenv.Buffer
 	done   chan struct{}
 	err    error // cmd.Wait's, once done is closed
 }
@@ -272,7 +270,7 @@ type process struct {
 // (and streamed to stderr with PORTCULLIS_TEST_LOG set).
 func startProcess(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{output: &lockedBuffer{}, done: make(chan struct{})}
+	p := &process{output: &testenv.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	var w io.Writer = p.output
 	if os.Getenv("PORTCULLIS_TEST_LOG") != "" {
@@ -323,23 +321,4 @@ func (p *process) kill(t *testing.T) time.Time {
 	}
 	<-p.done
 	return at
-}
-
-// lockedBuffer is a bytes.Buffer safe for a subprocess to write while the
-// test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // leaseTime bounds a handover: controller-runtime's default LeaseDuration
@@ -207,16 +208,5 @@ func elected(r *running) bool {
 // pollUntil is eventually with its own timeout.
 func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
 	t.Helper()
-	var last error
-	for end := time.Now().Add(timeout); ; {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		last = err
-		if time.Now().After(end) {
-			t.Fatalf("Timed out after %s waiting for %s (last: %v)", timeout, what, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Eventually(t, testenv.Poll{Timeout: timeout}, what, testenv.Holds(func(context.Context) (bool, error) { return cond() }))
 }
