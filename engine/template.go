@@ -154,19 +154,29 @@ const (
 // regoEngine is the code engine of Rego.
 const regoEngine = "Rego"
 
+// HasCode reports whether a template has code for an engine (EngineRego,
+// which the legacy rego field counts as, or EngineCEL).
+func HasCode(ct *templates.ConstraintTemplate, engine string) bool {
+	if len(ct.Spec.Targets) != 1 {
+		return false
+	}
+	t := ct.Spec.Targets[0]
+	if engine == EngineRego && t.Rego != "" {
+		return true
+	}
+	for _, c := range t.Code {
+		if c.Engine == engine {
+			return true
+		}
+	}
+	return false
+}
+
 // engineFor is the engine that evaluates a template, as Gatekeeper
 // chooses it: K8sNativeValidation when the template has it, unless
 // celFirst is false and the template has Rego too.
 func engineFor(ct *templates.ConstraintTemplate, celFirst bool) string {
-	hasRego, hasCEL := false, false
-	if len(ct.Spec.Targets) == 1 {
-		hasRego = ct.Spec.Targets[0].Rego != ""
-		for _, c := range ct.Spec.Targets[0].Code {
-			hasRego = hasRego || c.Engine == regoEngine
-			hasCEL = hasCEL || c.Engine == celdriver.Name
-		}
-	}
-	if hasCEL && (celFirst || !hasRego) {
+	if HasCode(ct, EngineCEL) && (celFirst || !HasCode(ct, EngineRego)) {
 		return EngineCEL
 	}
 	return EngineRego
