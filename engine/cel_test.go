@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -75,6 +76,13 @@ func TestEngineChoice(t *testing.T) {
 			}
 			if got := e.TemplateEngine(alwaysKind); got != EngineRego {
 				t.Errorf("Rego-only template: engine %q", got)
+			}
+			wantCounts := map[string]int{EngineRego: 2}
+			if tc.engine == EngineCEL {
+				wantCounts = map[string]int{EngineRego: 1, EngineCEL: 1}
+			}
+			if got := e.TemplatesByEngine(); fmt.Sprint(got) != fmt.Sprint(wantCounts) {
+				t.Errorf("templates by engine %v, want %v", got, wantCounts)
 			}
 			mustAddConstraint(t, e, newConstraint(t, "K8sBoth", "owner", ""))
 			mustAddConstraint(t, e, newConstraint(t, alwaysKind, "always", ""))

@@ -489,6 +489,16 @@ func (e *Engine) TemplateEngine(kind string) string {
 	return ""
 }
 
+// TemplatesByEngine counts the templates held by the engine that
+// evaluates them (EngineRego, EngineCEL).
+func (e *Engine) TemplatesByEngine() map[string]int {
+	out := map[string]int{}
+	for _, k := range e.loadIndex().kinds {
+		out[k.engine]++
+	}
+	return out
+}
+
 // TemplateKinds lists the kinds of the templates held, sorted.
 func (e *Engine) TemplateKinds() []string {
 	e.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -194,6 +195,10 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 		return nil, err
 	}
 	stats := d.gatherStats || cfg.StatsEnabled
+	var trace *strings.Builder
+	if cfg.TracingEnabled {
+		trace = &strings.Builder{}
+	}
 
 	d.mu.RLock()
 	defer d.mu.RUnlock()
@@ -205,15 +210,29 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 		}
 		start := time.Now()
 		res := comp.validator.Validate(ctx, attrs.GetResource(), attrs, c, ns, d.budget, nil)
-		for _, dec := range res.Decisions {
+		for i, dec := range res.Decisions {
+			if trace != nil {
+				fmt.Fprintf(trace, "%s %s: validations[%d]: %s", c.GetKind(), c.GetName(), i, dec.Evaluation)
+				if dec.Message != "" {
+					fmt.Fprintf(trace, ": %s", dec.Message)
+				}
+				trace.WriteString("\n")
+			}
 			if dec.Action != validating.ActionDeny {
 				continue
 			}
 			resp.Results = append(resp.Results, &types.Result{Target: target, Msg: dec.Message, Constraint: c})
 		}
+		if trace != nil && len(res.Decisions) == 0 {
+			fmt.Fprintf(trace, "%s %s: not judged (a matchCondition is false, or the failurePolicy ignored an error)\n", c.GetKind(), c.GetName())
+		}
 		if stats {
 			resp.StatsEntries = append(resp.StatsEntries, constraintStats(c, time.Since(start)))
 		}
+	}
+	if trace != nil {
+		t := trace.String()
+		resp.Trace = &t
 	}
 	return resp, nil
 }

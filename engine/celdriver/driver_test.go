@@ -450,6 +450,16 @@ func TestReplaceTemplate(t *testing.T) {
 	if len(resp.StatsEntries) != 1 || resp.StatsEntries[0].StatsFor != "K/c" {
 		t.Errorf("stats %+v", resp.StatsEntries)
 	}
+	if resp.Trace != nil {
+		t.Errorf("a trace without reviews.Tracing: %q", *resp.Trace)
+	}
+	resp, err = d.Query(ctx, testTarget, []*unstructured.Unstructured{constraint("c", nil)}, r, reviews.Tracing(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Trace == nil || *resp.Trace != "K c: validations[0]: deny: one\n" {
+		t.Errorf("trace %v", resp.Trace)
+	}
 }
 
 func authUser(name string) authenticationv1.UserInfo {
