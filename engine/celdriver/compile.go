@@ -1,10 +1,14 @@
 package celdriver
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
+	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apiserver/pkg/admission"
 	admissioncel "k8s.io/apiserver/pkg/admission/plugin/cel"
 	"k8s.io/apiserver/pkg/admission/plugin/policy/validating"
 	"k8s.io/apiserver/pkg/admission/plugin/webhook/matchconditions"
@@ -86,15 +90,14 @@ func compileTemplate(ct *templates.ConstraintTemplate) (*compiled, error) {
 		matcher = matchconditions.NewMatcher(cc.CompileCondition(conds, withoutParams, mode), &policy,
 			"K8sNativeValidation", "matchCondition", ct.GetName())
 	}
-	validator := validating.NewValidator(
-		cc.CompileCondition(validations, withoutParams, mode),
-		matcher,
-		cc.CompileCondition(nil, withoutParams, mode), // no audit annotations
-		cc.CompileCondition(messages, withoutParams, mode),
-		&policy,
-		nil,
-	)
-	return &compiled{source: src, validator: validator}, nil
+	validationEval := cc.CompileCondition(validations, withoutParams, mode)
+	validator := validating.NewValidator(validationEval, matcher, none{},
+		cc.CompileCondition(messages, withoutParams, mode), &policy, nil)
+	// The same without message expressions, which the validator evaluates
+	// whatever the validations give: Query runs it first, and the full
+	// validator only when a validation fails or errs.
+	withoutMessages := validating.NewValidator(validationEval, matcher, none{}, none{}, &policy, nil)
+	return &compiled{source: src, validator: validator, admits: withoutMessages}, nil
 }
 
 // check compiles one expression on its own to report its error with its
@@ -109,3 +112,15 @@ func check(cc *admissioncel.CompositedCompiler, e admissioncel.ExpressionAccesso
 func compileError(field string, err error) error {
 	return &FieldError{Field: field, Message: err.Error()}
 }
+
+// none is a ConditionEvaluator of no expressions: for the audit
+// annotations templates do not have, and for the messages of a validator
+// that only decides. The apiserver's evaluator of no expressions still
+// converts the whole request for them, on every call.
+type none struct{}
+
+func (none) ForInput(_ context.Context, _ *admission.VersionedAttributes, _ *admissionv1.AdmissionRequest, _ admissioncel.OptionalVariableBindings, _ *corev1.Namespace, budget int64) ([]admissioncel.EvaluationResult, int64, error) {
+	return nil, budget, nil
+}
+
+func (none) CompilationErrors() []error { return nil }
