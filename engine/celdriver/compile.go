@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	celtypes "github.com/google/cel-go/common/types"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -90,14 +91,17 @@ func compileTemplate(ct *templates.ConstraintTemplate) (*compiled, error) {
 		matcher = matchconditions.NewMatcher(cc.CompileCondition(conds, withoutParams, mode), &policy,
 			"K8sNativeValidation", "matchCondition", ct.GetName())
 	}
-	validationEval := cc.CompileCondition(validations, withoutParams, mode)
-	validator := validating.NewValidator(validationEval, matcher, none{},
-		cc.CompileCondition(messages, withoutParams, mode), &policy, nil)
-	// The same without message expressions, which the validator evaluates
-	// whatever the validations give: Query runs it first, and the full
-	// validator only when a validation fails or errs.
-	withoutMessages := validating.NewValidator(validationEval, matcher, none{}, none{}, &policy, nil)
-	return &compiled{source: src, validator: validator, admits: withoutMessages}, nil
+	// The apiserver's validator evaluates every message expression, in an
+	// activation of its own that computes again the variables they read,
+	// whatever the validations give. Most objects pass every validation:
+	// for them the messages are skipped (see onlyOnFailure).
+	validator := validating.NewValidator(
+		recordOutcome{cc.CompileCondition(validations, withoutParams, mode)},
+		matcher,
+		none{}, // templates have no audit annotations
+		onlyOnFailure{cc.CompileCondition(messages, withoutParams, mode)},
+		&policy, nil)
+	return &compiled{source: src, validator: validator}, nil
 }
 
 // check compiles one expression on its own to report its error with its
@@ -113,9 +117,55 @@ func compileError(field string, err error) error {
 	return &FieldError{Field: field, Message: err.Error()}
 }
 
+// outcome is where, during one Validate, recordOutcome notes whether a
+// validation failed or erred, for onlyOnFailure to read.
+type outcome struct{ notAllTrue bool }
+
+type outcomeKey struct{}
+
+// withOutcome returns a context for one Validate.
+func withOutcome(ctx context.Context) context.Context {
+	return context.WithValue(ctx, outcomeKey{}, &outcome{})
+}
+
+// recordOutcome evaluates the validations and notes in the context's
+// outcome whether any is not true.
+type recordOutcome struct {
+	admissioncel.ConditionEvaluator
+}
+
+func (r recordOutcome) ForInput(ctx context.Context, attrs *admission.VersionedAttributes, req *admissionv1.AdmissionRequest, vars admissioncel.OptionalVariableBindings, ns *corev1.Namespace, budget int64) ([]admissioncel.EvaluationResult, int64, error) {
+	results, remaining, err := r.ConditionEvaluator.ForInput(ctx, attrs, req, vars, ns, budget)
+	if o, ok := ctx.Value(outcomeKey{}).(*outcome); ok {
+		o.notAllTrue = err != nil
+		for _, res := range results {
+			if res.Error != nil || res.EvalResult != celtypes.True {
+				o.notAllTrue = true
+			}
+		}
+	}
+	return results, remaining, err
+}
+
+// onlyOnFailure evaluates the message expressions only when the outcome
+// says a validation is not true; otherwise the validator uses no message,
+// and none is evaluated. The one difference this makes: when every
+// validation holds but the message expressions would exceed the cost
+// budget, the apiserver's validator makes every decision an error; here
+// the object passes.
+type onlyOnFailure struct {
+	admissioncel.ConditionEvaluator
+}
+
+func (m onlyOnFailure) ForInput(ctx context.Context, attrs *admission.VersionedAttributes, req *admissionv1.AdmissionRequest, vars admissioncel.OptionalVariableBindings, ns *corev1.Namespace, budget int64) ([]admissioncel.EvaluationResult, int64, error) {
+	if o, ok := ctx.Value(outcomeKey{}).(*outcome); ok && !o.notAllTrue {
+		return nil, budget, nil
+	}
+	return m.ConditionEvaluator.ForInput(ctx, attrs, req, vars, ns, budget)
+}
+
 // none is a ConditionEvaluator of no expressions: for the audit
-// annotations templates do not have, and for the messages of a validator
-// that only decides. The apiserver's evaluator of no expressions still
+// annotations templates do not have. The apiserver's evaluator of no expressions still
 // converts the whole request for them, on every call.
 type none struct{}
 

@@ -49,27 +49,11 @@ type Driver struct {
 type compiled struct {
 	source    *Source
 	validator validating.Validator
-	// admits is validator without the message expressions, to tell
-	// cheaply whether every validation holds.
-	admits validating.Validator
 }
 
-// validate evaluates a constraint. Most objects pass, and for them the
-// message expressions, which the apiserver's validator evaluates in any
-// case (each in an activation of its own, so recomputing the variables
-// they read), are skipped: only when a validation fails or errs are they
-// evaluated, by the full validator, which gives exactly the decisions it
-// would have given alone. The one difference: when every validation holds
-// but the message expressions would exceed the cost budget, the full
-// validator makes every decision an error; here the object passes.
+// validate evaluates a constraint.
 func (c *compiled) validate(ctx context.Context, attrs *admission.VersionedAttributes, params runtime.Object, ns *corev1.Namespace, budget int64) validating.ValidateResult {
-	res := c.admits.Validate(ctx, attrs.GetResource(), attrs, params, ns, budget, nil)
-	for _, d := range res.Decisions {
-		if d.Action != validating.ActionAdmit {
-			return c.validator.Validate(ctx, attrs.GetResource(), attrs, params, ns, budget, nil)
-		}
-	}
-	return res
+	return c.validator.Validate(withOutcome(ctx), attrs.GetResource(), attrs, params, ns, budget, nil)
 }
 
 // Option configures a Driver.
