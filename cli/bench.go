@@ -10,11 +10,13 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
+	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
@@ -23,6 +25,8 @@ import (
 
 // benchResult is what portcullis bench reports.
 type benchResult struct {
+	// Engine is rego or cel with --engine, empty otherwise.
+	Engine        string  `json:"engine,omitempty"`
 	Templates     int     `json:"templates"`
 	Constraints   int     `json:"constraints"`
 	Objects       int     `json:"objects"`
@@ -52,6 +56,8 @@ func newBenchCmd() *cobra.Command {
 		memory      bool
 		cpuprofile  string
 		resultCache bool
+		engineName  string
+		celFirst    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench -f FILE|DIR ...",
@@ -71,56 +77,43 @@ the policies.`,
 			if output != "table" && output != "json" && output != "yaml" {
 				return fmt.Errorf("-o: %q is not table, json or yaml", output)
 			}
-			ctx := cmd.Context()
-			start := time.Now()
-			opts := engine.Options{EnforcementPoints: []string{engine.EnforcementPointGator}}
+			var runs []string
+			switch engineName {
+			case "":
+				runs = []string{""}
+			case benchRego, benchCEL:
+				runs = []string{engineName}
+			case "all":
+				runs = []string{benchRego, benchCEL}
+			default:
+				return fmt.Errorf("--engine: %q is not rego, cel or all", engineName)
+			}
+			opts := engine.Options{EnforcementPoints: []string{engine.EnforcementPointGator}, DisableK8sNativeValidation: !celFirst}
 			if !resultCache {
 				opts.ResultCacheSize = -1
 			}
-			ps, err := loadPolicySet(ctx, files, cmd.InOrStdin(), opts)
-			if err != nil {
-				return err
-			}
-			if len(ps.objects) == 0 {
-				return errors.New("no objects to review: give them with -f beside the templates and constraints")
-			}
-			res := benchResult{
-				Templates: ps.templates, Constraints: ps.constraints, Objects: len(ps.objects),
-				Iterations: iterations, Concurrency: concurrency,
-				SetupSeconds: time.Since(start).Seconds(),
-			}
-			if _, err := runBench(ctx, ps, warmup, concurrency, nil); err != nil {
-				return err
-			}
+			b := benchRun{files: files, stdin: cmd.InOrStdin(), stderr: cmd.ErrOrStderr(), opts: opts,
+				iterations: iterations, warmup: warmup, concurrency: concurrency, memory: memory}
 			if cpuprofile != "" {
 				f, err := os.Create(cpuprofile)
 				if err != nil {
 					return fmt.Errorf("--cpuprofile: %w", err)
 				}
 				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return fmt.Errorf("--cpuprofile: %w", err)
+				b.profile = f
+			}
+			var results []*benchResult
+			for _, name := range runs {
+				res, err := b.run(cmd.Context(), name)
+				if err != nil {
+					return err
 				}
-				defer pprof.StopCPUProfile()
+				results = append(results, res)
 			}
-			var before, after runtime.MemStats
-			if memory {
-				runtime.GC()
-				runtime.ReadMemStats(&before)
+			if len(results) == 1 {
+				return printBench(cmd.OutOrStdout(), output, results[0])
 			}
-			t0 := time.Now()
-			lat, err := runBench(ctx, ps, iterations, concurrency, &res)
-			total := time.Since(t0)
-			if err != nil {
-				return err
-			}
-			if memory {
-				runtime.ReadMemStats(&after)
-				res.BytesPerRev = (after.TotalAlloc - before.TotalAlloc) / uint64(len(lat))
-				res.AllocsPerRev = (after.Mallocs - before.Mallocs) / uint64(len(lat))
-			}
-			summarize(&res, lat, total)
-			return printBench(cmd.OutOrStdout(), output, &res)
+			return printComparison(cmd.OutOrStdout(), output, results[0], results[1])
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "a file or directory of templates, constraints and objects (repeatable)")
@@ -131,7 +124,161 @@ the policies.`,
 	cmd.Flags().BoolVar(&memory, "memory", false, "also report bytes and allocations per review")
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the measured run to this file")
 	cmd.Flags().BoolVar(&resultCache, "result-cache", false, "keep the engine's result cache on: repeated objects are then mostly answered from it")
+	cmd.Flags().StringVarP(&engineName, "engine", "e", "", "engine to measure, as gator bench: rego (templates with Rego, run as Rego), cel (templates with CEL, run as CEL) or all (both, and a comparison); default: every template on the engine the manager would run")
+	cmd.Flags().BoolVar(&celFirst, "enable-k8s-native-validation", true, k8sNativeValidationUsage+"; without --engine only")
 	return cmd
+}
+
+// Engines bench --engine measures.
+const (
+	benchRego = "rego"
+	benchCEL  = "cel"
+)
+
+// benchRun is one bench invocation's settings.
+type benchRun struct {
+	files                           []string
+	stdin                           io.Reader
+	stderr                          io.Writer
+	opts                            engine.Options
+	iterations, warmup, concurrency int
+	memory                          bool
+	profile                         *os.File // CPU profile of the (first) measured run, or nil
+}
+
+// run loads the policies for an engine (rego, cel, or "" for the
+// manager's choice) and measures them.
+func (b *benchRun) run(ctx context.Context, name string) (*benchResult, error) {
+	start := time.Now()
+	opts := b.opts
+	var keep func(*templates.ConstraintTemplate) bool
+	switch name {
+	case benchRego:
+		opts.DisableK8sNativeValidation = true
+		keep = func(ct *templates.ConstraintTemplate) bool { return engine.HasCode(ct, engine.EngineRego) }
+	case benchCEL:
+		opts.DisableK8sNativeValidation = false
+		keep = func(ct *templates.ConstraintTemplate) bool { return engine.HasCode(ct, engine.EngineCEL) }
+	}
+	ps, err := loadPolicySet(ctx, b.files, b.stdin, opts, keep)
+	if err != nil {
+		return nil, err
+	}
+	if len(ps.skipped) > 0 {
+		what := "Rego"
+		if name == benchCEL {
+			what = "CEL"
+		}
+		fmt.Fprintf(b.stderr, "warning: %s engine: skipped %d templates without %s code (and their %d constraints): %s\n",
+			name, len(ps.skipped), what, ps.skippedConstraints, strings.Join(ps.skipped, ", "))
+	}
+	if name == benchCEL {
+		fmt.Fprintln(b.stderr, "note: the CEL engine does not read referential data (data.inventory)")
+	}
+	if len(ps.objects) == 0 {
+		return nil, errors.New("no objects to review: give them with -f beside the templates and constraints")
+	}
+	res := &benchResult{
+		Engine:    name,
+		Templates: ps.templates, Constraints: ps.constraints, Objects: len(ps.objects),
+		Iterations: b.iterations, Concurrency: b.concurrency,
+		SetupSeconds: time.Since(start).Seconds(),
+	}
+	if _, err := runBench(ctx, ps, b.warmup, b.concurrency, nil); err != nil {
+		return nil, err
+	}
+	if b.profile != nil {
+		if err := pprof.StartCPUProfile(b.profile); err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+		b.profile = nil
+	}
+	var before, after runtime.MemStats
+	if b.memory {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+	}
+	t0 := time.Now()
+	lat, err := runBench(ctx, ps, b.iterations, b.concurrency, res)
+	total := time.Since(t0)
+	if err != nil {
+		return nil, err
+	}
+	if b.memory {
+		runtime.ReadMemStats(&after)
+		res.BytesPerRev = (after.TotalAlloc - before.TotalAlloc) / uint64(len(lat))
+		res.AllocsPerRev = (after.Mallocs - before.Mallocs) / uint64(len(lat))
+	}
+	summarize(res, lat, total)
+	return res, nil
+}
+
+// printComparison prints bench --engine all: each engine's results, then
+// a comparison, as gator bench does.
+func printComparison(w io.Writer, format string, rego, cel *benchResult) error {
+	if format != "table" {
+		both := map[string]*benchResult{benchRego: rego, benchCEL: cel}
+		if format == "json" {
+			out, err := json.MarshalIndent(both, "", "  ")
+			if err != nil {
+				return fmt.Errorf("encoding results: %w", err)
+			}
+			_, err = fmt.Fprintln(w, string(out))
+			return err
+		}
+		out, err := yaml.Marshal(both)
+		if err != nil {
+			return fmt.Errorf("encoding results: %w", err)
+		}
+		_, err = w.Write(out)
+		return err
+	}
+	for _, r := range []*benchResult{rego, cel} {
+		fmt.Fprintf(w, "=== Benchmark Results: %s Engine ===\n\n", engineTitle(r.Engine))
+		if err := printBench(w, format, r); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprint(w, "=== Engine Comparison ===\n\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "Metric\tRego\tCEL")
+	fmt.Fprintln(tw, "------\t------\t------")
+	rows := []struct {
+		name string
+		f    func(*benchResult) string
+	}{
+		{"Templates", func(r *benchResult) string { return fmt.Sprint(r.Templates) }},
+		{"Constraints", func(r *benchResult) string { return fmt.Sprint(r.Constraints) }},
+		{"Setup Time", func(r *benchResult) string { return fmt.Sprintf("%.2fms", r.SetupSeconds*1000) }},
+		{"Throughput", func(r *benchResult) string { return fmt.Sprintf("%.0f/sec", r.ReviewsPerSec) }},
+		{"Mean Latency", func(r *benchResult) string { return fmt.Sprintf("%.3fms", r.MeanMs) }},
+		{"P95 Latency", func(r *benchResult) string { return fmt.Sprintf("%.3fms", r.P95Ms) }},
+		{"P99 Latency", func(r *benchResult) string { return fmt.Sprintf("%.3fms", r.P99Ms) }},
+		{"Violations", func(r *benchResult) string { return fmt.Sprint(r.Violations) }},
+	}
+	for _, row := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", row.name, row.f(rego), row.f(cel))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if rego.ReviewsPerSec > 0 && cel.ReviewsPerSec > 0 {
+		faster, slower, ratio := "CEL", "Rego", cel.ReviewsPerSec/rego.ReviewsPerSec
+		if ratio < 1 {
+			faster, slower, ratio = "Rego", "CEL", 1/ratio
+		}
+		fmt.Fprintf(w, "\nPerformance: %s is %.2fx faster than %s\n", faster, ratio, slower)
+	}
+	return nil
+}
+
+func engineTitle(name string) string {
+	if name == benchCEL {
+		return "CEL"
+	}
+	return "Rego"
 }
 
 // runBench reviews every object `iterations` times on `concurrency`

@@ -140,6 +140,8 @@ func TestBadInput(t *testing.T) {
 		{"not an object", []string{"test", "-f", "-"}, []string{"<stdin>", "not an object"}},
 		{"unknown constraint kind", []string{"test", "-f", "testdata/suite/template.yaml", "-f", "testdata/bad/orphan_constraint.yaml"}, []string{"orphan_constraint.yaml", "unknown kind", "K8sNoSuchTemplate"}},
 		{"rego that does not compile", []string{"test", "-f", "testdata/bad/broken_rego.yaml"}, []string{"broken_rego.yaml", "k8sbroken", "line 6", "column"}},
+		{"CEL that does not compile", []string{"test", "-f", "testdata/bad/broken_cel.yaml"}, []string{"broken_cel.yaml", "k8sbrokencel", "spec.targets[0].code[1].source.validations[2].expression", "undefined field 'nope'"}},
+		{"bench engine", []string{"bench", "--engine", "wasm", "-f", "testdata/suite/template.yaml"}, []string{"--engine", `"wasm"`}},
 		{"template name is not its lowercase kind", []string{"test", "-f", "testdata/bad/wrong_name.yaml"}, []string{"wrong_name.yaml", `"notthekind"`, `"k8ssomething"`}},
 		{"parameters fail the schema", []string{"test", "-f", "testdata/suite/template.yaml", "-f", "testdata/suite/constraint_invalid.yaml"}, []string{"constraint_invalid.yaml", "bad-params", "spec.parameters.labels"}},
 		{"suite points at a missing file", []string{"verify", "testdata/bad/missing_file_suite.yaml"}, []string{"no-such-template.yaml", "no such file"}},
@@ -231,5 +233,57 @@ func TestTestGenerateNameObject(t *testing.T) {
 	code, out, errOut := run(t, "", "test", "-f", "testdata/suite/template.yaml", "-f", "testdata/suite/constraint.yaml", "-f", p)
 	if code != 1 || !strings.Contains(out, "you must provide labels") {
 		t.Fatalf("exit %d, want 1 with a violation:\n%s%s", code, out, errOut)
+	}
+}
+
+func TestTestEngineChoice(t *testing.T) {
+	files := []string{"-f", "testdata/cel/template.yaml", "-f", "testdata/suite/constraint.yaml", "-f", "testdata/suite/ns_disallowed.yaml"}
+	code, out, errOut := run(t, "", append([]string{"test"}, files...)...)
+	if code != 1 || !strings.Contains(out, "[ns-must-have-test] cel: missing labels: test (deny)") {
+		t.Errorf("CEL first: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = run(t, "", append([]string{"test", "--enable-k8s-native-validation=false"}, files...)...)
+	if code != 1 || !strings.Contains(out, `[ns-must-have-test] rego: you must provide labels: {"test"} (deny)`) {
+		t.Errorf("Rego: exit %d\n%s%s", code, out, errOut)
+	}
+	// A CEL-only template runs CEL either way.
+	for _, flag := range []string{"--enable-k8s-native-validation=true", "--enable-k8s-native-validation=false"} {
+		code, out, errOut = run(t, "", "test", flag, "-f", "testdata/cel/cel_only.yaml", "-f", "testdata/suite/ns_disallowed.yaml", "-f", "testdata/suite/ns_allowed.yaml")
+		if code != 1 || strings.Count(out, "[team-prefix] names must start with team- (deny)") != 2 {
+			t.Errorf("%s: exit %d\n%s%s", flag, code, out, errOut)
+		}
+	}
+}
+
+func TestBenchEngines(t *testing.T) {
+	files := []string{"-n", "2", "-f", "testdata/cel/template.yaml", "-f", "testdata/cel/cel_only.yaml",
+		"-f", "testdata/suite/constraint.yaml", "-f", "testdata/suite/ns_allowed.yaml", "-f", "testdata/suite/ns_disallowed.yaml"}
+	code, out, errOut := run(t, "", append([]string{"bench", "--engine", "all"}, files...)...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"=== Benchmark Results: Rego Engine ===", "=== Benchmark Results: CEL Engine ===", "=== Engine Comparison ===", "Performance: "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errOut, "rego engine: skipped 1 templates without Rego code (and their 1 constraints): k8snamestartswithteam") {
+		t.Errorf("no warning for the CEL-only template:\n%s", errOut)
+	}
+	code, out, errOut = run(t, "", append([]string{"bench", "--engine", "all", "-o", "json"}, files...)...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	var both map[string]benchResult
+	if err := json.Unmarshal([]byte(out), &both); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	// Rego: one template, one constraint, one violation per iteration;
+	// CEL: two templates, two constraints, three violations.
+	if r := both["rego"]; r.Engine != "rego" || r.Templates != 1 || r.Constraints != 1 || r.Violations != 2 {
+		t.Errorf("rego: %+v", r)
+	}
+	if c := both["cel"]; c.Engine != "cel" || c.Templates != 2 || c.Constraints != 2 || c.Violations != 6 {
+		t.Errorf("cel: %+v", c)
 	}
 }

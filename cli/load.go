@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -27,7 +28,14 @@ type policySet struct {
 	templates   int
 	constraints int
 	objects     []reviewItem
+	// skipped are the templates left out by loadPolicySet's keep, with
+	// their constraints.
+	skipped            []string
+	skippedConstraints int
 }
+
+// k8sNativeValidationUsage is the help of --enable-k8s-native-validation.
+const k8sNativeValidationUsage = "run the K8sNativeValidation (CEL) code of templates that have both CEL and Rego, as Gatekeeper does by default; false runs their Rego (templates with only CEL run it either way)"
 
 // reviewItem is one object to review, with where it was read from.
 type reviewItem struct {
@@ -38,7 +46,9 @@ type reviewItem struct {
 
 // loadPolicySet reads every -f path, adds templates first, then constraints,
 // then every other object as inventory, so referential policies can see them.
-func loadPolicySet(ctx context.Context, paths []string, stdin io.Reader, opts engine.Options) (*policySet, error) {
+// Templates that keep (when not nil) refuses are left out with their
+// constraints, and listed in skipped.
+func loadPolicySet(ctx context.Context, paths []string, stdin io.Reader, opts engine.Options, keep func(*templates.ConstraintTemplate) bool) (*policySet, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no input: give at least one -f FILE, DIR or -")
 	}
@@ -56,6 +66,7 @@ func loadPolicySet(ctx context.Context, paths []string, stdin io.Reader, opts en
 	}
 	ps := &policySet{engine: eng}
 	var constraints, others []manifest.Doc
+	skippedKinds := map[string]bool{}
 	for _, d := range docs {
 		gvk := d.Object.GroupVersionKind()
 		switch gvk.Group {
@@ -63,6 +74,11 @@ func loadPolicySet(ctx context.Context, paths []string, stdin io.Reader, opts en
 			ct, err := engine.ParseTemplate(d.Object)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", d.Source, err)
+			}
+			if keep != nil && !keep(ct) {
+				ps.skipped = append(ps.skipped, ct.GetName())
+				skippedKinds[ct.Spec.CRD.Spec.Names.Kind] = true
+				continue
 			}
 			if err := eng.AddTemplate(ctx, ct); err != nil {
 				return nil, fmt.Errorf("%s: %w", d.Source, err)
@@ -79,6 +95,10 @@ func loadPolicySet(ctx context.Context, paths []string, stdin io.Reader, opts en
 		kinds[k] = true
 	}
 	for _, d := range constraints {
+		if skippedKinds[d.Object.GetKind()] {
+			ps.skippedConstraints++
+			continue
+		}
 		if !kinds[d.Object.GetKind()] {
 			return nil, fmt.Errorf("%s: %w: constraint %q is a %s, and no template given defines that kind",
 				d.Source, ErrUnknownKind, d.Object.GetName(), d.Object.GetKind())

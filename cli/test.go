@@ -28,6 +28,7 @@ func newTestCmd() *cobra.Command {
 		files    []string
 		output   string
 		httpSend bool
+		celFirst bool
 	)
 	cmd := &cobra.Command{
 		Use:   "test -f FILE|DIR|- ...",
@@ -47,7 +48,9 @@ The exit status is 1 only when a violation has the deny action.`,
 			ps, err := loadPolicySet(ctx, files, cmd.InOrStdin(), engine.Options{
 				EnforcementPoints: []string{engine.EnforcementPointGator},
 				EnableHTTPSend:    httpSend,
-			})
+
+				DisableK8sNativeValidation: !celFirst,
+			}, nil)
 			if err != nil {
 				return err
 			}
@@ -106,6 +109,7 @@ The exit status is 1 only when a violation has the deny action.`,
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "a file or directory of YAML/JSON objects, or - for standard input (repeatable)")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default human-readable)")
 	cmd.Flags().BoolVar(&httpSend, "enable-http-send", false, "allow the http.send Rego builtin")
+	cmd.Flags().BoolVar(&celFirst, "enable-k8s-native-validation", true, k8sNativeValidationUsage)
 	return cmd
 }
 

@@ -14,6 +14,7 @@ func newVerifyCmd() *cobra.Command {
 		run      string
 		verbose  bool
 		httpSend bool
+		celFirst bool
 	)
 	cmd := &cobra.Command{
 		Use:   "verify PATH...",
@@ -27,6 +28,7 @@ FAIL per suite, and a final PASS or FAIL. The exit status is 1 on any failure.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r := &verify.Runner{}
 			r.EngineOptions.EnableHTTPSend = httpSend
+			r.EngineOptions.DisableK8sNativeValidation = !celFirst
 			if run != "" {
 				re, err := regexp.Compile(run)
 				if err != nil {
@@ -61,5 +63,6 @@ FAIL per suite, and a final PASS or FAIL. The exit status is 1 on any failure.`,
 	cmd.Flags().StringVarP(&run, "run", "r", "", "run only tests and cases whose name matches this regular expression")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every test and case, not only failures")
 	cmd.Flags().BoolVar(&httpSend, "enable-http-send", false, "allow the http.send Rego builtin")
+	cmd.Flags().BoolVar(&celFirst, "enable-k8s-native-validation", true, k8sNativeValidationUsage)
 	return cmd
 }

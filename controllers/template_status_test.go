@@ -20,6 +20,7 @@ func TestStatusErrorLocation(t *testing.T) {
 	}{
 		{"compile error", fmt.Errorf("%w: %w", engine.ErrInvalidTemplate, ce), "spec.targets[0].rego:4:10"},
 		{"no position", &engine.CompileError{Field: "spec.targets[0].rego", Message: "m"}, "spec.targets[0].rego"},
+		{"CEL compile error", celCompileError(t), "spec.targets[0].code[0].source.validations[0].expression"},
 		{"other", errors.New("boom"), ""},
 	}
 	for _, tc := range tests {
@@ -144,4 +145,38 @@ func TestConstraintStatus(t *testing.T) {
 	if c["status"] != "False" || c["reason"] != ReasonNotEnforced || c["message"] != "nope" {
 		t.Errorf("condition = %v, want Ready=False with the error", c)
 	}
+}
+
+// celCompileError is what the engine returns for a template whose CEL
+// does not compile.
+func celCompileError(t *testing.T) error {
+	t.Helper()
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "templates.gatekeeper.sh/v1",
+		"kind":       "ConstraintTemplate",
+		"metadata":   map[string]any{"name": "k8scel"},
+		"spec": map[string]any{
+			"crd": map[string]any{"spec": map[string]any{"names": map[string]any{"kind": "K8sCel"}}},
+			"targets": []any{map[string]any{
+				"target": engine.TargetName,
+				"code": []any{map[string]any{
+					"engine": engine.EngineCEL,
+					"source": map[string]any{"validations": []any{map[string]any{"expression": "nope"}}},
+				}},
+			}},
+		},
+	}}
+	ct, err := engine.ParseTemplate(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.AddTemplate(t.Context(), ct)
+	if err == nil {
+		t.Fatal("a template whose CEL does not compile was added")
+	}
+	return err
 }

@@ -19,6 +19,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/portcullis-dev/portcullis/engine/celdriver"
 	"github.com/portcullis-dev/portcullis/engine/regodriver"
 )
 
@@ -55,6 +56,11 @@ type Options struct {
 	// holds (see regodriver.CacheSize): 0 means
 	// regodriver.DefaultCacheSize, a negative number turns it off.
 	ResultCacheSize int
+	// DisableK8sNativeValidation makes templates that have both Rego and
+	// K8sNativeValidation (CEL) code run their Rego, as Gatekeeper's
+	// --enable-k8s-native-validation=false does. By default their CEL
+	// runs. Templates with only CEL run it either way.
+	DisableK8sNativeValidation bool
 }
 
 // Engine judges objects against constraint templates and constraints. Reviews
@@ -64,6 +70,9 @@ type Engine struct {
 	client *client.Client
 	target *target
 	driver *regodriver.Driver
+	cel    *celdriver.Driver
+	// celFirst is !Options.DisableK8sNativeValidation.
+	celFirst bool
 	// eps are the enforcement points the engine reviews for.
 	eps []string
 	// index is what reviews read (see index.go).
@@ -77,7 +86,7 @@ type Engine struct {
 	constraints map[string]int // constraints per template kind
 }
 
-// New builds an Engine with the Rego driver.
+// New builds an Engine with the Rego and the K8sNativeValidation drivers.
 func New(opts Options) (*Engine, error) {
 	eps := opts.EnforcementPoints
 	if len(eps) == 0 {
@@ -106,12 +115,18 @@ func New(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating Rego driver: %w", err)
 	}
+	cel := celdriver.New()
+	// The frameworks client gives a template with several engines to the
+	// driver registered first; the engine's index (engineFor) agrees.
+	drivers := []client.Opt{client.Driver(cel), client.Driver(driver)}
+	if opts.DisableK8sNativeValidation {
+		drivers = []client.Opt{client.Driver(driver), client.Driver(cel)}
+	}
 	t := newTarget()
-	c, err := client.NewClient(
+	c, err := client.NewClient(append(drivers,
 		client.Targets(t),
-		client.Driver(driver),
 		client.EnforcementPoints(eps...),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("creating constraint client: %w", err)
 	}
@@ -119,6 +134,8 @@ func New(opts Options) (*Engine, error) {
 		client:      c,
 		target:      t,
 		driver:      driver,
+		cel:         cel,
+		celFirst:    !opts.DisableK8sNativeValidation,
 		eps:         eps,
 		tracing:     opts.Tracing,
 		templates:   map[string]*templates.ConstraintTemplate{},
@@ -133,17 +150,20 @@ func (e *Engine) AddTemplate(ctx context.Context, ct *templates.ConstraintTempla
 		return err
 	}
 	// Compile before taking any lock: the frameworks client holds its
-	// lock, which reviews wait for, while it adds the template, and then
-	// only swaps the compiled template in.
-	if err := e.driver.Prepare(ctx, ct); err != nil {
-		return templateError(ct, err)
+	// lock while it adds the template, and then only swaps the compiled
+	// template in. CEL compiles in AddTemplate: it takes milliseconds.
+	eng := engineFor(ct, e.celFirst)
+	if eng == EngineRego {
+		if err := e.driver.Prepare(ctx, ct); err != nil {
+			return templateError(ct, err)
+		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, err := e.client.AddTemplate(ctx, ct); err != nil {
 		return templateError(ct, err)
 	}
-	e.indexTemplate(ct)
+	e.indexTemplate(ct, eng)
 	e.templates[ct.Spec.CRD.Spec.Names.Kind] = ct.DeepCopy()
 	return nil
 }
@@ -445,6 +465,27 @@ func ValidateEnforcementAction(u *unstructured.Unstructured) error {
 		}
 	}
 	return nil
+}
+
+// TemplateEngine is the engine that evaluates a template kind held,
+// EngineRego or EngineCEL, or "" when the kind is not held.
+func (e *Engine) TemplateEngine(kind string) string {
+	for _, k := range e.loadIndex().kinds {
+		if k.kind == kind {
+			return k.engine
+		}
+	}
+	return ""
+}
+
+// TemplatesByEngine counts the templates held by the engine that
+// evaluates them (EngineRego, EngineCEL).
+func (e *Engine) TemplatesByEngine() map[string]int {
+	out := map[string]int{}
+	for _, k := range e.loadIndex().kinds {
+		out[k.engine]++
+	}
+	return out
 }
 
 // TemplateKinds lists the kinds of the templates held, sorted.

@@ -8,6 +8,7 @@ import (
 
 	apiconstraints "github.com/open-policy-agent/frameworks/constraint/pkg/apis/constraints"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers"
 	clienterrors "github.com/open-policy-agent/frameworks/constraint/pkg/client/errors"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/reviews"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
@@ -36,6 +37,8 @@ type reviewIndex struct {
 
 type kindIndex struct {
 	kind string
+	// engine evaluates the kind: EngineRego or EngineCEL.
+	engine string
 	// operations are the template's target operations; empty means all.
 	operations []string
 	// constraints are in name order.
@@ -80,7 +83,7 @@ func (e *Engine) updateKind(kind string, f func(old *kindIndex) *kindIndex) {
 }
 
 // indexTemplate adds or updates a template's kind, keeping its constraints.
-func (e *Engine) indexTemplate(ct *templates.ConstraintTemplate) {
+func (e *Engine) indexTemplate(ct *templates.ConstraintTemplate, engine string) {
 	var ops []string
 	if len(ct.Spec.Targets) == 1 {
 		for _, op := range ct.Spec.Targets[0].Operations {
@@ -88,7 +91,7 @@ func (e *Engine) indexTemplate(ct *templates.ConstraintTemplate) {
 		}
 	}
 	e.updateKind(ct.Spec.CRD.Spec.Names.Kind, func(old *kindIndex) *kindIndex {
-		k := &kindIndex{kind: ct.Spec.CRD.Spec.Names.Kind, operations: ops}
+		k := &kindIndex{kind: ct.Spec.CRD.Spec.Names.Kind, engine: engine, operations: ops}
 		if old != nil {
 			k.constraints = old.constraints
 		}
@@ -122,7 +125,7 @@ func (e *Engine) indexConstraint(stored *unstructured.Unstructured) error {
 		if old == nil {
 			return nil // the template is gone
 		}
-		k := &kindIndex{kind: old.kind, operations: old.operations}
+		k := &kindIndex{kind: old.kind, engine: old.engine, operations: old.operations}
 		k.constraints = make([]*indexedConstraint, 0, len(old.constraints)+1)
 		for _, c := range old.constraints {
 			if c.u.GetName() != stored.GetName() {
@@ -142,7 +145,7 @@ func (e *Engine) unindexConstraint(kind, name string) {
 		if old == nil {
 			return nil
 		}
-		k := &kindIndex{kind: old.kind, operations: old.operations}
+		k := &kindIndex{kind: old.kind, engine: old.engine, operations: old.operations}
 		for _, c := range old.constraints {
 			if c.u.GetName() != name {
 				k.constraints = append(k.constraints, c)
@@ -177,7 +180,8 @@ func (e *Engine) reviewIndexed(ctx context.Context, r *review, ep string, opts [
 		scoped []string
 	}
 	var (
-		matched    []*unstructured.Unstructured
+		// matched are the constraints to query, by engine.
+		matched    [2][]*unstructured.Unstructured
 		actionsOf  map[*unstructured.Unstructured]actions
 		rejections []*types.Result
 	)
@@ -186,6 +190,10 @@ func (e *Engine) reviewIndexed(ctx context.Context, r *review, ep string, opts [
 		if ep == apiconstraints.WebhookEnforcementPoint && len(k.operations) > 0 &&
 			!slices.Contains(k.operations, op) && !slices.Contains(k.operations, "*") {
 			continue
+		}
+		slot := 0
+		if k.engine == EngineCEL {
+			slot = 1
 		}
 		for _, c := range k.constraints {
 			var scoped []string
@@ -211,7 +219,7 @@ func (e *Engine) reviewIndexed(ctx context.Context, r *review, ep string, opts [
 					ScopedEnforcementActions: scoped,
 				})
 			case ok:
-				matched = append(matched, c.u)
+				matched[slot] = append(matched[slot], c.u)
 				if actionsOf == nil {
 					actionsOf = make(map[*unstructured.Unstructured]actions, 32)
 				}
@@ -221,17 +229,27 @@ func (e *Engine) reviewIndexed(ctx context.Context, r *review, ep string, opts [
 	}
 
 	resp := &types.Response{Target: TargetName}
-	if len(matched) > 0 {
-		qr, err := e.driver.Query(ctx, TargetName, matched, r, opts...)
-		if err != nil {
-			return nil, err
+	for i, d := range []drivers.Driver{e.driver, e.cel} {
+		if len(matched[i]) == 0 {
+			continue
 		}
-		if qr != nil {
-			resp.Results = qr.Results
-			if qr.Trace != nil {
-				t := fmt.Sprintf("DRIVER %s:\n\n%s\n\n", e.driver.Name(), *qr.Trace)
-				resp.Trace = &t
+		qr, err := d.Query(ctx, TargetName, matched[i], r, opts...)
+		if err != nil {
+			if d == e.driver {
+				return nil, err
 			}
+			return nil, fmt.Errorf("%s: %w", d.Name(), err)
+		}
+		if qr == nil {
+			continue
+		}
+		resp.Results = append(resp.Results, qr.Results...)
+		if qr.Trace != nil {
+			t := fmt.Sprintf("DRIVER %s:\n\n%s\n\n", d.Name(), *qr.Trace)
+			if resp.Trace != nil {
+				t = *resp.Trace + t
+			}
+			resp.Trace = &t
 		}
 	}
 	// The driver's results carry the constraints passed to it.

@@ -100,6 +100,9 @@ func (r *review) DecodedObjects() (object, oldObject map[string]any) {
 	return object, oldObject
 }
 
+// NamespaceObject is the review's Namespace, namespaceObject in CEL.
+func (r *review) NamespaceObject() *corev1.Namespace { return r.namespace }
+
 // GetAdmissionRequest lets the frameworks client filter templates by operation.
 func (r *review) GetAdmissionRequest() *admissionv1.AdmissionRequest {
 	return &r.AdmissionRequest

@@ -16,6 +16,8 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/portcullis-dev/portcullis/engine/celdriver"
 )
 
 // TemplateGroup is the API group of ConstraintTemplates.
@@ -113,7 +115,7 @@ func validateTemplate(ct *templates.ConstraintTemplate) error {
 			return fmt.Errorf("%w: %q: spec.targets[0].code[%d].source is required", ErrInvalidTemplate, ct.GetName(), j)
 		}
 	}
-	if err := needsRego(ct); err != nil {
+	if err := hasEngine(ct); err != nil {
 		return err
 	}
 	if t := ct.Spec.Targets[0].Target; t != TargetName {
@@ -122,16 +124,16 @@ func validateTemplate(ct *templates.ConstraintTemplate) error {
 	return nil
 }
 
-// needsRego refuses a template without Rego, naming the engines it has: the
-// engine evaluates Rego only, so a CEL-only template cannot be enforced.
-func needsRego(ct *templates.ConstraintTemplate) error {
+// hasEngine refuses a template with neither Rego nor CEL code, naming the
+// engines it has.
+func hasEngine(ct *templates.ConstraintTemplate) error {
 	t := ct.Spec.Targets[0]
 	if t.Rego != "" {
 		return nil
 	}
 	var engines []string
 	for _, code := range t.Code {
-		if code.Engine == regoEngine {
+		if code.Engine == regoEngine || code.Engine == celdriver.Name {
 			return nil
 		}
 		engines = append(engines, code.Engine)
@@ -139,18 +141,53 @@ func needsRego(ct *templates.ConstraintTemplate) error {
 	if len(engines) == 0 {
 		return fmt.Errorf("%w: %q: spec.targets[0] has neither rego nor code", ErrInvalidTemplate, ct.GetName())
 	}
-	return fmt.Errorf("%w: %q: spec.targets[0].code has no Rego entry, only %s: Portcullis evaluates Rego; CEL (K8sNativeValidation) is not supported yet",
-		ErrInvalidTemplate, ct.GetName(), strings.Join(engines, ", "))
+	return fmt.Errorf("%w: %q: spec.targets[0].code has no Rego or %s entry, only %s",
+		ErrInvalidTemplate, ct.GetName(), celdriver.Name, strings.Join(engines, ", "))
 }
+
+// Engines a template's code may select.
+const (
+	EngineRego = regoEngine
+	EngineCEL  = celdriver.Name
+)
 
 // regoEngine is the code engine of Rego.
 const regoEngine = "Rego"
 
-// CompileError is a Rego error in a template, with its position in the
-// source the author wrote.
+// HasCode reports whether a template has code for an engine (EngineRego,
+// which the legacy rego field counts as, or EngineCEL).
+func HasCode(ct *templates.ConstraintTemplate, engine string) bool {
+	if len(ct.Spec.Targets) != 1 {
+		return false
+	}
+	t := ct.Spec.Targets[0]
+	if engine == EngineRego && t.Rego != "" {
+		return true
+	}
+	for _, c := range t.Code {
+		if c.Engine == engine {
+			return true
+		}
+	}
+	return false
+}
+
+// engineFor is the engine that evaluates a template, as Gatekeeper
+// chooses it: K8sNativeValidation when the template has it, unless
+// celFirst is false and the template has Rego too.
+func engineFor(ct *templates.ConstraintTemplate, celFirst bool) string {
+	if HasCode(ct, EngineCEL) && (celFirst || !HasCode(ct, EngineRego)) {
+		return EngineCEL
+	}
+	return EngineRego
+}
+
+// CompileError is a Rego or CEL error in a template, with its position in
+// the source the author wrote: for Rego the field, line and column; for CEL
+// the field of the expression (the message locates the error in it).
 type CompileError struct {
 	Template string
-	Field    string // e.g. spec.targets[0].rego
+	Field    string // e.g. spec.targets[0].rego or spec.targets[0].code[1].source.validations[2].expression
 	Row, Col int
 	Message  string
 }
@@ -166,6 +203,9 @@ func (e *CompileError) Error() string {
 // Parse and compile problems are located by re-parsing the template's own
 // Rego, which gives the line and column in the author's source.
 func templateError(ct *templates.ConstraintTemplate, err error) error {
+	if fe, ok := errors.AsType[*celdriver.FieldError](err); ok {
+		return &located{cerr: &CompileError{Template: ct.GetName(), Field: fe.Field, Message: fe.Message}, cause: err}
+	}
 	if cerr := locateRegoError(ct); cerr != nil {
 		return &located{cerr: cerr, cause: err}
 	}

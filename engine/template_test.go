@@ -137,10 +137,10 @@ func TestAddTemplateRejectsInvalidVersionless(t *testing.T) {
 		{"nil code source", func(ct *templates.ConstraintTemplate) {
 			ct.Spec.Targets[0].Code = []templates.Code{{Engine: "Rego", Source: nil}}
 		}, "source"},
-		{"CEL only", func(ct *templates.ConstraintTemplate) {
+		{"unknown engine only", func(ct *templates.ConstraintTemplate) {
 			ct.Spec.Targets[0].Rego = ""
-			ct.Spec.Targets[0].Code = []templates.Code{{Engine: "K8sNativeValidation", Source: &templates.Anything{Value: map[string]any{}}}}
-		}, "spec.targets[0].code has no Rego entry, only K8sNativeValidation"},
+			ct.Spec.Targets[0].Code = []templates.Code{{Engine: "Wasm", Source: &templates.Anything{Value: map[string]any{}}}}
+		}, "spec.targets[0].code has no Rego or K8sNativeValidation entry, only Wasm"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,7 +10,8 @@ import (
 	"github.com/portcullis-dev/portcullis/engine"
 )
 
-// registerEngineMetrics exports the engine's result cache counters. With
+// registerEngineMetrics exports the engine's result cache counters and
+// its templates by engine. With
 // several managers in one process (tests, `portcullis dev`), the first
 // one's are exported.
 func registerEngineMetrics(eng *engine.Engine) error {
@@ -28,12 +29,19 @@ func registerEngineMetrics(eng *engine.Engine) error {
 			Help: "Constraint results the result cache holds (at most --result-cache-size)",
 		}, func() float64 { return float64(eng.CacheStats().Entries) }),
 	}
+	for _, name := range []string{engine.EngineRego, engine.EngineCEL} {
+		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "portcullis_templates",
+			Help:        "ConstraintTemplates loaded, by the engine that evaluates them (Rego or K8sNativeValidation)",
+			ConstLabels: prometheus.Labels{"engine": name},
+		}, func() float64 { return float64(eng.TemplatesByEngine()[name]) }))
+	}
 	for _, c := range collectors {
 		if err := ctrlmetrics.Registry.Register(c); err != nil {
 			if _, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
 				continue
 			}
-			return fmt.Errorf("registering the result cache metrics: %w", err)
+			return fmt.Errorf("registering the engine metrics: %w", err)
 		}
 	}
 	return nil

@@ -62,6 +62,12 @@ type Options struct {
 	// template; 0 turns the cache off.
 	ResultCacheSize int
 
+	// EnableK8sNativeValidation runs the CEL of templates that have both
+	// CEL and Rego (--enable-k8s-native-validation, default true, as in
+	// Gatekeeper); false runs their Rego. Templates with only CEL run it
+	// either way.
+	EnableK8sNativeValidation bool
+
 	// InstallCRDs installs or updates the CRDs (ConstraintTemplate, Config,
 	// SyncSet) at startup (--install-crds), from config/crd/crds.yaml
 	// embedded in the binary.
@@ -92,13 +98,14 @@ type Options struct {
 // NewOptions returns the defaults.
 func NewOptions() Options {
 	return Options{
-		Namespace:              DefaultNamespace,
-		MetricsBindAddress:     ":8080",
-		HealthProbeBindAddress: ":8081",
-		InstallCRDs:            true,
-		ResultCacheSize:        engine.DefaultResultCacheSize,
-		Webhook:                webhook.NewOptions(),
-		Audit:                  audit.NewOptions(),
+		Namespace:                 DefaultNamespace,
+		MetricsBindAddress:        ":8080",
+		HealthProbeBindAddress:    ":8081",
+		InstallCRDs:               true,
+		EnableK8sNativeValidation: true,
+		ResultCacheSize:           engine.DefaultResultCacheSize,
+		Webhook:                   webhook.NewOptions(),
+		Audit:                     audit.NewOptions(),
 	}
 }
 
@@ -114,6 +121,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.InstallCRDs, "install-crds", o.InstallCRDs, "install or update the CRDs (ConstraintTemplate, Config, SyncSet) at startup")
 	fs.BoolVar(&o.Engine.EnableHTTPSend, "enable-http-send", o.Engine.EnableHTTPSend, "allow the http.send Rego builtin")
 	fs.StringSliceVar(&o.Engine.DisabledBuiltins, "disable-builtin", o.Engine.DisabledBuiltins, "Rego builtin to refuse in templates (repeatable)")
+	fs.BoolVar(&o.EnableK8sNativeValidation, "enable-k8s-native-validation", o.EnableK8sNativeValidation, "run the K8sNativeValidation (CEL) code of templates that have both CEL and Rego, as Gatekeeper does; false runs their Rego (templates with only CEL run it either way)")
 	fs.IntVar(&o.ResultCacheSize, "result-cache-size", o.ResultCacheSize, "constraint results to remember, keyed by the parts of the object each template reads, so that equal pods are judged once per template; 0 turns the cache off")
 	o.Sync.AddFlags(fs)
 	o.Webhook.AddFlags(fs)
@@ -139,6 +147,7 @@ func (o *Options) Complete() error {
 	if o.LeaderElectionNamespace == "" {
 		o.LeaderElectionNamespace = o.Namespace
 	}
+	o.Engine.DisableK8sNativeValidation = !o.EnableK8sNativeValidation
 	var errs []error
 	if strings.TrimSpace(o.Namespace) == "" {
 		errs = append(errs, errors.New("--namespace must not be empty"))

@@ -1,0 +1,16 @@
+// Package celdriver is a frameworks constraint driver for the
+// K8sNativeValidation (CEL) engine of ConstraintTemplates, with
+// Gatekeeper's semantics. It compiles and evaluates expressions with the
+// apiserver's ValidatingAdmissionPolicy packages (the composited compiler,
+// the validating policy validator, match conditions and cost limits), so
+// expressions, libraries, cost budgets and error messages behave as in the
+// apiserver and in Gatekeeper.
+//
+// A source is {validations[{expression, message, messageExpression}],
+// failurePolicy, matchCondition[{name, expression}], variables[{name,
+// expression}], generateVAP}. Expressions see object, oldObject (object is
+// null on a DELETE), request, namespaceObject and variables, with the
+// built-in variables.anyObject (object, or oldObject on a DELETE) and
+// variables.params (the constraint's spec.parameters); only variable
+// expressions see params, the constraint itself.
+package celdriver

@@ -1,0 +1,46 @@
+package celdriver_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/portcullis-dev/portcullis/engine/celdriver"
+)
+
+// FuzzParseSource feeds ParseSource arbitrary JSON: it never panics, an
+// error is a FieldError naming a field under the source, and a source it
+// accepts has validations with expressions.
+func FuzzParseSource(f *testing.F) {
+	for _, s := range []string{
+		`{"validations":[{"expression":"true","message":"m","messageExpression":"'x'"}]}`,
+		`{"validations":[{"expression":"true"}],"variables":[{"name":"a","expression":"1"}],"matchCondition":[{"name":"m","expression":"true"}],"failurePolicy":"Ignore","generateVAP":false}`,
+		`{"validations":[{}]}`, `{"validations":{}}`, `{"matchConditions":[]}`, `[]`, `null`, `"x"`, `{"variables":[{"name":"params"}]}`,
+		`{"validations":[{"expression":1}],"failurePolicy":3}`, `{"variables":[{"name":"a","expression":"1"},{"name":"a","expression":"1"}]}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		var v any
+		if json.Unmarshal([]byte(in), &v) != nil {
+			return
+		}
+		s, err := celdriver.ParseSource(v, "source")
+		if err != nil {
+			var fe *celdriver.FieldError
+			if !errors.As(err, &fe) || !strings.HasPrefix(fe.Field, "source") || fe.Message == "" {
+				t.Fatalf("error %v (%T) is not a FieldError under source", err, err)
+			}
+			return
+		}
+		if len(s.Validations) == 0 {
+			t.Fatal("accepted a source without validations")
+		}
+		for _, val := range s.Validations {
+			if strings.TrimSpace(val.Expression) == "" {
+				t.Fatal("accepted a validation without expression")
+			}
+		}
+	})
+}
