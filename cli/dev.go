@@ -16,6 +16,8 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/portcullis-dev/portcullis/internal/manager"
 )
 
 // devReadyLine is printed once everything serves.
@@ -140,7 +142,7 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) (retErr
 		return nil
 	case err := <-m.done:
 		m.done <- err
-		return fmt.Errorf("the manager stopped: %w", err)
+		return manager.Stopped(err)
 	}
 }
 

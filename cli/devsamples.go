@@ -59,7 +59,7 @@ func devApplyLibrary(ctx context.Context, cfg *rest.Config, dir string, stderr i
 		for _, d := range docs {
 			obj := d.Object.DeepCopy()
 			err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-				err := c.Patch(ctx, obj, client.Apply, client.FieldOwner("portcullis-dev"), client.ForceOwnership) //nolint:staticcheck
+				err := c.Patch(ctx, obj, client.Apply, client.FieldOwner("portcullis-dev"), client.ForceOwnership) //nolint:staticcheck // client.Apply with Patch is deprecated for typed Apply configurations; the samples are unstructured
 				if err == nil {
 					return true, nil
 				}
@@ -100,7 +100,11 @@ func devWaitEnforced(ctx context.Context, c client.Client) error {
 		bad := &corev1.Namespace{}
 		bad.Name = devRefusedNamespace
 		err := c.Create(ctx, bad, client.DryRunAll)
-		if err == nil || !strings.Contains(err.Error(), "denied") {
+		if err == nil {
+			last = fmt.Errorf("%s is not refused yet (admitted)", devRefusedNamespace)
+			return false, nil
+		}
+		if !strings.Contains(err.Error(), "denied") {
 			last = fmt.Errorf("%s is not refused yet (%w)", devRefusedNamespace, err)
 			return false, nil
 		}

@@ -85,7 +85,7 @@ func (d *devProcess) waitReady(timeout time.Duration) error {
 		select {
 		case err := <-d.exited:
 			d.exited <- err
-			return fmt.Errorf("portcullis dev exited before ready: %w\nstderr:\n%s", err, d.stderr.String())
+			return fmt.Errorf("portcullis dev exited before ready: %v\nstderr:\n%s", err, d.stderr.String())
 		case <-deadline:
 			return fmt.Errorf("portcullis dev not ready within %s\nstderr:\n%s", timeout, d.stderr.String())
 		case <-time.After(200 * time.Millisecond):

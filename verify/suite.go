@@ -33,7 +33,7 @@ type Suite struct {
 	APIVersion string `json:"apiVersion"`
 	Metadata   struct {
 		Name string `json:"name,omitempty"`
-	} `json:"metadata,omitzero"`
+	} `json:"metadata"`
 	Tests []Test `json:"tests,omitempty"`
 	Skip  bool   `json:"skip,omitempty"`
 

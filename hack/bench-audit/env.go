@@ -118,7 +118,7 @@ func createConstraints(ctx context.Context, c client.Client, policies []gklibrar
 			return !meta.IsNoMatchError(err), nil
 		})
 		if werr != nil || err != nil {
-			return fmt.Errorf("creating constraint %s: %w (%w)", key(p), err, werr)
+			return fmt.Errorf("creating constraint %s: %w", key(p), errors.Join(err, werr))
 		}
 	}
 	for _, p := range policies {

@@ -155,7 +155,7 @@ func runLoad(ctx context.Context, c config) error {
 		return fmt.Errorf("the server stopped before serving (see %s): %w", logFile.Name(), err)
 	}
 	if err := json.Unmarshal(line, &ready); err != nil || ready.Error != "" {
-		return fmt.Errorf("the server failed: %s %w", ready.Error, err)
+		return fmt.Errorf("the server failed: %s %v", ready.Error, err) //nolint:errorlint // err may be nil, which %w would print as %!w(<nil>)
 	}
 	pid := cmd.Process.Pid
 	fmt.Printf("Server pid %d: %d templates, %d constraints loaded in %.1fs; GOMAXPROCS %s, GOGC %s, GOMEMLIMIT %s, --max-serving-threads %d, --result-cache-size %d\n",
@@ -169,7 +169,7 @@ func runLoad(ctx context.Context, c config) error {
 	}
 	code, body, err := l.send(ctx, l.body())
 	if err != nil || code != 200 {
-		return fmt.Errorf("first request: HTTP %d %s: %w", code, body, err)
+		return fmt.Errorf("first request: HTTP %d %s: %v", code, body, err) //nolint:errorlint // err may be nil, which %w would print as %!w(<nil>)
 	}
 	var ar struct {
 		Response struct {

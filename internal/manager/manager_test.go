@@ -148,7 +148,7 @@ func TestTemplateLifecycle(t *testing.T) {
 	t.Run("parameters update", func(t *testing.T) {
 		eventually(t, "a violation for the missing label team", func(ctx context.Context) (bool, error) {
 			msgs, err := review(ctx, m.Engine(), pod)
-			return len(msgs) == 1 && strings.Contains(msgs[0], `"team"`), fmt.Errorf("violations %q, err %w", msgs, err)
+			return len(msgs) == 1 && strings.Contains(msgs[0], `"team"`), fmt.Errorf("violations %q, err %v", msgs, err)
 		})
 		u, err := getConstraint(ctx, kind, "must-have-team")
 		if err != nil {
@@ -163,7 +163,7 @@ func TestTemplateLifecycle(t *testing.T) {
 		}
 		eventually(t, "the engine to review with the new parameters", func(ctx context.Context) (bool, error) {
 			msgs, err := review(ctx, m.Engine(), pod)
-			return len(msgs) == 1 && strings.Contains(msgs[0], `"cost-center"`), fmt.Errorf("violations %q, err %w", msgs, err)
+			return len(msgs) == 1 && strings.Contains(msgs[0], `"cost-center"`), fmt.Errorf("violations %q, err %v", msgs, err)
 		})
 		t.Logf("New parameters in effect in the engine %s after the update", time.Since(updated).Round(time.Millisecond))
 		eventually(t, "the constraint to report the new generation", func(ctx context.Context) (bool, error) {

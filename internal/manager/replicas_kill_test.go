@@ -152,7 +152,7 @@ spec:
 	}
 	eventually(t, "killed-b's engine to judge a Namespace", func(ctx context.Context) (bool, error) {
 		msgs, err := review(ctx, b.Engine(), "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: unlabelled\n")
-		return len(msgs) == 1, fmt.Errorf("violations %v, error %w", msgs, err)
+		return len(msgs) == 1, fmt.Errorf("violations %v, error %v", msgs, err)
 	})
 
 	// Only A audits: over several runs, auditTimestamp advances and every
@@ -302,7 +302,7 @@ func startProcess(t *testing.T, bin string, args ...string) *process {
 func (p *process) exited() error {
 	select {
 	case <-p.done:
-		return fmt.Errorf("%s exited: %w", p.cmd.Path, p.err)
+		return fmt.Errorf("%s exited: %v", p.cmd.Path, p.err)
 	default:
 		return nil
 	}

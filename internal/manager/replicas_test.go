@@ -88,7 +88,7 @@ spec:
 		})
 		eventually(t, r.podID+"'s engine to judge a Namespace", func(ctx context.Context) (bool, error) {
 			msgs, err := review(ctx, r.Engine(), "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: unlabelled\n")
-			return len(msgs) == 1, fmt.Errorf("violations %v, error %w", msgs, err)
+			return len(msgs) == 1, fmt.Errorf("violations %v, error %v", msgs, err)
 		})
 	}
 

@@ -126,7 +126,7 @@ func waitInventory(t *testing.T, eng *engine.Engine, tag string, count int) {
 	t.Helper()
 	eventually(t, fmt.Sprintf("%s: %d objects in data.inventory", tag, count), func(ctx context.Context) (bool, error) {
 		n, _, _, err := inventoryCounts(ctx, eng, tag)
-		return err == nil && n == count, fmt.Errorf("count %d, err %w", n, err)
+		return err == nil && n == count, fmt.Errorf("count %d, err %v", n, err)
 	})
 }
 

@@ -153,7 +153,7 @@ func TestSyncNetworkPolicy(t *testing.T) {
 		apply(t, networkPolicy(ns, "prop", "prop"))
 		eventually(t, "the pod to be admitted", func(ctx context.Context) (bool, error) {
 			msgs, err := violations(ctx)
-			return err == nil && len(msgs) == 0, fmt.Errorf("violations %q, err %w", msgs, err)
+			return err == nil && len(msgs) == 0, fmt.Errorf("violations %q, err %v", msgs, err)
 		})
 	})
 }
@@ -186,7 +186,7 @@ func TestSyncIngressHost(t *testing.T) {
 	deleted := time.Now()
 	eventually(t, "the host to be free", func(ctx context.Context) (bool, error) {
 		msgs, err := review(ctx, m.Engine(), second)
-		return err == nil && len(msgs) == 0, fmt.Errorf("violations %q, err %w", msgs, err)
+		return err == nil && len(msgs) == 0, fmt.Errorf("violations %q, err %v", msgs, err)
 	})
 	t.Logf("Host freed %s after the first Ingress was deleted", time.Since(deleted).Round(time.Millisecond))
 }

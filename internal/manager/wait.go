@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -19,7 +20,7 @@ func (m *Manager) WaitReady(ctx context.Context, readyzURL string, done chan err
 		select {
 		case err := <-done:
 			done <- err
-			return false, fmt.Errorf("the manager stopped: %w", err)
+			return false, Stopped(err)
 		default:
 		}
 		if m.Ready() != nil {
@@ -39,4 +40,13 @@ func (m *Manager) WaitReady(ctx context.Context, readyzURL string, done chan err
 		return fmt.Errorf("waiting for the manager to be ready: %w", err)
 	}
 	return nil
+}
+
+// Stopped is the error of a manager that stopped before it was asked to:
+// err is what Start returned, nil when it returned without one.
+func Stopped(err error) error {
+	if err == nil {
+		return errors.New("the manager stopped")
+	}
+	return fmt.Errorf("the manager stopped: %w", err)
 }
