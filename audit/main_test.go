@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,11 +11,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/internal/manager"
@@ -121,28 +117,13 @@ func eventually(t *testing.T, what string, cond func(ctx context.Context) (bool,
 	testenv.Eventually(t, testenv.Poll{Timeout: waitTimeout}, what, testenv.Holds(cond))
 }
 
-// parse reads one YAML object.
-func parse(t *testing.T, doc string) *unstructured.Unstructured {
-	t.Helper()
-	u := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-		t.Fatalf("parsing %s: %v", doc, err)
-	}
-	return u
-}
-
 // apply creates the objects of a YAML stream, each deleted when the test
 // ends; a template also waits for its constraint CRD to go.
 func apply(t *testing.T, docs string) []*unstructured.Unstructured {
 	t.Helper()
-	var out []*unstructured.Unstructured
-	for _, doc := range strings.Split(docs, "\n---\n") {
-		if strings.TrimSpace(doc) == "" {
-			continue
-		}
-		u := parse(t, doc)
+	out := testenv.ParseAll(t, docs)
+	for _, u := range out {
 		create(t, u)
-		out = append(out, u)
 	}
 	return out
 }
@@ -218,23 +199,7 @@ func configMaps(t *testing.T, ns, prefix string, n int, labels map[string]string
 // constraint CRD is gone, so that tests do not leave kinds behind.
 func deleteAndWait(t *testing.T, u *unstructured.Unstructured) {
 	t.Helper()
-	ctx := context.Background()
-	if err := env.Client.Delete(ctx, u); client.IgnoreNotFound(err) != nil && !meta.IsNoMatchError(err) {
-		t.Errorf("deleting %s %s: %v", u.GetKind(), u.GetName(), err)
-	}
-	if u.GetKind() != "ConstraintTemplate" {
-		return
-	}
-	crd := &unstructured.Unstructured{}
-	crd.SetAPIVersion("apiextensions.k8s.io/v1")
-	crd.SetKind("CustomResourceDefinition")
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		err := env.Client.Get(ctx, client.ObjectKey{Name: u.GetName() + "." + audit.ConstraintGroup}, crd)
-		return apierrors.IsNotFound(err), nil
-	})
-	if err != nil {
-		t.Errorf("constraint CRD of %s still there after the template was deleted", u.GetName())
-	}
+	testenv.DeleteAndWait(t, env.Client, u, waitTimeout, false)
 }
 
 // getConstraint reads a constraint live.

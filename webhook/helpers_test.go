@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -164,7 +165,7 @@ func newEngine(t testing.TB, docs ...string) *engine.Engine {
 	}
 	ctx := context.Background()
 	for _, d := range docs {
-		u := parse(t, d)
+		u := testenv.Parse(t, d)
 		if u.GetKind() == "ConstraintTemplate" {
 			ct, err := engine.ParseTemplate(u)
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 	"github.com/portcullis-dev/portcullis/webhook"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,7 +19,7 @@ func engineOptions() engine.Options { return engine.Options{} }
 // written as YAML.
 func policyRequest(t *testing.T, op admissionv1.Operation, doc string) *admissionv1.AdmissionRequest {
 	t.Helper()
-	u := parse(t, doc)
+	u := testenv.Parse(t, doc)
 	raw, err := u.MarshalJSON()
 	if err != nil {
 		t.Fatal(err)

@@ -12,16 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/controllers"
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/manager"
 	"github.com/portcullis-dev/portcullis/internal/manager/managertest"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -124,17 +119,9 @@ func eventually(t *testing.T, what string, cond func(ctx context.Context) (bool,
 // test ends (templates: the running manager then removes their CRDs).
 func apply(t *testing.T, docs string) []*unstructured.Unstructured {
 	t.Helper()
-	var out []*unstructured.Unstructured
-	for _, doc := range strings.Split(docs, "\n---\n") {
-		if strings.TrimSpace(doc) == "" {
-			continue
-		}
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-			t.Fatalf("parsing %s: %v", doc, err)
-		}
+	out := testenv.ParseAll(t, docs)
+	for _, u := range out {
 		create(t, u)
-		out = append(out, u)
 	}
 	return out
 }
@@ -154,27 +141,7 @@ func create(t *testing.T, u *unstructured.Unstructured) {
 // that envtest lacks would.
 func deleteAndWait(t *testing.T, u *unstructured.Unstructured) {
 	t.Helper()
-	ctx := context.Background()
-	if err := env.Client.Delete(ctx, u); client.IgnoreNotFound(err) != nil && !meta.IsNoMatchError(err) {
-		t.Errorf("deleting %s %s: %v", u.GetKind(), u.GetName(), err)
-	}
-	if u.GetKind() != "ConstraintTemplate" {
-		return
-	}
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	crd.Name = u.GetName() + "." + controllers.ConstraintGroup
-	if managers.Load() == 0 {
-		if err := env.Client.Delete(ctx, crd); client.IgnoreNotFound(err) != nil {
-			t.Errorf("deleting CRD %s: %v", crd.Name, err)
-		}
-	}
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		err := env.Client.Get(ctx, client.ObjectKey{Name: u.GetName() + "." + controllers.ConstraintGroup}, crd)
-		return apierrors.IsNotFound(err), nil
-	})
-	if err != nil {
-		t.Errorf("constraint CRD of %s still there after the template was deleted", u.GetName())
-	}
+	testenv.DeleteAndWait(t, env.Client, u, waitTimeout, managers.Load() == 0)
 }
 
 // get reads an object live.
