@@ -29,6 +29,13 @@ const podID = "audit-test"
 var (
 	// env is the control plane of the package's tests.
 	env *testenv.Env
+	// objects creates the tests' objects on env and deletes them when the
+	// test ends, a template's constraint CRD too: apply creates a YAML
+	// stream's, create one, deleteAndWait deletes one.
+	objects       = &testenv.Objects{Timeout: waitTimeout}
+	apply         = objects.Apply
+	create        = objects.Create
+	deleteAndWait = objects.Delete
 	// mgr is the manager shared by the tests: it loads the templates and
 	// constraints they create into its engine, which the tests' auditors
 	// review with. Its own audit is off; TestAuditLoop starts another.
@@ -42,7 +49,7 @@ func TestMain(m *testing.M) {
 	os.Exit(testenv.Main{
 		What: "the audit's envtest tests",
 		Start: func(e *testenv.Env) (func() error, error) {
-			env = e
+			env, objects.Client = e, e.Client
 			var stop func()
 			var err error
 			mgr, stop, err = startManager(podID, nil)
@@ -117,25 +124,6 @@ func eventually(t *testing.T, what string, cond func(ctx context.Context) (bool,
 	testenv.Eventually(t, testenv.Poll{Timeout: waitTimeout}, what, testenv.Holds(cond))
 }
 
-// apply creates the objects of a YAML stream, each deleted when the test
-// ends; a template also waits for its constraint CRD to go.
-func apply(t *testing.T, docs string) []*unstructured.Unstructured {
-	t.Helper()
-	out := testenv.ParseAll(t, docs)
-	for _, u := range out {
-		create(t, u)
-	}
-	return out
-}
-
-// create creates u (waiting for a constraint's kind to be served) and
-// deletes it when the test ends.
-func create(t *testing.T, u *unstructured.Unstructured) {
-	t.Helper()
-	testenv.Create(t, env.Client, u, waitTimeout)
-	t.Cleanup(func() { deleteAndWait(t, u) })
-}
-
 // namespace creates a Namespace; envtest has no namespace controller, so
 // it is left behind, empty, when the test's objects are deleted.
 func namespace(t *testing.T, name string, labels map[string]string) {
@@ -193,13 +181,6 @@ func configMaps(t *testing.T, ns, prefix string, n int, labels map[string]string
 			t.Errorf("deleting the ConfigMaps of %s: %v", ns, err)
 		}
 	})
-}
-
-// deleteAndWait deletes an object and, for a template, waits until its
-// constraint CRD is gone, so that tests do not leave kinds behind.
-func deleteAndWait(t *testing.T, u *unstructured.Unstructured) {
-	t.Helper()
-	testenv.DeleteAndWait(t, env.Client, u, waitTimeout, false)
 }
 
 // getConstraint reads a constraint live.

@@ -32,6 +32,17 @@ var env *testenv.Env
 // will delete the CRD of a deleted template.
 var managers atomic.Int32
 
+var (
+	// objects creates the tests' objects on env and deletes them when the
+	// test ends, a template's constraint CRD too (itself when no manager
+	// runs, as the garbage collector that envtest lacks would): apply
+	// creates a YAML stream's, create one, deleteAndWait deletes one.
+	objects       = &testenv.Objects{Timeout: waitTimeout, DeleteCRDs: func() bool { return managers.Load() == 0 }}
+	apply         = objects.Apply
+	create        = objects.Create
+	deleteAndWait = objects.Delete
+)
+
 // running is a manager started in-process against env.
 type running struct {
 	*manager.Manager
@@ -113,35 +124,6 @@ func freeAddr(t *testing.T) string {
 func eventually(t *testing.T, what string, cond func(ctx context.Context) (bool, error)) {
 	t.Helper()
 	testenv.Eventually(t, testenv.Poll{Timeout: waitTimeout}, what, testenv.Holds(cond))
-}
-
-// apply creates the objects in a YAML stream, and deletes them when the
-// test ends (templates: the running manager then removes their CRDs).
-func apply(t *testing.T, docs string) []*unstructured.Unstructured {
-	t.Helper()
-	out := testenv.ParseAll(t, docs)
-	for _, u := range out {
-		create(t, u)
-	}
-	return out
-}
-
-// create creates u, waiting for its kind to be served if it is a
-// constraint whose CRD is not there yet, and deletes it when the test
-// ends.
-func create(t *testing.T, u *unstructured.Unstructured) {
-	t.Helper()
-	testenv.Create(t, env.Client, u, waitTimeout)
-	t.Cleanup(func() { deleteAndWait(t, u) })
-}
-
-// deleteAndWait deletes an object and, for a template, waits until its
-// constraint CRD is gone, so that tests do not leave kinds behind. With no
-// manager running, it deletes the CRD itself, as the garbage collector
-// that envtest lacks would.
-func deleteAndWait(t *testing.T, u *unstructured.Unstructured) {
-	t.Helper()
-	testenv.DeleteAndWait(t, env.Client, u, waitTimeout, managers.Load() == 0)
 }
 
 // get reads an object live.

@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 	testenv.Logging(nil)
 	os.Exit(testenv.Main{
 		What:  "the manager's envtest tests",
-		Start: func(e *testenv.Env) (func() error, error) { env = e; return nil, nil },
+		Start: func(e *testenv.Env) (func() error, error) { env, objects.Client = e, e.Client; return nil, nil },
 	}.Run(m))
 }
 
