@@ -90,7 +90,7 @@ func readLibrary(lib string) ([]gklibrary.Policy, error) {
 		if err != nil {
 			return nil, err
 		}
-		lib = filepath.Join(root, "..", "shared", "gatekeeper-library", "library")
+		lib = filepath.Join(root, gklibrary.DefaultDir)
 	}
 	policies, err := gklibrary.ReadTemplates(lib)
 	if err == nil && len(policies) == 0 {

@@ -32,6 +32,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/gklibrary"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
@@ -74,7 +75,7 @@ func main() {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if c.library == "" {
-		c.library = filepath.Join("..", "shared", "gatekeeper-library", "library")
+		c.library = gklibrary.DefaultDir
 	}
 	var err error
 	if c.server {

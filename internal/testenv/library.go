@@ -16,7 +16,7 @@ func LibraryPath() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(root, "..", "shared", "gatekeeper-library", "library")
+	dir := filepath.Join(root, gklibrary.DefaultDir)
 	_, err = os.Stat(dir)
 	return dir, err
 }
