@@ -4,10 +4,6 @@ import (
 	"context"
 	"fmt"
 	"github.com/portcullis-dev/portcullis/internal/loopback"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -233,25 +229,6 @@ func review(ctx context.Context, eng *engine.Engine, obj string) ([]string, erro
 		msgs = append(msgs, v.Message)
 	}
 	return msgs, nil
-}
-
-// kubectl runs kubectl against env, or skips the test without one.
-func kubectl(t *testing.T, args ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skipf("Skipping: kubectl not found on PATH (the API-level checks above ran)")
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, env.Environment.KubeConfig, 0o600); err != nil {
-		t.Fatalf("writing kubeconfig: %v", err)
-	}
-	cmd := exec.CommandContext(t.Context(), bin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
 }
 
 // resourceVersions maps kind/name to resourceVersion for objects to check

@@ -120,7 +120,7 @@ func TestTemplateLifecycle(t *testing.T) {
 		eventually(t, "the template to be Ready", func(ctx context.Context) (bool, error) {
 			return templateLoaded(ctx, name, m.podID)
 		})
-		out := kubectl(t, "wait", "--for=condition=Ready", "--timeout=60s", "constrainttemplate/"+name)
+		out := env.Kubectl(t, "wait", "--for=condition=Ready", "--timeout=60s", "constrainttemplate/"+name)
 		if !strings.Contains(out, "condition met") {
 			t.Errorf("kubectl wait: %s", out)
 		}
@@ -133,7 +133,7 @@ func TestTemplateLifecycle(t *testing.T) {
 
 	t.Run("kubectl get constraints", func(t *testing.T) {
 		checkConstraintsTable(t, "must-have-team", "dryrun")
-		out := kubectl(t, "get", "constraints")
+		out := env.Kubectl(t, "get", "constraints")
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if len(lines) < 2 || !strings.Contains(lines[0], "ENFORCEMENT-ACTION") || !strings.Contains(lines[0], "TOTAL-VIOLATIONS") {
 			t.Fatalf("kubectl get constraints: want ENFORCEMENT-ACTION and TOTAL-VIOLATIONS columns, got\n%s", out)
