@@ -66,3 +66,20 @@ func hasLabels(m *dto.Metric, labels map[string]string) bool {
 	}
 	return true
 }
+
+// BuildPortcullis builds the portcullis binary from the repository's root
+// into dir and returns its path.
+func BuildPortcullis(t testing.TB, dir string) string {
+	t.Helper()
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "portcullis")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
