@@ -3,21 +3,16 @@ package audit_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/funcr"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // requiredLabel is a template whose constraints require the label named by
@@ -107,7 +102,7 @@ func TestAuditFindsAndClears(t *testing.T) {
 	}
 
 	// kubectl get constraints shows the total.
-	out := kubectl(t, "get", "constraints")
+	out := env.Kubectl(t, "get", "constraints")
 	if !strings.Contains(out, "TOTAL-VIOLATIONS") || !strings.Contains(out, "owner-required") {
 		t.Errorf("kubectl get constraints:\n%s", out)
 	}
@@ -145,7 +140,7 @@ func TestAuditFindsAndClears(t *testing.T) {
 	if got := histogramCount(t, "gatekeeper_audit_duration_seconds"); got < 3 {
 		t.Errorf("gatekeeper_audit_duration_seconds counted %d runs, want at least 3", got)
 	}
-	if _, ok := findMetric(t, "gatekeeper_violations", map[string]string{"enforcement_action": "deny"}); !ok {
+	if _, ok := testenv.FindMetric(t, "gatekeeper_violations", map[string]string{"enforcement_action": "deny"}); !ok {
 		t.Error("no gatekeeper_violations{enforcement_action=deny}")
 	}
 }
@@ -347,24 +342,6 @@ func TestAuditIsLeaderOnly(t *testing.T) {
 	}
 }
 
-// kubectl runs kubectl against env, or skips the test without one.
-func kubectl(t *testing.T, args ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skipf("Skipping: kubectl not found on PATH")
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, env.Environment.KubeConfig, 0o600); err != nil {
-		t.Fatalf("writing kubeconfig: %v", err)
-	}
-	out, err := exec.CommandContext(t.Context(), bin, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 func unstructuredSlice(obj map[string]any, fields ...string) ([]any, bool, error) {
 	cur := any(obj)
 	for _, f := range fields {
@@ -378,40 +355,9 @@ func unstructuredSlice(obj map[string]any, fields ...string) ([]any, bool, error
 	return s, ok, nil
 }
 
-// findMetric returns the metric name with labels from controller-runtime's
-// registry.
-func findMetric(t *testing.T, name string, labels map[string]string) (*dto.Metric, bool) {
-	t.Helper()
-	families, err := ctrlmetrics.Registry.(prometheus.Gatherer).Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			for k, v := range labels {
-				found := false
-				for _, l := range m.GetLabel() {
-					if l.GetName() == k && l.GetValue() == v {
-						found = true
-					}
-				}
-				if !found {
-					continue next
-				}
-			}
-			return m, true
-		}
-	}
-	return nil, false
-}
-
 func gauge(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	m, ok := findMetric(t, name, labels)
+	m, ok := testenv.FindMetric(t, name, labels)
 	if !ok {
 		t.Fatalf("no metric %s%v", name, labels)
 	}
@@ -420,7 +366,7 @@ func gauge(t *testing.T, name string, labels map[string]string) float64 {
 
 func counter(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	m, ok := findMetric(t, name, labels)
+	m, ok := testenv.FindMetric(t, name, labels)
 	if !ok {
 		return 0
 	}
@@ -429,7 +375,7 @@ func counter(t *testing.T, name string, labels map[string]string) float64 {
 
 func histogramCount(t *testing.T, name string) uint64 {
 	t.Helper()
-	m, ok := findMetric(t, name, nil)
+	m, ok := testenv.FindMetric(t, name, nil)
 	if !ok {
 		t.Fatalf("no metric %s", name)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,11 +11,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/internal/manager"
@@ -33,6 +29,13 @@ const podID = "audit-test"
 var (
 	// env is the control plane of the package's tests.
 	env *testenv.Env
+	// objects creates the tests' objects on env and deletes them when the
+	// test ends, a template's constraint CRD too: apply creates a YAML
+	// stream's, create one, deleteAndWait deletes one.
+	objects       = &testenv.Objects{Timeout: waitTimeout}
+	apply         = objects.Apply
+	create        = objects.Create
+	deleteAndWait = objects.Delete
 	// mgr is the manager shared by the tests: it loads the templates and
 	// constraints they create into its engine, which the tests' auditors
 	// review with. Its own audit is off; TestAuditLoop starts another.
@@ -46,7 +49,7 @@ func TestMain(m *testing.M) {
 	os.Exit(testenv.Main{
 		What: "the audit's envtest tests",
 		Start: func(e *testenv.Env) (func() error, error) {
-			env = e
+			env, objects.Client = e, e.Client
 			var stop func()
 			var err error
 			mgr, stop, err = startManager(podID, nil)
@@ -121,40 +124,6 @@ func eventually(t *testing.T, what string, cond func(ctx context.Context) (bool,
 	testenv.Eventually(t, testenv.Poll{Timeout: waitTimeout}, what, testenv.Holds(cond))
 }
 
-// parse reads one YAML object.
-func parse(t *testing.T, doc string) *unstructured.Unstructured {
-	t.Helper()
-	u := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-		t.Fatalf("parsing %s: %v", doc, err)
-	}
-	return u
-}
-
-// apply creates the objects of a YAML stream, each deleted when the test
-// ends; a template also waits for its constraint CRD to go.
-func apply(t *testing.T, docs string) []*unstructured.Unstructured {
-	t.Helper()
-	var out []*unstructured.Unstructured
-	for doc := range strings.SplitSeq(docs, "\n---\n") {
-		if strings.TrimSpace(doc) == "" {
-			continue
-		}
-		u := parse(t, doc)
-		create(t, u)
-		out = append(out, u)
-	}
-	return out
-}
-
-// create creates u (waiting for a constraint's kind to be served) and
-// deletes it when the test ends.
-func create(t *testing.T, u *unstructured.Unstructured) {
-	t.Helper()
-	testenv.Create(t, env.Client, u, waitTimeout)
-	t.Cleanup(func() { deleteAndWait(t, u) })
-}
-
 // namespace creates a Namespace; envtest has no namespace controller, so
 // it is left behind, empty, when the test's objects are deleted.
 func namespace(t *testing.T, name string, labels map[string]string) {
@@ -210,29 +179,6 @@ func configMaps(t *testing.T, ns, prefix string, n int, labels map[string]string
 			t.Errorf("deleting the ConfigMaps of %s: %v", ns, err)
 		}
 	})
-}
-
-// deleteAndWait deletes an object and, for a template, waits until its
-// constraint CRD is gone, so that tests do not leave kinds behind.
-func deleteAndWait(t *testing.T, u *unstructured.Unstructured) {
-	t.Helper()
-	ctx := context.Background()
-	if err := env.Client.Delete(ctx, u); client.IgnoreNotFound(err) != nil && !meta.IsNoMatchError(err) {
-		t.Errorf("deleting %s %s: %v", u.GetKind(), u.GetName(), err)
-	}
-	if u.GetKind() != "ConstraintTemplate" {
-		return
-	}
-	crd := &unstructured.Unstructured{}
-	crd.SetAPIVersion("apiextensions.k8s.io/v1")
-	crd.SetKind("CustomResourceDefinition")
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		err := env.Client.Get(ctx, client.ObjectKey{Name: u.GetName() + "." + audit.ConstraintGroup}, crd)
-		return apierrors.IsNotFound(err), nil
-	})
-	if err != nil {
-		t.Errorf("constraint CRD of %s still there after the template was deleted", u.GetName())
-	}
 }
 
 // getConstraint reads a constraint live.

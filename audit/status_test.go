@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -36,17 +37,8 @@ func names(vs []StatusViolation) []string {
 	return out
 }
 
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+// equalStrings reports whether a and b hold the same strings in the same order.
+var equalStrings = slices.Equal[[]string]
 
 func TestComputeStatus(t *testing.T) {
 	podsAndDeployments := kindMatcher{{APIGroups: []string{""}, Kinds: []string{"Pod"}}, {APIGroups: []string{"apps"}, Kinds: []string{"Deployment"}}}

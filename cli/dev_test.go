@@ -37,12 +37,7 @@ func TestDev(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	bin := filepath.Join(t.TempDir(), "portcullis")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.BuildPortcullis(t, t.TempDir())
 
 	dataDir := t.TempDir()
 	readyFile := filepath.Join(dataDir, "ready")

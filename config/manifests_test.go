@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/portcullis-dev/portcullis/internal/manager"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
@@ -297,18 +296,7 @@ func find(t *testing.T, objs []*unstructured.Unstructured, kind, namespace, name
 
 func parse(t *testing.T, data []byte) []*unstructured.Unstructured {
 	t.Helper()
-	var out []*unstructured.Unstructured
-	for doc := range strings.SplitSeq(string(data), "\n---\n") {
-		if strings.TrimSpace(doc) == "" {
-			continue
-		}
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-			t.Fatalf("parsing rendered manifest: %v\n%s", err, doc)
-		}
-		out = append(out, u)
-	}
-	return out
+	return testenv.ParseAll(t, string(data))
 }
 
 func run(t *testing.T, stdin []byte, name string, args ...string) []byte {

@@ -84,11 +84,7 @@ func TestDocs(t *testing.T) {
 
 	work := t.TempDir()
 	binDir := filepath.Join(work, "bin")
-	build := exec.Command("go", "build", "-o", filepath.Join(binDir, "portcullis"), ".")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	testenv.BuildPortcullis(t, binDir)
 	env := baseEnv(work, binDir)
 	library, libErr := testenv.LibraryPath()
 

@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/internal/manager"
@@ -40,7 +39,7 @@ func TestReferentialPolicies(t *testing.T) {
 
 	// Sync the kinds the policies read.
 	createObj(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: manager.DefaultNamespace}}, true)
-	createObj(t, parse(t, `
+	createObj(t, testenv.Parse(t, `
 apiVersion: config.gatekeeper.sh/v1alpha1
 kind: Config
 metadata:
@@ -148,16 +147,6 @@ spec:
 			return fmt.Errorf("totalViolations %d, violations %v: no %s", total, names, ns)
 		})
 	})
-}
-
-// parse reads one YAML object.
-func parse(t testing.TB, doc string) *unstructured.Unstructured {
-	t.Helper()
-	u := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-		t.Fatalf("parsing %s: %v", doc, err)
-	}
-	return u
 }
 
 // createObj creates obj, retrying while its kind is not served yet, and

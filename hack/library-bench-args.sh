@@ -5,9 +5,8 @@
 # hack/library-bench-args reads the library as the tests and benchmarks do;
 # it runs here, in the caller's directory, so that the paths are as given.
 set -euo pipefail
-lib="${1:-../shared/gatekeeper-library/library}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="$(mktemp -d)"
 trap 'rm -rf "$bin"' EXIT
 (cd "$repo" && go build -o "$bin/library-bench-args" ./hack/library-bench-args)
-"$bin/library-bench-args" "$lib"
+"$bin/library-bench-args" "$@"

@@ -9,6 +9,8 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // celConstraint is a PcNamespaceLabels constraint (templates/namespacelabels,
@@ -134,7 +136,7 @@ func TestCELTemplate(t *testing.T) {
 	})
 
 	t.Run("a template whose CEL does not compile is refused with the field", func(t *testing.T) {
-		broken := parse(t, strings.Replace(string(tmpl), `'namespaceObject == null || size(variables.missing) == 0'`, `'namespaceObject == null || size(variables.mising) == 0'`, 1))
+		broken := testenv.Parse(t, strings.Replace(string(tmpl), `'namespaceObject == null || size(variables.missing) == 0'`, `'namespaceObject == null || size(variables.mising) == 0'`, 1))
 		broken.SetName("pcbrokencel")
 		if err := unstructuredSet(broken.Object, "PcBrokenCel", "spec", "crd", "spec", "names", "kind"); err != nil {
 			t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/portcullis-dev/portcullis/internal/manager"
 	"github.com/portcullis-dev/portcullis/internal/manager/managertest"
@@ -167,21 +166,11 @@ func eventually(t *testing.T, what string, cond func(ctx context.Context) error)
 	testenv.Eventually(t, testenv.Poll{Timeout: waitTimeout, Interval: 200 * time.Millisecond}, what, cond)
 }
 
-// parse reads one YAML object.
-func parse(t testing.TB, doc string) *unstructured.Unstructured {
-	t.Helper()
-	u := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-		t.Fatalf("parsing %s: %v", doc, err)
-	}
-	return u
-}
-
 // createPolicy creates a template or constraint (retrying while a
 // constraint's kind is not served yet) and deletes it when the test ends.
 func createPolicy(t *testing.T, doc string) *unstructured.Unstructured {
 	t.Helper()
-	u := parse(t, doc)
+	u := testenv.Parse(t, doc)
 	testenv.Create(t, env.Client, u, waitTimeout)
 	t.Cleanup(func() {
 		if err := env.Client.Delete(context.Background(), u); client.IgnoreNotFound(err) != nil && !meta.IsNoMatchError(err) {

@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // The acceptance policies. Every constraint is limited to namespaces named
@@ -353,7 +355,7 @@ func TestAcceptance(t *testing.T) {
 	})
 
 	t.Run("a template with broken Rego is refused at apply time", func(t *testing.T) {
-		broken := parse(t, `
+		broken := testenv.Parse(t, `
 apiVersion: templates.gatekeeper.sh/v1
 kind: ConstraintTemplate
 metadata:
@@ -388,7 +390,7 @@ spec:
 	})
 
 	t.Run("a constraint with an unknown enforcement action is refused", func(t *testing.T) {
-		bad := parse(t, strings.Replace(labelConstraint, "enforcementAction: deny", "enforcementAction: block", 1))
+		bad := testenv.Parse(t, strings.Replace(labelConstraint, "enforcementAction: deny", "enforcementAction: block", 1))
 		bad.SetName("bad-action")
 		err := env.Client.Create(ctx, bad)
 		if err == nil {
@@ -472,7 +474,7 @@ func wantWarning(got []string, want string) error {
 // setAction changes a constraint's enforcement action.
 func setAction(t *testing.T, u interface{ GetName() string }, action string) {
 	t.Helper()
-	c := parse(t, labelConstraint)
+	c := testenv.Parse(t, labelConstraint)
 	c.SetName(u.GetName())
 	patch := []byte(fmt.Sprintf(`{"spec":{"enforcementAction":%q}}`, action))
 	if err := env.Client.Patch(t.Context(), c, client.RawPatch("application/merge-patch+json", patch)); err != nil {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // Policies for the handler tests, judged without a cluster.
@@ -165,7 +166,7 @@ func newEngine(t testing.TB, docs ...string) *engine.Engine {
 	}
 	ctx := context.Background()
 	for _, d := range docs {
-		u := parse(t, d)
+		u := testenv.Parse(t, d)
 		if u.GetKind() == "ConstraintTemplate" {
 			ct, err := engine.ParseTemplate(u)
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 	"github.com/portcullis-dev/portcullis/webhook"
 )
 
@@ -19,7 +20,7 @@ func engineOptions() engine.Options { return engine.Options{} }
 // written as YAML.
 func policyRequest(t *testing.T, op admissionv1.Operation, doc string) *admissionv1.AdmissionRequest {
 	t.Helper()
-	u := parse(t, doc)
+	u := testenv.Parse(t, doc)
 	raw, err := u.MarshalJSON()
 	if err != nil {
 		t.Fatal(err)

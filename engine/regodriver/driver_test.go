@@ -3,6 +3,7 @@ package regodriver_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -125,17 +126,8 @@ func messages(resp *drivers.QueryResponse) []string {
 	return out
 }
 
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+// equal reports whether a and b hold the same strings in the same order.
+var equal = slices.Equal[[]string]
 
 const requiredLabelsRego = `package k8srequiredlabels
 

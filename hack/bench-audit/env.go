@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -90,7 +88,7 @@ func readLibrary(lib string) ([]gklibrary.Policy, error) {
 		if err != nil {
 			return nil, err
 		}
-		lib = filepath.Join(root, "..", "shared", "gatekeeper-library", "library")
+		lib = filepath.Join(root, gklibrary.DefaultDir)
 	}
 	policies, err := gklibrary.ReadTemplates(lib)
 	if err == nil && len(policies) == 0 {
@@ -111,24 +109,18 @@ func readLibrary(lib string) ([]gklibrary.Policy, error) {
 // audit process's manager creates the CRDs), then waits until the audit
 // process enforces them all.
 func createConstraints(ctx context.Context, c client.Client, policies []gklibrary.Policy) error {
+	poll := testenv.Poll{Timeout: 5 * time.Minute, Interval: 200 * time.Millisecond}
 	for _, p := range policies {
-		var err error
-		werr := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
-			err = c.Create(ctx, p.Constraint.DeepCopy())
-			return !meta.IsNoMatchError(err), nil
-		})
-		if werr != nil || err != nil {
-			return fmt.Errorf("creating constraint %s: %w", key(p), errors.Join(err, werr))
+		if err := testenv.CreateServed(ctx, c, p.Constraint, poll); err != nil {
+			return fmt.Errorf("creating constraint %s: %w", key(p), err)
 		}
 	}
 	for _, p := range policies {
-		var last error
-		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
-			last = testenv.ConstraintEnforced(ctx, c, p.Constraint.GetKind(), p.Constraint.GetName(), benchPodID)
-			return last == nil, nil
+		err := poll.Until(ctx, func(ctx context.Context) error {
+			return testenv.ConstraintEnforced(ctx, c, p.Constraint.GetKind(), p.Constraint.GetName(), benchPodID)
 		})
 		if err != nil {
-			return fmt.Errorf("constraint %s not enforced: %w", key(p), last)
+			return fmt.Errorf("constraint %s not enforced: %w", key(p), err)
 		}
 	}
 	return nil

@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/gklibrary"
 	"github.com/portcullis-dev/portcullis/internal/loopback"
 )
 
@@ -73,7 +74,7 @@ func main() {
 	flag.Parse()
 
 	if c.library == "" {
-		c.library = filepath.Join("..", "shared", "gatekeeper-library", "library")
+		c.library = gklibrary.DefaultDir
 	}
 	if err := run(c); err != nil {
 		fmt.Fprintf(os.Stderr, "bench-webhook: %v\n", err)

@@ -7,7 +7,8 @@
 //
 //	go run ./hack/library-bench-args [LIBRARY]
 //
-// LIBRARY defaults to ../shared/gatekeeper-library/library.
+// LIBRARY defaults to ../shared/gatekeeper-library/library
+// (gklibrary.DefaultDir).
 package main
 
 import (
@@ -19,7 +20,7 @@ import (
 )
 
 func main() {
-	dir := "../shared/gatekeeper-library/library"
+	dir := gklibrary.DefaultDir
 	if len(os.Args) > 1 {
 		dir = os.Args[1]
 	}

@@ -20,6 +20,11 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/manifest"
 )
 
+// DefaultDir is where the library is, relative to the repository's root:
+// in shared/ beside the repository, where `make conformance`, the tests and
+// the benchmarks look for it.
+var DefaultDir = filepath.Join("..", "shared", "gatekeeper-library", "library")
+
 // Files are the files of one template of the library.
 type Files struct {
 	// Dir is the template's directory.

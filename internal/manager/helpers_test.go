@@ -3,24 +3,15 @@ package manager_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/portcullis-dev/portcullis/controllers"
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"github.com/portcullis-dev/portcullis/internal/manager"
@@ -37,6 +28,17 @@ var env *testenv.Env
 // managers counts the managers running, for cleanups to know whether one
 // will delete the CRD of a deleted template.
 var managers atomic.Int32
+
+var (
+	// objects creates the tests' objects on env and deletes them when the
+	// test ends, a template's constraint CRD too (itself when no manager
+	// runs, as the garbage collector that envtest lacks would): apply
+	// creates a YAML stream's, create one, deleteAndWait deletes one.
+	objects       = &testenv.Objects{Timeout: waitTimeout, DeleteCRDs: func() bool { return managers.Load() == 0 }}
+	apply         = objects.Apply
+	create        = objects.Create
+	deleteAndWait = objects.Delete
+)
 
 // running is a manager started in-process against env.
 type running struct {
@@ -119,63 +121,6 @@ func freeAddr(t *testing.T) string {
 func eventually(t *testing.T, what string, cond func(ctx context.Context) (bool, error)) {
 	t.Helper()
 	testenv.Eventually(t, testenv.Poll{Timeout: waitTimeout}, what, testenv.Holds(cond))
-}
-
-// apply creates the objects in a YAML stream, and deletes them when the
-// test ends (templates: the running manager then removes their CRDs).
-func apply(t *testing.T, docs string) []*unstructured.Unstructured {
-	t.Helper()
-	var out []*unstructured.Unstructured
-	for doc := range strings.SplitSeq(docs, "\n---\n") {
-		if strings.TrimSpace(doc) == "" {
-			continue
-		}
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-			t.Fatalf("parsing %s: %v", doc, err)
-		}
-		create(t, u)
-		out = append(out, u)
-	}
-	return out
-}
-
-// create creates u, waiting for its kind to be served if it is a
-// constraint whose CRD is not there yet, and deletes it when the test
-// ends.
-func create(t *testing.T, u *unstructured.Unstructured) {
-	t.Helper()
-	testenv.Create(t, env.Client, u, waitTimeout)
-	t.Cleanup(func() { deleteAndWait(t, u) })
-}
-
-// deleteAndWait deletes an object and, for a template, waits until its
-// constraint CRD is gone, so that tests do not leave kinds behind. With no
-// manager running, it deletes the CRD itself, as the garbage collector
-// that envtest lacks would.
-func deleteAndWait(t *testing.T, u *unstructured.Unstructured) {
-	t.Helper()
-	ctx := context.Background()
-	if err := env.Client.Delete(ctx, u); client.IgnoreNotFound(err) != nil && !meta.IsNoMatchError(err) {
-		t.Errorf("deleting %s %s: %v", u.GetKind(), u.GetName(), err)
-	}
-	if u.GetKind() != "ConstraintTemplate" {
-		return
-	}
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	crd.Name = u.GetName() + "." + controllers.ConstraintGroup
-	if managers.Load() == 0 {
-		if err := env.Client.Delete(ctx, crd); client.IgnoreNotFound(err) != nil {
-			t.Errorf("deleting CRD %s: %v", crd.Name, err)
-		}
-	}
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
-		err := env.Client.Get(ctx, client.ObjectKey{Name: u.GetName() + "." + controllers.ConstraintGroup}, crd)
-		return apierrors.IsNotFound(err), nil
-	})
-	if err != nil {
-		t.Errorf("constraint CRD of %s still there after the template was deleted", u.GetName())
-	}
 }
 
 // get reads an object live.
@@ -285,25 +230,6 @@ func review(ctx context.Context, eng *engine.Engine, obj string) ([]string, erro
 		msgs = append(msgs, v.Message)
 	}
 	return msgs, nil
-}
-
-// kubectl runs kubectl against env, or skips the test without one.
-func kubectl(t *testing.T, args ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skipf("Skipping: kubectl not found on PATH (the API-level checks above ran)")
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, env.Environment.KubeConfig, 0o600); err != nil {
-		t.Fatalf("writing kubeconfig: %v", err)
-	}
-	cmd := exec.CommandContext(t.Context(), bin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
 }
 
 // resourceVersions maps kind/name to resourceVersion for objects to check

@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 	testenv.Logging(nil)
 	os.Exit(testenv.Main{
 		What:  "the manager's envtest tests",
-		Start: func(e *testenv.Env) (func() error, error) { env = e; return nil, nil },
+		Start: func(e *testenv.Env) (func() error, error) { env, objects.Client = e, e.Client; return nil, nil },
 	}.Run(m))
 }
 
@@ -122,7 +122,7 @@ func TestTemplateLifecycle(t *testing.T) {
 		eventually(t, "the template to be Ready", func(ctx context.Context) (bool, error) {
 			return templateLoaded(ctx, name, m.podID)
 		})
-		out := kubectl(t, "wait", "--for=condition=Ready", "--timeout=60s", "constrainttemplate/"+name)
+		out := env.Kubectl(t, "wait", "--for=condition=Ready", "--timeout=60s", "constrainttemplate/"+name)
 		if !strings.Contains(out, "condition met") {
 			t.Errorf("kubectl wait: %s", out)
 		}
@@ -135,7 +135,7 @@ func TestTemplateLifecycle(t *testing.T) {
 
 	t.Run("kubectl get constraints", func(t *testing.T) {
 		checkConstraintsTable(t, "must-have-team", "dryrun")
-		out := kubectl(t, "get", "constraints")
+		out := env.Kubectl(t, "get", "constraints")
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if len(lines) < 2 || !strings.Contains(lines[0], "ENFORCEMENT-ACTION") || !strings.Contains(lines[0], "TOTAL-VIOLATIONS") {
 			t.Fatalf("kubectl get constraints: want ENFORCEMENT-ACTION and TOTAL-VIOLATIONS columns, got\n%s", out)

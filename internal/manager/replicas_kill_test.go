@@ -243,17 +243,8 @@ func getLease(t *testing.T) *coordinationv1.Lease {
 // buildPortcullis builds the portcullis binary from the repository root.
 func buildPortcullis(t *testing.T) string {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "portcullis")
 	begin := time.Now()
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.BuildPortcullis(t, t.TempDir())
 	t.Logf("Built portcullis in %s", time.Since(begin).Round(100*time.Millisecond))
 	return bin
 }

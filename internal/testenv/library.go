@@ -16,7 +16,7 @@ func LibraryPath() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(root, "..", "shared", "gatekeeper-library", "library")
+	dir := filepath.Join(root, gklibrary.DefaultDir)
 	_, err = os.Stat(dir)
 	return dir, err
 }
@@ -29,13 +29,22 @@ func LibraryDir(t testing.TB) string {
 	if dir == "" {
 		t.Fatal(err)
 	}
-	if err != nil {
-		if InCI() {
-			t.Fatalf("gatekeeper-library not found at %s (CI must have shared/ beside the repository): %v", dir, err)
-		}
-		t.Skipf("Skipping: gatekeeper-library not found at %s (it comes from shared/ beside this repository)", dir)
-	}
+	requireLibrary(t, dir, err)
 	return dir
+}
+
+// requireLibrary skips the test, or fails it in CI, when err (from
+// os.Stat on the library directory dir) is not nil.
+func requireLibrary(t testing.TB, dir string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if InCI() {
+		t.Fatalf("gatekeeper-library not found at %s (CI must have shared/ beside the repository): %v", dir, err)
+		return
+	}
+	t.Skipf("Skipping: gatekeeper-library not found at %s (it comes from shared/ beside this repository)", dir)
 }
 
 // Library reads the gatekeeper-library in LibraryDir, every sample too

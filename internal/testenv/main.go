@@ -92,17 +92,26 @@ func (c Main) Run(m *testing.M) int {
 // constraint whose CRD is being created), and reads it back into obj.
 func Create(t testing.TB, c client.Client, obj client.Object, timeout time.Duration) {
 	t.Helper()
-	var err error
-	werr := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		err = c.Create(ctx, obj.DeepCopyObject().(client.Object))
-		return !meta.IsNoMatchError(err), nil
-	})
-	if werr != nil || err != nil {
+	if err := CreateServed(t.Context(), c, obj, Poll{Timeout: timeout}); err != nil {
 		t.Fatalf("creating %s: %v", describe(obj), err)
 	}
 	if err := c.Get(t.Context(), client.ObjectKeyFromObject(obj), obj); err != nil {
 		t.Fatalf("reading %s back: %v", describe(obj), err)
 	}
+}
+
+// CreateServed creates a copy of obj with c, retrying as p says while its
+// kind is not served yet (a constraint whose CRD is being created).
+func CreateServed(ctx context.Context, c client.Client, obj client.Object, p Poll) error {
+	var err error
+	werr := wait.PollUntilContextTimeout(ctx, p.interval(), p.Timeout, true, func(ctx context.Context) (bool, error) {
+		err = c.Create(ctx, obj.DeepCopyObject().(client.Object))
+		return !meta.IsNoMatchError(err), nil
+	})
+	if err == nil {
+		return werr
+	}
+	return err
 }
 
 // describe names an object in messages: its kind, or else its Go type,

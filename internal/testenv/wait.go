@@ -19,21 +19,34 @@ type Poll struct {
 	Interval time.Duration
 }
 
-// Eventually checks cond every p.Interval, at once first, until it returns
-// nil; it fails the test with cond's last error once p.Timeout has passed
-// or the test's context is done.
-func Eventually(t testing.TB, p Poll, what string, cond func(ctx context.Context) error) {
-	t.Helper()
+func (p Poll) interval() time.Duration {
 	if p.Interval == 0 {
-		p.Interval = 100 * time.Millisecond
+		return 100 * time.Millisecond
 	}
+	return p.Interval
+}
+
+// Until checks cond every p.Interval, at once first, until it returns nil,
+// and returns nil then; once p.Timeout has passed or ctx is done, it
+// returns cond's last error.
+func (p Poll) Until(ctx context.Context, cond func(ctx context.Context) error) error {
 	last := errors.New("not checked")
-	err := wait.PollUntilContextTimeout(t.Context(), p.Interval, p.Timeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, p.interval(), p.Timeout, true, func(ctx context.Context) (bool, error) {
 		last = cond(ctx)
 		return last == nil, nil
 	})
 	if err != nil {
-		t.Fatalf("Timed out after %s waiting for %s: %v", p.Timeout, what, last)
+		return last
+	}
+	return nil
+}
+
+// Eventually waits until cond returns nil (Poll.Until with the test's
+// context), failing the test with cond's last error if it does not.
+func Eventually(t testing.TB, p Poll, what string, cond func(ctx context.Context) error) {
+	t.Helper()
+	if err := p.Until(t.Context(), cond); err != nil {
+		t.Fatalf("Timed out after %s waiting for %s: %v", p.Timeout, what, err)
 	}
 }
 
