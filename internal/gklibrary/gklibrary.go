@@ -53,7 +53,8 @@ func (f Files) FirstConstraint() string {
 // ListFiles finds every template.yaml below dir, sorted, with its samples.
 func ListFiles(dir string) ([]Files, error) {
 	var templates []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	// A trailing separator makes WalkDir follow a library that is a symlink.
+	err := filepath.WalkDir(dir+string(filepath.Separator), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && d.Name() == "template.yaml" {
 			templates = append(templates, p)
 		}

@@ -125,3 +125,20 @@ func TestReadErrors(t *testing.T) {
 		t.Error("ListFiles of a missing directory: no error")
 	}
 }
+
+// TestListFilesThroughSymlink: a library given as a symlink to its
+// directory is walked, as the Glob-based loaders before it did.
+func TestListFilesThroughSymlink(t *testing.T) {
+	dir := writeLibrary(t, map[string]string{"general/a/template.yaml": object("ConstraintTemplate", "a")})
+	link := filepath.Join(t.TempDir(), "library")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	files, err := gklibrary.ListFiles(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 || files[0].Template != filepath.Join(link, "general", "a", "template.yaml") {
+		t.Errorf("ListFiles(%s) = %+v, want the one template below the link", link, files)
+	}
+}

@@ -32,7 +32,8 @@ func (f *fatalT) Fatalf(format string, args ...any) {
 func TestEventually(t *testing.T) {
 	n := 0
 	testenv.Eventually(t, testenv.Poll{Timeout: time.Minute, Interval: time.Millisecond}, "three checks", func(context.Context) error {
-		if n++; n < 3 {
+		n++
+		if n < 3 {
 			return fmt.Errorf("check %d", n)
 		}
 		return nil
