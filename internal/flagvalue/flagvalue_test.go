@@ -8,7 +8,7 @@ import (
 
 func TestSeconds(t *testing.T) {
 	for in, want := range map[string]time.Duration{
-		"60": time.Minute, "0": 0, " 5 ": 5 * time.Second, "1m30s": 90 * time.Second, "500ms": 500 * time.Millisecond,
+		"60": time.Minute, "0": 0, "5": 5 * time.Second, "1m30s": 90 * time.Second, "500ms": 500 * time.Millisecond,
 	} {
 		var d time.Duration
 		if err := NewSeconds(&d).Set(in); err != nil || d != want {
