@@ -272,8 +272,18 @@ type process struct {
 // (and streamed to stderr with PORTCULLIS_TEST_LOG set).
 func startProcess(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
+	return startProcessEnv(t, nil, bin, args...)
+}
+
+// startProcessEnv is startProcess with environment variables (NAME=value)
+// added to the test's.
+func startProcessEnv(t *testing.T, env []string, bin string, args ...string) *process {
+	t.Helper()
 	p := &process{output: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	var w io.Writer = p.output
 	if os.Getenv("PORTCULLIS_TEST_LOG") != "" {
 		w = io.MultiWriter(p.output, os.Stderr)
@@ -343,3 +353,24 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// Count returns how many lines contain every one of s.
+func (l *lockedBuffer) Count(s ...string) int {
+	n := 0
+	for line := range strings.SplitSeq(l.String(), "\n") {
+		all := true
+		for _, x := range s {
+			if !strings.Contains(line, x) {
+				all = false
+				break
+			}
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+// Contains reports whether a line contains every one of s.
+func (l *lockedBuffer) Contains(s ...string) bool { return l.Count(s...) > 0 }
