@@ -115,7 +115,8 @@ func (o *Options) addGatekeeperFlags(fs *pflag.FlagSet) {
 	}
 	fs.Var(flagvalue.NewChoice(&g.operations, ops, false, nil), "operation",
 		"what this replica does, repeatable or comma-separated: webhook (serve the validating webhook), audit (run the audit), "+
-			"status and generate (accepted: every replica writes its own status.byPod entries and the constraint CRDs), "+
+			"generate (create, update and delete the constraint CRDs; without it the replica waits for another to), "+
+			"status (accepted: every replica writes its own status.byPod entries, there is nothing to aggregate), "+
 			"mutation-webhook, mutation-status, mutation-controller (accepted, not supported: no mutation yet); default all, as in Gatekeeper. "+
 			"Every replica loads the templates and constraints")
 	fs.StringVar(&g.healthAddr, "health-addr", "", "address of /healthz and /readyz, e.g. :9090; Gatekeeper's name for --health-probe-bind-address")
@@ -359,3 +360,10 @@ func (l logLevel) Set(s string) error {
 }
 
 func (logLevel) Type() string { return "level" }
+
+// generates reports whether this replica writes the constraint CRDs:
+// with --operation=generate, or no --operation (Operations unset counts
+// as all).
+func (o *Options) generates() bool {
+	return len(o.Operations) == 0 || slices.Contains(o.Operations, OperationGenerate)
+}

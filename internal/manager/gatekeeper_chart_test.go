@@ -132,9 +132,10 @@ func startChartPod(t *testing.T, bin, help, kubeconfig, name string, chartArgs [
 // TestGatekeeperChartArgs starts `portcullis manager` twice, with the
 // argument lists of Gatekeeper's chart's controller-manager and audit
 // Deployments: both start, become ready and serve metrics; the first
-// serves the webhook and does not audit, the second audits and does not
-// serve the webhook; both report their status.byPod entries; each logs the
-// flags of features Portcullis lacks once.
+// serves the webhook and does not audit, the second audits (at the chart's
+// 60 s, so the test waits for its second run), generates the constraint
+// CRDs and does not serve the webhook; both report their status.byPod
+// entries; each logs the flags of features Portcullis lacks once.
 func TestGatekeeperChartArgs(t *testing.T) {
 	ctx := t.Context()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: gatekeeperNamespace}}
@@ -171,15 +172,21 @@ func TestGatekeeperChartArgs(t *testing.T) {
 			t.Errorf("deleting the webhook configuration: %v", err)
 		}
 	})
-	// The controller-manager first, then the policies, then the audit pod,
-	// whose first audit run, once it is ready, then finds the constraint
-	// instead of waiting the chart's 60 s for the next.
+	audit := startChartPod(t, bin, help, kubeconfig, "gatekeeper-audit-0", chartAuditArgs)
 	cm := startChartPod(t, bin, help, kubeconfig, "gatekeeper-controller-manager-0", chartControllerManagerArgs)
+	waitChartPodReady(t, audit)
 	waitChartPodReady(t, cm)
 	const kind = "K8sChartRequiredLabels"
 	apply(t, requiredLabels("v1", kind))
-	eventually(t, "the template to be loaded", func(ctx context.Context) (bool, error) {
-		return templateLoaded(ctx, strings.ToLower(kind), cm.name)
+	// The controller-manager, without --operation=generate, loads the
+	// template once the audit pod has created its CRD.
+	eventually(t, "the template to be loaded by both", func(ctx context.Context) (bool, error) {
+		for _, p := range []*gatekeeperPod{cm, audit} {
+			if ok, err := templateLoaded(ctx, strings.ToLower(kind), p.name); !ok {
+				return false, err
+			}
+		}
+		return true, nil
 	})
 	apply(t, fmt.Sprintf(`apiVersion: constraints.gatekeeper.sh/v1beta1
 kind: %s
@@ -194,18 +201,21 @@ spec:
   parameters:
     labels: [owner]
 `, kind, appNS.Name))
-	audit := startChartPod(t, bin, help, kubeconfig, "gatekeeper-audit-0", chartAuditArgs)
-	waitChartPodReady(t, audit)
-	eventually(t, "the template and the constraint to be loaded by both", func(ctx context.Context) (bool, error) {
+	eventually(t, "the constraint to be enforced by both", func(ctx context.Context) (bool, error) {
 		for _, p := range []*gatekeeperPod{cm, audit} {
-			if ok, err := templateLoaded(ctx, strings.ToLower(kind), p.name); !ok {
-				return false, err
-			}
 			if ok, err := constraintEnforced(ctx, kind, "must-have-owner", p.name); !ok {
 				return false, err
 			}
 		}
 		return true, nil
+	})
+	t.Run("only the audit pod generates CRDs", func(t *testing.T) {
+		if !audit.output.Contains("Created constraint CRD") {
+			t.Error("the audit pod (--operation=generate) did not create the constraint CRD")
+		}
+		if cm.output.Contains("constraint CRD", "Created") || cm.output.Contains("Updated constraint CRD") {
+			t.Error("the controller-manager (no --operation=generate) wrote a constraint CRD")
+		}
 	})
 
 	t.Run("controller-manager serves the webhook", func(t *testing.T) {
@@ -226,6 +236,8 @@ spec:
 	})
 
 	t.Run("audit audits", func(t *testing.T) {
+		// The first run may have come before the constraint; the next
+		// is 60 s later.
 		eventually(t, "the audit to report the ConfigMap", func(ctx context.Context) (bool, error) {
 			u, err := getConstraint(ctx, kind, "must-have-owner")
 			if err != nil {

@@ -156,6 +156,9 @@ func TestGatekeeperOperations(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			o := mustParse(t, tc.args...)
+			if generates := slices.Contains(tc.ops, OperationGenerate); o.generates() != generates {
+				t.Errorf("generates CRDs %t, want %t", o.generates(), generates)
+			}
 			if o.Webhook.Enabled != tc.webhook || o.Audit.Interval != tc.audit || !slices.Equal(o.Operations, tc.ops) {
 				t.Errorf("webhook %t, audit interval %s, operations %v; want %t, %s, %v",
 					o.Webhook.Enabled, o.Audit.Interval, o.Operations, tc.webhook, tc.audit, tc.ops)
@@ -285,3 +288,4 @@ func TestPodNamespace(t *testing.T) {
 		t.Errorf("namespace %q, want other", o.Namespace)
 	}
 }
+

@@ -156,6 +156,7 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 		Kinds:     kinds,
 		Tracker:   m.tracker,
 		PodID:     m.opts.PodID,
+		LeaveCRDs: !m.opts.generates(),
 	}
 	if err := tr.SetupWithManager(m.mgr); err != nil {
 		return fmt.Errorf("setting up the ConstraintTemplate controller: %w", err)
