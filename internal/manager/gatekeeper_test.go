@@ -1,6 +1,9 @@
 package manager
 
 import (
+	"context"
+	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -8,6 +11,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/portcullis-dev/portcullis/internal/loopback"
 )
 
 // parse binds fresh options to a flag set, parses args and completes them.
@@ -289,3 +294,62 @@ func TestPodNamespace(t *testing.T) {
 	}
 }
 
+// TestDelayedCancel checks --shutdown-delay's context: it outlives its
+// parent by the delay, and ends with it when there is none.
+func TestDelayedCancel(t *testing.T) {
+	parent, cancelParent := context.WithCancel(context.Background())
+	ctx, cancel := delayedCancel(parent, 300*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	cancelParent()
+	select {
+	case <-ctx.Done():
+		t.Fatal("ended with its parent")
+	case <-time.After(100 * time.Millisecond):
+	}
+	<-ctx.Done()
+	if d := time.Since(begin); d < 300*time.Millisecond {
+		t.Errorf("ended %s after its parent, want 300ms", d)
+	}
+
+	parent, cancelParent = context.WithCancel(context.Background())
+	ctx, cancel = delayedCancel(parent, 0)
+	defer cancel()
+	cancelParent()
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Second):
+		t.Error("without a delay, did not end with its parent")
+	}
+}
+
+// TestPprof checks that --enable-pprof serves the profiles on localhost.
+func TestPprof(t *testing.T) {
+	port, err := loopback.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- newPprofServer(port).Start(ctx) }()
+	url := fmt.Sprintf("http://localhost:%d/debug/pprof/cmdline", port)
+	var resp *http.Response
+	for range 50 {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
+		if resp, err = http.DefaultClient.Do(req); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s: %s", url, resp.Status)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Start: %v", err)
+	}
+}
