@@ -67,6 +67,8 @@ type gatekeeperOptions struct {
 	readinessRetries  int
 	auditFromCache    bool
 	cacheTTL          time.Duration
+	logLevelKey       string
+	logLevelEncoder   string
 }
 
 // UnsupportedFlag is a Gatekeeper flag that was given a value asking for a
@@ -102,6 +104,25 @@ var unsupported = []struct {
 	{"enable-tls-healthcheck", "Portcullis's /healthz does not probe the webhook over TLS", true},
 	{"client-ca-name", "Portcullis's webhook does not authenticate the API server's client certificate yet: any client that reaches it is served", false},
 	{"client-cn-name", "Portcullis's webhook does not authenticate the API server's client certificate yet", false},
+	{"client-cert-name", "Portcullis has no external data (Provider) yet", false},
+	{"additional-validating-webhook-configs-to-rotate-certs", "Portcullis puts its CA only into its own webhook configuration", false},
+	{"additional-mutating-webhook-configs-to-rotate-certs", "Portcullis has no mutation webhook yet", false},
+	{"default-wait-for-vapb-generation", "Portcullis does not generate ValidatingAdmissionPolicyBindings yet", false},
+	{"sync-vap-enforcement-scope", "Portcullis does not generate ValidatingAdmissionPolicies yet", true},
+	{"enable-violation-export", "Portcullis has no violation export (Connection) yet", true},
+	{"enable-admission-violation-export", "Portcullis has no violation export (Connection) yet", true},
+	{"audit-connection", "Portcullis has no violation export (Connection) yet", false},
+	{"audit-channel", "Portcullis has no violation export (Connection) yet", false},
+	{"api-cache-dir", "the audit keeps nothing on disk: it lists objects page by page", false},
+	{"enable-mutation", "deprecated in Gatekeeper too; Portcullis has no mutation yet", true},
+	{"metrics-addr", "controller-runtime's metrics are served with Portcullis's, on --prometheus-port (--metrics-bind-address)", false},
+	{"log-file", "Portcullis logs to stderr only", false},
+}
+
+// Gatekeeper's --log-level-encoder values.
+var levelEncoders = map[string]zapcore.LevelEncoder{
+	"lower": zapcore.LowercaseLevelEncoder, "capital": zapcore.CapitalLevelEncoder,
+	"color": zapcore.LowercaseColorLevelEncoder, "capitalcolor": zapcore.CapitalColorLevelEncoder,
 }
 
 // addGatekeeperFlags binds Gatekeeper's flags that Portcullis has no flag
@@ -124,6 +145,8 @@ func (o *Options) addGatekeeperFlags(fs *pflag.FlagSet) {
 	fs.Var(flagvalue.NewChoice(&g.metricsBackends, []string{metricsBackend}, true, explainBackend), "metrics-backend",
 		"metrics backend, repeatable: only prometheus is served (stackdriver and opentelemetry are refused)")
 	fs.Var(newLogLevel(&g.logLevel), "log-level", "minimum log level: DEBUG (development logging, console encoder), INFO, WARNING or ERROR; overrides --zap-log-level and --zap-devel")
+	fs.StringVar(&g.logLevelKey, "log-level-key", "level", "JSON key of the log level in each log line")
+	fs.StringVar(&g.logLevelEncoder, "log-level-encoder", "lower", "how the log level is written: lower, capital, color or capitalcolor")
 	fs.BoolVar(&g.logToStderr, "logtostderr", true, "accepted: Portcullis always logs to stderr")
 	fs.StringArrayVar(&g.disabledBuiltins, "disable-opa-builtin", nil,
 		"Rego builtin to refuse in templates, repeatable, as in Gatekeeper: http.send or {http.send} (the chart's default); same list as --disable-builtin")
@@ -168,7 +191,7 @@ var gatekeeperNames = []string{
 	"audit-interval", "constraint-violations-limit", "audit-chunk-size", "audit-match-kind-only", "audit-from-cache",
 	"disable-opa-builtin", "max-serving-threads", "tls-min-version", "validating-webhook-configuration-name",
 	"disable-cert-rotation", "cert-service-name", "readiness-retries", "shutdown-delay", "enable-pprof", "pprof-port",
-	"enable-referential-rules", "kubeconfig",
+	"enable-referential-rules", "kubeconfig", "log-level-key", "log-level-encoder",
 }
 
 // markGatekeeperFlags starts the help of Gatekeeper's flags with
@@ -228,6 +251,22 @@ func (o *Options) completeGatekeeper() error {
 		lvl := logLevels[g.logLevel]
 		o.Log.Level = lvl
 		o.Log.Development = lvl == zapcore.DebugLevel
+	}
+	if changed("log-level-key") || changed("log-level-encoder") {
+		enc, ok := levelEncoders[g.logLevelEncoder]
+		if !ok {
+			errs = append(errs, fmt.Errorf("--log-level-encoder %q must be lower, capital, color or capitalcolor", g.logLevelEncoder))
+		}
+		if strings.TrimSpace(g.logLevelKey) == "" {
+			errs = append(errs, errors.New("--log-level-key must not be empty"))
+		}
+		key := g.logLevelKey
+		o.Log.EncoderConfigOptions = append(o.Log.EncoderConfigOptions, func(c *zapcore.EncoderConfig) {
+			c.LevelKey = key
+			if enc != nil {
+				c.EncodeLevel = enc
+			}
+		})
 	}
 	for _, b := range g.disabledBuiltins {
 		names, err := parseBuiltins(b)

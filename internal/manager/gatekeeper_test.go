@@ -105,6 +105,18 @@ func TestGatekeeperFlags(t *testing.T) {
 		{[]string{"--enable-referential-rules=false"}, func(o Options) bool { return o.Engine.DisableReferential }},
 		{[]string{"--enable-referential-rules=true"}, func(o Options) bool { return !o.Engine.DisableReferential }},
 		{[]string{"--kubeconfig=/k"}, func(o Options) bool { return o.Kubeconfig == "/k" }},
+		{[]string{"--log-level-key=severity", "--log-level-encoder=capital"}, func(o Options) bool {
+			c := zapcore.EncoderConfig{}
+			for _, f := range o.Log.EncoderConfigOptions {
+				f(&c)
+			}
+			var enc testLevelEncoder
+			if c.EncodeLevel != nil {
+				c.EncodeLevel(zapcore.WarnLevel, &enc)
+			}
+			return c.LevelKey == "severity" && enc.s == "WARN"
+		}},
+		{nil, func(o Options) bool { return len(o.Log.EncoderConfigOptions) == 0 }},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -248,6 +260,8 @@ func TestGatekeeperBadFlags(t *testing.T) {
 		{[]string{"--readiness-retries=-2"}, `--readiness-retries -2`},
 		{[]string{"--external-data-provider-response-cache-ttl=-1s"}, `--external-data-provider-response-cache-ttl`},
 		{[]string{"--enable-pprof", "--pprof-port=0"}, `--pprof-port 0`},
+		{[]string{"--log-level-encoder=upper"}, `--log-level-encoder "upper"`},
+		{[]string{"--log-level-key="}, `--log-level-key must not be empty`},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -353,3 +367,11 @@ func TestPprof(t *testing.T) {
 		t.Errorf("Start: %v", err)
 	}
 }
+
+// testLevelEncoder records what a zapcore.LevelEncoder writes.
+type testLevelEncoder struct {
+	zapcore.PrimitiveArrayEncoder
+	s string
+}
+
+func (e *testLevelEncoder) AppendString(s string) { e.s = s }
