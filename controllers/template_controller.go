@@ -116,7 +116,14 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		log.V(1).Info("Waiting for the constraint CRD to be established", "crd", res.crdName)
+		if res.crdLeft {
+			// Compiled, and no constraint of the kind can exist yet: do
+			// not hold readiness on a CRD another replica is to create.
+			r.Tracker.TemplateDone(ct.Name)
+			log.V(1).Info("Waiting for another replica to create the constraint CRD", "crd", res.crdName)
+		} else {
+			log.V(1).Info("Waiting for the constraint CRD to be established", "crd", res.crdName)
+		}
 		return ctrl.Result{RequeueAfter: establishedPoll}, nil
 	}
 	wrote, werr := r.writeTemplateStatus(ctx, ct.Name, ct.UID, res)
@@ -167,7 +174,12 @@ func (r *TemplateReconciler) reconcileTemplate(ctx context.Context, ct *template
 	case r.LeaveCRDs:
 		// The replica that generates CRDs creates it; its event brings
 		// the template back here.
-		if crd = r.ownedCRD(ctx, ct, res.crdName); crd == nil {
+		crd, err = r.existingCRD(ctx, res.crdName)
+		if err != nil {
+			return res, true, err
+		}
+		if crd == nil {
+			res.crdLeft = true
 			return res, true, nil
 		}
 	default:
