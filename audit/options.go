@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/portcullis-dev/portcullis/internal/exemption"
+	"github.com/portcullis-dev/portcullis/internal/flagvalue"
 )
 
 // Defaults of the audit flags, Gatekeeper's where Gatekeeper has the flag.
@@ -24,7 +25,8 @@ const (
 // fills them from the flags it registers once.
 type Options struct {
 	// Interval is the time between the end of a run and the start of the
-	// next (--audit-interval); 0 disables the audit.
+	// next (--audit-interval, whole seconds as in Gatekeeper or a Go
+	// duration); 0 disables the audit.
 	Interval time.Duration
 
 	// MatchKindOnly lists only the kinds that constraints name in
@@ -92,7 +94,7 @@ func NewOptions() Options {
 // AddFlags binds the audit's own options to flags in fs. The exempt
 // namespace flags are not among them (see Options.ExemptNamespaces).
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
-	fs.DurationVar(&o.Interval, "audit-interval", o.Interval, "time between audit runs; 0 disables the audit")
+	fs.Var(flagvalue.NewSeconds(&o.Interval), "audit-interval", "time between audit runs, in whole seconds as in Gatekeeper (60) or as a Go duration (1m30s); 0 disables the audit")
 	fs.BoolVar(&o.MatchKindOnly, "audit-match-kind-only", o.MatchKindOnly, "audit only the kinds constraints name in spec.match.kinds")
 	fs.Int64Var(&o.ChunkSize, "audit-chunk-size", o.ChunkSize, "objects per List page during the audit; 0 lists each kind at once (memory then grows with the cluster)")
 	fs.IntVar(&o.ViolationsLimit, "constraint-violations-limit", o.ViolationsLimit, "violations kept in each constraint's status.violations (status.totalViolations counts all)")

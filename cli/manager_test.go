@@ -30,6 +30,11 @@ func TestManagerBadOptions(t *testing.T) {
 		{"empty namespace", []string{"manager", "--namespace="}, "--namespace must not be empty"},
 		{"missing kubeconfig", []string{"manager", "--kubeconfig", filepath.Join(t.TempDir(), "none")}, "loading --kubeconfig"},
 		{"arguments", []string{"manager", "extra"}, "unknown command"},
+		{"unknown operation", []string{"manager", "--operation=mutate"}, `invalid argument "mutate" for "--operation" flag`},
+		{"negative interval", []string{"manager", "--audit-interval=-60"}, `invalid argument "-60" for "--audit-interval" flag: -60 must not be negative`},
+		{"stackdriver", []string{"manager", "--metrics-backend=stackdriver"}, `for "--metrics-backend" flag: "stackdriver" is not supported`},
+		{"log level", []string{"manager", "--log-level=TRACE"}, `for "--log-level" flag`},
+		{"prometheus port", []string{"manager", "--prometheus-port=-1"}, "--prometheus-port -1 is not a port number"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -54,6 +54,10 @@ type TemplateReconciler struct {
 	Tracker   *readiness.Tracker
 	// PodID identifies this replica in status.byPod.
 	PodID string
+	// LeaveCRDs leaves the constraint CRDs to other replicas, as a
+	// Gatekeeper pod without --operation=generate does: this one waits for
+	// a template's CRD to exist and never creates, updates or deletes one.
+	LeaveCRDs bool
 
 	mu    sync.Mutex
 	known map[string]*knownTemplate // by template name
@@ -112,7 +116,14 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		log.V(1).Info("Waiting for the constraint CRD to be established", "crd", res.crdName)
+		if res.crdLeft {
+			// Compiled, and no constraint of the kind can exist yet: do
+			// not hold readiness on a CRD another replica is to create.
+			r.Tracker.TemplateDone(ct.Name)
+			log.V(1).Info("Waiting for another replica to create the constraint CRD", "crd", res.crdName)
+		} else {
+			log.V(1).Info("Waiting for the constraint CRD to be established", "crd", res.crdName)
+		}
 		return ctrl.Result{RequeueAfter: establishedPoll}, nil
 	}
 	wrote, werr := r.writeTemplateStatus(ctx, ct.Name, ct.UID, res)
@@ -154,12 +165,24 @@ func (r *TemplateReconciler) reconcileTemplate(ctx context.Context, ct *template
 
 	changed, ingestErr := r.load(ctx, ct, vct)
 	var crd *apiextensionsv1.CustomResourceDefinition
-	if ingestErr != nil {
+	switch {
+	case ingestErr != nil:
 		res.errors = append(res.errors, statusError(CodeIngest, ingestErr))
 		// The CRD is left as it is. If it exists, constraints of the kind
 		// are still watched, so that they report the template's state.
 		crd = r.ownedCRD(ctx, ct, res.crdName)
-	} else {
+	case r.LeaveCRDs:
+		// The replica that generates CRDs creates it; its event brings
+		// the template back here.
+		crd, err = r.existingCRD(ctx, res.crdName)
+		if err != nil {
+			return res, true, err
+		}
+		if crd == nil {
+			res.crdLeft = true
+			return res, true, nil
+		}
+	default:
 		var code string
 		crd, code, err = r.applyCRD(ctx, ct, desired)
 		if err != nil {

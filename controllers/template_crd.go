@@ -108,6 +108,24 @@ func (r *TemplateReconciler) ownedCRD(ctx context.Context, ct *templatesv1.Const
 	return crd
 }
 
+// existingCRD returns the constraint CRD of that name, whoever owns it, or
+// nil if there is none. It reads the API server when the cache, which
+// holds labeled CRDs only, lacks it.
+func (r *TemplateReconciler) existingCRD(ctx context.Context, name string) (*apiextensionsv1.CustomResourceDefinition, error) {
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	err := r.Client.Get(ctx, client.ObjectKey{Name: name}, crd)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, client.ObjectKey{Name: name}, crd)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("getting constraint CRD %s: %w", name, err)
+	}
+	return crd, nil
+}
+
 func crdEstablished(crd *apiextensionsv1.CustomResourceDefinition) bool {
 	return apihelpers.IsCRDConditionTrue(crd, apiextensionsv1.Established)
 }

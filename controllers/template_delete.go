@@ -105,6 +105,9 @@ func (r *TemplateReconciler) leftoverCRD(ctx context.Context, template string) (
 	case err == nil && ct.UID == ref.UID && controllerutil.ContainsFinalizer(ct, metav1.FinalizerOrphanDependents):
 		return crd, nil // the garbage collector will orphan it
 	}
+	if r.LeaveCRDs {
+		return nil, nil // the replica that generates CRDs deletes it
+	}
 	uid := crd.UID
 	err = r.Client.Delete(ctx, crd, client.Preconditions{UID: &uid}, client.PropagationPolicy(metav1.DeletePropagationBackground))
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {

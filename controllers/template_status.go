@@ -31,6 +31,9 @@ type templateResult struct {
 	errors     []templatesv1.CreateCRDError
 	created    bool
 	crdName    string
+	// crdLeft is set while a replica with LeaveCRDs waits for another to
+	// create the CRD of a template it has compiled.
+	crdLeft bool
 }
 
 // statusError turns an error into a byPod error with a code. Compile errors

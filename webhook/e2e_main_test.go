@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -105,26 +104,7 @@ func startHarness(logs *syncBuffer) (*harness, error) {
 }
 
 // syncBuffer collects the manager's logs for tests to search.
-type syncBuffer struct {
-	testenv.Buffer
-}
-
-// Contains reports whether one line of the logs holds every s.
-func (b *syncBuffer) Contains(s ...string) bool {
-	for line := range strings.SplitSeq(b.String(), "\n") {
-		all := true
-		for _, x := range s {
-			if !strings.Contains(line, x) {
-				all = false
-				break
-			}
-		}
-		if all {
-			return true
-		}
-	}
-	return false
-}
+type syncBuffer = testenv.Buffer
 
 // warnings collects the API server's warnings for one client.
 type warnings struct {

@@ -121,6 +121,11 @@ func New(cfg *rest.Config, opts Options) (*Manager, error) {
 	if err := m.setupAudit(); err != nil {
 		return nil, err
 	}
+	if opts.EnablePprof {
+		if err := mgr.Add(newPprofServer(opts.PprofPort)); err != nil {
+			return nil, fmt.Errorf("adding the pprof server: %w", err)
+		}
+	}
 	return m, nil
 }
 
@@ -151,6 +156,7 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 		Kinds:     kinds,
 		Tracker:   m.tracker,
 		PodID:     m.opts.PodID,
+		LeaveCRDs: !m.opts.generates(),
 	}
 	if err := tr.SetupWithManager(m.mgr); err != nil {
 		return fmt.Errorf("setting up the ConstraintTemplate controller: %w", err)
@@ -187,11 +193,46 @@ func (m *Manager) Start(ctx context.Context) error {
 		}
 		log.Info("Installed CRDs")
 	}
-	log.Info("Starting manager", "podID", m.opts.PodID, "namespace", m.opts.Namespace, "leaderElection", m.opts.LeaderElect)
-	if err := m.mgr.Start(ctx); err != nil {
+	for _, f := range m.opts.unsupported {
+		log.Info("Gatekeeper flag accepted but not supported: it has no effect", "flag", f.Flag, "value", f.Value, "reason", f.Reason)
+	}
+	ops := make([]string, len(m.opts.Operations))
+	for i, op := range m.opts.Operations {
+		ops[i] = string(op)
+	}
+	log.Info("Starting manager", "podID", m.opts.PodID, "namespace", m.opts.Namespace, "leaderElection", m.opts.LeaderElect,
+		"operations", ops, "webhook", m.opts.Webhook.Enabled, "auditInterval", m.opts.Audit.Interval.String())
+	runCtx, cancel := delayedCancel(ctx, m.opts.ShutdownDelay)
+	defer cancel()
+	if err := m.mgr.Start(runCtx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
 	}
 	return nil
+}
+
+// delayedCancel returns a context that ends delay after ctx does (at once
+// with no delay), keeping ctx's values: --shutdown-delay.
+func delayedCancel(ctx context.Context, delay time.Duration) (context.Context, context.CancelFunc) {
+	if delay <= 0 {
+		return ctx, func() {}
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		select {
+		case <-runCtx.Done():
+			return
+		case <-ctx.Done():
+		}
+		log.FromContext(ctx).Info("Stopping after --shutdown-delay", "delay", delay.String())
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-runCtx.Done():
+		}
+		cancel()
+	}()
+	return runCtx, cancel
 }
 
 // Manager is the controller-runtime manager, for runnables to add to it.

@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
@@ -91,8 +93,31 @@ type Options struct {
 	// webhook's --exempt-namespace* flags.
 	Audit audit.Options
 
-	// Log configures logging (the --zap-* flags).
+	// Log configures logging (the --zap-* flags, and Gatekeeper's
+	// --log-level).
 	Log zap.Options
+
+	// Operations are what this replica does, from Gatekeeper's --operation
+	// (all of AllOperations when none is given), sorted. Complete turns
+	// them into Webhook.Enabled and Audit.Interval.
+	Operations []Operation
+
+	// ShutdownDelay keeps the manager running this long after its context
+	// ends (--shutdown-delay), so that the webhook serves while the API
+	// server stops sending it requests.
+	ShutdownDelay time.Duration
+
+	// EnablePprof serves net/http/pprof on localhost:PprofPort
+	// (--enable-pprof, --pprof-port).
+	EnablePprof bool
+	PprofPort   int
+
+	// gatekeeper holds Gatekeeper's flags that Complete maps onto the
+	// fields above; flags is the set AddFlags bound them to.
+	gatekeeper gatekeeperOptions
+	flags      *pflag.FlagSet
+	// unsupported are the given flags naming features Portcullis lacks.
+	unsupported []UnsupportedFlag
 }
 
 // NewOptions returns the defaults.
@@ -106,13 +131,17 @@ func NewOptions() Options {
 		ResultCacheSize:           engine.DefaultResultCacheSize,
 		Webhook:                   webhook.NewOptions(),
 		Audit:                     audit.NewOptions(),
+		PprofPort:                 defaultPprofPort,
 	}
 }
+
+// defaultPprofPort is Gatekeeper's --pprof-port default.
+const defaultPprofPort = 6060
 
 // AddFlags binds every option to a flag in fs.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file; default $KUBECONFIG, the in-cluster config, then ~/.kube/config")
-	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "namespace Portcullis runs in")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "namespace Portcullis runs in; when not given, $POD_NAMESPACE if set (as Gatekeeper's chart sets it)")
 	fs.StringVar(&o.PodID, "pod-id", o.PodID, "ID of this replica in status.byPod (default $POD_NAME, else the hostname)")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus /metrics endpoint; 0 turns it off")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz; 0 turns them off")
@@ -129,6 +158,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	gofs := flag.NewFlagSet("zap", flag.ContinueOnError)
 	o.Log.BindFlags(gofs)
 	fs.AddGoFlagSet(gofs)
+	o.addGatekeeperFlags(fs)
+	markGatekeeperFlags(fs)
+	o.flags = fs
 }
 
 // Complete fills in defaults that depend on the environment and checks the
@@ -144,11 +176,27 @@ func (o *Options) Complete() error {
 		}
 		o.PodID = host
 	}
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" && o.flags != nil && !o.flags.Changed("namespace") {
+		// Gatekeeper's chart sets POD_NAMESPACE and no flag.
+		o.Namespace = ns
+	}
 	if o.LeaderElectionNamespace == "" {
 		o.LeaderElectionNamespace = o.Namespace
 	}
 	o.Engine.DisableK8sNativeValidation = !o.EnableK8sNativeValidation
 	var errs []error
+	if err := o.completeGatekeeper(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(o.Operations) == 0 {
+		o.Operations = slices.Clone(AllOperations)
+	}
+	if err := o.Audit.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.ShutdownDelay < 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-delay must not be negative, got %s", o.ShutdownDelay))
+	}
 	if strings.TrimSpace(o.Namespace) == "" {
 		errs = append(errs, errors.New("--namespace must not be empty"))
 	}
@@ -181,3 +229,8 @@ func (o *Options) RESTConfig() (*rest.Config, error) {
 	}
 	return cfg, nil
 }
+
+// Unsupported lists the Gatekeeper flags Complete found set to values that
+// ask for a feature Portcullis does not have: the manager logs each once
+// at start.
+func (o *Options) Unsupported() []UnsupportedFlag { return slices.Clone(o.unsupported) }

@@ -261,8 +261,18 @@ type process struct {
 // (and streamed to stderr with PORTCULLIS_TEST_LOG set).
 func startProcess(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
+	return startProcessEnv(t, nil, bin, args...)
+}
+
+// startProcessEnv is startProcess with environment variables (NAME=value)
+// added to the test's.
+func startProcessEnv(t *testing.T, env []string, bin string, args ...string) *process {
+	t.Helper()
 	p := &process{output: &testenv.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	var w io.Writer = p.output
 	if os.Getenv("PORTCULLIS_TEST_LOG") != "" {
 		w = io.MultiWriter(p.output, os.Stderr)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -82,4 +83,27 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// Count is how many lines of the buffer hold every one of s.
+func (b *Buffer) Count(s ...string) int {
+	n := 0
+	for line := range strings.SplitSeq(b.String(), "\n") {
+		if containsAll(line, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// Contains reports whether one line of the buffer holds every one of s.
+func (b *Buffer) Contains(s ...string) bool { return b.Count(s...) > 0 }
+
+func containsAll(line string, s []string) bool {
+	for _, x := range s {
+		if !strings.Contains(line, x) {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,306 @@
+package manager_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/portcullis-dev/portcullis/internal/loopback"
+)
+
+// gatekeeperNamespace is the chart's release namespace in the test.
+const gatekeeperNamespace = "gatekeeper-system"
+
+// chartControllerManagerArgs are the args of the manager container of
+// gatekeeper-controller-manager, rendered from Gatekeeper's chart
+// (charts/gatekeeper/templates/gatekeeper-controller-manager-deployment.yaml,
+// 3.24.0-beta.0) with its default values and release namespace
+// gatekeeper-system. PORT, HEALTH and METRICS stand for 8443, 9090 and
+// 8888, which the test replaces by free ports.
+var chartControllerManagerArgs = []string{
+	"--port=PORT",
+	"--health-addr=:HEALTH",
+	"--prometheus-port=METRICS",
+	"--logtostderr",
+	"--log-denies=false",
+	"--admission-events-involved-namespace=false",
+	"--log-level=INFO",
+	"--exempt-namespace=gatekeeper-system",
+	"--operation=webhook",
+	"--enable-external-data=true",
+	"--enable-generator-resource-expansion=true",
+	"--log-mutations=false",
+	"--mutation-annotations=false",
+	"--disable-cert-rotation=false",
+	"--max-serving-threads=-1",
+	"--tls-min-version=1.3",
+	"--validating-webhook-configuration-name=gatekeeper-validating-webhook-configuration",
+	"--mutating-webhook-configuration-name=gatekeeper-mutating-webhook-configuration",
+	"--external-data-provider-response-cache-ttl=3m",
+	"--enable-k8s-native-validation=true",
+	"--metrics-backend=prometheus",
+	"--operation=mutation-webhook",
+	"--disable-opa-builtin={http.send}",
+}
+
+// chartAuditArgs are the args of the manager container of gatekeeper-audit,
+// rendered the same way from gatekeeper-audit-deployment.yaml.
+var chartAuditArgs = []string{
+	"--audit-interval=60",
+	"--log-level=INFO",
+	"--constraint-violations-limit=20",
+	"--validating-webhook-configuration-name=gatekeeper-validating-webhook-configuration",
+	"--mutating-webhook-configuration-name=gatekeeper-mutating-webhook-configuration",
+	"--audit-from-cache=false",
+	"--audit-chunk-size=500",
+	"--audit-match-kind-only=false",
+	"--audit-events-involved-namespace=false",
+	"--operation=generate",
+	"--operation=audit",
+	"--operation=status",
+	"--operation=mutation-status",
+	"--logtostderr",
+	"--health-addr=:HEALTH",
+	"--prometheus-port=METRICS",
+	"--enable-external-data=true",
+	"--enable-generator-resource-expansion=true",
+	"--metrics-backend=prometheus",
+	"--disable-cert-rotation=false",
+	"--external-data-provider-response-cache-ttl=3m",
+	"--enable-k8s-native-validation=true",
+}
+
+// laterFlags are flags of the chart's lists that other work adds to
+// Portcullis: left out while `portcullis manager --help` lacks them.
+var laterFlags = []string{"--enable-k8s-native-validation"}
+
+// gatekeeperPod is one `portcullis manager` started with a chart's args.
+type gatekeeperPod struct {
+	*process
+	name    string
+	healthz string
+	metrics string
+}
+
+// startChartPod runs bin with a chart argument list, free ports in place of
+// the chart's, and what a pod gets from its Deployment or the control plane
+// instead: POD_NAME and POD_NAMESPACE, a kubeconfig, and the webhook
+// registered by URL on 127.0.0.1, as envtest has no Service.
+func startChartPod(t *testing.T, bin, help, kubeconfig, name string, chartArgs []string) *gatekeeperPod {
+	t.Helper()
+	ports := map[string]string{}
+	for _, p := range []string{"PORT", "HEALTH", "METRICS"} {
+		n, err := loopback.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[p] = strconv.Itoa(n)
+	}
+	args := []string{"manager"}
+	for _, a := range chartArgs {
+		flag, _, _ := strings.Cut(a, "=")
+		if slices.Contains(laterFlags, flag) && !strings.Contains(help, flag+" ") {
+			t.Logf("%s: leaving out %s, which portcullis manager does not have yet", name, a)
+			continue
+		}
+		for p, v := range ports {
+			a = strings.Replace(a, "="+p, "="+v, 1)
+			a = strings.Replace(a, "=:"+p, "=:"+v, 1)
+		}
+		args = append(args, a)
+	}
+	args = append(args, "--kubeconfig="+kubeconfig, "--webhook-url-host=127.0.0.1")
+	p := startProcessEnv(t, []string{"POD_NAME=" + name, "POD_NAMESPACE=" + gatekeeperNamespace}, bin, args...)
+	return &gatekeeperPod{
+		process: p, name: name,
+		healthz: "http://127.0.0.1:" + ports["HEALTH"], metrics: "http://127.0.0.1:" + ports["METRICS"],
+	}
+}
+
+// TestGatekeeperChartArgs starts `portcullis manager` twice, with the
+// argument lists of Gatekeeper's chart's controller-manager and audit
+// Deployments: both start, become ready and serve metrics; the first
+// serves the webhook and does not audit, the second audits (at the chart's
+// 60 s, so the test waits for its second run), generates the constraint
+// CRDs and does not serve the webhook; both report their status.byPod
+// entries; each logs the flags of features Portcullis lacks once.
+func TestGatekeeperChartArgs(t *testing.T) {
+	ctx := t.Context()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: gatekeeperNamespace}}
+	if err := env.Client.Create(ctx, ns); client.IgnoreAlreadyExists(err) != nil {
+		t.Fatal(err)
+	}
+	bin := buildPortcullis(t)
+	help, err := runOutput(bin, "manager", "--help")
+	if err != nil {
+		t.Fatalf("portcullis manager --help: %v\n%s", err, help)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, env.Environment.KubeConfig, 0o600); err != nil {
+		t.Fatalf("writing kubeconfig: %v", err)
+	}
+
+	// A ConfigMap that violates the constraint, there before the audit.
+	appNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "gk-chart-app"}}
+	if err := env.Client.Create(ctx, appNS); client.IgnoreAlreadyExists(err) != nil {
+		t.Fatal(err)
+	}
+	bad := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "unlabelled", Namespace: appNS.Name}}
+	if err := env.Client.Create(ctx, bad); client.IgnoreAlreadyExists(err) != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), bad) })
+
+	// Leave no webhook behind pointing at a closed port (this cleanup runs
+	// after the processes are killed).
+	t.Cleanup(func() {
+		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		vwc.Name = "gatekeeper-validating-webhook-configuration"
+		if err := env.Client.Delete(context.Background(), vwc); client.IgnoreNotFound(err) != nil {
+			t.Errorf("deleting the webhook configuration: %v", err)
+		}
+	})
+	audit := startChartPod(t, bin, help, kubeconfig, "gatekeeper-audit-0", chartAuditArgs)
+	cm := startChartPod(t, bin, help, kubeconfig, "gatekeeper-controller-manager-0", chartControllerManagerArgs)
+	waitChartPodReady(t, audit)
+	waitChartPodReady(t, cm)
+	const kind = "K8sChartRequiredLabels"
+	apply(t, requiredLabels("v1", kind))
+	// The controller-manager, without --operation=generate, loads the
+	// template once the audit pod has created its CRD.
+	eventually(t, "the template to be loaded by both", func(ctx context.Context) (bool, error) {
+		for _, p := range []*gatekeeperPod{cm, audit} {
+			if ok, err := templateLoaded(ctx, strings.ToLower(kind), p.name); !ok {
+				return false, err
+			}
+		}
+		return true, nil
+	})
+	apply(t, fmt.Sprintf(`apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: %s
+metadata:
+  name: must-have-owner
+spec:
+  match:
+    kinds:
+    - apiGroups: [""]
+      kinds: [ConfigMap]
+    namespaces: [%s]
+  parameters:
+    labels: [owner]
+`, kind, appNS.Name))
+	eventually(t, "the constraint to be enforced by both", func(ctx context.Context) (bool, error) {
+		for _, p := range []*gatekeeperPod{cm, audit} {
+			if ok, err := constraintEnforced(ctx, kind, "must-have-owner", p.name); !ok {
+				return false, err
+			}
+		}
+		return true, nil
+	})
+	t.Run("only the audit pod generates CRDs", func(t *testing.T) {
+		if !audit.output.Contains("Created constraint CRD") {
+			t.Error("the audit pod (--operation=generate) did not create the constraint CRD")
+		}
+		if cm.output.Contains("constraint CRD", "Created") || cm.output.Contains("Updated constraint CRD") {
+			t.Error("the controller-manager (no --operation=generate) wrote a constraint CRD")
+		}
+	})
+
+	t.Run("controller-manager serves the webhook", func(t *testing.T) {
+		eventually(t, "a ConfigMap without the label to be denied", func(ctx context.Context) (bool, error) {
+			obj := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "denied", Namespace: appNS.Name}}
+			err := env.Client.Create(ctx, obj, client.DryRunAll)
+			if err == nil {
+				return false, fmt.Errorf("admitted")
+			}
+			return strings.Contains(err.Error(), "missing required labels"), err
+		})
+		if !cm.output.Contains(`"webhook":true`, `"auditInterval":"0s"`, "Starting manager") {
+			t.Errorf("controller-manager did not start with the webhook and without the audit")
+		}
+		if audit.output.Contains("Serving webhook server") {
+			t.Errorf("the audit pod serves a webhook")
+		}
+	})
+
+	t.Run("audit audits", func(t *testing.T) {
+		// The first run may have come before the constraint; the next
+		// is 60 s later.
+		eventually(t, "the audit to report the ConfigMap", func(ctx context.Context) (bool, error) {
+			u, err := getConstraint(ctx, kind, "must-have-owner")
+			if err != nil {
+				return false, err
+			}
+			total, _, _ := unstructured.NestedInt64(u.Object, "status", "totalViolations")
+			ts, _, _ := unstructured.NestedString(u.Object, "status", "auditTimestamp")
+			vs, _, _ := unstructured.NestedSlice(u.Object, "status", "violations")
+			return total == 1 && ts != "" && len(vs) == 1, fmt.Errorf("status %v", u.Object["status"])
+		})
+		if !audit.output.Contains(`"webhook":false`, `"auditInterval":"1m0s"`, "Starting manager") {
+			t.Errorf("audit did not start with the audit and without the webhook")
+		}
+		if cm.output.Contains("Starting audit loop") {
+			t.Errorf("the controller-manager audits")
+		}
+	})
+
+	t.Run("flags of missing features are logged once", func(t *testing.T) {
+		for _, c := range []struct {
+			p     *gatekeeperPod
+			flags []string
+		}{
+			{cm, []string{"--enable-external-data", "--enable-generator-resource-expansion", "--mutating-webhook-configuration-name", "--external-data-provider-response-cache-ttl"}},
+			{audit, []string{"--enable-external-data", "--enable-generator-resource-expansion", "--mutating-webhook-configuration-name", "--external-data-provider-response-cache-ttl"}},
+		} {
+			for _, f := range c.flags {
+				if n := c.p.output.Count(`"flag":"`+f+`"`, "not supported"); n != 1 {
+					t.Errorf("%s logged %s %d times, want once", c.p.name, f, n)
+				}
+			}
+			for _, f := range []string{"--log-mutations", "--audit-from-cache", "--admission-events-involved-namespace"} {
+				if n := c.p.output.Count(`"flag":"` + f + `"`); n != 0 {
+					t.Errorf("%s logged %s, set to false, as not supported", c.p.name, f)
+				}
+			}
+		}
+		if n := cm.output.Count(`"flag":"--operation"`, `"value":"mutation-webhook"`); n != 1 {
+			t.Errorf("controller-manager logged --operation=mutation-webhook %d times, want once", n)
+		}
+		if n := audit.output.Count(`"flag":"--operation"`, `"value":"mutation-status"`); n != 1 {
+			t.Errorf("audit logged --operation=mutation-status %d times, want once", n)
+		}
+	})
+}
+
+// runOutput runs bin and returns its combined output.
+func runOutput(bin string, args ...string) (string, error) {
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	return string(out), err
+}
+
+// waitChartPodReady waits for /readyz and /metrics to answer 200.
+func waitChartPodReady(t *testing.T, p *gatekeeperPod) {
+	t.Helper()
+	eventually(t, p.name+" to be ready", func(ctx context.Context) (bool, error) {
+		if err := p.exited(); err != nil {
+			t.Fatalf("%v\n%s", err, p.output.String())
+		}
+		if _, err := httpGet(ctx, p.healthz+"/readyz"); err != nil {
+			return false, err
+		}
+		_, err := httpGet(ctx, p.metrics+"/metrics")
+		return err == nil, err
+	})
+}
