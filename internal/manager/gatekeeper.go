@@ -191,7 +191,7 @@ var gatekeeperNames = []string{
 	"audit-interval", "constraint-violations-limit", "audit-chunk-size", "audit-match-kind-only", "audit-from-cache",
 	"disable-opa-builtin", "max-serving-threads", "tls-min-version", "validating-webhook-configuration-name",
 	"disable-cert-rotation", "cert-service-name", "readiness-retries", "shutdown-delay", "enable-pprof", "pprof-port",
-	"enable-referential-rules", "kubeconfig", "log-level-key", "log-level-encoder",
+	"enable-referential-rules", "kubeconfig", "log-level-key", "log-level-encoder", "enable-k8s-native-validation",
 }
 
 // markGatekeeperFlags starts the help of Gatekeeper's flags with
