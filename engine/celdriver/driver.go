@@ -38,8 +38,9 @@ var _ drivers.Driver = (*Driver)(nil)
 // validator. Queries may run concurrently with each other and with
 // mutations.
 type Driver struct {
-	gatherStats bool
-	budget      int64
+	gatherStats   bool
+	budget        int64
+	defaultPolicy string
 
 	mu         sync.RWMutex
 	validators map[string]*compiled // by template kind
@@ -69,9 +70,29 @@ func GatherStats() Option { return func(d *Driver) { d.gatherStats = true } }
 // that exceeds it is an error under the template's failurePolicy.
 func CostBudget(n int64) Option { return func(d *Driver) { d.budget = n } }
 
+// DefaultFailurePolicy sets the failure policy of the sources that set
+// none (FailurePolicyFail, the default, or FailurePolicyIgnore), as
+// Gatekeeper's --default-k8s-native-validation-failure-policy does.
+// Anything else is ignored: check it with CheckFailurePolicy.
+func DefaultFailurePolicy(p string) Option {
+	return func(d *Driver) {
+		if CheckFailurePolicy(p) == nil {
+			d.defaultPolicy = p
+		}
+	}
+}
+
+// CheckFailurePolicy returns an error unless p is Fail or Ignore.
+func CheckFailurePolicy(p string) error {
+	if p != FailurePolicyFail && p != FailurePolicyIgnore {
+		return fmt.Errorf("%w: failure policy %q is not one of %s, %s", ErrInvalidSource, p, FailurePolicyFail, FailurePolicyIgnore)
+	}
+	return nil
+}
+
 // New returns a Driver.
 func New(opts ...Option) *Driver {
-	d := &Driver{validators: map[string]*compiled{}, budget: celconfig.PerCallLimit}
+	d := &Driver{validators: map[string]*compiled{}, budget: celconfig.PerCallLimit, defaultPolicy: FailurePolicyFail}
 	for _, o := range opts {
 		o(d)
 	}
@@ -118,7 +139,7 @@ func TemplateSource(ct *templates.ConstraintTemplate) (*Source, string, error) {
 // error, a *FieldError, names the first field that is malformed or does
 // not compile, with the compiler's message.
 func Compile(ct *templates.ConstraintTemplate) error {
-	_, err := compileTemplate(ct)
+	_, err := compileTemplate(ct, FailurePolicyFail)
 	return err
 }
 
@@ -127,7 +148,7 @@ func Compile(ct *templates.ConstraintTemplate) error {
 // or compile is refused with a *FieldError and the one held, if any,
 // stays.
 func (d *Driver) AddTemplate(_ context.Context, ct *templates.ConstraintTemplate) error {
-	c, err := compileTemplate(ct)
+	c, err := compileTemplate(ct, d.defaultPolicy)
 	if err != nil {
 		return err
 	}

@@ -205,6 +205,34 @@ validations:
 	equal(t, query(t, template(t, "failurePolicy: Ignore\n"+src, false), review, constraint("c", nil)), "c: after")
 }
 
+func TestDefaultFailurePolicy(t *testing.T) {
+	src := "validations:\n- expression: 'object.spec.missing == 1'\n"
+	review := admissionFor(t, admissionv1.Create, pod("p", nil), nil)
+	run := func(d *celdriver.Driver, src string) int {
+		t.Helper()
+		if err := d.AddTemplate(context.Background(), template(t, src, false)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := d.Query(context.Background(), testTarget, []*unstructured.Unstructured{constraint("c", nil)}, review)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(resp.Results)
+	}
+	if n := run(celdriver.New(celdriver.DefaultFailurePolicy(celdriver.FailurePolicyIgnore)), src); n != 0 {
+		t.Errorf("default Ignore: %d results, want 0", n)
+	}
+	if n := run(celdriver.New(celdriver.DefaultFailurePolicy(celdriver.FailurePolicyIgnore)), "failurePolicy: Fail\n"+src); n != 1 {
+		t.Errorf("default Ignore, source Fail: %d results, want 1", n)
+	}
+	if n := run(celdriver.New(), src); n != 1 {
+		t.Errorf("default: %d results, want 1", n)
+	}
+	if err := celdriver.CheckFailurePolicy("fail"); err == nil {
+		t.Error(`CheckFailurePolicy("fail") = nil`)
+	}
+}
+
 func TestVariablesSeeParamsValidationsDoNot(t *testing.T) {
 	ct := template(t, `
 variables:
