@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -226,11 +227,17 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 		trace = &strings.Builder{}
 	}
 
+	// The compiled templates, taken under the lock, which AddTemplate then
+	// need not wait evaluations out for.
+	comps := make([]*compiled, len(constraints))
 	d.mu.RLock()
-	defer d.mu.RUnlock()
+	for i, c := range constraints {
+		comps[i] = d.validators[c.GetKind()]
+	}
+	d.mu.RUnlock()
 	resp := &drivers.QueryResponse{}
-	for _, c := range constraints {
-		comp := d.validators[c.GetKind()]
+	for i, c := range constraints {
+		comp := comps[i]
 		if comp == nil {
 			return nil, fmt.Errorf("%w: missing Template %q for target %q", ErrReview, c.GetKind(), target)
 		}
@@ -366,15 +373,16 @@ func constraintStats(c *unstructured.Unstructured, took time.Duration) *instrume
 	}
 }
 
-// Dump lists the kinds of the templates held.
+// Dump lists the kinds of the templates held, sorted.
 func (d *Driver) Dump(context.Context) (string, error) {
 	d.mu.RLock()
-	defer d.mu.RUnlock()
-	out := ""
+	kinds := make([]string, 0, len(d.validators))
 	for k := range d.validators {
-		out += k + "\n"
+		kinds = append(kinds, k)
 	}
-	return out, nil
+	d.mu.RUnlock()
+	sort.Strings(kinds)
+	return strings.Join(kinds, "\n"), nil
 }
 
 // GetDescriptionForStat describes the stats Query reports.
