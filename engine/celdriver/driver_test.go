@@ -493,3 +493,54 @@ func TestReplaceTemplate(t *testing.T) {
 func authUser(name string) authenticationv1.UserInfo {
 	return authenticationv1.UserInfo{Username: name, Groups: []string{"g"}, Extra: map[string]authenticationv1.ExtraValue{"k": {"v"}}}
 }
+
+// TestConcurrentQueries runs Queries while the template is replaced and
+// removed: run it with -race.
+func TestConcurrentQueries(t *testing.T) {
+	d := celdriver.New()
+	ctx := context.Background()
+	ct := template(t, requiredLabels, false)
+	if err := d.AddTemplate(ctx, ct); err != nil {
+		t.Fatal(err)
+	}
+	c := constraint("c", obj{"labels": []any{"owner"}})
+	r := admissionFor(t, admissionv1.Create, pod("p", nil), nil)
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				// A Query may run between RemoveTemplate and AddTemplate:
+				// then the kind is missing, an error, never a panic.
+				resp, err := d.Query(ctx, testTarget, []*unstructured.Unstructured{c}, r)
+				if err == nil && (len(resp.Results) != 1 || resp.Results[0].Msg != "missing labels: owner") {
+					errs <- fmt.Errorf("results %+v", resp.Results)
+					return
+				}
+			}
+		}()
+	}
+	for range 20 {
+		if err := d.AddTemplate(ctx, ct); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.RemoveTemplate(ctx, ct); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.AddTemplate(ctx, ct); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
