@@ -168,3 +168,15 @@ validations:
 		t.Errorf("violations %+v", vs)
 	}
 }
+
+func TestDefaultK8sNativeValidationFailurePolicy(t *testing.T) {
+	if _, err := New(Options{DefaultK8sNativeValidationFailurePolicy: "Sometimes"}); err == nil {
+		t.Error("New accepted the failure policy Sometimes")
+	}
+	e := newEngine(t, Options{DefaultK8sNativeValidationFailurePolicy: "Ignore"},
+		newTemplate(t, "K8sCELErr", "", withCode(celCode(t, "validations:\n- expression: 'object.spec.nope == 1'\n"))))
+	mustAddConstraint(t, e, newConstraint(t, "K8sCELErr", "c", ""))
+	if vs := mustReview(t, e, &Object{Object: pod("default", "p", nil)}, EnforcementPointAudit); len(vs) != 0 {
+		t.Errorf("violations %+v, want none under the default Ignore", vs)
+	}
+}

@@ -61,6 +61,10 @@ type Options struct {
 	// --enable-k8s-native-validation=false does. By default their CEL
 	// runs. Templates with only CEL run it either way.
 	DisableK8sNativeValidation bool
+	// DefaultK8sNativeValidationFailurePolicy is the failurePolicy of the
+	// K8sNativeValidation sources that set none: Fail (when empty) or
+	// Ignore, as Gatekeeper's --default-k8s-native-validation-failure-policy.
+	DefaultK8sNativeValidationFailurePolicy string
 }
 
 // Engine judges objects against constraint templates and constraints. Reviews
@@ -115,7 +119,14 @@ func New(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating Rego driver: %w", err)
 	}
-	cel := celdriver.New()
+	var celOpts []celdriver.Option
+	if p := opts.DefaultK8sNativeValidationFailurePolicy; p != "" {
+		if err := celdriver.CheckFailurePolicy(p); err != nil {
+			return nil, fmt.Errorf("creating the K8sNativeValidation driver: %w", err)
+		}
+		celOpts = append(celOpts, celdriver.DefaultFailurePolicy(p))
+	}
+	cel := celdriver.New(celOpts...)
 	// The frameworks client gives a template with several engines to the
 	// driver registered first; the engine's index (engineFor) agrees.
 	drivers := []client.Opt{client.Driver(cel), client.Driver(driver)}

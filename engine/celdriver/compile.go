@@ -39,7 +39,7 @@ const mode = environment.StoredExpressions
 // compileTemplate parses a template's source and compiles every
 // expression with the apiserver's composited compiler. Any expression
 // that does not compile refuses the template, naming its field.
-func compileTemplate(ct *templates.ConstraintTemplate) (*compiled, error) {
+func compileTemplate(ct *templates.ConstraintTemplate, defaultPolicy string) (*compiled, error) {
 	src, field, err := TemplateSource(ct)
 	if err != nil {
 		return nil, err
@@ -83,7 +83,7 @@ func compileTemplate(ct *templates.ConstraintTemplate) (*compiled, error) {
 	}
 
 	policy := admissionregistrationv1.Fail
-	if src.failurePolicy() == FailurePolicyIgnore {
+	if src.failurePolicy(defaultPolicy) == FailurePolicyIgnore {
 		policy = admissionregistrationv1.Ignore
 	}
 	var matcher matchconditions.Matcher

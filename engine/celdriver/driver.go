@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -38,8 +39,9 @@ var _ drivers.Driver = (*Driver)(nil)
 // validator. Queries may run concurrently with each other and with
 // mutations.
 type Driver struct {
-	gatherStats bool
-	budget      int64
+	gatherStats   bool
+	budget        int64
+	defaultPolicy string
 
 	mu         sync.RWMutex
 	validators map[string]*compiled // by template kind
@@ -69,9 +71,29 @@ func GatherStats() Option { return func(d *Driver) { d.gatherStats = true } }
 // that exceeds it is an error under the template's failurePolicy.
 func CostBudget(n int64) Option { return func(d *Driver) { d.budget = n } }
 
+// DefaultFailurePolicy sets the failure policy of the sources that set
+// none (FailurePolicyFail, the default, or FailurePolicyIgnore), as
+// Gatekeeper's --default-k8s-native-validation-failure-policy does.
+// Anything else is ignored: check it with CheckFailurePolicy.
+func DefaultFailurePolicy(p string) Option {
+	return func(d *Driver) {
+		if CheckFailurePolicy(p) == nil {
+			d.defaultPolicy = p
+		}
+	}
+}
+
+// CheckFailurePolicy returns an error unless p is Fail or Ignore.
+func CheckFailurePolicy(p string) error {
+	if p != FailurePolicyFail && p != FailurePolicyIgnore {
+		return fmt.Errorf("%w: failure policy %q is not one of %s, %s", ErrInvalidSource, p, FailurePolicyFail, FailurePolicyIgnore)
+	}
+	return nil
+}
+
 // New returns a Driver.
 func New(opts ...Option) *Driver {
-	d := &Driver{validators: map[string]*compiled{}, budget: celconfig.PerCallLimit}
+	d := &Driver{validators: map[string]*compiled{}, budget: celconfig.PerCallLimit, defaultPolicy: FailurePolicyFail}
 	for _, o := range opts {
 		o(d)
 	}
@@ -118,7 +140,7 @@ func TemplateSource(ct *templates.ConstraintTemplate) (*Source, string, error) {
 // error, a *FieldError, names the first field that is malformed or does
 // not compile, with the compiler's message.
 func Compile(ct *templates.ConstraintTemplate) error {
-	_, err := compileTemplate(ct)
+	_, err := compileTemplate(ct, FailurePolicyFail)
 	return err
 }
 
@@ -127,7 +149,7 @@ func Compile(ct *templates.ConstraintTemplate) error {
 // or compile is refused with a *FieldError and the one held, if any,
 // stays.
 func (d *Driver) AddTemplate(_ context.Context, ct *templates.ConstraintTemplate) error {
-	c, err := compileTemplate(ct)
+	c, err := compileTemplate(ct, d.defaultPolicy)
 	if err != nil {
 		return err
 	}
@@ -205,11 +227,17 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 		trace = &strings.Builder{}
 	}
 
+	// The compiled templates, taken under the lock, which AddTemplate then
+	// need not wait evaluations out for.
+	comps := make([]*compiled, len(constraints))
 	d.mu.RLock()
-	defer d.mu.RUnlock()
+	for i, c := range constraints {
+		comps[i] = d.validators[c.GetKind()]
+	}
+	d.mu.RUnlock()
 	resp := &drivers.QueryResponse{}
-	for _, c := range constraints {
-		comp := d.validators[c.GetKind()]
+	for i, c := range constraints {
+		comp := comps[i]
 		if comp == nil {
 			return nil, fmt.Errorf("%w: missing Template %q for target %q", ErrReview, c.GetKind(), target)
 		}
@@ -345,15 +373,16 @@ func constraintStats(c *unstructured.Unstructured, took time.Duration) *instrume
 	}
 }
 
-// Dump lists the kinds of the templates held.
+// Dump lists the kinds of the templates held, sorted.
 func (d *Driver) Dump(context.Context) (string, error) {
 	d.mu.RLock()
-	defer d.mu.RUnlock()
-	var out strings.Builder
+	kinds := make([]string, 0, len(d.validators))
 	for k := range d.validators {
-		out.WriteString(k + "\n")
+		kinds = append(kinds, k)
 	}
-	return out.String(), nil
+	d.mu.RUnlock()
+	sort.Strings(kinds)
+	return strings.Join(kinds, "\n"), nil
 }
 
 // GetDescriptionForStat describes the stats Query reports.

@@ -205,6 +205,34 @@ validations:
 	equal(t, query(t, template(t, "failurePolicy: Ignore\n"+src, false), review, constraint("c", nil)), "c: after")
 }
 
+func TestDefaultFailurePolicy(t *testing.T) {
+	src := "validations:\n- expression: 'object.spec.missing == 1'\n"
+	review := admissionFor(t, admissionv1.Create, pod("p", nil), nil)
+	run := func(d *celdriver.Driver, src string) int {
+		t.Helper()
+		if err := d.AddTemplate(context.Background(), template(t, src, false)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := d.Query(context.Background(), testTarget, []*unstructured.Unstructured{constraint("c", nil)}, review)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(resp.Results)
+	}
+	if n := run(celdriver.New(celdriver.DefaultFailurePolicy(celdriver.FailurePolicyIgnore)), src); n != 0 {
+		t.Errorf("default Ignore: %d results, want 0", n)
+	}
+	if n := run(celdriver.New(celdriver.DefaultFailurePolicy(celdriver.FailurePolicyIgnore)), "failurePolicy: Fail\n"+src); n != 1 {
+		t.Errorf("default Ignore, source Fail: %d results, want 1", n)
+	}
+	if n := run(celdriver.New(), src); n != 1 {
+		t.Errorf("default: %d results, want 1", n)
+	}
+	if err := celdriver.CheckFailurePolicy("fail"); err == nil {
+		t.Error(`CheckFailurePolicy("fail") = nil`)
+	}
+}
+
 func TestVariablesSeeParamsValidationsDoNot(t *testing.T) {
 	ct := template(t, `
 variables:
@@ -319,7 +347,7 @@ validations:
 	r := admissionFor(t, admissionv1.Create, object, nil)
 	start := time.Now()
 	got := query(t, template(t, src, false), r, constraint("c", nil))
-	if took := time.Since(start); took > 10*time.Second {
+	if took := time.Since(start); took > 10*time.Second && !raceEnabled {
 		t.Errorf("evaluation took %v", took)
 	}
 	if len(got) != 1 || !strings.Contains(got[0], "running out of cost budget") {
@@ -464,4 +492,55 @@ func TestReplaceTemplate(t *testing.T) {
 
 func authUser(name string) authenticationv1.UserInfo {
 	return authenticationv1.UserInfo{Username: name, Groups: []string{"g"}, Extra: map[string]authenticationv1.ExtraValue{"k": {"v"}}}
+}
+
+// TestConcurrentQueries runs Queries while the template is replaced and
+// removed: run it with -race.
+func TestConcurrentQueries(t *testing.T) {
+	d := celdriver.New()
+	ctx := context.Background()
+	ct := template(t, requiredLabels, false)
+	if err := d.AddTemplate(ctx, ct); err != nil {
+		t.Fatal(err)
+	}
+	c := constraint("c", obj{"labels": []any{"owner"}})
+	r := admissionFor(t, admissionv1.Create, pod("p", nil), nil)
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				// A Query may run between RemoveTemplate and AddTemplate:
+				// then the kind is missing, an error, never a panic.
+				resp, err := d.Query(ctx, testTarget, []*unstructured.Unstructured{c}, r)
+				if err == nil && (len(resp.Results) != 1 || resp.Results[0].Msg != "missing labels: owner") {
+					errs <- fmt.Errorf("results %+v", resp.Results)
+					return
+				}
+			}
+		}()
+	}
+	for range 20 {
+		if err := d.AddTemplate(ctx, ct); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.RemoveTemplate(ctx, ct); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.AddTemplate(ctx, ct); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
 }

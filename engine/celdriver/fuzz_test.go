@@ -44,3 +44,39 @@ func FuzzParseSource(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCompile compiles arbitrary expressions as a validation, a message
+// expression and a variable: never a panic, and an error is a FieldError
+// naming one of the three fields.
+func FuzzCompile(f *testing.F) {
+	for _, s := range []string{
+		`object.metadata.name == "x"`, `variables.v`, `params.spec`, `'a' + 1`, `[1,2].all(x, x > 0)`,
+		`has(object.spec) ? object.spec.containers.map(c, c.image) : []`, `quantity("1Gi").isGreaterThan(quantity("1Mi"))`,
+		`url("https://x").getHost()`, `"abc".matches("[")`, `((((((((((1))))))))))`, `object.`, `}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, expr string) {
+		src := obj{
+			"variables":   []any{obj{"name": "v", "expression": expr}},
+			"validations": []any{obj{"expression": expr, "messageExpression": expr}},
+		}
+		ct := template(&testing.T{}, "validations: [{expression: 'true'}]", false)
+		ct.Spec.Targets[0].Code[0].Source.Value = src
+		err := celdriver.Compile(ct)
+		if err == nil {
+			return
+		}
+		var fe *celdriver.FieldError
+		if !errors.As(err, &fe) {
+			t.Fatalf("error %v (%T) is not a FieldError", err, err)
+		}
+		switch fe.Field {
+		case "spec.targets[0].code[0].source.variables[0].expression", "spec.targets[0].code[0].source.validations[0].expression",
+			"spec.targets[0].code[0].source.validations[0].messageExpression", "spec.targets[0].code[0].source.variables[0]",
+			"spec.targets[0].code[0].source.validations[0]":
+		default:
+			t.Fatalf("error at %s: %s", fe.Field, fe.Message)
+		}
+	})
+}

@@ -70,10 +70,10 @@ type Variable struct {
 	Expression string `json:"expression"`
 }
 
-// failurePolicy is the source's failure policy, Fail when unset.
-func (s *Source) failurePolicy() string {
+// failurePolicy is the source's failure policy, def when unset.
+func (s *Source) failurePolicy(def string) string {
 	if s.FailurePolicy == nil {
-		return FailurePolicyFail
+		return def
 	}
 	return *s.FailurePolicy
 }

@@ -47,6 +47,7 @@ type config struct {
 	maxServingThreads int
 	gogc, gomemlimit  string
 	resultCacheSize   int
+	celFirst          bool
 	pods              string
 
 	server    bool
@@ -66,6 +67,7 @@ func main() {
 	flag.StringVar(&c.gogc, "gogc", "200", "the server's GOGC, as config/manager sets it (\"\": inherited)")
 	flag.StringVar(&c.gomemlimit, "gomemlimit", "", "the server's GOMEMLIMIT (default: inherited)")
 	flag.IntVar(&c.resultCacheSize, "result-cache-size", engine.DefaultResultCacheSize, "the server's --result-cache-size (0: off)")
+	flag.BoolVar(&c.celFirst, "enable-k8s-native-validation", true, "the server's --enable-k8s-native-validation: templates with CEL and Rego run their CEL")
 	flag.StringVar(&c.pods, "pods", podsSame, "what varies between requests: "+podsSame+" (only the request uid: one Pod sent again and again, as the issue's benchmark does), "+
 		podsReplicas+" (also the Pod's name and uid, as a ReplicaSet's pods), "+podsDistinct+" (also its containers' images and commands: no two Pods alike, so the result cache never helps)")
 	flag.BoolVar(&c.server, "server", false, "internal: be the webhook server")
@@ -130,7 +132,8 @@ func runLoad(ctx context.Context, c config) error {
 	defer logFile.Close()
 	cmd := exec.CommandContext(ctx, self, "-server", "-library", c.library, "-port", strconv.Itoa(port),
 		"-pprof-addr", pprofAddr, "-max-serving-threads", strconv.Itoa(c.maxServingThreads),
-		"-result-cache-size", strconv.Itoa(c.resultCacheSize))
+		"-result-cache-size", strconv.Itoa(c.resultCacheSize),
+		"-enable-k8s-native-validation="+strconv.FormatBool(c.celFirst))
 	cmd.Stderr = logFile
 	cmd.Env = os.Environ()
 	for k, v := range map[string]string{"GOGC": c.gogc, "GOMEMLIMIT": c.gomemlimit} {
@@ -159,9 +162,9 @@ func runLoad(ctx context.Context, c config) error {
 		return fmt.Errorf("the server failed: %s %v", ready.Error, err) //nolint:errorlint // err may be nil, which %w would print as %!w(<nil>)
 	}
 	pid := cmd.Process.Pid
-	fmt.Printf("Server pid %d: %d templates, %d constraints loaded in %.1fs; GOMAXPROCS %s, GOGC %s, GOMEMLIMIT %s, --max-serving-threads %d, --result-cache-size %d\n",
+	fmt.Printf("Server pid %d: %d templates, %d constraints loaded in %.1fs; GOMAXPROCS %s, GOGC %s, GOMEMLIMIT %s, --max-serving-threads %d, --result-cache-size %d, --enable-k8s-native-validation=%v\n",
 		pid, ready.Templates, ready.Constraints, ready.LoadSeconds, orDefault(os.Getenv("GOMAXPROCS"), fmt.Sprint(runtime.NumCPU())),
-		orDefault(c.gogc, orDefault(os.Getenv("GOGC"), "100")), orDefault(c.gomemlimit, orDefault(os.Getenv("GOMEMLIMIT"), "none")), c.maxServingThreads, c.resultCacheSize)
+		orDefault(c.gogc, orDefault(os.Getenv("GOGC"), "100")), orDefault(c.gomemlimit, orDefault(os.Getenv("GOMEMLIMIT"), "none")), c.maxServingThreads, c.resultCacheSize, c.celFirst)
 
 	fmt.Printf("Requests: -pods %s\n", c.pods)
 	l, err := newLoader(ready.CA, fmt.Sprintf("https://127.0.0.1:%d/v1/admit", port), c.pods)

@@ -50,7 +50,7 @@ func runServer(ctx context.Context, c config) error {
 	logger := zapLogger()
 	ctrl.SetLogger(logger)
 	begin := time.Now()
-	eng, templates, constraints, err := loadLibrary(ctx, c.library, c.resultCacheSize)
+	eng, templates, constraints, err := loadLibrary(ctx, c.library, c.resultCacheSize, !c.celFirst)
 	if err != nil {
 		return report(serverReady{Error: err.Error()})
 	}
@@ -111,8 +111,8 @@ func report(r serverReady) error {
 
 // loadLibrary adds every template of the library, each with its first
 // sample constraint (samples/*/constraint.yaml, sorted).
-func loadLibrary(ctx context.Context, dir string, cacheSize int) (*engine.Engine, int, int, error) {
-	opts := engine.Options{ResultCacheSize: cacheSize}
+func loadLibrary(ctx context.Context, dir string, cacheSize int, regoFirst bool) (*engine.Engine, int, int, error) {
+	opts := engine.Options{ResultCacheSize: cacheSize, DisableK8sNativeValidation: regoFirst}
 	if cacheSize == 0 {
 		opts.ResultCacheSize = -1
 	}

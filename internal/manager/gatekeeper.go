@@ -192,6 +192,7 @@ var gatekeeperNames = []string{
 	"disable-opa-builtin", "max-serving-threads", "tls-min-version", "validating-webhook-configuration-name",
 	"disable-cert-rotation", "cert-service-name", "readiness-retries", "shutdown-delay", "enable-pprof", "pprof-port",
 	"enable-referential-rules", "kubeconfig", "log-level-key", "log-level-encoder", "enable-k8s-native-validation",
+	"default-k8s-native-validation-failure-policy",
 }
 
 // markGatekeeperFlags starts the help of Gatekeeper's flags with

@@ -151,6 +151,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Engine.EnableHTTPSend, "enable-http-send", o.Engine.EnableHTTPSend, "allow the http.send Rego builtin")
 	fs.StringSliceVar(&o.Engine.DisabledBuiltins, "disable-builtin", o.Engine.DisabledBuiltins, "Rego builtin to refuse in templates (repeatable)")
 	fs.BoolVar(&o.EnableK8sNativeValidation, "enable-k8s-native-validation", o.EnableK8sNativeValidation, "run the K8sNativeValidation (CEL) code of templates that have both CEL and Rego, as Gatekeeper does; false runs their Rego (templates with only CEL run it either way)")
+	fs.StringVar(&o.Engine.DefaultK8sNativeValidationFailurePolicy, "default-k8s-native-validation-failure-policy", "Fail", "failurePolicy of the K8sNativeValidation (CEL) sources that set none: Fail (an evaluation error is a violation) or Ignore")
 	fs.IntVar(&o.ResultCacheSize, "result-cache-size", o.ResultCacheSize, "constraint results to remember, keyed by the parts of the object each template reads, so that equal pods are judged once per template; 0 turns the cache off")
 	o.Sync.AddFlags(fs)
 	o.Webhook.AddFlags(fs)
@@ -202,6 +203,9 @@ func (o *Options) Complete() error {
 	}
 	if o.LeaderElect && o.LeaderElectionNamespace == "" {
 		errs = append(errs, errors.New("--leader-elect needs --leader-election-namespace or --namespace"))
+	}
+	if p := o.Engine.DefaultK8sNativeValidationFailurePolicy; p != "" && p != "Fail" && p != "Ignore" {
+		errs = append(errs, fmt.Errorf("--default-k8s-native-validation-failure-policy must be Fail or Ignore, got %q", p))
 	}
 	switch {
 	case o.ResultCacheSize < 0:

@@ -21,9 +21,19 @@ func TestOptions(t *testing.T) {
 			want: func(o Options) bool {
 				return o.Namespace == DefaultNamespace && o.LeaderElectionNamespace == DefaultNamespace &&
 					o.PodID == host && o.InstallCRDs && !o.LeaderElect &&
-					o.MetricsBindAddress == ":8080" && o.HealthProbeBindAddress == ":8081"
+					o.MetricsBindAddress == ":8080" && o.HealthProbeBindAddress == ":8081" &&
+					o.EnableK8sNativeValidation && !o.Engine.DisableK8sNativeValidation &&
+					o.Engine.DefaultK8sNativeValidationFailurePolicy == "Fail"
 			},
 		},
+		{
+			name: "K8s native validation",
+			args: []string{"--enable-k8s-native-validation=false", "--default-k8s-native-validation-failure-policy=Ignore"},
+			want: func(o Options) bool {
+				return o.Engine.DisableK8sNativeValidation && o.Engine.DefaultK8sNativeValidationFailurePolicy == "Ignore"
+			},
+		},
+		{name: "bad CEL failure policy", args: []string{"--default-k8s-native-validation-failure-policy=fail"}, wantErr: true},
 		{
 			name: "POD_NAME", podName: "portcullis-7d9f",
 			want: func(o Options) bool { return o.PodID == "portcullis-7d9f" },

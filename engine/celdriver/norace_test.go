@@ -1,0 +1,5 @@
+//go:build !race
+
+package celdriver_test
+
+const raceEnabled = false
