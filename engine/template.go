@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	fwapis "github.com/open-policy-agent/frameworks/constraint/pkg/apis"
@@ -11,13 +10,13 @@ import (
 	templatesv1alpha1 "github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/v1alpha1"
 	templatesv1beta1 "github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/v1beta1"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
-	"github.com/open-policy-agent/opa/v1/ast"
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/portcullis-dev/portcullis/engine/celdriver"
+	"github.com/portcullis-dev/portcullis/engine/regodriver"
 )
 
 // TemplateGroup is the API group of ConstraintTemplates.
@@ -206,7 +205,8 @@ func templateError(ct *templates.ConstraintTemplate, err error) error {
 	if fe, ok := errors.AsType[*celdriver.FieldError](err); ok {
 		return &located{cerr: &CompileError{Template: ct.GetName(), Field: fe.Field, Message: fe.Message}, cause: err}
 	}
-	if cerr := locateRegoError(ct); cerr != nil {
+	if fe := regodriver.LocateError(ct); fe != nil {
+		cerr := &CompileError{Template: ct.GetName(), Field: fe.Field, Row: fe.Row, Col: fe.Col, Message: fe.Message}
 		return &located{cerr: cerr, cause: err}
 	}
 	return fmt.Errorf("%w: %q: %w", ErrInvalidTemplate, ct.GetName(), err)
@@ -221,85 +221,3 @@ type located struct {
 
 func (l *located) Error() string   { return ErrInvalidTemplate.Error() + ": " + l.cerr.Error() }
 func (l *located) Unwrap() []error { return []error{ErrInvalidTemplate, l.cerr, l.cause} }
-
-// locateRegoError parses and compiles a template's Rego and libs on their
-// own and returns the first error with its position, or nil.
-func locateRegoError(ct *templates.ConstraintTemplate) *CompileError {
-	for i, t := range ct.Spec.Targets {
-		for j, code := range t.Code {
-			if code.Engine != "Rego" || code.Source == nil {
-				continue
-			}
-			src, ok := code.Source.Value.(map[string]any)
-			if !ok {
-				continue
-			}
-			field := fmt.Sprintf("spec.targets[%d].code[%d].source", i, j)
-			version := ast.RegoV0
-			if v, _ := src["version"].(string); v == "v1" {
-				version = ast.RegoV1
-			}
-			sources := map[string]string{}
-			if rego, _ := src["rego"].(string); rego != "" {
-				name := field + ".rego"
-				if t.Rego == rego {
-					name = fmt.Sprintf("spec.targets[%d].rego", i)
-				}
-				sources[name] = rego
-			}
-			libs, _ := src["libs"].([]any)
-			for k, l := range libs {
-				lib, _ := l.(string)
-				name := fmt.Sprintf("%s.libs[%d]", field, k)
-				if k < len(t.Libs) && t.Libs[k] == lib {
-					name = fmt.Sprintf("spec.targets[%d].libs[%d]", i, k)
-				}
-				sources[name] = lib
-			}
-			if e := compileRegoError(ct.GetName(), sources, version); e != nil {
-				return e
-			}
-		}
-	}
-	return nil
-}
-
-// compileRegoError parses and compiles modules named by the template field
-// they come from; an error's file is that field.
-func compileRegoError(name string, sources map[string]string, version ast.RegoVersion) *CompileError {
-	modules := map[string]*ast.Module{}
-	fields := make([]string, 0, len(sources))
-	for f := range sources {
-		fields = append(fields, f)
-	}
-	sort.Strings(fields)
-	for _, f := range fields {
-		mod, err := ast.ParseModuleWithOpts(f, sources[f], ast.ParserOptions{RegoVersion: version})
-		if err != nil {
-			return toCompileError(name, f, err)
-		}
-		modules[f] = mod
-	}
-	c := ast.NewCompiler().WithCapabilities(ast.CapabilitiesForThisVersion())
-	c.Compile(modules)
-	if !c.Failed() {
-		return nil
-	}
-	return toCompileError(name, fields[0], c.Errors)
-}
-
-func toCompileError(name, field string, err error) *CompileError {
-	var errs ast.Errors
-	if !errors.As(err, &errs) || len(errs) == 0 {
-		return &CompileError{Template: name, Field: field, Message: err.Error()}
-	}
-	e := errs[0]
-	ce := &CompileError{Template: name, Field: field, Message: fmt.Sprintf("%s: %s", e.Code, e.Message)}
-	if e.Location != nil {
-		ce.Row, ce.Col = e.Location.Row, e.Location.Col
-		if e.Location.File != "" {
-			ce.Field = e.Location.File
-		}
-	}
-	return ce
-}
