@@ -205,3 +205,34 @@ func TestSuiteAbsolutePaths(t *testing.T) {
 		t.Fatalf("suite with absolute paths failed:\n%s", b.String())
 	}
 }
+
+// FuzzNewFilter checks --run parsing never panics and that a filter it
+// returns can be used.
+func FuzzNewFilter(f *testing.F) {
+	for _, s := range []string{"", "a", "a//b", "//b", "a//", "a//b//c", "(", "a//(", `\`} {
+		f.Add(s, "test", "case")
+	}
+	f.Fuzz(func(t *testing.T, run, test, kase string) {
+		flt, err := NewFilter(run)
+		if err != nil {
+			return
+		}
+		tt := &Test{Name: test, Cases: []*Case{{Name: kase}}}
+		if flt.MatchesCase(test, kase) && !flt.MatchesTest(tt) {
+			t.Fatalf("filter %q runs case %q/%q but not its test", run, test, kase)
+		}
+	})
+}
+
+// FuzzIsSuite checks the suite sniffing of FindSuites never panics.
+func FuzzIsSuite(f *testing.F) {
+	for _, s := range []string{"kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\n", "{{{", "- a\n", "kind: [x]\n", "---\n---\n", ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ok, err := isSuite("fuzz.yaml", data)
+		if ok && err != nil {
+			t.Fatalf("suite and error %v", err)
+		}
+	})
+}
