@@ -123,6 +123,7 @@ func TestGatorTest(t *testing.T) {
 		{
 			name: "failure policy Ignore", gator: "--default-k8s-native-validation-failure-policy takes Fail or Ignore",
 			args: []string{"test", "--default-k8s-native-validation-failure-policy=Ignore", "-f", gTmpl, "-f", gConstraint, "-f", gGood}, code: 0,
+			stderr: []string{"warning: --default-k8s-native-validation-failure-policy=Ignore is accepted but not applied"},
 		},
 		{
 			name: "failure policy invalid", gator: `ErrFatalf("invalid default K8sNativeValidation failure policy: %v")`,

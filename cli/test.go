@@ -62,10 +62,13 @@ const failurePolicyUsage = "(beta) Failure policy to use when a K8sNativeValidat
 	"Portcullis checks the value as gator does; its CEL engine on this branch applies Fail to such sources either way"
 
 // checkFailurePolicy checks --default-k8s-native-validation-failure-policy
-// as Gatekeeper does.
-func checkFailurePolicy(p string) error {
+// as Gatekeeper does, and warns on w that Ignore is not applied.
+func checkFailurePolicy(w io.Writer, p string) error {
 	if p != "Fail" && p != "Ignore" {
 		return fmt.Errorf("unrecognized failure policy: %s", p)
+	}
+	if p == "Ignore" {
+		fmt.Fprintln(w, "warning: --default-k8s-native-validation-failure-policy=Ignore is accepted but not applied: K8sNativeValidation sources without failurePolicy use Fail")
 	}
 	return nil
 }
@@ -120,7 +123,7 @@ portcullis test --filename="manifest.yaml" --output=json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			stderr := cmd.ErrOrStderr()
-			if err := checkFailurePolicy(failurePolicy); err != nil {
+			if err := checkFailurePolicy(stderr, failurePolicy); err != nil {
 				return fatalf(stderr, "invalid default K8sNativeValidation failure policy: %v", err)
 			}
 			if len(images) > 0 {

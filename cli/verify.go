@@ -47,7 +47,7 @@ portcullis verify tests/... -o junit > report.xml`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			stderr := cmd.ErrOrStderr()
-			if err := checkFailurePolicy(failurePolicy); err != nil {
+			if err := checkFailurePolicy(stderr, failurePolicy); err != nil {
 				return fmt.Errorf("invalid default K8sNativeValidation failure policy: %w", err)
 			}
 			output = strings.ToLower(output)
