@@ -349,6 +349,16 @@ func TestGatorVerify(t *testing.T) {
 				"--- FAIL: missing-expansion\t(", `  reading ExpansionTemplate from "no-such-expansion.yaml"`, "\nFAIL\n\n"},
 		},
 		{
+			name: "skipped suite", gator: "skip: true on a suite: nothing runs, ok\\t<path>\\t0.000s",
+			args: []string{"verify", "testdata/gator/skipped_suite.yaml"}, code: 0,
+			stdout: []string{"ok\ttestdata/gator/skipped_suite.yaml\t0.000s\nPASS\n\n"}, not: []string{"never-run"},
+		},
+		{
+			name: "inventory", gator: "a case's inventory: files are data.inventory for that case only",
+			args: []string{"verify", "-v", "-r", "//^(prop-selected|no-networkpolicy)$", "../templates/requirednetworkpolicy"}, code: 0,
+			stdout: []string{"    --- PASS: prop-selected\t(", "    --- PASS: no-networkpolicy\t("},
+		},
+		{
 			name: "no suites", gator: "a path without suites runs nothing: PASS, exit 0 (Portcullis warns on stderr)",
 			args: []string{"verify", "testdata/gator/dir"}, code: 0,
 			stdout: []string{"PASS\n\n"}, stderr: []string{"warning: no suites"},
