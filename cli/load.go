@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -60,6 +59,11 @@ func loadPolicySet(ctx context.Context, paths []string, stdin io.Reader, opts en
 		}
 		docs = append(docs, d...)
 	}
+	return newPolicySet(ctx, docs, opts, keep)
+}
+
+// newPolicySet loads docs as loadPolicySet does.
+func newPolicySet(ctx context.Context, docs []manifest.Doc, opts engine.Options, keep func(*templates.ConstraintTemplate) bool) (*policySet, error) {
 	eng, err := engine.New(opts)
 	if err != nil {
 		return nil, err
@@ -149,13 +153,4 @@ func toReviewItem(d manifest.Doc) (reviewItem, error) {
 		return reviewItem{}, fmt.Errorf("%s: AdmissionReview request object: %w", d.Source, err)
 	}
 	return reviewItem{source: d.Source, obj: obj, input: &engine.Admission{Request: ar.Request, Source: engine.SourceOriginal}}, nil
-}
-
-func describe(u *unstructured.Unstructured) string {
-	gvk := u.GroupVersionKind()
-	name := u.GetName()
-	if ns := u.GetNamespace(); ns != "" {
-		name = ns + "/" + name
-	}
-	return strings.TrimPrefix(gvk.GroupVersion().String()+"/"+gvk.Kind, "/") + " " + name
 }

@@ -17,7 +17,7 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
-	err := root.Execute()
+	cmd, err := root.ExecuteC()
 	if err == nil {
 		return 0
 	}
@@ -25,6 +25,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return ee.code
 	}
 	fmt.Fprintf(stderr, "portcullis: %v\n", err)
+	if cmd != nil && (cmd.Name() == "test" || cmd.Name() == "verify") {
+		// gator exits 1 on any error, bad flags and arguments included.
+		return 1
+	}
 	return 2
 }
 

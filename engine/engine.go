@@ -15,6 +15,7 @@ import (
 	clienterrors "github.com/open-policy-agent/frameworks/constraint/pkg/client/errors"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/reviews"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/instrumentation"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/types"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -65,6 +66,9 @@ type Options struct {
 	// K8sNativeValidation sources that set none: Fail (when empty) or
 	// Ignore, as Gatekeeper's --default-k8s-native-validation-failure-policy.
 	DefaultK8sNativeValidationFailurePolicy string
+	// GatherStats makes every Response carry the drivers' stats, as
+	// gator test --stats asks for.
+	GatherStats bool
 }
 
 // Engine judges objects against constraint templates and constraints. Reviews
@@ -101,6 +105,9 @@ func New(opts Options) (*Engine, error) {
 		disabled = append(disabled, "http.send")
 	}
 	args := []regodriver.Option{regodriver.Tracing(opts.Tracing)}
+	if opts.GatherStats {
+		args = append(args, regodriver.GatherStats())
+	}
 	if len(disabled) > 0 {
 		args = append(args, regodriver.DisableBuiltins(disabled...))
 	}
@@ -125,6 +132,9 @@ func New(opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("creating the K8sNativeValidation driver: %w", err)
 		}
 		celOpts = append(celOpts, celdriver.DefaultFailurePolicy(p))
+	}
+	if opts.GatherStats {
+		celOpts = append(celOpts, celdriver.GatherStats())
 	}
 	cel := celdriver.New(celOpts...)
 	// The frameworks client gives a template with several engines to the
@@ -317,8 +327,11 @@ func (e *Engine) Counts() (templates, constraints int) {
 // Constraint are shared with the engine (and, through its result cache,
 // with other reviews): read them, never modify them.
 type Violation struct {
-	Message    string
-	Details    any
+	Message string
+	Details any
+	// Metadata is the driver's result metadata ({"details": ...} for
+	// Rego), as gator prints it.
+	Metadata   map[string]any
 	Constraint *unstructured.Unstructured
 	// EnforcementAction is the constraint's spec.enforcementAction.
 	EnforcementAction string
@@ -339,6 +352,9 @@ type Response struct {
 	// Trace is the evaluation trace and the results, when the engine was
 	// built with Options.Tracing; empty otherwise.
 	Trace string
+	// Stats are the drivers' stats, when the engine was built with
+	// Options.GatherStats.
+	Stats []*instrumentation.StatsEntry
 }
 
 // Review judges an *Admission or an *Object at an enforcement point.
@@ -378,6 +394,7 @@ func (e *Engine) Review(ctx context.Context, in ReviewInput, enforcementPoint st
 	for _, res := range resps.Results() {
 		out.Violations = append(out.Violations, toViolation(res))
 	}
+	out.Stats = resps.StatsEntries
 	if trace {
 		// Dumping the responses is costly (it spews every result), so it
 		// is only done when a trace was asked for.
@@ -391,6 +408,7 @@ func toViolation(res *types.Result) Violation {
 		Message:           res.Msg,
 		Constraint:        res.Constraint,
 		EnforcementAction: res.EnforcementAction,
+		Metadata:          res.Metadata,
 	}
 	if res.Metadata != nil {
 		v.Details = res.Metadata["details"]

@@ -12,6 +12,7 @@ import (
 	clienterrors "github.com/open-policy-agent/frameworks/constraint/pkg/client/errors"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/reviews"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/instrumentation"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/types"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -229,6 +230,7 @@ func (e *Engine) reviewIndexed(ctx context.Context, r *review, ep string, opts [
 	}
 
 	resp := &types.Response{Target: TargetName}
+	var stats []*instrumentation.StatsEntry
 	for i, d := range []drivers.Driver{e.driver, e.cel} {
 		if len(matched[i]) == 0 {
 			continue
@@ -244,6 +246,7 @@ func (e *Engine) reviewIndexed(ctx context.Context, r *review, ep string, opts [
 			continue
 		}
 		resp.Results = append(resp.Results, qr.Results...)
+		stats = append(stats, qr.StatsEntries...)
 		if qr.Trace != nil {
 			t := fmt.Sprintf("DRIVER %s:\n\n%s\n\n", d.Name(), *qr.Trace)
 			if resp.Trace != nil {
@@ -266,5 +269,10 @@ func (e *Engine) reviewIndexed(ctx context.Context, r *review, ep string, opts [
 	out := types.NewResponses()
 	out.ByTarget[TargetName] = resp
 	out.Handled[TargetName] = true
+	// The frameworks client labels the drivers' stats with the target.
+	for _, st := range stats {
+		st.Labels = append(st.Labels, &instrumentation.Label{Name: "target", Value: TargetName})
+	}
+	out.StatsEntries = stats
 	return out, nil
 }

@@ -137,10 +137,15 @@ func (m *compiledMatch) matches(t *matchTarget) (bool, error) {
 			return false, nil
 		}
 	}
-	if len(m.Namespaces) > 0 && ns != "" && !anyWildcardMatches(m.Namespaces, ns) {
+	// Without a namespace name nor a Namespace object (a cluster-scoped
+	// object), namespaces and excludedNamespaces cannot disqualify; with a
+	// Namespace object, even a nameless one as gator gives objects without
+	// metadata.namespace, its name is judged, as in Gatekeeper.
+	judged := ns != "" || isNS || t.nsKnown
+	if len(m.Namespaces) > 0 && judged && !anyWildcardMatches(m.Namespaces, ns) {
 		return false, nil
 	}
-	if len(m.ExcludedNamespaces) > 0 && ns != "" && m.excludesProcess(t.process) &&
+	if len(m.ExcludedNamespaces) > 0 && judged && m.excludesProcess(t.process) &&
 		anyWildcardMatches(m.ExcludedNamespaces, ns) {
 		return false, nil
 	}

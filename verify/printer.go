@@ -7,20 +7,13 @@ import (
 	"time"
 )
 
-// Print writes results in go test's format: --- PASS/FAIL per test and
-// case (passes only with verbose), ok/FAIL per suite and a final PASS/FAIL.
-// It returns whether everything passed.
+// Print writes results as gator verify does: per case and test --- FAIL
+// (and with verbose === RUN, --- PASS and === SKIP), ok or FAIL per suite,
+// and a final PASS or FAIL. It returns whether everything passed.
 func Print(w io.Writer, results []SuiteResult, verbose bool) bool {
 	pass := true
 	for i := range results {
 		s := &results[i]
-		if s.Skipped {
-			if verbose {
-				fmt.Fprintf(w, "=== SKIP  %s\n", s.Path)
-			}
-			fmt.Fprintf(w, "ok  \t%s\t(skipped)\n", s.Path)
-			continue
-		}
 		for j := range s.Tests {
 			printTest(w, &s.Tests[j], verbose)
 		}
@@ -28,10 +21,10 @@ func Print(w io.Writer, results []SuiteResult, verbose bool) bool {
 			pass = false
 			fmt.Fprintf(w, "FAIL\t%s\t%s\n", s.Path, secs(s.Runtime))
 			if s.Err != nil {
-				fmt.Fprintf(w, "    %v\n", s.Err)
+				fmt.Fprintf(w, "  %v\n", s.Err)
 			}
 		} else {
-			fmt.Fprintf(w, "ok  \t%s\t%s\n", s.Path, secs(s.Runtime))
+			fmt.Fprintf(w, "ok\t%s\t%s\n", s.Path, secs(s.Runtime))
 		}
 	}
 	if pass {
@@ -43,36 +36,47 @@ func Print(w io.Writer, results []SuiteResult, verbose bool) bool {
 }
 
 func printTest(w io.Writer, t *TestResult, verbose bool) {
-	if t.Skipped {
-		if verbose {
-			fmt.Fprintf(w, "=== SKIP  %s\n", t.Name)
-		}
-		return
-	}
 	if verbose {
+		if t.Skipped {
+			fmt.Fprintf(w, "=== SKIP  %s\n", t.Name)
+			return
+		}
 		fmt.Fprintf(w, "=== RUN   %s\n", t.Name)
 	}
 	for i := range t.Cases {
-		c := &t.Cases[i]
-		switch {
-		case c.Skipped:
-			if verbose {
-				fmt.Fprintf(w, "    --- SKIP: %s\n", c.Name)
-			}
-		case c.Err != nil:
-			fmt.Fprintf(w, "    --- FAIL: %s (%s)\n        %s\n", c.Name, secs(c.Runtime), indent(c.Err.Error(), "        "))
-		case verbose:
-			fmt.Fprintf(w, "    --- PASS: %s (%s)\n", c.Name, secs(c.Runtime))
-		}
+		printCase(w, &t.Cases[i], verbose)
 	}
 	switch {
 	case t.Failed():
-		fmt.Fprintf(w, "--- FAIL: %s (%s)\n", t.Name, secs(t.Runtime))
+		fmt.Fprintf(w, "--- FAIL: %s\t(%s)\n", t.Name, secs(t.Runtime))
 		if t.Err != nil {
-			fmt.Fprintf(w, "    %s\n", indent(t.Err.Error(), "    "))
+			fmt.Fprintf(w, "  %v\n", t.Err)
 		}
 	case verbose:
-		fmt.Fprintf(w, "--- PASS: %s (%s)\n", t.Name, secs(t.Runtime))
+		fmt.Fprintf(w, "--- PASS: %s\t(%s)\n", t.Name, secs(t.Runtime))
+	}
+}
+
+func printCase(w io.Writer, c *CaseResult, verbose bool) {
+	if verbose {
+		if c.Skipped {
+			fmt.Fprintf(w, "    === SKIP  %s\n", c.Name)
+			return
+		}
+		fmt.Fprintf(w, "    === RUN   %s\n", c.Name)
+	}
+	switch {
+	case c.Err != nil:
+		fmt.Fprintf(w, "    --- FAIL: %s\t(%s)\n        %v\n", c.Name, secs(c.Runtime), c.Err)
+	case verbose:
+		fmt.Fprintf(w, "    --- PASS: %s\t(%s)\n", c.Name, secs(c.Runtime))
+	}
+	if c.Trace != nil {
+		prefix := ""
+		if verbose {
+			prefix = "    --- "
+		}
+		fmt.Fprintf(w, "%sTRACE: %s\t%s\n", prefix, c.Name, strings.ReplaceAll(*c.Trace, "\n", "\n"+prefix))
 	}
 }
 
@@ -118,5 +122,3 @@ func Count(results []SuiteResult) Counts {
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }
-
-func indent(s, prefix string) string { return strings.ReplaceAll(s, "\n", "\n"+prefix) }

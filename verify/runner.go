@@ -22,12 +22,25 @@ import (
 // Runner runs suites. Each test gets its own engine; cases of a test share
 // it, with the inventory cleared between cases.
 type Runner struct {
-	// Run, if set, selects tests and cases: a case runs when the expression
-	// matches its test's name, its own name, or "test/case".
-	Run *regexp.Regexp
+	// Filter, if set, selects tests and cases (gator's --run).
+	Filter *Filter
 	// Engine options for every test's engine.
 	EngineOptions engine.Options
+	// Trace records each case's evaluation trace (gator's --trace).
+	Trace bool
 }
+
+// Errors of suites and cases, in gator's words.
+var (
+	ErrValidConstraint      = errors.New("constraint should have failed schema validation")
+	ErrNumViolations        = errors.New("unexpected number of violations")
+	ErrInvalidRegex         = errors.New("message contains invalid regular expression")
+	ErrMultipleObjects      = errors.New("object file must contain exactly one object")
+	ErrNoObjects            = errors.New("missing objects")
+	ErrAddInventory         = errors.New("unable to add object to data.inventory")
+	ErrInvalidYAML          = errors.New("invalid yaml")
+	ErrExpansionUnsupported = errors.New("expansion: ExpansionTemplate is not supported by portcullis verify yet")
+)
 
 // SuiteResult is the outcome of one suite.
 type SuiteResult struct {
@@ -79,7 +92,7 @@ type CaseResult struct {
 	Skipped bool
 	Err     error
 	Runtime time.Duration
-	Trace   string
+	Trace   *string
 }
 
 // RunSuite runs every selected test of a suite.
@@ -98,48 +111,33 @@ func (r *Runner) RunSuite(ctx context.Context, s *Suite) SuiteResult {
 	return res
 }
 
-func (r *Runner) selectsTest(t *Test) bool {
-	if r.Run == nil || r.Run.MatchString(t.Name) {
-		return true
-	}
-	for _, c := range t.Cases {
-		if r.selectsCase(t.Name, c.Name) {
-			return true
-		}
-	}
-	return false
-}
-
-func (r *Runner) selectsCase(test, name string) bool {
-	return r.Run == nil || r.Run.MatchString(test) || r.Run.MatchString(name) || r.Run.MatchString(test+"/"+name)
-}
-
 func (r *Runner) runTest(ctx context.Context, dir string, t *Test) TestResult {
 	start := time.Now()
 	res := TestResult{Name: t.Name}
-	if t.Skip || !r.selectsTest(t) {
+	if t.Skip || !r.Filter.MatchesTest(t) {
 		res.Skipped = true
 		return res
 	}
 	eng, err := r.setup(ctx, dir, t)
 	switch {
 	case t.Invalid:
+		// gator's words: "constraint should have failed schema validation".
 		if err == nil {
-			res.Err = fmt.Errorf("constraint %s was accepted, but the test expects it to be invalid", t.Constraint)
+			res.Err = fmt.Errorf("%w: got error <nil> but want %w", ErrValidConstraint, apiconstraints.ErrSchema)
 		} else if !errors.Is(err, apiconstraints.ErrSchema) {
-			res.Err = fmt.Errorf("want the constraint refused by the template's schema, got: %w", err)
+			res.Err = fmt.Errorf("%w: got error %w but want %w", ErrValidConstraint, err, apiconstraints.ErrSchema)
 		}
 	case err != nil:
 		res.Err = err
 	default:
 		for _, c := range t.Cases {
-			if c.Skip || !r.selectsCase(t.Name, c.Name) {
+			if c.Skip || !r.Filter.MatchesCase(t.Name, c.Name) {
 				res.Cases = append(res.Cases, CaseResult{Name: c.Name, Skipped: true})
 				continue
 			}
 			cstart := time.Now()
-			cerr := r.runCase(ctx, eng, dir, c)
-			res.Cases = append(res.Cases, CaseResult{Name: c.Name, Err: cerr, Runtime: time.Since(cstart)})
+			trace, cerr := r.runCase(ctx, eng, dir, c)
+			res.Cases = append(res.Cases, CaseResult{Name: c.Name, Err: cerr, Runtime: time.Since(cstart), Trace: trace})
 		}
 	}
 	res.Runtime = time.Since(start)
@@ -149,12 +147,21 @@ func (r *Runner) runTest(ctx context.Context, dir string, t *Test) TestResult {
 // setup builds an engine holding the test's template and constraint.
 func (r *Runner) setup(ctx context.Context, dir string, t *Test) (*engine.Engine, error) {
 	if t.Template == "" {
-		return nil, fmt.Errorf("%w: test %q has no template", ErrInvalidSuite, t.Name)
+		return nil, fmt.Errorf("%w: missing template", ErrInvalidSuite)
 	}
 	if t.Constraint == "" {
-		return nil, fmt.Errorf("%w: test %q has no constraint", ErrInvalidSuite, t.Name)
+		return nil, fmt.Errorf("%w: missing constraint", ErrInvalidSuite)
 	}
-	eng, err := engine.New(r.EngineOptions)
+	if t.Expansion != "" {
+		p := suitePath(dir, t.Expansion)
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("reading ExpansionTemplate from %q: %w", t.Expansion, err)
+		}
+		return nil, fmt.Errorf("%w: %s", ErrExpansionUnsupported, t.Expansion)
+	}
+	opts := r.EngineOptions
+	opts.Tracing = opts.Tracing || r.Trace
+	eng, err := engine.New(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -179,16 +186,16 @@ func (r *Runner) setup(ctx context.Context, dir string, t *Test) (*engine.Engine
 	return eng, nil
 }
 
-func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, dir string, c *Case) error {
+func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, dir string, c *Case) (*string, error) {
 	if c.Object == "" {
-		return fmt.Errorf("%w: case %q has no object", ErrInvalidCase, c.Name)
+		return nil, fmt.Errorf("%w: must define object", ErrInvalidCase)
 	}
 	if len(c.Assertions) == 0 {
-		return fmt.Errorf("%w: case %q has no assertions", ErrInvalidCase, c.Name)
+		return nil, fmt.Errorf("%w: assertions must be non-empty", ErrInvalidCase)
 	}
 	obj, err := readOne(dir, c.Object)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(c.Inventory) > 0 {
 		defer func() { _ = eng.WipeData(ctx) }()
@@ -196,11 +203,14 @@ func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, dir string, c 
 	for _, p := range c.Inventory {
 		docs, err := manifest.ReadPath(suitePath(dir, p), nil)
 		if err != nil {
-			return fmt.Errorf("inventory: %w", err)
+			return nil, fmt.Errorf("inventory: %w", err)
+		}
+		if len(docs) == 0 {
+			return nil, fmt.Errorf("%w: path %q defines no YAML objects", ErrNoObjects, p)
 		}
 		for _, d := range docs {
 			if err := eng.AddData(ctx, d.Object); err != nil {
-				return fmt.Errorf("inventory %s: %w", d.Source, err)
+				return nil, fmt.Errorf("%w: %s: %w", ErrAddInventory, d.Source, err)
 			}
 		}
 	}
@@ -208,7 +218,7 @@ func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, dir string, c 
 	if isAdmissionReview(obj) {
 		req, err := admissionRequest(obj)
 		if err != nil {
-			return fmt.Errorf("%s: %w", c.Object, err)
+			return nil, fmt.Errorf("%s: %w", c.Object, err)
 		}
 		in = &engine.Admission{Request: req, Source: engine.SourceOriginal}
 	} else {
@@ -216,7 +226,11 @@ func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, dir string, c 
 	}
 	resp, err := eng.Review(ctx, in, engine.EnforcementPointGator)
 	if err != nil {
-		return fmt.Errorf("%s: %w", c.Object, err)
+		return nil, fmt.Errorf("%s: %w", c.Object, err)
+	}
+	var trace *string
+	if r.Trace {
+		trace = &resp.Trace
 	}
 	msgs := make([]string, len(resp.Violations))
 	for i, v := range resp.Violations {
@@ -224,10 +238,10 @@ func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, dir string, c 
 	}
 	for i := range c.Assertions {
 		if err := c.Assertions[i].check(msgs); err != nil {
-			return err
+			return trace, err
 		}
 	}
-	return nil
+	return trace, nil
 }
 
 // suitePath resolves a path named in a suite: relative to the suite's
@@ -248,8 +262,11 @@ func readOne(dir, rel string) (*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(docs) == 0 {
+		return nil, fmt.Errorf("%w: path %q defines no YAML objects", ErrNoObjects, p)
+	}
 	if len(docs) != 1 {
-		return nil, fmt.Errorf("%w: %s must hold exactly one object, holds %d", ErrInvalidSuite, p, len(docs))
+		return nil, fmt.Errorf("%w: %q defines %d objects", ErrMultipleObjects, p, len(docs))
 	}
 	return docs[0].Object, nil
 }
@@ -278,7 +295,7 @@ func (a *Assertion) check(msgs []string) error {
 	if a.Message != nil {
 		var err error
 		if re, err = regexp.Compile(*a.Message); err != nil {
-			return fmt.Errorf("%w: assertion message %q is not a valid regular expression: %w", ErrInvalidCase, *a.Message, err)
+			return fmt.Errorf("%w: %w", ErrInvalidRegex, err)
 		}
 	}
 	n := 0
@@ -293,19 +310,23 @@ func (a *Assertion) check(msgs []string) error {
 	}
 	what := "violations"
 	if a.Message != nil {
-		what = fmt.Sprintf("violations matching %q", *a.Message)
+		what = fmt.Sprintf("violations containing %q", *a.Message)
 	}
+	var err error
 	switch {
-	case want.Type == intstr.Int && want.IntVal < 0:
-		return fmt.Errorf("%w: assertion violations must be a non-negative number, \"yes\" or \"no\"", ErrInvalidCase)
+	case want.Type == intstr.Int && want.IntVal < 0,
+		want.Type == intstr.String && want.StrVal != "yes" && want.StrVal != "no":
+		return fmt.Errorf(`%w: assertion.violation, if set, must be a nonnegative integer, "yes", or "no"`, ErrInvalidYAML)
 	case want.Type == intstr.Int && n != int(want.IntVal):
-		return fmt.Errorf("got %d %s, want exactly %d; messages: %q", n, what, want.IntVal, msgs)
+		err = fmt.Errorf("%w: got %d %s but want exactly %d", ErrNumViolations, n, what, want.IntVal)
 	case want.Type == intstr.String && want.StrVal == "yes" && n == 0:
-		return fmt.Errorf("got 0 %s, want at least 1; messages: %q", what, msgs)
+		err = fmt.Errorf("%w: got %d %s but want at least 1", ErrNumViolations, n, what)
 	case want.Type == intstr.String && want.StrVal == "no" && n > 0:
-		return fmt.Errorf("got %d %s, want none; messages: %q", n, what, msgs)
-	case want.Type == intstr.String && want.StrVal != "yes" && want.StrVal != "no":
-		return fmt.Errorf("%w: assertion violations %q must be a non-negative number, \"yes\" or \"no\"", ErrInvalidCase, want.StrVal)
+		err = fmt.Errorf("%w: got %d %s but want none", ErrNumViolations, n, what)
+	}
+	if err != nil {
+		// gator prints the messages as Go prints a []string.
+		return fmt.Errorf("%w: got messages %v", err, msgs)
 	}
 	return nil
 }

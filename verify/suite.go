@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 )
@@ -23,8 +24,8 @@ const (
 
 // Errors returned for suites that cannot run.
 var (
-	ErrInvalidSuite = errors.New("invalid suite")
-	ErrInvalidCase  = errors.New("invalid case")
+	ErrInvalidSuite = errors.New("invalid Suite")
+	ErrInvalidCase  = errors.New("invalid Case")
 )
 
 // Suite is a gator test suite.
@@ -37,8 +38,11 @@ type Suite struct {
 	Tests []Test `json:"tests,omitempty"`
 	Skip  bool   `json:"skip,omitempty"`
 
-	// Path is where the suite was read from.
+	// Path is where the suite was read from, as gator prints it.
 	Path string `json:"-"`
+	// Warnings are what ReadSuite ignored (unknown fields, which gator
+	// ignores too).
+	Warnings []string `json:"-"`
 }
 
 // Test pairs a template and a constraint with cases.
@@ -46,6 +50,9 @@ type Test struct {
 	Name       string `json:"name,omitempty"`
 	Template   string `json:"template"`
 	Constraint string `json:"constraint"`
+	// Expansion names an ExpansionTemplate file; Portcullis does not run
+	// expansion yet, so a test that sets it fails with a clear error.
+	Expansion string `json:"expansion,omitempty"`
 	// Invalid means the constraint must be refused by the template's schema.
 	Invalid bool    `json:"invalid,omitempty"`
 	Skip    bool    `json:"skip,omitempty"`
@@ -91,96 +98,140 @@ func (v *Violations) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ReadSuite parses one suite file.
+// suiteGroup is the API group of suites; gator accepts any version.
+const suiteGroup = "test.gatekeeper.sh"
+
+// ReadSuite parses one suite file. Fields it does not know are ignored,
+// as gator ignores them, and listed in the suite's Warnings.
 func ReadSuite(path string, data []byte) (*Suite, error) {
 	js, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %w", path, ErrInvalidSuite, err)
 	}
 	var s Suite
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
+	if err := json.Unmarshal(js, &s); err != nil {
 		return nil, fmt.Errorf("%s: %w: %w", path, ErrInvalidSuite, err)
 	}
-	if s.Kind != SuiteKind || s.APIVersion != SuiteAPIVersion {
+	group, _, _ := strings.Cut(s.APIVersion, "/")
+	if !strings.Contains(s.APIVersion, "/") {
+		group = ""
+	}
+	if s.Kind != SuiteKind || group != suiteGroup {
 		return nil, fmt.Errorf("%s: %w: kind %q apiVersion %q, want %s %s", path, ErrInvalidSuite, s.Kind, s.APIVersion, SuiteKind, SuiteAPIVersion)
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	var strict Suite
+	if err := dec.Decode(&strict); err != nil {
+		s.Warnings = append(s.Warnings, fmt.Sprintf("%s: ignored: %v", path, err))
 	}
 	s.Path = path
 	return &s, nil
 }
 
-// looksLikeSuite is a cheap test of whether a YAML file is meant as a suite,
-// so that a broken suite is reported while other YAML beside it is ignored.
-func looksLikeSuite(data []byte) bool {
-	return bytes.Contains(data, []byte("test.gatekeeper.sh")) && bytes.Contains(data, []byte(SuiteKind))
+// isSuite reads a YAML file's first document as gator does and reports
+// whether it is a suite (group test.gatekeeper.sh, kind Suite). A file
+// that is not YAML is an error, as in gator.
+func isSuite(path string, data []byte) (bool, error) {
+	m := map[string]any{}
+	if err := yamlv3.Unmarshal(data, &m); err != nil {
+		return false, fmt.Errorf("invalid yaml: parsing yaml file %q: %w", path, err)
+	}
+	kind, _ := m["kind"].(string)
+	apiVersion, _ := m["apiVersion"].(string)
+	group, _, found := strings.Cut(apiVersion, "/")
+	return kind == SuiteKind && found && group == suiteGroup, nil
 }
 
-// FindSuites resolves command-line paths to suite files. A path ending in
-// "/..." is searched recursively; a directory is searched one level; a file
-// is read as a suite.
+// FindSuites resolves command-line paths to suite files as gator verify
+// does. A path ending in "/..." is searched recursively; a directory is
+// searched one level; a file is read. Only .yaml and .yml files are read,
+// and of those only suites are kept: other YAML is ignored. A suite's Path
+// is the path given followed by the file's path below it.
 func FindSuites(paths []string) ([]*Suite, error) {
 	var suites []*Suite
-	for _, p := range paths {
+	for _, arg := range paths {
 		recursive := false
+		p := arg
 		if p == "..." || strings.HasSuffix(p, "/...") {
 			recursive = true
-			p = strings.TrimSuffix(strings.TrimSuffix(p, "..."), "/")
+			p = strings.TrimSuffix(p, "...")
+			arg = p
+			p = strings.TrimSuffix(p, "/")
 			if p == "" {
 				p = "."
 			}
 		}
 		info, err := os.Stat(p)
 		if err != nil {
-			return nil, fmt.Errorf("suite path: %w", err)
+			return nil, err
 		}
-		if !info.IsDir() {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return nil, fmt.Errorf("reading suite: %w", err)
+		var files []string
+		switch {
+		case !info.IsDir() && recursive:
+			return nil, fmt.Errorf("can only recursively traverse directories, not a directory: %q", p)
+		case !info.IsDir():
+			if ext := filepath.Ext(p); ext != ".yaml" && ext != ".yml" {
+				return nil, fmt.Errorf("unsupported extension: %q", ext)
 			}
-			s, err := ReadSuite(p, data)
+			files = []string{p}
+		default:
+			err = filepath.WalkDir(p, func(fp string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if d.IsDir() {
+					if fp != p && !recursive {
+						return filepath.SkipDir
+					}
+					return nil
+				}
+				if ext := filepath.Ext(fp); ext == ".yaml" || ext == ".yml" {
+					files = append(files, fp)
+				}
+				return nil
+			})
 			if err != nil {
 				return nil, err
 			}
-			suites = append(suites, s)
-			continue
-		}
-		var files []string
-		err = filepath.WalkDir(p, func(fp string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				if fp != p && !recursive {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			ext := strings.ToLower(filepath.Ext(fp))
-			if ext == ".yaml" || ext == ".yml" {
-				files = append(files, fp)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("searching %s for suites: %w", p, err)
 		}
 		sort.Strings(files)
 		for _, f := range files {
 			data, err := os.ReadFile(f)
 			if err != nil {
-				return nil, fmt.Errorf("reading %s: %w", f, err)
+				return nil, fmt.Errorf("reading file %q: %w", f, err)
 			}
-			if !looksLikeSuite(data) {
+			ok, err := isSuite(f, data)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
 				continue
 			}
 			s, err := ReadSuite(f, data)
 			if err != nil {
 				return nil, err
 			}
+			s.Path = f
+			if info.IsDir() {
+				if rel, err := filepath.Rel(p, f); err == nil {
+					s.Path = joinInput(arg, rel)
+				}
+			}
 			suites = append(suites, s)
 		}
 	}
 	return suites, nil
+}
+
+// joinInput appends a file's path below a directory to the directory as
+// the user wrote it, as gator prints suite paths.
+func joinInput(arg, rel string) string {
+	if arg == "" || arg == "." {
+		return rel
+	}
+	if strings.HasSuffix(arg, "/") {
+		return arg + rel
+	}
+	return arg + "/" + rel
 }

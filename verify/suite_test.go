@@ -42,11 +42,16 @@ tests:
 		}
 	}
 
+	// gator ignores fields it does not know; Portcullis warns of them.
+	s, err = ReadSuite("typo.yaml", []byte("kind: Suite\napiVersion: test.gatekeeper.sh/v1\ntestz: []\n"))
+	if err != nil || len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], `unknown field "testz"`) {
+		t.Errorf("unknown field: suite %+v, err %v; want a warning naming testz", s, err)
+	}
+
 	for name, bad := range map[string]string{
-		"wrong kind":    "kind: Other\napiVersion: test.gatekeeper.sh/v1alpha1\n",
-		"unknown field": "kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntestz: []\n",
-		"bad yaml":      "kind: [Suite\n",
-		"bad count":     "kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntests: [{cases: [{assertions: [{violations: [1]}]}]}]\n",
+		"wrong kind": "kind: Other\napiVersion: test.gatekeeper.sh/v1alpha1\n",
+		"bad yaml":   "kind: [Suite\n",
+		"bad count":  "kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntests: [{cases: [{assertions: [{violations: [1]}]}]}]\n",
 	} {
 		if _, err := ReadSuite("bad.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), "bad.yaml") {
 			t.Errorf("%s: err = %v, want an error naming bad.yaml", name, err)
@@ -99,7 +104,7 @@ func TestFindSuites(t *testing.T) {
 	write(filepath.Join(root, "suite.yaml"), suite)
 	write(filepath.Join(root, "a", "b", "suite.yaml"), suite)
 	write(filepath.Join(root, "a", "other.yaml"), "apiVersion: v1\nkind: Pod\n")
-	write(filepath.Join(root, "a", "broken.yaml"), "{{{ not yaml")
+	write(filepath.Join(root, "a", "notes.txt"), "{{{ not yaml")
 
 	top, err := FindSuites([]string{root})
 	if err != nil || len(top) != 1 {
@@ -108,6 +113,15 @@ func TestFindSuites(t *testing.T) {
 	all, err := FindSuites([]string{root + "/..."})
 	if err != nil || len(all) != 2 {
 		t.Fatalf("recursive: %d suites, err %v; want 2", len(all), err)
+	}
+	if all[0].Path != root+"/a/b/suite.yaml" {
+		t.Errorf("path = %q, want the argument followed by the file below it", all[1].Path)
+	}
+	// gator reads every YAML file it finds: one that does not parse is an
+	// error naming it.
+	write(filepath.Join(root, "a", "broken.yaml"), "{{{ not yaml")
+	if _, err := FindSuites([]string{root + "/..."}); err == nil || !strings.Contains(err.Error(), "broken.yaml") {
+		t.Fatalf("broken YAML: err = %v, want one naming broken.yaml", err)
 	}
 	if _, err := FindSuites([]string{filepath.Join(root, "missing")}); err == nil {
 		t.Fatal("missing path: no error")
@@ -156,7 +170,7 @@ func FuzzReadSuite(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if s.Kind != SuiteKind || s.APIVersion != SuiteAPIVersion {
+		if s.Kind != SuiteKind || !strings.HasPrefix(s.APIVersion, "test.gatekeeper.sh/") {
 			t.Fatalf("accepted a %s %s", s.Kind, s.APIVersion)
 		}
 		for _, tt := range s.Tests {
@@ -190,4 +204,35 @@ func TestSuiteAbsolutePaths(t *testing.T) {
 		Print(&b, []SuiteResult{res}, true)
 		t.Fatalf("suite with absolute paths failed:\n%s", b.String())
 	}
+}
+
+// FuzzNewFilter checks --run parsing never panics and that a filter it
+// returns can be used.
+func FuzzNewFilter(f *testing.F) {
+	for _, s := range []string{"", "a", "a//b", "//b", "a//", "a//b//c", "(", "a//(", `\`} {
+		f.Add(s, "test", "case")
+	}
+	f.Fuzz(func(t *testing.T, run, test, kase string) {
+		flt, err := NewFilter(run)
+		if err != nil {
+			return
+		}
+		tt := &Test{Name: test, Cases: []*Case{{Name: kase}}}
+		if flt.MatchesCase(test, kase) && !flt.MatchesTest(tt) {
+			t.Fatalf("filter %q runs case %q/%q but not its test", run, test, kase)
+		}
+	})
+}
+
+// FuzzIsSuite checks the suite sniffing of FindSuites never panics.
+func FuzzIsSuite(f *testing.F) {
+	for _, s := range []string{"kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\n", "{{{", "- a\n", "kind: [x]\n", "---\n---\n", ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ok, err := isSuite("fuzz.yaml", data)
+		if ok && err != nil {
+			t.Fatalf("suite and error %v", err)
+		}
+	})
 }
