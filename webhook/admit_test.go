@@ -130,7 +130,7 @@ func TestAdmit(t *testing.T) {
 				r.UserInfo = authUser(saUser)
 				return r
 			}(),
-			wantAllowed: true, wantCode: 200,
+			wantAllowed: true, wantCode: 200, wantMessage: "Gatekeeper does not self-manage",
 		},
 		{
 			name:        "an exempt namespace is never judged",
@@ -140,7 +140,7 @@ func TestAdmit(t *testing.T) {
 		{
 			name:        "a namespace the Config excludes is never judged",
 			req:         request(admissionv1.Create, "Pod", "excluded-by-config", "x", podJSON("x", "excluded-by-config", nil, "nginx:latest"), nil),
-			wantAllowed: true, wantCode: 200,
+			wantAllowed: true, wantCode: 200, wantMessage: "Namespace is set to be ignored by Gatekeeper config",
 		},
 		{
 			name:        "an exempt Namespace object is never judged",
@@ -179,6 +179,9 @@ func TestAdmit(t *testing.T) {
 			}
 			if !tc.wantAllowed && (resp.Result.Message != tc.wantMessage || resp.Result.Reason != metav1.StatusReasonForbidden) {
 				t.Errorf("message %q reason %q, want %q Forbidden", resp.Result.Message, resp.Result.Reason, tc.wantMessage)
+			}
+			if tc.wantAllowed && tc.wantMessage != "" && resp.Result.Message != tc.wantMessage {
+				t.Errorf("allowed with message %q, want Gatekeeper's %q", resp.Result.Message, tc.wantMessage)
 			}
 			if strings.Join(resp.Warnings, "|") != strings.Join(tc.wantWarn, "|") {
 				t.Errorf("warnings %q, want %q", resp.Warnings, tc.wantWarn)
