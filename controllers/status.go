@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -115,26 +117,64 @@ func copyStatus(status map[string]any) map[string]any {
 	return runtime.DeepCopyJSON(status)
 }
 
-// setByPod replaces the byPod entry whose id is entry's id, or appends
-// entry. Every other entry is kept as it is, in its place.
+// Replica is what identifies this replica in the status.byPod entries it
+// writes, as Gatekeeper's pods do: its ID (the Pod's name in a cluster) and
+// the operations it runs (Gatekeeper's --operation values, sorted).
+type Replica struct {
+	ID         string
+	Operations []string
+}
+
+// operations returns a copy of the operations, nil when there are none.
+func (r Replica) operations() []string {
+	if len(r.Operations) == 0 {
+		return nil
+	}
+	out := slices.Clone(r.Operations)
+	slices.Sort(out)
+	return out
+}
+
+// setByPod replaces the byPod entry whose id is entry's id, or adds entry,
+// and sorts the entries by id, as Gatekeeper lists them. Every other entry
+// is kept as it is.
 func setByPod(status map[string]any, entry map[string]any) {
 	old, _ := status["byPod"].([]any)
 	out := make([]any, 0, len(old)+1)
-	done := false
+	out = append(out, entry)
 	for _, e := range old {
 		if m, ok := e.(map[string]any); ok && m["id"] == entry["id"] {
-			if !done {
-				out = append(out, entry)
-				done = true
-			}
 			continue
 		}
 		out = append(out, e)
 	}
-	if !done {
-		out = append(out, entry)
-	}
+	sortByPod(out)
 	status["byPod"] = out
+}
+
+// sortByPod sorts byPod entries by id; malformed entries go last.
+func sortByPod(list []any) {
+	id := func(e any) (string, bool) {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return "", false
+		}
+		s, ok := m["id"].(string)
+		return s, ok
+	}
+	slices.SortStableFunc(list, func(a, b any) int {
+		ia, oka := id(a)
+		ib, okb := id(b)
+		switch {
+		case oka && okb:
+			return strings.Compare(ia, ib)
+		case oka:
+			return -1
+		case okb:
+			return 1
+		}
+		return 0
+	})
 }
 
 // byPodEntries decodes status.byPod into T, skipping malformed entries.

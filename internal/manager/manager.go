@@ -155,7 +155,7 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 		Watches:   m.watches,
 		Kinds:     kinds,
 		Tracker:   m.tracker,
-		PodID:     m.opts.PodID,
+		Replica:   m.replica(),
 		LeaveCRDs: !m.opts.generates(),
 	}
 	if err := tr.SetupWithManager(m.mgr); err != nil {
@@ -167,7 +167,7 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 		Kinds:   kinds,
 		Dynamic: dyn,
 		Tracker: m.tracker,
-		PodID:   m.opts.PodID,
+		Replica: m.replica(),
 	}
 	if err := cr.SetupWithManager(m.mgr); err != nil {
 		return fmt.Errorf("setting up the constraint controller: %w", err)
@@ -178,6 +178,16 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 	}
 	m.sync = ds
 	return nil
+}
+
+// replica identifies this replica in status.byPod: its pod ID and the
+// operations it runs.
+func (m *Manager) replica() controllers.Replica {
+	ops := make([]string, len(m.opts.Operations))
+	for i, op := range m.opts.Operations {
+		ops[i] = string(op)
+	}
+	return controllers.Replica{ID: m.opts.PodID, Operations: ops}
 }
 
 // Start installs the CRDs if asked to, then runs the manager until ctx ends.
@@ -196,10 +206,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	for _, f := range m.opts.unsupported {
 		log.Info("Gatekeeper flag accepted but not supported: it has no effect", "flag", f.Flag, "value", f.Value, "reason", f.Reason)
 	}
-	ops := make([]string, len(m.opts.Operations))
-	for i, op := range m.opts.Operations {
-		ops[i] = string(op)
-	}
+	ops := m.replica().Operations
 	log.Info("Starting manager", "podID", m.opts.PodID, "namespace", m.opts.Namespace, "leaderElection", m.opts.LeaderElect,
 		"operations", ops, "webhook", m.opts.Webhook.Enabled, "auditInterval", m.opts.Audit.Interval.String())
 	runCtx, cancel := delayedCancel(ctx, m.opts.ShutdownDelay)
