@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -35,7 +34,7 @@ type constraintByPod struct {
 func constraintStatus(cur map[string]any, rep Replica, res constraintResult) (map[string]any, error) {
 	status := copyStatus(cur)
 	entry, err := toUnstructuredMap(&constraintByPod{
-		ID: rep.ID, ConstraintUID: res.uid, Operations: rep.operations(),
+		ID: rep.ID, ConstraintUID: res.uid, Operations: rep.SortedOperations(),
 		ObservedGeneration: res.generation, Enforced: res.enforced, Errors: res.errors,
 	})
 	if err != nil {
@@ -68,26 +67,7 @@ func setConstraintReady(status map[string]any, generation int64) error {
 // writeConstraintStatus writes this replica's result into the constraint's
 // status; u comes from the watch's store, and a conflict reads it live.
 func (r *ConstraintReconciler) writeConstraintStatus(ctx context.Context, u *unstructured.Unstructured, res constraintResult) (bool, error) {
-	res2 := r.Dynamic.Resource(ConstraintGVR(u.GetKind()))
-	name, uid := u.GetName(), u.GetUID()
-	w := statusWriter{
-		get: func(ctx context.Context) (*unstructured.Unstructured, error) {
-			fresh, err := res2.Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return nil, fmt.Errorf("getting %s %s: %w", u.GetKind(), name, err)
-			}
-			if fresh.GetUID() != uid {
-				return nil, fmt.Errorf("%s %s was replaced (uid %s, want %s)", u.GetKind(), name, fresh.GetUID(), uid)
-			}
-			return fresh, nil
-		},
-		update: func(ctx context.Context, obj *unstructured.Unstructured) error {
-			if _, err := res2.UpdateStatus(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
-				return fmt.Errorf("updating status of %s %s: %w", u.GetKind(), name, err)
-			}
-			return nil
-		},
-	}
+	w := resourceWriter(r.Dynamic.Resource(ConstraintGVR(u.GetKind())), u.GetKind(), u.GetName(), u.GetUID())
 	return writeStatus(ctx, u, w, func(cur map[string]any) (map[string]any, error) {
 		return constraintStatus(cur, r.Replica, res)
 	})

@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
 )
 
@@ -56,6 +58,14 @@ type statusWriter struct {
 // the object again and reapplies mutate, so entries written by others are
 // kept. It reports whether it wrote.
 func writeStatus(ctx context.Context, obj *unstructured.Unstructured, w statusWriter, mutate statusMutation) (bool, error) {
+	return writeObjectStatus(ctx, obj, w, func(_ *unstructured.Unstructured, cur map[string]any) (map[string]any, error) {
+		return mutate(cur)
+	})
+}
+
+// writeObjectStatus is writeStatus with a mutation that also reads the
+// object the status is of (its generation, for one).
+func writeObjectStatus(ctx context.Context, obj *unstructured.Unstructured, w statusWriter, mutate func(obj *unstructured.Unstructured, status map[string]any) (map[string]any, error)) (bool, error) {
 	wrote := false
 	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		if obj == nil {
@@ -69,7 +79,7 @@ func writeStatus(ctx context.Context, obj *unstructured.Unstructured, w statusWr
 		if err != nil {
 			return fmt.Errorf("reading status: %w", err)
 		}
-		next, err := mutate(cur)
+		next, err := mutate(obj, cur)
 		if err != nil {
 			return err
 		}
@@ -90,6 +100,42 @@ func writeStatus(ctx context.Context, obj *unstructured.Unstructured, w statusWr
 		return false, nil
 	}
 	return wrote, err
+}
+
+// resourceWriter reads and writes the status of the object name through
+// res; what names it in errors. A read finding another object of that name
+// (another UID) fails: the object was replaced.
+func resourceWriter(res dynamic.ResourceInterface, what, name string, uid types.UID) statusWriter {
+	return statusWriter{
+		get: func(ctx context.Context) (*unstructured.Unstructured, error) {
+			fresh, err := res.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("getting %s %s: %w", what, name, err)
+			}
+			if fresh.GetUID() != uid {
+				return nil, fmt.Errorf("%s %s was replaced (uid %s, want %s)", what, name, fresh.GetUID(), uid)
+			}
+			return fresh, nil
+		},
+		update: func(ctx context.Context, obj *unstructured.Unstructured) error {
+			if _, err := res.UpdateStatus(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
+				return fmt.Errorf("updating status of %s %s: %w", what, name, err)
+			}
+			return nil
+		},
+	}
+}
+
+// WriteByPod writes entry, whose "id" names this replica, into the
+// status.byPod of the object name (of uid) through res, keeping the other
+// replicas' entries and the rest of the status; what names the object in
+// errors. It reports whether it wrote (not when nothing changed).
+func WriteByPod(ctx context.Context, res dynamic.ResourceInterface, what, name string, uid types.UID, entry map[string]any) (bool, error) {
+	return writeStatus(ctx, nil, resourceWriter(res, what, name, uid), func(cur map[string]any) (map[string]any, error) {
+		status := copyStatus(cur)
+		setByPod(status, runtime.DeepCopyJSON(entry))
+		return status, nil
+	})
 }
 
 // jsonEqual compares two unstructured values as their JSON, which ignores
@@ -125,8 +171,9 @@ type Replica struct {
 	Operations []string
 }
 
-// operations returns a copy of the operations, nil when there are none.
-func (r Replica) operations() []string {
+// SortedOperations returns a sorted copy of the operations, nil when
+// there are none.
+func (r Replica) SortedOperations() []string {
 	if len(r.Operations) == 0 {
 		return nil
 	}

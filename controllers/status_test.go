@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -114,7 +115,7 @@ func TestWriteStatus(t *testing.T) {
 			t.Fatalf("wrote=%t gets=%d writes=%d err=%v, want a second write after one fresh read", wrote, gets, len(written), err)
 		}
 		last := written[1]
-		if ids := byPodIDs(last); ids != "a,b" {
+		if ids := byPodIDList(last); ids != "a,b" {
 			t.Errorf("byPod ids written = %s, want a,b (the other replica's entry kept)", ids)
 		}
 	})
@@ -130,14 +131,6 @@ func TestWriteStatus(t *testing.T) {
 	})
 }
 
-func byPodIDs(u *unstructured.Unstructured) string {
-	list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
-	out := ""
-	for i, e := range list {
-		if i > 0 {
-			out += ","
-		}
-		out += e.(map[string]any)["id"].(string)
-	}
-	return out
+func byPodIDList(u *unstructured.Unstructured) string {
+	return strings.Join(byPodIDs(u), ",")
 }

@@ -68,7 +68,7 @@ type templateByPod struct {
 func templateStatus(cur map[string]any, rep Replica, uid types.UID, res templateResult) (map[string]any, error) {
 	status := copyStatus(cur)
 	entry, err := toUnstructuredMap(&templateByPod{
-		ID: rep.ID, TemplateUID: uid, Operations: rep.operations(),
+		ID: rep.ID, TemplateUID: uid, Operations: rep.SortedOperations(),
 		ObservedGeneration: res.generation, Errors: res.errors,
 	})
 	if err != nil {
