@@ -331,9 +331,10 @@ func TestMetrics(t *testing.T) {
 		if f.GetName() != "gatekeeper_validation_request_duration_seconds" {
 			continue
 		}
-		h := f.GetMetric()[0].GetHistogram()
-		if first := h.GetBucket()[0].GetUpperBound(); first >= 0.001 {
-			t.Errorf("lowest bucket %v, want below 1 ms", first)
+		// Gatekeeper's buckets: 1 ms to 10 s, 46 of them.
+		b := f.GetMetric()[0].GetHistogram().GetBucket()
+		if first, last := b[0].GetUpperBound(), b[len(b)-1].GetUpperBound(); first != 0.001 || last != 10 || len(b) != 46 {
+			t.Errorf("buckets %v to %v, %d of them; want Gatekeeper's 0.001 to 10, 46", first, last, len(b))
 		}
 		return
 	}
