@@ -67,7 +67,8 @@ func testOptions() audit.Options {
 
 // TestAuditFindsAndClears: objects created before their constraint (there
 // is no webhook here) are found by one run; once fixed, the next run clears
-// them. A run that changes nothing writes nothing.
+// them. A run that changes nothing rewrites only auditTimestamp, and with
+// StatusOnChange nothing.
 func TestAuditFindsAndClears(t *testing.T) {
 	const ns = "audit-basic"
 	namespace(t, ns, nil)
@@ -112,14 +113,27 @@ func TestAuditFindsAndClears(t *testing.T) {
 		}
 	}
 
-	// Unchanged: not rewritten.
+	// Unchanged, with --audit-status-on-change: not rewritten.
 	rv := s.obj.GetResourceVersion()
-	rep = runOnce(t, a)
+	onChange := testOptions()
+	onChange.StatusOnChange = true
+	rep = runOnce(t, newAuditor(t, onChange, nil))
 	if cr := rep.Constraint("AuditBasic", "owner-required"); cr == nil || cr.Written {
-		t.Errorf("an unchanged status was written: %+v", cr)
+		t.Errorf("an unchanged status was written with StatusOnChange: %+v", cr)
 	}
-	if s2 := readStatus(t, "AuditBasic", "owner-required"); s2.obj.GetResourceVersion() != rv {
-		t.Errorf("an unchanged status was rewritten: resourceVersion %s, was %s", s2.obj.GetResourceVersion(), rv)
+	if s2 := readStatus(t, "AuditBasic", "owner-required"); s2.obj.GetResourceVersion() != rv || s2.timestamp != s.timestamp {
+		t.Errorf("an unchanged status was rewritten with StatusOnChange: resourceVersion %s, was %s", s2.obj.GetResourceVersion(), rv)
+	}
+
+	// Unchanged, by default: auditTimestamp is every run's, as Gatekeeper
+	// writes it (RFC 3339 has whole seconds: the next run is in another).
+	time.Sleep(time.Until(rep.Start.Truncate(time.Second).Add(time.Second)))
+	rep = runOnce(t, a)
+	if cr := rep.Constraint("AuditBasic", "owner-required"); cr == nil || !cr.Written {
+		t.Errorf("an unchanged status was not written by default: %+v", cr)
+	}
+	if s2 := readStatus(t, "AuditBasic", "owner-required"); s2.timestamp != rep.Start.UTC().Format(time.RFC3339) || s2.timestamp == s.timestamp {
+		t.Errorf("auditTimestamp %s after an unchanged run, want that run's start %s (was %s)", s2.timestamp, rep.Start.UTC().Format(time.RFC3339), s.timestamp)
 	}
 
 	// Fixed: cleared by the next run.
@@ -176,8 +190,9 @@ func TestAuditPagesAndLimit(t *testing.T) {
 	if got := strings.Join(names(s.violations), ","); got != want {
 		t.Errorf("violations %s, want the first 5 in order: %s", got, want)
 	}
-	// The same subset every run: nothing to write.
-	rep = runOnce(t, a)
+	// The same subset every run: nothing to write with StatusOnChange.
+	opts.StatusOnChange = true
+	rep = runOnce(t, newAuditor(t, opts, nil))
 	if cr := rep.Constraint("AuditMany", "many"); cr == nil || cr.Written || cr.TotalViolations != 1200 {
 		t.Errorf("second run: %+v, want 1200 violations and nothing written", cr)
 	}

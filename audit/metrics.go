@@ -13,9 +13,10 @@ import (
 // manager's /metrics).
 var (
 	durationSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "gatekeeper_audit_duration_seconds",
-		Help:    "Duration of audit runs.",
-		Buckets: prometheus.ExponentialBuckets(0.25, 2, 16), // 0.25 s to ~2.3 h
+		Name: "gatekeeper_audit_duration_seconds",
+		Help: "Duration of audit runs.",
+		// Gatekeeper's buckets: 1 min to 320 min.
+		Buckets: []float64{60, 180, 300, 600, 900, 1200, 2400, 4800, 9600, 19200},
 	})
 	lastRunTime = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "gatekeeper_audit_last_run_time",

@@ -51,11 +51,18 @@ type Options struct {
 	// GOMAXPROCS.
 	Workers int
 
-	// StatusRefresh bounds how stale status.auditTimestamp may get
-	// (--audit-status-refresh). A constraint's status is written when its
-	// violations or total change, and otherwise only once its auditTimestamp
-	// is older than this, so that a quiet cluster is not rewritten every
-	// run. 0 writes only on change.
+	// StatusOnChange writes a constraint's status only when its violations
+	// or total change, or once its auditTimestamp is StatusRefresh old
+	// (--audit-status-on-change), so that a quiet cluster's constraints
+	// are not rewritten, and their watchers woken, every run. Off by
+	// default: every run writes every audited constraint's status, its
+	// auditTimestamp in particular, as Gatekeeper does.
+	StatusOnChange bool
+
+	// StatusRefresh bounds how stale status.auditTimestamp may get with
+	// StatusOnChange (--audit-status-refresh): an unchanged status is
+	// rewritten once its auditTimestamp is older than this. 0 writes only
+	// on change.
 	StatusRefresh time.Duration
 
 	// ExemptNamespaces, ExemptNamespacePrefixes and ExemptNamespaceSuffixes
@@ -100,7 +107,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.ViolationsLimit, "constraint-violations-limit", o.ViolationsLimit, "violations kept in each constraint's status.violations (status.totalViolations counts all)")
 	fs.BoolVar(&o.LogViolations, "log-audit-violations", o.LogViolations, "log every violation the audit finds")
 	fs.IntVar(&o.Workers, "audit-workers", o.Workers, "objects the audit reviews in parallel; 0 means GOMAXPROCS")
-	fs.DurationVar(&o.StatusRefresh, "audit-status-refresh", o.StatusRefresh, "rewrite an unchanged constraint status once its auditTimestamp is this old; 0 writes only on change")
+	fs.BoolVar(&o.StatusOnChange, "audit-status-on-change", o.StatusOnChange, "write a constraint's status only when its violations change (or per --audit-status-refresh), instead of every run as Gatekeeper does: fewer writes, but status.auditTimestamp then tells the last change, not the last run")
+	fs.DurationVar(&o.StatusRefresh, "audit-status-refresh", o.StatusRefresh, "with --audit-status-on-change, rewrite an unchanged constraint status once its auditTimestamp is this old; 0 writes only on change")
 }
 
 // Validate checks the options.

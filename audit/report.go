@@ -84,8 +84,8 @@ type ConstraintReport struct {
 	// to list.
 	Found           int
 	TotalViolations int
-	// Written tells whether the status was written; an unchanged status
-	// is not.
+	// Written tells whether the status was written; with StatusOnChange,
+	// an unchanged status is not.
 	Written bool
 	// Skipped tells why the constraint was not audited, if it was not:
 	// its template is not loaded, or it was deleted during the run.

@@ -204,8 +204,8 @@ func (r *run) writeStatuses(ctx context.Context, found *results) {
 	r.a.byKind = byKind
 }
 
-// writeStatus writes the audit's part of a constraint's status unless it
-// would not change (see needsWrite). The first attempt uses the constraint
+// writeStatus writes the audit's part of a constraint's status: every run,
+// as Gatekeeper does, or with StatusOnChange only when needsWrite says so. The first attempt uses the constraint
 // as listed at the start of the run; a conflict reads it again.
 func (r *run) writeStatus(ctx context.Context, c *constraintInfo, found *tally) (desiredStatus, bool, error) {
 	client := r.a.dynamic.Resource(c.gvr)
@@ -234,7 +234,7 @@ func (r *run) writeStatus(ctx context.Context, c *constraintInfo, found *tally) 
 		}
 		cur := readAuditStatus(status)
 		want = computeStatus(cur, found, r.fail, c.kinds, r.a.byKind[c.key], r.a.opts.ViolationsLimit)
-		if !needsWrite(cur, want, r.start, r.a.opts.StatusRefresh) {
+		if r.a.opts.StatusOnChange && !needsWrite(cur, want, r.start, r.a.opts.StatusRefresh) {
 			return nil
 		}
 		applyStatus(status, want, r.start)

@@ -132,8 +132,9 @@ func estimateByKind(cur auditStatus) map[schema.GroupKind]int {
 	return out
 }
 
-// needsWrite reports whether a constraint's status must be written: when
-// it was never audited, when its total or its violations changed, or when
+// needsWrite reports whether a constraint's status must be written with
+// --audit-status-on-change (without it, every run writes): when it was
+// never audited, when its total or its violations changed, or when
 // its auditTimestamp is at least refresh old (refresh 0: never for that
 // reason alone). Writing only on change keeps a quiet cluster's
 // constraints from being rewritten, and their watchers woken, every run;

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -28,8 +29,8 @@ type ConstraintReconciler struct {
 	// conflict.
 	Dynamic dynamic.Interface
 	Tracker *readiness.Tracker
-	// PodID identifies this replica in status.byPod.
-	PodID string
+	// Replica identifies this replica in status.byPod.
+	Replica Replica
 }
 
 // SetupWithManager registers the reconciler. Like the template reconciler,
@@ -90,6 +91,7 @@ func (r *ConstraintReconciler) Reconcile(ctx context.Context, req ConstraintRequ
 // constraintResult is what this replica found for one generation of a
 // constraint.
 type constraintResult struct {
+	uid        types.UID
 	generation int64
 	enforced   bool
 	errors     []StatusError
@@ -99,7 +101,7 @@ type constraintResult struct {
 // is taken out of it, so that the engine enforces exactly the constraints
 // whose status says enforced.
 func (r *ConstraintReconciler) load(ctx context.Context, u *unstructured.Unstructured) constraintResult {
-	res := constraintResult{generation: u.GetGeneration()}
+	res := constraintResult{uid: u.GetUID(), generation: u.GetGeneration()}
 	fail := func(code string, err error) constraintResult {
 		res.errors = append(res.errors, StatusError{Code: code, Message: err.Error()})
 		if rerr := r.Engine.RemoveConstraint(ctx, u); rerr != nil {

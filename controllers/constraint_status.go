@@ -2,10 +2,10 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Reasons of a constraint's Ready condition.
@@ -17,26 +17,42 @@ const (
 // constraintByPod is one replica's entry in a constraint's status.byPod,
 // with Gatekeeper's field names.
 type constraintByPod struct {
-	ID                 string        `json:"id"`
-	ObservedGeneration int64         `json:"observedGeneration"`
+	ID string `json:"id"`
+	// ConstraintUID is the UID of the constraint the entry was written for.
+	ConstraintUID types.UID `json:"constraintUID,omitempty"`
+	// Operations are what the replica runs (Gatekeeper's --operation).
+	Operations         []string      `json:"operations,omitempty"`
 	Enforced           bool          `json:"enforced"`
 	Errors             []StatusError `json:"errors,omitempty"`
+	ObservedGeneration int64         `json:"observedGeneration"`
 }
 
 // constraintStatus computes a constraint's status from its current status
 // and this replica's result: its byPod entry and the Ready condition, True
 // when every replica that observed the current generation enforces it.
 // Everything else (audit's totalViolations and violations) is kept.
-func constraintStatus(cur map[string]any, podID string, res constraintResult) (map[string]any, error) {
+func constraintStatus(cur map[string]any, rep Replica, res constraintResult) (map[string]any, error) {
 	status := copyStatus(cur)
-	entry, err := toUnstructuredMap(&constraintByPod{ID: podID, ObservedGeneration: res.generation, Enforced: res.enforced, Errors: res.errors})
+	entry, err := toUnstructuredMap(&constraintByPod{
+		ID: rep.ID, ConstraintUID: res.uid, Operations: rep.SortedOperations(),
+		ObservedGeneration: res.generation, Enforced: res.enforced, Errors: res.errors,
+	})
 	if err != nil {
 		return nil, err
 	}
 	setByPod(status, entry)
-	cond := metav1.Condition{Type: ConditionReady, ObservedGeneration: res.generation, Status: metav1.ConditionTrue, Reason: ReasonEnforced, Message: "The constraint is enforced"}
+	if err := setConstraintReady(status, res.generation); err != nil {
+		return nil, err
+	}
+	return status, nil
+}
+
+// setConstraintReady sets the Ready condition of a constraint at generation
+// from its byPod entries.
+func setConstraintReady(status map[string]any, generation int64) error {
+	cond := metav1.Condition{Type: ConditionReady, ObservedGeneration: generation, Status: metav1.ConditionTrue, Reason: ReasonEnforced, Message: "The constraint is enforced"}
 	for _, p := range byPodEntries[constraintByPod](status) {
-		if p.ObservedGeneration != res.generation || (p.Enforced && len(p.Errors) == 0) {
+		if p.ObservedGeneration != generation || (p.Enforced && len(p.Errors) == 0) {
 			continue
 		}
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, ReasonNotEnforced, "Not enforced"
@@ -45,36 +61,14 @@ func constraintStatus(cur map[string]any, podID string, res constraintResult) (m
 		}
 		break
 	}
-	if err := setCondition(status, cond); err != nil {
-		return nil, err
-	}
-	return status, nil
+	return setCondition(status, cond)
 }
 
 // writeConstraintStatus writes this replica's result into the constraint's
 // status; u comes from the watch's store, and a conflict reads it live.
 func (r *ConstraintReconciler) writeConstraintStatus(ctx context.Context, u *unstructured.Unstructured, res constraintResult) (bool, error) {
-	res2 := r.Dynamic.Resource(ConstraintGVR(u.GetKind()))
-	name, uid := u.GetName(), u.GetUID()
-	w := statusWriter{
-		get: func(ctx context.Context) (*unstructured.Unstructured, error) {
-			fresh, err := res2.Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return nil, fmt.Errorf("getting %s %s: %w", u.GetKind(), name, err)
-			}
-			if fresh.GetUID() != uid {
-				return nil, fmt.Errorf("%s %s was replaced (uid %s, want %s)", u.GetKind(), name, fresh.GetUID(), uid)
-			}
-			return fresh, nil
-		},
-		update: func(ctx context.Context, obj *unstructured.Unstructured) error {
-			if _, err := res2.UpdateStatus(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
-				return fmt.Errorf("updating status of %s %s: %w", u.GetKind(), name, err)
-			}
-			return nil
-		},
-	}
+	w := resourceWriter(r.Dynamic.Resource(ConstraintGVR(u.GetKind())), u.GetKind(), u.GetName(), u.GetUID())
 	return writeStatus(ctx, u, w, func(cur map[string]any) (map[string]any, error) {
-		return constraintStatus(cur, r.PodID, res)
+		return constraintStatus(cur, r.Replica, res)
 	})
 }

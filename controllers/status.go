@@ -5,12 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
 )
 
@@ -54,6 +58,14 @@ type statusWriter struct {
 // the object again and reapplies mutate, so entries written by others are
 // kept. It reports whether it wrote.
 func writeStatus(ctx context.Context, obj *unstructured.Unstructured, w statusWriter, mutate statusMutation) (bool, error) {
+	return writeObjectStatus(ctx, obj, w, func(_ *unstructured.Unstructured, cur map[string]any) (map[string]any, error) {
+		return mutate(cur)
+	})
+}
+
+// writeObjectStatus is writeStatus with a mutation that also reads the
+// object the status is of (its generation, for one).
+func writeObjectStatus(ctx context.Context, obj *unstructured.Unstructured, w statusWriter, mutate func(obj *unstructured.Unstructured, status map[string]any) (map[string]any, error)) (bool, error) {
 	wrote := false
 	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		if obj == nil {
@@ -67,7 +79,7 @@ func writeStatus(ctx context.Context, obj *unstructured.Unstructured, w statusWr
 		if err != nil {
 			return fmt.Errorf("reading status: %w", err)
 		}
-		next, err := mutate(cur)
+		next, err := mutate(obj, cur)
 		if err != nil {
 			return err
 		}
@@ -88,6 +100,42 @@ func writeStatus(ctx context.Context, obj *unstructured.Unstructured, w statusWr
 		return false, nil
 	}
 	return wrote, err
+}
+
+// resourceWriter reads and writes the status of the object name through
+// res; what names it in errors. A read finding another object of that name
+// (another UID) fails: the object was replaced.
+func resourceWriter(res dynamic.ResourceInterface, what, name string, uid types.UID) statusWriter {
+	return statusWriter{
+		get: func(ctx context.Context) (*unstructured.Unstructured, error) {
+			fresh, err := res.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("getting %s %s: %w", what, name, err)
+			}
+			if fresh.GetUID() != uid {
+				return nil, fmt.Errorf("%s %s was replaced (uid %s, want %s)", what, name, fresh.GetUID(), uid)
+			}
+			return fresh, nil
+		},
+		update: func(ctx context.Context, obj *unstructured.Unstructured) error {
+			if _, err := res.UpdateStatus(ctx, obj, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
+				return fmt.Errorf("updating status of %s %s: %w", what, name, err)
+			}
+			return nil
+		},
+	}
+}
+
+// WriteByPod writes entry, whose "id" names this replica, into the
+// status.byPod of the object name (of uid) through res, keeping the other
+// replicas' entries and the rest of the status; what names the object in
+// errors. It reports whether it wrote (not when nothing changed).
+func WriteByPod(ctx context.Context, res dynamic.ResourceInterface, what, name string, uid types.UID, entry map[string]any) (bool, error) {
+	return writeStatus(ctx, nil, resourceWriter(res, what, name, uid), func(cur map[string]any) (map[string]any, error) {
+		status := copyStatus(cur)
+		setByPod(status, runtime.DeepCopyJSON(entry))
+		return status, nil
+	})
 }
 
 // jsonEqual compares two unstructured values as their JSON, which ignores
@@ -115,26 +163,65 @@ func copyStatus(status map[string]any) map[string]any {
 	return runtime.DeepCopyJSON(status)
 }
 
-// setByPod replaces the byPod entry whose id is entry's id, or appends
-// entry. Every other entry is kept as it is, in its place.
+// Replica is what identifies this replica in the status.byPod entries it
+// writes, as Gatekeeper's pods do: its ID (the Pod's name in a cluster) and
+// the operations it runs (Gatekeeper's --operation values, sorted).
+type Replica struct {
+	ID         string
+	Operations []string
+}
+
+// SortedOperations returns a sorted copy of the operations, nil when
+// there are none.
+func (r Replica) SortedOperations() []string {
+	if len(r.Operations) == 0 {
+		return nil
+	}
+	out := slices.Clone(r.Operations)
+	slices.Sort(out)
+	return out
+}
+
+// setByPod replaces the byPod entry whose id is entry's id, or adds entry,
+// and sorts the entries by id, as Gatekeeper lists them. Every other entry
+// is kept as it is.
 func setByPod(status map[string]any, entry map[string]any) {
 	old, _ := status["byPod"].([]any)
 	out := make([]any, 0, len(old)+1)
-	done := false
+	out = append(out, entry)
 	for _, e := range old {
 		if m, ok := e.(map[string]any); ok && m["id"] == entry["id"] {
-			if !done {
-				out = append(out, entry)
-				done = true
-			}
 			continue
 		}
 		out = append(out, e)
 	}
-	if !done {
-		out = append(out, entry)
-	}
+	sortByPod(out)
 	status["byPod"] = out
+}
+
+// sortByPod sorts byPod entries by id; malformed entries go last.
+func sortByPod(list []any) {
+	id := func(e any) (string, bool) {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return "", false
+		}
+		s, ok := m["id"].(string)
+		return s, ok
+	}
+	slices.SortStableFunc(list, func(a, b any) int {
+		ia, oka := id(a)
+		ib, okb := id(b)
+		switch {
+		case oka && okb:
+			return strings.Compare(ia, ib)
+		case oka:
+			return -1
+		case okb:
+			return 1
+		}
+		return 0
+	})
 }
 
 // byPodEntries decodes status.byPod into T, skipping malformed entries.

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,8 +21,9 @@ func TestSetByPod(t *testing.T) {
 		want  []string // ids in order
 	}{
 		{"empty", nil, map[string]any{"id": "a"}, []string{"a"}},
-		{"append after others", []any{other}, map[string]any{"id": "a"}, []string{"b", "a"}},
-		{"replace in place", []any{map[string]any{"id": "a"}, other}, map[string]any{"id": "a", "x": 1}, []string{"a", "b"}},
+		{"sorted by id", []any{other}, map[string]any{"id": "a"}, []string{"a", "b"}},
+		{"sorted after others", []any{other}, map[string]any{"id": "c"}, []string{"b", "c"}},
+		{"replace", []any{other, map[string]any{"id": "a"}}, map[string]any{"id": "a", "x": 1}, []string{"a", "b"}},
 		{"duplicates collapse", []any{map[string]any{"id": "a"}, other, map[string]any{"id": "a"}}, map[string]any{"id": "a"}, []string{"a", "b"}},
 	}
 	for _, tc := range tests {
@@ -113,8 +115,8 @@ func TestWriteStatus(t *testing.T) {
 			t.Fatalf("wrote=%t gets=%d writes=%d err=%v, want a second write after one fresh read", wrote, gets, len(written), err)
 		}
 		last := written[1]
-		if ids := byPodIDs(last); ids != "b,a" {
-			t.Errorf("byPod ids written = %s, want b,a (the other replica's entry kept)", ids)
+		if ids := byPodIDList(last); ids != "a,b" {
+			t.Errorf("byPod ids written = %s, want a,b (the other replica's entry kept)", ids)
 		}
 	})
 
@@ -129,14 +131,6 @@ func TestWriteStatus(t *testing.T) {
 	})
 }
 
-func byPodIDs(u *unstructured.Unstructured) string {
-	list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
-	out := ""
-	for i, e := range list {
-		if i > 0 {
-			out += ","
-		}
-		out += e.(map[string]any)["id"].(string)
-	}
-	return out
+func byPodIDList(u *unstructured.Unstructured) string {
+	return strings.Join(byPodIDs(u), ",")
 }

@@ -52,8 +52,8 @@ type TemplateReconciler struct {
 	Watches   *Watches
 	Kinds     *Kinds
 	Tracker   *readiness.Tracker
-	// PodID identifies this replica in status.byPod.
-	PodID string
+	// Replica identifies this replica in status.byPod.
+	Replica Replica
 	// LeaveCRDs leaves the constraint CRDs to other replicas, as a
 	// Gatekeeper pod without --operation=generate does: this one waits for
 	// a template's CRD to exist and never creates, updates or deletes one.

@@ -49,14 +49,28 @@ func statusError(code string, err error) templatesv1.CreateCRDError {
 	return out
 }
 
+// templateByPod is one replica's entry in a template's status.byPod, with
+// Gatekeeper's field names (frameworks' ByPodStatus lacks templateUID and
+// operations; the CRD keeps unknown fields of byPod entries).
+type templateByPod struct {
+	ID                 string                       `json:"id,omitempty"`
+	TemplateUID        types.UID                    `json:"templateUID,omitempty"`
+	Operations         []string                     `json:"operations,omitempty"`
+	ObservedGeneration int64                        `json:"observedGeneration,omitempty"`
+	Errors             []templatesv1.CreateCRDError `json:"errors,omitempty"`
+}
+
 // templateStatus computes a template's status from its current status and
 // this replica's result: it sets this replica's byPod entry, created (which
 // never goes back to false, as in Gatekeeper) and the Ready condition, which
 // is computed from every replica's entry for the current generation, so all
 // replicas agree on it.
-func templateStatus(cur map[string]any, podID string, res templateResult) (map[string]any, error) {
+func templateStatus(cur map[string]any, rep Replica, uid types.UID, res templateResult) (map[string]any, error) {
 	status := copyStatus(cur)
-	entry, err := toUnstructuredMap(&templatesv1.ByPodStatus{ID: podID, ObservedGeneration: res.generation, Errors: res.errors})
+	entry, err := toUnstructuredMap(&templateByPod{
+		ID: rep.ID, TemplateUID: uid, Operations: rep.SortedOperations(),
+		ObservedGeneration: res.generation, Errors: res.errors,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +80,7 @@ func templateStatus(cur map[string]any, podID string, res templateResult) (map[s
 		status["created"] = true
 		created = true
 	}
-	cond := templateReady(byPodEntries[templatesv1.ByPodStatus](status), res, created)
+	cond := templateReady(byPodEntries[templateByPod](status), res, created)
 	if err := setCondition(status, cond); err != nil {
 		return nil, err
 	}
@@ -75,7 +89,7 @@ func templateStatus(cur map[string]any, podID string, res templateResult) (map[s
 
 // templateReady is the Ready condition: False if any replica reports an
 // error for this generation, True once the CRD is created and none does.
-func templateReady(byPod []templatesv1.ByPodStatus, res templateResult, created bool) metav1.Condition {
+func templateReady(byPod []templateByPod, res templateResult, created bool) metav1.Condition {
 	cond := metav1.Condition{Type: ConditionReady, ObservedGeneration: res.generation}
 	for _, p := range byPod {
 		if p.ObservedGeneration != res.generation || len(p.Errors) == 0 {
@@ -139,6 +153,6 @@ func (r *TemplateReconciler) writeTemplateStatus(ctx context.Context, name strin
 		},
 	}
 	return writeStatus(ctx, nil, w, func(cur map[string]any) (map[string]any, error) {
-		return templateStatus(cur, r.PodID, res)
+		return templateStatus(cur, r.Replica, uid, res)
 	})
 }

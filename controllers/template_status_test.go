@@ -33,6 +33,9 @@ func TestStatusErrorLocation(t *testing.T) {
 	}
 }
 
+// me is the replica the status tests write as.
+var me = Replica{ID: "me", Operations: []string{"webhook", "audit"}}
+
 func TestTemplateStatus(t *testing.T) {
 	ingest := templatesv1.CreateCRDError{Code: CodeIngest, Message: "bad rego", Location: "spec.targets[0].rego:1:2"}
 	tests := []struct {
@@ -83,7 +86,7 @@ func TestTemplateStatus(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := templateStatus(tc.cur, "me", tc.res)
+			got, err := templateStatus(tc.cur, me, "uid-1", tc.res)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,6 +99,16 @@ func TestTemplateStatus(t *testing.T) {
 			if len(entries) != tc.entries {
 				t.Errorf("byPod has %d entries, want %d: %v", len(entries), tc.entries, entries)
 			}
+			for _, e := range entries {
+				m := e.(map[string]any)
+				if m["id"] != "me" {
+					continue
+				}
+				// Gatekeeper's fields; operations sorted.
+				if m["templateUID"] != "uid-1" || fmt.Sprint(m["operations"]) != "[audit webhook]" || m["observedGeneration"] != tc.res.generation {
+					t.Errorf("this replica's entry = %v, want templateUID, operations and observedGeneration", m)
+				}
+			}
 			conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 			if len(conds) != 1 {
 				t.Fatalf("conditions = %v, want one", conds)
@@ -104,7 +117,7 @@ func TestTemplateStatus(t *testing.T) {
 			if c["type"] != ConditionReady || c["status"] != tc.ready || c["reason"] != tc.reason || c["observedGeneration"] != tc.res.generation {
 				t.Errorf("condition = %v, want Ready=%s reason %s at generation %d", c, tc.ready, tc.reason, tc.res.generation)
 			}
-			again, err := templateStatus(got, "me", tc.res)
+			again, err := templateStatus(got, me, "uid-1", tc.res)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +130,7 @@ func TestTemplateStatus(t *testing.T) {
 
 func TestConstraintStatus(t *testing.T) {
 	audit := map[string]any{"totalViolations": int64(3), "auditTimestamp": "2026-01-01T00:00:00Z"}
-	got, err := constraintStatus(audit, "me", constraintResult{generation: 2, enforced: true})
+	got, err := constraintStatus(audit, me, constraintResult{uid: "c-uid", generation: 2, enforced: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +138,8 @@ func TestConstraintStatus(t *testing.T) {
 		t.Errorf("audit fields not kept: %v", got)
 	}
 	e := got["byPod"].([]any)[0].(map[string]any)
-	if e["id"] != "me" || e["enforced"] != true || e["observedGeneration"] != int64(2) || e["errors"] != nil {
+	if e["id"] != "me" || e["enforced"] != true || e["observedGeneration"] != int64(2) || e["errors"] != nil ||
+		e["constraintUID"] != "c-uid" || fmt.Sprint(e["operations"]) != "[audit webhook]" {
 		t.Errorf("byPod entry = %v", e)
 	}
 	c := got["conditions"].([]any)[0].(map[string]any)
@@ -133,7 +147,7 @@ func TestConstraintStatus(t *testing.T) {
 		t.Errorf("condition = %v, want Ready=True", c)
 	}
 
-	bad, err := constraintStatus(got, "me", constraintResult{generation: 3, errors: []StatusError{{Code: CodeEnforcementAction, Message: "nope"}}})
+	bad, err := constraintStatus(got, me, constraintResult{uid: "c-uid", generation: 3, errors: []StatusError{{Code: CodeEnforcementAction, Message: "nope"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -165,7 +165,7 @@ func requestTimeout(r *http.Request, limit time.Duration) time.Duration {
 // (errorCode): 400 for a request that cannot be judged, 500 otherwise.
 func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.AdmissionRequest, timeout time.Duration) (*admissionv1.AdmissionResponse, error) {
 	if h.opts.ServiceAccount != "" && req.UserInfo.Username == h.opts.ServiceAccount {
-		return allowed("request from the manager's own service account"), nil
+		return allowed("Gatekeeper does not self-manage"), nil
 	}
 	isNamespace := req.Kind.Group == "" && req.Kind.Kind == "Namespace"
 	nsName := req.Namespace
@@ -176,7 +176,7 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 		return allowed(fmt.Sprintf("namespace %q is exempt", nsName)), nil
 	}
 	if nsName != "" && h.opts.Excluded != nil && h.opts.Excluded(nsName) {
-		return allowed(fmt.Sprintf("namespace %q is excluded from the webhook by the Config", nsName)), nil
+		return allowed("Namespace is set to be ignored by Gatekeeper config"), nil
 	}
 	if herr := checkObjects(req); herr != nil {
 		return nil, herr

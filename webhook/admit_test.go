@@ -130,7 +130,7 @@ func TestAdmit(t *testing.T) {
 				r.UserInfo = authUser(saUser)
 				return r
 			}(),
-			wantAllowed: true, wantCode: 200,
+			wantAllowed: true, wantCode: 200, wantMessage: "Gatekeeper does not self-manage",
 		},
 		{
 			name:        "an exempt namespace is never judged",
@@ -140,7 +140,7 @@ func TestAdmit(t *testing.T) {
 		{
 			name:        "a namespace the Config excludes is never judged",
 			req:         request(admissionv1.Create, "Pod", "excluded-by-config", "x", podJSON("x", "excluded-by-config", nil, "nginx:latest"), nil),
-			wantAllowed: true, wantCode: 200,
+			wantAllowed: true, wantCode: 200, wantMessage: "Namespace is set to be ignored by Gatekeeper config",
 		},
 		{
 			name:        "an exempt Namespace object is never judged",
@@ -179,6 +179,9 @@ func TestAdmit(t *testing.T) {
 			}
 			if !tc.wantAllowed && (resp.Result.Message != tc.wantMessage || resp.Result.Reason != metav1.StatusReasonForbidden) {
 				t.Errorf("message %q reason %q, want %q Forbidden", resp.Result.Message, resp.Result.Reason, tc.wantMessage)
+			}
+			if tc.wantAllowed && tc.wantMessage != "" && resp.Result.Message != tc.wantMessage {
+				t.Errorf("allowed with message %q, want Gatekeeper's %q", resp.Result.Message, tc.wantMessage)
 			}
 			if strings.Join(resp.Warnings, "|") != strings.Join(tc.wantWarn, "|") {
 				t.Errorf("warnings %q, want %q", resp.Warnings, tc.wantWarn)
@@ -328,9 +331,10 @@ func TestMetrics(t *testing.T) {
 		if f.GetName() != "gatekeeper_validation_request_duration_seconds" {
 			continue
 		}
-		h := f.GetMetric()[0].GetHistogram()
-		if first := h.GetBucket()[0].GetUpperBound(); first >= 0.001 {
-			t.Errorf("lowest bucket %v, want below 1 ms", first)
+		// Gatekeeper's buckets: 1 ms to 10 s, 46 of them.
+		b := f.GetMetric()[0].GetHistogram().GetBucket()
+		if first, last := b[0].GetUpperBound(), b[len(b)-1].GetUpperBound(); first != 0.001 || last != 10 || len(b) != 46 {
+			t.Errorf("buckets %v to %v, %d of them; want Gatekeeper's 0.001 to 10, 46", first, last, len(b))
 		}
 		return
 	}

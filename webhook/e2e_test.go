@@ -275,7 +275,7 @@ func TestAcceptance(t *testing.T) {
 		mustCreate(t, wc, configMap(exemptNamespace))
 		// Only exempt namespaces may carry the ignore label.
 		err := wc.Create(ctx, namespace("acc-sneaky", map[string]string{"test": "yes", "admission.gatekeeper.sh/ignore": "yes"}))
-		if err := wantDenied(err, "Only exempt namespaces can have the admission.gatekeeper.sh/ignore label"); err != nil {
+		if err := wantDenied(err, "Only exempt namespace can have the admission.gatekeeper.sh/ignore label"); err != nil {
 			t.Error(err)
 		}
 	})

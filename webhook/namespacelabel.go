@@ -75,7 +75,8 @@ func (h *NamespaceLabelHandler) admit(req *admissionv1.AdmissionRequest) (*admis
 			Status: metav1.StatusFailure,
 			Reason: metav1.StatusReasonForbidden,
 			Code:   http.StatusForbidden,
-			Message: fmt.Sprintf("Only exempt namespaces can have the %s label: namespace %q is not exempt (see --exempt-namespace, --exempt-namespace-prefix and --exempt-namespace-suffix)",
+			// Gatekeeper's text, word for word, then which namespace and why.
+			Message: fmt.Sprintf("Only exempt namespace can have the %s label: namespace %q is not exempt (see --exempt-namespace, --exempt-namespace-prefix and --exempt-namespace-suffix)",
 				IgnoreLabel, name),
 		},
 	}, nil

@@ -42,7 +42,7 @@ func TestNamespaceLabel(t *testing.T) {
 			if resp.Allowed != tc.wantOK {
 				t.Fatalf("allowed %v, want %v: %+v", resp.Allowed, tc.wantOK, resp.Result)
 			}
-			if !tc.wantOK && (resp.Result.Code != http.StatusForbidden || !strings.Contains(resp.Result.Message, "Only exempt namespaces can have the admission.gatekeeper.sh/ignore label")) {
+			if !tc.wantOK && (resp.Result.Code != http.StatusForbidden || !strings.Contains(resp.Result.Message, "Only exempt namespace can have the admission.gatekeeper.sh/ignore label")) {
 				t.Errorf("result %+v", resp.Result)
 			}
 		})

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,6 +25,7 @@ import (
 
 	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
 	syncsetv1alpha1 "github.com/portcullis-dev/portcullis/api/syncset/v1alpha1"
+	"github.com/portcullis-dev/portcullis/controllers"
 	"github.com/portcullis-dev/portcullis/internal/readiness"
 )
 
@@ -47,9 +50,14 @@ type reconciler struct {
 	// failing are the kinds that cannot be synced, with the error last
 	// logged, so that a lasting error is logged and counted once.
 	failing map[schema.GroupVersionKind]string
+
+	// replica is this replica; status writes the Config's status.
+	replica controllers.Replica
+	status  dynamic.ResourceInterface
 }
 
 // +kubebuilder:rbac:groups=config.gatekeeper.sh,resources=configs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=config.gatekeeper.sh,resources=configs/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=syncset.gatekeeper.sh,resources=syncsets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=*,resources=*,verbs=get;list;watch
 
@@ -79,6 +87,9 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	unserved := len(errs)
 	maps.Copy(errs, want.invalid)
 	r.report(ctx, errs, want.listedBy)
+	if err := r.writeStatus(ctx, cfg, errs); err != nil {
+		return reconcile.Result{}, err
+	}
 	if unserved > 0 {
 		// Their CRDs may be installed later.
 		return reconcile.Result{RequeueAfter: retryUnservedKinds}, nil
@@ -111,6 +122,34 @@ func (r *reconciler) report(ctx context.Context, errs map[schema.GroupVersionKin
 		}
 	}
 	r.metrics.setInvalidKinds(len(r.failing))
+}
+
+// writeStatus writes this replica's entry into the Config's status.byPod,
+// as Gatekeeper does: its id, the Config's UID, the operations it runs,
+// the generation it applied and the kinds it cannot sync, if any.
+func (r *reconciler) writeStatus(ctx context.Context, cfg *configv1alpha1.Config, errs map[schema.GroupVersionKind]error) error {
+	if cfg == nil || r.status == nil || r.replica.ID == "" || !cfg.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	entry := configv1alpha1.PodStatus{
+		ID: r.replica.ID, ConfigUID: cfg.UID, Operations: r.replica.SortedOperations(), ObservedGeneration: cfg.Generation,
+	}
+	gvks := make([]schema.GroupVersionKind, 0, len(errs))
+	for gvk := range errs {
+		gvks = append(gvks, gvk)
+	}
+	sort.Slice(gvks, func(i, j int) bool { return kindName(gvks[i]) < kindName(gvks[j]) })
+	for _, gvk := range gvks {
+		entry.Errors = append(entry.Errors, configv1alpha1.ConfigError{Type: ReasonInvalidKind, Message: errs[gvk].Error()})
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&entry)
+	if err != nil {
+		return fmt.Errorf("encoding the Config status: %w", err)
+	}
+	if _, err := controllers.WriteByPod(ctx, r.status, "Config", cfg.Name, cfg.UID, m); err != nil {
+		return fmt.Errorf("writing the status of Config %s/%s: %w", cfg.Namespace, cfg.Name, err)
+	}
+	return nil
 }
 
 // setup registers the reconciler. It runs on every replica, leader or not.

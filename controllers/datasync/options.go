@@ -1,6 +1,10 @@
 package datasync
 
-import "github.com/spf13/pflag"
+import (
+	"github.com/spf13/pflag"
+
+	"github.com/portcullis-dev/portcullis/controllers"
+)
 
 // Options configures the sync. Bind them with AddFlags.
 type Options struct {
@@ -10,6 +14,11 @@ type Options struct {
 	// before an object reaches the inventory: policies rarely read them, and
 	// they are often most of an object's bytes.
 	KeepManagedFields bool
+
+	// Replica is this replica, whose entry the sync writes into the
+	// status.byPod of the Config, as Gatekeeper does. Not a flag: the
+	// manager sets it; without an ID no status is written.
+	Replica controllers.Replica
 }
 
 // AddFlags binds the options to flags in fs.

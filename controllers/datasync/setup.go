@@ -58,6 +58,8 @@ func Setup(mgr ctrl.Manager, inv Inventory, tracker *readiness.Tracker, namespac
 		tracker: tracker,
 		metrics: m,
 		failing: map[schema.GroupVersionKind]string{},
+		replica: opts.Replica,
+		status:  dyn.Resource(configv1alpha1.GroupVersion.WithResource("configs")).Namespace(namespace),
 	}
 	if err := r.setup(mgr); err != nil {
 		return nil, fmt.Errorf("sync: setting up the Config and SyncSet controller: %w", err)

@@ -194,6 +194,37 @@ spec:
 		}
 		return true, nil
 	})
+	t.Run("Gatekeeper's constraint_enforced check holds", func(t *testing.T) {
+		// The controller-manager is the one webhook pod.
+		eventually(t, "Gatekeeper's check to hold", func(ctx context.Context) (bool, error) {
+			err := gatekeeperConstraintEnforced(ctx, kind, "must-have-owner", []string{cm.name})
+			return err == nil, err
+		})
+		u, err := getConstraint(ctx, kind, "must-have-owner")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			p   *gatekeeperPod
+			ops string
+		}{
+			{cm, "[mutation-webhook webhook]"},
+			{audit, "[audit generate mutation-status status]"},
+		} {
+			e := byPod(u, c.p.name)
+			if fmt.Sprint(e["operations"]) != c.ops || e["constraintUID"] != string(u.GetUID()) {
+				t.Errorf("%s's constraint entry %v, want operations %s and constraintUID %s", c.p.name, e, c.ops, u.GetUID())
+			}
+		}
+		ct, err := getTemplate(ctx, strings.ToLower(kind))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := byPod(ct, cm.name); fmt.Sprint(e["operations"]) != "[mutation-webhook webhook]" || e["templateUID"] != string(ct.GetUID()) {
+			t.Errorf("controller-manager's template entry %v, want Gatekeeper's operations and templateUID", e)
+		}
+	})
+
 	t.Run("only the audit pod generates CRDs", func(t *testing.T) {
 		if !audit.output.Contains("Created constraint CRD") {
 			t.Error("the audit pod (--operation=generate) did not create the constraint CRD")

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	frameworksapis "github.com/open-policy-agent/frameworks/constraint/pkg/apis"
@@ -47,6 +48,8 @@ type Manager struct {
 	tracker *readiness.Tracker
 	watches *controllers.Watches
 	sync    *datasync.Sync
+	// heartbeat renews this replica's Lease (nil: off).
+	heartbeat *controllers.Heartbeat
 }
 
 // NewScheme returns the scheme of the manager's client: client-go's types,
@@ -155,7 +158,7 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 		Watches:   m.watches,
 		Kinds:     kinds,
 		Tracker:   m.tracker,
-		PodID:     m.opts.PodID,
+		Replica:   m.replica(),
 		LeaveCRDs: !m.opts.generates(),
 	}
 	if err := tr.SetupWithManager(m.mgr); err != nil {
@@ -167,17 +170,56 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 		Kinds:   kinds,
 		Dynamic: dyn,
 		Tracker: m.tracker,
-		PodID:   m.opts.PodID,
+		Replica: m.replica(),
 	}
 	if err := cr.SetupWithManager(m.mgr); err != nil {
 		return fmt.Errorf("setting up the constraint controller: %w", err)
 	}
-	ds, err := datasync.Setup(m.mgr, m.engine, m.tracker, m.opts.Namespace, m.opts.Sync)
+	syncOpts := m.opts.Sync
+	syncOpts.Replica = m.replica()
+	ds, err := datasync.Setup(m.mgr, m.engine, m.tracker, m.opts.Namespace, syncOpts)
 	if err != nil {
 		return fmt.Errorf("setting up the sync of referential data: %w", err)
 	}
 	m.sync = ds
+	return m.setupHeartbeat(dyn)
+}
+
+// setupHeartbeat adds this replica's heartbeat and, with
+// --operation=status, the pruner of the status entries of replicas gone.
+func (m *Manager) setupHeartbeat(dyn dynamic.Interface) error {
+	d := m.opts.HeartbeatDuration
+	if d <= 0 {
+		return nil
+	}
+	m.heartbeat = &controllers.Heartbeat{
+		Client: m.mgr.GetClient(), Reader: m.mgr.GetAPIReader(), Namespace: m.opts.Namespace,
+		ID: m.opts.PodID, Duration: d, Log: m.mgr.GetLogger().WithName("heartbeat"),
+	}
+	if err := m.mgr.Add(m.heartbeat); err != nil {
+		return fmt.Errorf("adding the heartbeat: %w", err)
+	}
+	if !slices.Contains(m.opts.Operations, OperationStatus) {
+		return nil
+	}
+	p := &controllers.Pruner{
+		Client: m.mgr.GetClient(), Reader: m.mgr.GetAPIReader(), Dynamic: dyn, Watches: m.watches,
+		Namespace: m.opts.Namespace, Self: m.opts.PodID, Interval: d / 4, Log: m.mgr.GetLogger().WithName("status-pruner"),
+	}
+	if err := m.mgr.Add(p); err != nil {
+		return fmt.Errorf("adding the status pruner: %w", err)
+	}
 	return nil
+}
+
+// replica identifies this replica in status.byPod: its pod ID and the
+// operations it runs.
+func (m *Manager) replica() controllers.Replica {
+	ops := make([]string, len(m.opts.Operations))
+	for i, op := range m.opts.Operations {
+		ops[i] = string(op)
+	}
+	return controllers.Replica{ID: m.opts.PodID, Operations: ops}
 }
 
 // Start installs the CRDs if asked to, then runs the manager until ctx ends.
@@ -196,12 +238,16 @@ func (m *Manager) Start(ctx context.Context) error {
 	for _, f := range m.opts.unsupported {
 		log.Info("Gatekeeper flag accepted but not supported: it has no effect", "flag", f.Flag, "value", f.Value, "reason", f.Reason)
 	}
-	ops := make([]string, len(m.opts.Operations))
-	for i, op := range m.opts.Operations {
-		ops[i] = string(op)
-	}
+	ops := m.replica().Operations
 	log.Info("Starting manager", "podID", m.opts.PodID, "namespace", m.opts.Namespace, "leaderElection", m.opts.LeaderElect,
 		"operations", ops, "webhook", m.opts.Webhook.Enabled, "auditInterval", m.opts.Audit.Interval.String())
+	if m.heartbeat != nil {
+		// Before any status entry of this replica: no pruner may take it
+		// for gone.
+		if err := m.heartbeat.Beat(ctx); err != nil {
+			log.Error(err, "Creating the replica heartbeat Lease; other replicas may take this one for gone and remove its status entries")
+		}
+	}
 	runCtx, cancel := delayedCancel(ctx, m.opts.ShutdownDelay)
 	defer cancel()
 	if err := m.mgr.Start(runCtx); err != nil {

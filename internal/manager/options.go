@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/controllers"
 	"github.com/portcullis-dev/portcullis/controllers/datasync"
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/webhook"
@@ -107,6 +108,12 @@ type Options struct {
 	// server stops sending it requests.
 	ShutdownDelay time.Duration
 
+	// HeartbeatDuration is how long this replica's heartbeat Lease lasts
+	// unrenewed (--replica-heartbeat-duration); it renews it, and with
+	// --operation=status prunes the status.byPod entries of replicas that
+	// are gone, four times as often. 0 turns both off.
+	HeartbeatDuration time.Duration
+
 	// EnablePprof serves net/http/pprof on localhost:PprofPort
 	// (--enable-pprof, --pprof-port).
 	EnablePprof bool
@@ -132,6 +139,7 @@ func NewOptions() Options {
 		Webhook:                   webhook.NewOptions(),
 		Audit:                     audit.NewOptions(),
 		PprofPort:                 defaultPprofPort,
+		HeartbeatDuration:         controllers.DefaultHeartbeatDuration,
 	}
 }
 
@@ -152,6 +160,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.Engine.DisabledBuiltins, "disable-builtin", o.Engine.DisabledBuiltins, "Rego builtin to refuse in templates (repeatable)")
 	fs.BoolVar(&o.EnableK8sNativeValidation, "enable-k8s-native-validation", o.EnableK8sNativeValidation, "run the K8sNativeValidation (CEL) code of templates that have both CEL and Rego, as Gatekeeper does; false runs their Rego (templates with only CEL run it either way)")
 	fs.StringVar(&o.Engine.DefaultK8sNativeValidationFailurePolicy, "default-k8s-native-validation-failure-policy", "Fail", "failurePolicy of the K8sNativeValidation (CEL) sources that set none: Fail (an evaluation error is a violation) or Ignore")
+	fs.DurationVar(&o.HeartbeatDuration, "replica-heartbeat-duration", o.HeartbeatDuration, "how long this replica's heartbeat Lease lasts unrenewed; a replica whose Pod is gone, or outside a cluster whose Lease is this stale, is gone, and the replicas with --operation=status remove its status.byPod entries; 0 turns heartbeats and pruning off")
 	fs.IntVar(&o.ResultCacheSize, "result-cache-size", o.ResultCacheSize, "constraint results to remember, keyed by the parts of the object each template reads, so that equal pods are judged once per template; 0 turns the cache off")
 	o.Sync.AddFlags(fs)
 	o.Webhook.AddFlags(fs)
@@ -194,6 +203,9 @@ func (o *Options) Complete() error {
 	}
 	if err := o.Audit.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if o.HeartbeatDuration < 0 {
+		errs = append(errs, fmt.Errorf("--replica-heartbeat-duration must not be negative, got %s", o.HeartbeatDuration))
 	}
 	if o.ShutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-delay must not be negative, got %s", o.ShutdownDelay))

@@ -2,18 +2,23 @@ package manager_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
+	"github.com/portcullis-dev/portcullis/controllers"
 	"github.com/portcullis-dev/portcullis/internal/manager"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
@@ -88,6 +93,26 @@ func TestRBAC(t *testing.T) {
 	})
 	eventually(t, "the constraint to be enforced", func(ctx context.Context) (bool, error) {
 		return constraintEnforced(ctx, "K8sRBACCheck", "rbac", m.podID)
+	})
+	eventually(t, "the replica's heartbeat Lease", func(ctx context.Context) (bool, error) {
+		l := &coordinationv1.Lease{}
+		err := env.Client.Get(ctx, client.ObjectKey{Namespace: manager.DefaultNamespace, Name: controllers.HeartbeatLeaseName(m.podID)}, l)
+		return err == nil, err
+	})
+	// The Config's status.
+	cfg := &unstructured.Unstructured{}
+	cfg.SetGroupVersionKind(configv1alpha1.GroupVersion.WithKind("Config"))
+	cfg.SetName(configv1alpha1.Name)
+	cfg.SetNamespace(manager.DefaultNamespace)
+	if err := env.Client.Create(ctx, cfg); client.IgnoreAlreadyExists(err) != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), cfg) })
+	eventually(t, "the replica's entry in the Config's status", func(ctx context.Context) (bool, error) {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(cfg), cfg); err != nil {
+			return false, err
+		}
+		return byPod(cfg, m.podID) != nil, fmt.Errorf("status %v", cfg.Object["status"])
 	})
 }
 

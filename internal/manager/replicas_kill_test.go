@@ -112,7 +112,6 @@ func TestReplicasKilledLeaderHandsOverAudit(t *testing.T) {
 		o.Audit.Interval = time.Second
 		o.Audit.MatchKindOnly = true
 		o.Audit.ViolationsLimit = limitB
-		o.Audit.StatusRefresh = time.Nanosecond
 	}})
 	electedB := make(chan time.Time, 1)
 	go func() {

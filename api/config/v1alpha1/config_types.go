@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Name is the only Config Portcullis reads, and only in the namespace it
@@ -129,24 +130,47 @@ type ReadinessSpec struct {
 	StatsEnabled bool `json:"statsEnabled,omitempty"`
 }
 
-// ConfigStatus is the observed state of a Config. Portcullis reports sync
-// errors in its log and metrics; byPod is kept for Gatekeeper's manifests.
+// ConfigStatus is the observed state of a Config, as Gatekeeper writes it:
+// one entry per replica that read it.
 type ConfigStatus struct {
-	// ByPod lists the status each replica reports.
+	// ByPod lists the status each replica reports, sorted by id.
 	// +optional
 	ByPod []PodStatus `json:"byPod,omitempty"`
 }
 
-// PodStatus is one replica's status. Fields beyond these are kept.
+// PodStatus is one replica's status of the Config, with Gatekeeper's
+// fields. Fields beyond these are kept.
 // +kubebuilder:pruning:PreserveUnknownFields
 type PodStatus struct {
-	// ID identifies the replica.
+	// ID identifies the replica (its Pod's name in a cluster).
 	// +optional
 	ID string `json:"id,omitempty"`
+
+	// ConfigUID is the UID of the Config the entry was written for.
+	// +optional
+	ConfigUID types.UID `json:"configUID,omitempty"`
+
+	// Operations are what the replica runs (Gatekeeper's --operation).
+	// +optional
+	Operations []string `json:"operations,omitempty"`
 
 	// ObservedGeneration is the generation the replica last handled.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Errors are what the replica could not apply: kinds it cannot sync.
+	// +optional
+	Errors []ConfigError `json:"errors,omitempty"`
+}
+
+// ConfigError is one error in a replica's status of the Config.
+type ConfigError struct {
+	// Type classifies the error.
+	// +optional
+	Type string `json:"type,omitempty"`
+
+	// Message says what went wrong.
+	Message string `json:"message"`
 }
 
 // +kubebuilder:object:root=true
