@@ -178,36 +178,30 @@ func decodeFailurePolicy(s *Source, v any, field string) error {
 }
 
 func decodeMatchConditions(s *Source, v any, field string) error {
-	items, err := list(v, field)
-	if err != nil {
-		return err
-	}
-	seen := map[string]bool{}
-	for i, it := range items {
-		f := fmt.Sprintf("%s[%d]", field, i)
-		m, err := object(it, f, "name", "expression")
-		if err != nil {
-			return err
-		}
-		var mc MatchCondition
-		if mc.Name, err = str(m, "name", f); err != nil {
-			return err
-		}
-		if mc.Expression, err = str(m, "expression", f); err != nil {
-			return err
-		}
-		if err := checkName(mc.Name, f+".name", seen); err != nil {
-			return err
-		}
-		if strings.TrimSpace(mc.Expression) == "" {
-			return fieldError(f+".expression", "required")
-		}
-		s.MatchConditions = append(s.MatchConditions, mc)
-	}
-	return nil
+	return decodeNamed(v, field, nil, func(name, expression string) {
+		s.MatchConditions = append(s.MatchConditions, MatchCondition{Name: name, Expression: expression})
+	})
 }
 
 func decodeVariables(s *Source, v any, field string) error {
+	check := func(name, field string) error {
+		if name == ParamsVariable || name == AnyObjectVariable {
+			return fieldError(field, "%q is a built-in variable and cannot be redefined", name)
+		}
+		if !isIdentifier(name) {
+			return fieldError(field, "%q is not a valid CEL identifier (letters, digits and _, not starting with a digit)", name)
+		}
+		return nil
+	}
+	return decodeNamed(v, field, check, func(name, expression string) {
+		s.Variables = append(s.Variables, Variable{Name: name, Expression: expression})
+	})
+}
+
+// decodeNamed decodes a list of {name, expression}, the shape of match
+// conditions and variables: each name is checked by checkName, then by
+// check when not nil; each expression is required; add takes them in order.
+func decodeNamed(v any, field string, check func(name, field string) error, add func(name, expression string)) error {
 	items, err := list(v, field)
 	if err != nil {
 		return err
@@ -219,26 +213,26 @@ func decodeVariables(s *Source, v any, field string) error {
 		if err != nil {
 			return err
 		}
-		var vr Variable
-		if vr.Name, err = str(m, "name", f); err != nil {
+		name, err := str(m, "name", f)
+		if err != nil {
 			return err
 		}
-		if vr.Expression, err = str(m, "expression", f); err != nil {
+		expression, err := str(m, "expression", f)
+		if err != nil {
 			return err
 		}
-		if vr.Name == ParamsVariable || vr.Name == AnyObjectVariable {
-			return fieldError(f+".name", "%q is a built-in variable and cannot be redefined", vr.Name)
-		}
-		if err := checkName(vr.Name, f+".name", seen); err != nil {
+		if err := checkName(name, f+".name", seen); err != nil {
 			return err
 		}
-		if !isIdentifier(vr.Name) {
-			return fieldError(f+".name", "%q is not a valid CEL identifier (letters, digits and _, not starting with a digit)", vr.Name)
+		if check != nil {
+			if err := check(name, f+".name"); err != nil {
+				return err
+			}
 		}
-		if strings.TrimSpace(vr.Expression) == "" {
+		if strings.TrimSpace(expression) == "" {
 			return fieldError(f+".expression", "required")
 		}
-		s.Variables = append(s.Variables, vr)
+		add(name, expression)
 	}
 	return nil
 }
