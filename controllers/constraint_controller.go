@@ -31,11 +31,19 @@ type ConstraintReconciler struct {
 	Tracker *readiness.Tracker
 	// Replica identifies this replica in status.byPod.
 	Replica Replica
+
+	metrics *controllerMetrics
+	tally   metricTally
 }
 
 // SetupWithManager registers the reconciler. Like the template reconciler,
 // it runs on every replica.
 func (r *ConstraintReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	m, err := newControllerMetrics()
+	if err != nil {
+		return err
+	}
+	r.metrics = m
 	base := mgr.GetLogger().WithValues("controller", "constraint")
 	return builder.TypedControllerManagedBy[ConstraintRequest](mgr).
 		Named("constraint").
@@ -67,12 +75,14 @@ func (r *ConstraintReconciler) Reconcile(ctx context.Context, req ConstraintRequ
 		if err := r.Engine.RemoveConstraint(ctx, constraintStub(req)); err != nil {
 			return reconcile.Result{}, err
 		}
+		r.metrics.reportConstraint(&r.tally, req.Kind+"/"+req.Name, nil, false)
 		log.V(1).Info("Constraint removed from the engine")
 		r.Tracker.ConstraintDone(req.Kind, req.Name)
 		return reconcile.Result{}, nil
 	}
 
 	res := r.load(ctx, u)
+	r.reportMetrics(req, u, res)
 	wrote, err := r.writeConstraintStatus(ctx, u, res)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -127,4 +137,16 @@ func constraintStub(req ConstraintRequest) *unstructured.Unstructured {
 	u.SetGroupVersionKind(ConstraintGVK(req.Kind))
 	u.SetName(req.Name)
 	return u
+}
+
+// reportMetrics counts the constraint in gatekeeper_constraints: active
+// when enforced, error otherwise. As in Gatekeeper, a constraint whose
+// enforcement action is invalid is not counted.
+func (r *ConstraintReconciler) reportMetrics(req ConstraintRequest, u *unstructured.Unstructured, res constraintResult) {
+	key := req.Kind + "/" + req.Name
+	if len(res.errors) > 0 && res.errors[0].Code == CodeEnforcementAction {
+		r.metrics.reportConstraint(&r.tally, key, nil, false)
+		return
+	}
+	r.metrics.reportConstraint(&r.tally, key, u, res.enforced)
 }

@@ -61,6 +61,9 @@ type TemplateReconciler struct {
 
 	mu    sync.Mutex
 	known map[string]*knownTemplate // by template name
+
+	metrics *controllerMetrics
+	tally   metricTally
 }
 
 // knownTemplate is what this replica holds for a template.
@@ -81,6 +84,11 @@ type knownTemplate struct {
 // leader or not: each replica serves from its own engine.
 func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.known = map[string]*knownTemplate{}
+	m, err := newControllerMetrics()
+	if err != nil {
+		return err
+	}
+	r.metrics = m
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("constrainttemplate").
 		For(&templatesv1.ConstraintTemplate{}).
@@ -104,9 +112,11 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		if !apierrors.IsNotFound(err) {
 			return ctrl.Result{}, fmt.Errorf("getting ConstraintTemplate %s: %w", req.Name, err)
 		}
+		r.metrics.reportTemplate(&r.tally, req.Name, false, true)
 		return ctrl.Result{}, r.reconcileDelete(ctx, req.Name)
 	}
 	if !ct.DeletionTimestamp.IsZero() {
+		r.metrics.reportTemplate(&r.tally, req.Name, false, true)
 		return ctrl.Result{}, r.reconcileDelete(ctx, req.Name)
 	}
 
@@ -126,6 +136,7 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		}
 		return ctrl.Result{RequeueAfter: establishedPoll}, nil
 	}
+	r.metrics.reportTemplate(&r.tally, ct.Name, len(res.errors) == 0, false)
 	wrote, werr := r.writeTemplateStatus(ctx, ct.Name, ct.UID, res)
 	if werr != nil {
 		return ctrl.Result{}, werr
@@ -256,7 +267,9 @@ func (r *TemplateReconciler) load(ctx context.Context, ct *templatesv1.Constrain
 	if failedErr != nil {
 		return false, failedErr
 	}
+	start := time.Now()
 	err := r.Engine.AddTemplate(ctx, vct)
+	r.metrics.observeIngestion(err == nil, time.Since(start))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
