@@ -48,8 +48,10 @@ type kindSync struct {
 	cancel   context.CancelFunc
 	excluded func(namespace string) bool
 	objects  map[objectKey]string // resourceVersion by key
-	synced   bool
-	started  time.Time
+	// failed are the objects the inventory refused, for gatekeeper_sync.
+	failed  map[objectKey]struct{}
+	synced  bool
+	started time.Time
 }
 
 // kindName is how a kind appears in logs, metrics and readiness, e.g.
@@ -127,6 +129,7 @@ func (k *kindSync) stop() int {
 		k.removeLocked(key)
 	}
 	k.objects = nil
+	k.failed = nil
 	k.metrics.deleteObjects(k.gvk)
 	return n
 }
@@ -184,7 +187,7 @@ func (k *kindSync) update(gen int, obj any, f func(*unstructured.Unstructured)) 
 	defer k.mu.Unlock()
 	if k.current(gen) {
 		f(u)
-		k.metrics.setObjects(k.gvk, len(k.objects))
+		k.metrics.setObjects(k.gvk, len(k.objects), len(k.failed))
 	}
 }
 
@@ -212,7 +215,7 @@ func (k *kindSync) replace(gen int, list []any) {
 		}
 	}
 	n := len(k.objects)
-	k.metrics.setObjects(k.gvk, n)
+	k.metrics.setObjects(k.gvk, n, len(k.failed))
 	first := !k.synced
 	k.synced = true
 	took := time.Since(k.started)
@@ -235,15 +238,24 @@ func (k *kindSync) putLocked(u *unstructured.Unstructured) {
 		return
 	}
 	u.SetGroupVersionKind(k.gvk)
-	if err := k.inv.AddData(context.Background(), u); err != nil {
+	start := time.Now()
+	err := k.inv.AddData(context.Background(), u)
+	k.metrics.observeSync(time.Since(start))
+	if err != nil {
 		k.metrics.countError(ReasonInventory)
+		if k.failed == nil {
+			k.failed = map[objectKey]struct{}{}
+		}
+		k.failed[key] = struct{}{}
 		k.log.Error(err, "Cannot add a synced object to the inventory", "namespace", key.namespace, "name", key.name)
 		return
 	}
 	k.objects[key] = rv
+	delete(k.failed, key)
 }
 
 func (k *kindSync) removeLocked(key objectKey) {
+	delete(k.failed, key)
 	if _, ok := k.objects[key]; !ok {
 		return
 	}
@@ -251,7 +263,10 @@ func (k *kindSync) removeLocked(key objectKey) {
 	u.SetGroupVersionKind(k.gvk)
 	u.SetNamespace(key.namespace)
 	u.SetName(key.name)
-	if err := k.inv.RemoveData(context.Background(), u); err != nil {
+	start := time.Now()
+	err := k.inv.RemoveData(context.Background(), u)
+	k.metrics.observeSync(time.Since(start))
+	if err != nil {
 		k.metrics.countError(ReasonInventory)
 		k.log.Error(err, "Cannot remove a synced object from the inventory", "namespace", key.namespace, "name", key.name)
 		return

@@ -9,14 +9,16 @@ import (
 
 	"github.com/go-logr/logr"
 	dto "github.com/prometheus/client_model/go"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/internal/manager"
 	"github.com/portcullis-dev/portcullis/webhook"
 )
 
 // TestGatekeeperMetrics runs the controllers on a template that compiles,
-// one that does not and a constraint, then holds every gatekeeper_* metric
+// one that does not, a constraint and a Config that syncs Namespaces, then holds every gatekeeper_* metric
 // registered to testdata/gatekeeper-metrics.txt: the same names, the same
 // label names, and none missing.
 func TestGatekeeperMetrics(t *testing.T) {
@@ -28,6 +30,8 @@ func TestGatekeeperMetrics(t *testing.T) {
 	if _, err := audit.New(env.Config, nil, audit.NewOptions(), logr.Discard()); err != nil {
 		t.Fatal(err)
 	}
+	ensureNamespaces(t, manager.DefaultNamespace)
+	apply(t, syncConfig(manager.DefaultNamespace, "config", []schema.GroupVersionKind{{Version: "v1", Kind: "Namespace"}}))
 	const kind = "K8sMetricsLabels"
 	apply(t, requiredLabels("v1", kind))
 	apply(t, plainConstraint(kind, "metrics-labels"))
@@ -46,7 +50,8 @@ func TestGatekeeperMetrics(t *testing.T) {
 		got := gatherGatekeeper(t)
 		return gaugeValue(got["gatekeeper_constraints"], "enforcement_action", "deny", "status", "active") >= 1 &&
 			gaugeValue(got["gatekeeper_constraint_templates"], "status", "active") >= 1 &&
-			gaugeValue(got["gatekeeper_constraint_templates"], "status", "error") >= 1, nil
+			gaugeValue(got["gatekeeper_constraint_templates"], "status", "error") >= 1 &&
+			gaugeValue(got["gatekeeper_sync"], "kind", "Namespace", "status", "active") >= 1, nil
 	})
 	got := gatherGatekeeper(t)
 	for name, mf := range got {
