@@ -96,6 +96,15 @@ func (s *Sync) Excludes(process configv1alpha1.Process, namespace string) bool {
 	return ex != nil && ex.Excludes(process, namespace)
 }
 
+// Wanted is the number of distinct kinds the Config and the SyncSets ask
+// for, whether or not the API server serves them.
+func (s *Sync) Wanted() int {
+	if s == nil {
+		return 0
+	}
+	return s.syncer.Wanted()
+}
+
 // Kinds lists the kinds synced or syncing, sorted.
 func (s *Sync) Kinds() []schema.GroupVersionKind {
 	if s == nil {

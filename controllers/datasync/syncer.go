@@ -36,6 +36,8 @@ type Syncer struct {
 	mu         sync.Mutex
 	kinds      map[schema.GroupVersionKind]*kindSync
 	exclusions Exclusions
+	// wanted are the kinds the last Apply asked for, served or not.
+	wanted int
 }
 
 func newSyncer(dyn dynamic.Interface, mapper meta.RESTMapper, inv Inventory, tracker *readiness.Tracker,
@@ -74,6 +76,7 @@ func (s *Syncer) Apply(want []schema.GroupVersionKind, ex Exclusions) map[schema
 	for _, gvk := range want {
 		wanted[gvk] = true
 	}
+	s.wanted = len(wanted)
 	for gvk, k := range s.kinds {
 		if wanted[gvk] {
 			continue
@@ -112,6 +115,14 @@ func (s *Syncer) Apply(want []schema.GroupVersionKind, ex Exclusions) map[schema
 func (s *Syncer) synced(gvk schema.GroupVersionKind, objects int, took time.Duration) {
 	s.tracker.DataDone(kindName(gvk))
 	s.log.Info("Synced a kind into the inventory", "kind", kindName(gvk), "objects", objects, "took", took.String())
+}
+
+// Wanted is the number of distinct kinds the Config and the SyncSets ask
+// for, whether or not they can be synced.
+func (s *Syncer) Wanted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wanted
 }
 
 // Kinds lists the kinds synced or syncing, sorted.

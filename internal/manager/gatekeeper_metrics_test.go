@@ -2,6 +2,7 @@ package manager_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -46,12 +47,18 @@ func TestGatekeeperMetrics(t *testing.T) {
 	})
 
 	want, lazy := readMetricList(t, "testdata/gatekeeper-metrics.txt")
-	eventually(t, "gatekeeper_constraints and gatekeeper_constraint_templates to count them", func(context.Context) (bool, error) {
+	eventually(t, "the gatekeeper_* gauges to count them", func(context.Context) (bool, error) {
 		got := gatherGatekeeper(t)
-		return gaugeValue(got["gatekeeper_constraints"], "enforcement_action", "deny", "status", "active") >= 1 &&
+		ok := gaugeValue(got["gatekeeper_constraints"], "enforcement_action", "deny", "status", "active") >= 1 &&
 			gaugeValue(got["gatekeeper_constraint_templates"], "status", "active") >= 1 &&
 			gaugeValue(got["gatekeeper_constraint_templates"], "status", "error") >= 1 &&
-			gaugeValue(got["gatekeeper_sync"], "kind", "Namespace", "status", "active") >= 1, nil
+			gaugeValue(got["gatekeeper_sync"], "kind", "Namespace", "status", "active") >= 1 &&
+			gaugeValue(got["gatekeeper_watch_manager_watched_gvk"]) >= 2 &&
+			gaugeValue(got["gatekeeper_watch_manager_intended_watch_gvk"]) >= 2
+		return ok, fmt.Errorf("gauges: constraints %v, templates %v, sync %v, watched %v, intended %v",
+			got["gatekeeper_constraints"].GetMetric(), got["gatekeeper_constraint_templates"].GetMetric(),
+			got["gatekeeper_sync"].GetMetric(), gaugeValue(got["gatekeeper_watch_manager_watched_gvk"]),
+			gaugeValue(got["gatekeeper_watch_manager_intended_watch_gvk"]))
 	})
 	got := gatherGatekeeper(t)
 	for name, mf := range got {

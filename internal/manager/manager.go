@@ -182,6 +182,9 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 		return fmt.Errorf("setting up the sync of referential data: %w", err)
 	}
 	m.sync = ds
+	if err := registerWatchMetrics(m.watches, ds); err != nil {
+		return err
+	}
 	return m.setupHeartbeat(dyn)
 }
 
