@@ -114,11 +114,14 @@ wait:
 	if refused == "" || admitted == "" || get == "" {
 		t.Fatalf("the try-this block lacks a command (refused %q, admitted %q, get %q):\n%s", refused, admitted, get, out)
 	}
+	// kubectl's discovery cache is keyed by host and port: another test's
+	// API server on the same port would leave it kinds this one lacks.
+	cacheDir := t.TempDir()
 	kubectl := func(line string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		c := exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c", line)
-		c.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+		c.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "KUBECACHEDIR="+cacheDir)
 		b, err := c.CombinedOutput()
 		return string(b), err
 	}

@@ -158,7 +158,7 @@ func TestDefaultManifests(t *testing.T) {
 		}
 		// The CRDs are envtest's (config/crd/crds.yaml), so the dry run
 		// updates them as an upgrade would.
-		out := string(run(t, rendered, kubectl, "--kubeconfig", kubeconfig, "apply", "--dry-run=server", "-f", "-"))
+		out := string(run(t, rendered, kubectl, "--kubeconfig", kubeconfig, "--cache-dir", filepath.Join(t.TempDir(), "kube-cache"), "apply", "--dry-run=server", "-f", "-"))
 		t.Logf("kubectl apply --dry-run=server:\n%s", out)
 		lines := strings.Split(out, "\n")
 		for _, o := range objs {

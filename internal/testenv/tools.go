@@ -24,7 +24,10 @@ func (e *Env) Kubectl(t testing.TB, args ...string) string {
 	if err := os.WriteFile(kubeconfig, e.Environment.KubeConfig, 0o600); err != nil {
 		t.Fatalf("writing kubeconfig: %v", err)
 	}
-	out, err := exec.CommandContext(t.Context(), bin, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
+	// kubectl's discovery cache is keyed by host and port: another test's
+	// API server on the same port would leave it kinds this one lacks.
+	args = append([]string{"--kubeconfig", kubeconfig, "--cache-dir", filepath.Join(t.TempDir(), "kube-cache")}, args...)
+	out, err := exec.CommandContext(t.Context(), bin, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
