@@ -1,0 +1,232 @@
+package policyreport
+
+import (
+	"cmp"
+	"encoding/binary"
+	"hash/fnv"
+	"slices"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/portcullis-dev/portcullis/api/wgpolicyk8s/v1alpha2"
+)
+
+// Source is every result's source.
+const Source = "portcullis"
+
+// PropertyEnforcementAction is the property that records a result's
+// enforcement action where its outcome does not tell it.
+const PropertyEnforcementAction = "enforcementAction"
+
+// DefaultMaxResults bounds the results of one report: a namespace with
+// more gets numbered reports.
+const DefaultMaxResults = 1000
+
+// MaxReportBytes bounds the estimated size of one report's results, well
+// below etcd's default limit of 1.5 MiB per object: a namespace whose
+// results are larger gets numbered reports.
+const MaxReportBytes = 1 << 20
+
+// resultOverhead is the JSON of a result beyond its strings: keys,
+// quotes, the timestamp and the summary's share.
+const resultOverhead = 200
+
+// hashVersion changes when the content of reports changes for the same
+// results, so that every report is rewritten once.
+const hashVersion = "1"
+
+// entry is a result ready for a report, with the hash of everything in it
+// but its timestamp.
+type entry struct {
+	r    v1alpha2.PolicyReportResult
+	hash uint64
+	size int
+}
+
+// toEntry builds a report result from a collected one.
+func (c *Collector) toEntry(r *Result) entry {
+	p, k := &c.policies[r.Policy], &c.kinds[r.Kind]
+	out := v1alpha2.PolicyReportResult{
+		Source:      Source,
+		Policy:      p.Name,
+		Rule:        p.Rule,
+		Category:    p.Category,
+		Severity:    p.Severity,
+		Result:      r.Outcome,
+		Description: r.Message,
+		Subjects: []corev1.ObjectReference{{
+			APIVersion: k.APIVersion, Kind: k.Kind, Namespace: r.Namespace, Name: r.Name, UID: types.UID(r.UID),
+		}},
+	}
+	if r.Action != "" {
+		out.Properties = map[string]string{PropertyEnforcementAction: r.Action}
+	}
+	return newEntry(out)
+}
+
+func newEntry(r v1alpha2.PolicyReportResult) entry {
+	e := entry{r: r, hash: hashResult(&r)}
+	e.size = resultOverhead + len(r.Source) + len(r.Policy) + len(r.Rule) + len(r.Category) + len(r.Severity) +
+		len(r.Result) + len(r.Description)
+	for i := range r.Subjects {
+		s := &r.Subjects[i]
+		e.size += len(s.APIVersion) + len(s.Kind) + len(s.Namespace) + len(s.Name) + len(s.UID) + 60
+	}
+	for k, v := range r.Properties {
+		e.size += len(k) + len(v) + 6
+	}
+	return e
+}
+
+// hashResult hashes every field of a result but its timestamp.
+func hashResult(r *v1alpha2.PolicyReportResult) uint64 {
+	h := fnv.New64a()
+	write := func(s string) {
+		var n [binary.MaxVarintLen64]byte
+		_, _ = h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+		_, _ = h.Write([]byte(s))
+	}
+	write(r.Source)
+	write(r.Policy)
+	write(r.Rule)
+	write(r.Category)
+	write(string(r.Severity))
+	write(string(r.Result))
+	write(strconv.FormatBool(r.Scored))
+	write(r.Description)
+	for i := range r.Subjects {
+		s := &r.Subjects[i]
+		for _, f := range [...]string{s.APIVersion, s.Kind, s.Namespace, s.Name, string(s.UID), s.FieldPath, s.ResourceVersion} {
+			write(f)
+		}
+	}
+	if r.SubjectSelector != nil {
+		write(r.SubjectSelector.String())
+	}
+	keys := make([]string, 0, len(r.Properties))
+	for k := range r.Properties {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		write(k)
+		write(r.Properties[k])
+	}
+	return h.Sum64()
+}
+
+// subjectKey orders results by their first resource.
+func subjectKey(r *v1alpha2.PolicyReportResult) (apiVersion, kind, name string) {
+	if len(r.Subjects) == 0 {
+		return "", "", ""
+	}
+	s := &r.Subjects[0]
+	return s.APIVersion, s.Kind, s.Name
+}
+
+// sortEntries orders results by policy, resource (apiVersion, kind,
+// name), outcome and message, so that the same results make the same
+// reports.
+func sortEntries(es []entry) {
+	slices.SortFunc(es, func(a, b entry) int {
+		av, ak, an := subjectKey(&a.r)
+		bv, bk, bn := subjectKey(&b.r)
+		return cmp.Or(
+			cmp.Compare(a.r.Policy, b.r.Policy),
+			cmp.Compare(av, bv), cmp.Compare(ak, bk), cmp.Compare(an, bn),
+			cmp.Compare(a.r.Result, b.r.Result),
+			cmp.Compare(a.r.Description, b.r.Description),
+			cmp.Compare(a.hash, b.hash),
+		)
+	})
+}
+
+// part is one report of a namespace.
+type part struct {
+	name    string
+	entries []entry
+	summary v1alpha2.PolicyReportSummary
+	hash    string
+}
+
+// ReportName is the name of a namespace's report, and of the
+// ClusterPolicyReport; numbered reports follow it as <ReportName>-2, -3...
+const ReportName = "portcullis-audit"
+
+// partName names the i-th report (from 0) of a namespace.
+func partName(i int) string {
+	if i == 0 {
+		return ReportName
+	}
+	return ReportName + "-" + strconv.Itoa(i+1)
+}
+
+// split cuts sorted results into reports of at most maxResults results
+// and about MaxReportBytes each. No results make no reports.
+func split(es []entry, maxResults int) []part {
+	var (
+		out   []part
+		start int
+		bytes int
+	)
+	for i := range es {
+		if i > start && (i-start >= maxResults || bytes+es[i].size > MaxReportBytes) {
+			out = append(out, newPart(len(out), es[start:i]))
+			start, bytes = i, 0
+		}
+		bytes += es[i].size
+	}
+	if start < len(es) {
+		out = append(out, newPart(len(out), es[start:]))
+	}
+	return out
+}
+
+func newPart(i int, es []entry) part {
+	p := part{name: partName(i), entries: es}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(hashVersion))
+	var n [8]byte
+	for j := range es {
+		binary.LittleEndian.PutUint64(n[:], es[j].hash)
+		_, _ = h.Write(n[:])
+		switch es[j].r.Result {
+		case v1alpha2.ResultPass:
+			p.summary.Pass++
+		case v1alpha2.ResultFail:
+			p.summary.Fail++
+		case v1alpha2.ResultWarn:
+			p.summary.Warn++
+		case v1alpha2.ResultError:
+			p.summary.Error++
+		case v1alpha2.ResultSkip:
+			p.summary.Skip++
+		}
+	}
+	p.hash = strconv.FormatUint(h.Sum64(), 16)
+	return p
+}
+
+// emptyHash is the hash of a report without results.
+var emptyHash = newPart(0, nil).hash
+
+// results returns the part's results, each with the timestamp it had in
+// the report it comes from (by the hash of the rest of it), else now.
+func (p *part) results(previous map[uint64]metav1.Timestamp, now metav1.Timestamp) []v1alpha2.PolicyReportResult {
+	if len(p.entries) == 0 {
+		return nil
+	}
+	out := make([]v1alpha2.PolicyReportResult, len(p.entries))
+	for i := range p.entries {
+		out[i] = p.entries[i].r
+		if ts, ok := previous[p.entries[i].hash]; ok {
+			out[i].Timestamp = ts
+		} else {
+			out[i].Timestamp = now
+		}
+	}
+	return out
+}
