@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/portcullis-dev/portcullis/api/wgpolicyk8s/v1alpha2"
 )
@@ -42,6 +43,23 @@ type Result struct {
 	// Action, when set, is recorded as properties.enforcementAction: for
 	// outcomes that do not tell the enforcement action (dryrun, scoped).
 	Action string
+}
+
+// MaxMessageBytes is the length a result's message is cut to (ending in
+// "..."), so that any result fits in a report.
+const MaxMessageBytes = 4096
+
+// truncate cuts s to at most n bytes on a rune boundary, ending it with
+// "...".
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // bufferLimit is how many encoded bytes a Buffer holds before it hands
@@ -131,8 +149,13 @@ type Buffer struct {
 	size int
 }
 
-// Add adds a result.
+// Add adds a result, its message cut to MaxMessageBytes.
 func (b *Buffer) Add(r *Result) {
+	if len(r.Message) > MaxMessageBytes {
+		cut := *r
+		cut.Message = truncate(r.Message, MaxMessageBytes)
+		r = &cut
+	}
 	old := b.byNS[r.Namespace]
 	data := appendResult(old, r)
 	b.byNS[r.Namespace] = data

@@ -3,8 +3,10 @@ package policyreport
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/portcullis-dev/portcullis/api/wgpolicyk8s/v1alpha2"
 )
@@ -119,4 +121,25 @@ func FuzzDecodeResult(f *testing.F) {
 			t.Fatalf("round trip of %+v: %+v, rest %d, %v", in, out, len(rest), err)
 		}
 	})
+}
+
+func TestTruncate(t *testing.T) {
+	long := strings.Repeat("é", MaxMessageBytes) // 2 bytes each
+	got := truncate(long, MaxMessageBytes)
+	if len(got) > MaxMessageBytes || !strings.HasSuffix(got, "...") || !utf8.ValidString(got) {
+		t.Errorf("truncate: %d bytes, valid UTF-8 %v, suffix %q", len(got), utf8.ValidString(got), got[len(got)-5:])
+	}
+	if s := "short"; truncate(s, MaxMessageBytes) != s {
+		t.Error("a short message was cut")
+	}
+	c, _ := NewCollector(testPolicies, testKinds, CollectOptions{})
+	b := c.NewBuffer()
+	r := testResult("ns", 0)
+	r.Message = long
+	b.Add(&r)
+	b.Flush()
+	back, err := c.Results("ns")
+	if err != nil || len(back) != 1 || back[0].Message != got || r.Message != long {
+		t.Errorf("collected message of %d bytes (%v); the caller's result changed: %v", len(back[0].Message), err, r.Message != long)
+	}
 }
