@@ -130,7 +130,6 @@ func New(cfg *rest.Config, reviewer Reviewer, opts Options, log logr.Logger) (*A
 	}
 	registerMetrics()
 	return &Auditor{
-		reportWriter: writer,
 		opts:      opts,
 		reviewer:  reviewer,
 		dynamic:   dyn,
@@ -139,6 +138,8 @@ func New(cfg *rest.Config, reviewer Reviewer, opts Options, log logr.Logger) (*A
 		log:       log,
 		exempt:    opts.exemptions(),
 		byKind:    map[constraintKey]map[schema.GroupKind]int{},
+
+		reportWriter: writer,
 	}, nil
 }
 

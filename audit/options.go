@@ -162,9 +162,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.StatusRefresh, "audit-status-refresh", o.StatusRefresh, "with --audit-status-on-change, rewrite an unchanged constraint status once its auditTimestamp is this old; 0 writes only on change")
 	fs.StringVar(&o.Reports, "audit-reports", o.Reports, "write every result of each audit run as reports: policyreport writes a wgpolicyk8s.io/v1alpha2 PolicyReport per namespace and a ClusterPolicyReport (openreports.io/v1alpha1 Reports where those CRDs are served; the PolicyReport CRDs are installed when missing); empty writes none")
 	fs.BoolVar(&o.ReportsPass, "audit-reports-pass", o.ReportsPass, "with --audit-reports, add a pass result for each constraint an object matches without violating it")
-	fs.IntVar(&o.ReportsMaxResults, "audit-reports-max-results", o.ReportsMaxResults, "results in one report; a namespace with more (or more than 1 MiB of them) gets numbered reports; 0 means the default")
-	fs.IntVar(&o.ReportsConcurrency, "audit-reports-concurrency", o.ReportsConcurrency, "namespaces whose reports are written at once; 0 means the default")
-	fs.Float32Var(&o.ReportsQPS, "audit-reports-qps", o.ReportsQPS, "requests per second of the report writer (burst twice that); 0 means the default")
+	fs.IntVar(&o.ReportsMaxResults, "audit-reports-max-results", o.ReportsMaxResults, "results in one report; a namespace with more (or more than 1 MiB of them) gets numbered reports")
+	fs.IntVar(&o.ReportsConcurrency, "audit-reports-concurrency", o.ReportsConcurrency, "namespaces whose reports are written at once")
+	fs.Float32Var(&o.ReportsQPS, "audit-reports-qps", o.ReportsQPS, "requests per second of the report writer (burst twice that)")
 	fs.IntVar(&o.MetricsMaxNamespaces, "audit-metrics-max-namespaces", o.MetricsMaxNamespaces, "portcullis_audit_violations has a namespace label while a run's violations span at most this many namespaces, else the counts are summed per constraint; 0 never splits by namespace")
 }
 

@@ -23,14 +23,14 @@ import (
 // object drops out on the next run; a namespace whose results vanish has
 // its report emptied, then deleted; a deleted namespace's report goes.
 func TestReports(t *testing.T) {
-	const nsA, nsB = "rep-a", "rep-b"
+	const nsA, nsB = "repmain-a", "repmain-b"
 	namespace(t, nsA, nil)
 	namespace(t, nsB, map[string]string{"team": "b"})
 	configMaps(t, nsA, "bad", 3, nil)
 	configMaps(t, nsA, "good", 2, map[string]string{"owner": "me"})
 	configMaps(t, nsB, "bad", 2, nil)
 	apply(t, titledTemplate("ReportsLabel", "Required Label"))
-	cs := apply(t, withSeverity(strings.Replace(constraint("ReportsLabel", "deny-owner", nsA, "deny"), "namespaces: [rep-a]", "namespaces: [rep-a, rep-b]", 1), "High")+"---\n"+
+	cs := apply(t, withSeverity(strings.Replace(constraint("ReportsLabel", "deny-owner", nsA, "deny"), "namespaces: [repmain-a]", "namespaces: [repmain-a, repmain-b]", 1), "High")+"---\n"+
 		constraint("ReportsLabel", "warn-owner", nsA, "warn")+"---\n"+
 		withSeverity(constraint("ReportsLabel", "dryrun-owner", nsB, "dryrun"), "not-a-severity")+"---\n"+
 		`apiVersion: constraints.gatekeeper.sh/v1beta1
@@ -40,7 +40,7 @@ metadata:
 spec:
   match:
     kinds: [{apiGroups: [""], kinds: [Namespace]}]
-    name: "rep-*"
+    name: "repmain-*"
   parameters:
     label: team
 `)
@@ -109,7 +109,7 @@ spec:
 	}
 
 	out := env.Kubectl(t, "get", "polr", "-A")
-	for _, want := range []string{`(?m)^rep-a\s+portcullis-audit\s+0\s+3\s+3\s+0\s+0\s`, `(?m)^rep-b\s+portcullis-audit\s+0\s+2\s+0\s+0\s+2\s`} {
+	for _, want := range []string{`(?m)^repmain-a\s+portcullis-audit\s+0\s+3\s+3\s+0\s+0\s`, `(?m)^repmain-b\s+portcullis-audit\s+0\s+2\s+0\s+0\s+2\s`} {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("kubectl get polr -A does not match %s:\n%s", want, out)
 		}
@@ -128,7 +128,7 @@ spec:
 	label(t, nsA, "bad-0000", "owner", "x")
 	runOnce(t, a)
 	a3 := only(t, nsReports(t, nsA), nsA)
-	if got := strings.Join(subjects(a3.results, "ReportsLabel/deny-owner"), ","); got != "rep-a/bad-0001,rep-a/bad-0002" {
+	if got := strings.Join(subjects(a3.results, "ReportsLabel/deny-owner"), ","); got != nsA+"/bad-0001,"+nsA+"/bad-0002" {
 		t.Errorf("deny-owner results in %s after the fix: %s", nsA, got)
 	}
 	if s := readStatus(t, "ReportsLabel", "deny-owner"); int64(count(allResults(t, policyReports, nsA, nsB), "ReportsLabel/deny-owner", "")) != s.total {

@@ -48,9 +48,9 @@ func newDevCmd() *cobra.Command {
 		Short: "Run a local control plane (etcd, kube-apiserver) with Portcullis and the sample policies",
 		Long: `Run etcd and kube-apiserver on loopback ports, with their state under
 --data-dir so it survives a restart, install the CRDs, run the manager in this
-process (webhook by URL on 127.0.0.1, audit every 30s), apply the templates/
-library with its sample constraints (unless --no-samples), and write
-<data-dir>/kubeconfig. Prints "portcullis dev: ready" once everything serves.
+process (webhook by URL on 127.0.0.1, audit every 30s writing PolicyReports),
+apply the templates/ library with its sample constraints (unless
+--no-samples), and write <data-dir>/kubeconfig. Prints "portcullis dev: ready" once everything serves.
 SIGINT or SIGTERM stops everything. Only one instance may use a data dir.
 
 The control-plane binaries come from --assets-dir (default $KUBEBUILDER_ASSETS,

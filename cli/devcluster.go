@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"github.com/portcullis-dev/portcullis/internal/manager"
 )
@@ -131,7 +132,7 @@ type devManager struct {
 }
 
 // startDevManager starts the manager (webhook by URL on 127.0.0.1, audit
-// every 30s, metrics and probes on free loopback ports) and waits until it
+// every 30s writing PolicyReports, metrics and probes on free loopback ports) and waits until it
 // is ready. A webhook configuration left by a crash is deleted first.
 func startDevManager(ctx context.Context, cfg *rest.Config, logger logr.Logger, stderr io.Writer) (*devManager, error) {
 	scheme := k8sruntime.NewScheme()
@@ -146,6 +147,8 @@ func startDevManager(ctx context.Context, cfg *rest.Config, logger logr.Logger, 
 	opts := manager.NewOptions()
 	opts.PodID = "dev"
 	opts.Audit.Interval = 30 * time.Second
+	// The audit's full results, as PolicyReports: `kubectl get polr -A`.
+	opts.Audit.Reports = audit.ReportsPolicyReport
 	opts.Webhook.URLHost = "127.0.0.1"
 	if opts.Webhook.Port, err = loopback.FreePort(); err != nil {
 		return nil, err
