@@ -3,9 +3,9 @@ package audit
 import (
 	"time"
 
-	"github.com/portcullis-dev/portcullis/audit/policyreport"
-
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/portcullis-dev/portcullis/audit/policyreport"
 )
 
 // Report is what one audit run did, for the run's log line, the metrics

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr/funcr"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery"
@@ -188,27 +187,7 @@ spec:
 // breakGadgets makes v2 the storage and preferred version, converted from
 // v1 by a webhook that is down, or (broken false) without conversion.
 func breakGadgets(ctx context.Context, broken bool) error {
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	if err := env.Client.Get(ctx, client.ObjectKey{Name: "gadgets.reports.example.com"}, crd); err != nil {
-		return err
-	}
-	schema := crd.Spec.Versions[0].Schema
-	crd.Spec.Versions = []apiextensionsv1.CustomResourceDefinitionVersion{
-		{Name: "v1", Served: true, Schema: schema},
-		{Name: "v2", Served: true, Storage: true, Schema: schema},
-	}
-	crd.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{Strategy: apiextensionsv1.NoneConverter}
-	if broken {
-		dead := "https://127.0.0.1:1/convert"
-		crd.Spec.Conversion = &apiextensionsv1.CustomResourceConversion{
-			Strategy: apiextensionsv1.WebhookConverter,
-			Webhook: &apiextensionsv1.WebhookConversion{
-				ConversionReviewVersions: []string{"v1"},
-				ClientConfig:             &apiextensionsv1.WebhookClientConfig{URL: &dead},
-			},
-		}
-	}
-	return env.Client.Update(ctx, crd)
+	return setConversion(ctx, "gadgets.reports.example.com", broken)
 }
 
 // TestReportsKeepFailedKinds: when a kind fails to list, the reports keep

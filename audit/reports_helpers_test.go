@@ -1,7 +1,6 @@
 package audit_test
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -164,16 +163,4 @@ func allResults(t *testing.T, gvr schema.GroupVersionResource, namespaces ...str
 		}
 	}
 	return out
-}
-
-// waitNoReports waits until a namespace has no reports of the audit.
-func waitNoReports(t *testing.T, a *audit.Auditor, ns string) {
-	t.Helper()
-	eventually(t, "the reports of "+ns+" to go", func(ctx context.Context) (bool, error) {
-		if _, err := a.RunOnce(ctx); err != nil {
-			return false, err
-		}
-		r := nsReports(t, ns)
-		return len(r) == 0, fmt.Errorf("reports %v", keys(r))
-	})
 }
