@@ -220,7 +220,8 @@ func (a *Auditor) logRun(rep *Report, err error) {
 		"statusErrors", rep.StatusErrors,
 	}
 	if a.reportWriter != nil {
-		kv = append(kv, "reportAPI", rep.Reports.API.String(), "reports", rep.Reports.Reports,
+		kv = append(kv, "reportAPI", rep.Reports.API.String(), "reportDuration", rep.Reports.Duration.Round(time.Millisecond).String(),
+			"reports", rep.Reports.Reports,
 			"reportWrites", rep.Reports.Writes, "reportBytes", rep.Reports.Bytes, "reportDeletes", rep.Reports.Deletes,
 			"reportErrors", rep.Reports.Errors)
 	}

@@ -38,16 +38,31 @@ const resultOverhead = 200
 // results, so that every report is rewritten once.
 const hashVersion = "1"
 
-// entry is a result ready for a report, with the hash of everything in it
-// but its timestamp.
+// entry is a result ready for a report: collected by this run (new), or
+// kept from the current reports (old), with the hash of everything in it
+// but its timestamp and an estimate of its size. Entries stay compact
+// (a namespace's entries are held while its reports are built); a
+// PolicyReportResult is built from one only when its report is encoded.
 type entry struct {
-	r    v1alpha2.PolicyReportResult
+	new  *Result
+	old  *v1alpha2.PolicyReportResult
 	hash uint64
 	size int
 }
 
-// toEntry builds a report result from a collected one.
-func (c *Collector) toEntry(r *Result) entry {
+// newEntry makes an entry of a collected result.
+func (c *Collector) newEntry(r *Result) entry {
+	full := c.result(r)
+	return entry{new: r, hash: hashResult(&full), size: estimate(&full)}
+}
+
+// oldEntry makes an entry of a result kept from a report.
+func oldEntry(r *v1alpha2.PolicyReportResult) entry {
+	return entry{old: r, hash: hashResult(r), size: estimate(r)}
+}
+
+// result builds the report result of a collected one.
+func (c *Collector) result(r *Result) v1alpha2.PolicyReportResult {
 	p, k := &c.policies[r.Policy], &c.kinds[r.Kind]
 	out := v1alpha2.PolicyReportResult{
 		Source:      Source,
@@ -64,21 +79,49 @@ func (c *Collector) toEntry(r *Result) entry {
 	if r.Action != "" {
 		out.Properties = map[string]string{PropertyEnforcementAction: r.Action}
 	}
-	return newEntry(out)
+	return out
 }
 
-func newEntry(r v1alpha2.PolicyReportResult) entry {
-	e := entry{r: r, hash: hashResult(&r)}
-	e.size = resultOverhead + len(r.Source) + len(r.Policy) + len(r.Rule) + len(r.Category) + len(r.Severity) +
+// estimate is about the size of a result's JSON.
+func estimate(r *v1alpha2.PolicyReportResult) int {
+	n := resultOverhead + len(r.Source) + len(r.Policy) + len(r.Rule) + len(r.Category) + len(r.Severity) +
 		len(r.Result) + len(r.Description)
 	for i := range r.Subjects {
 		s := &r.Subjects[i]
-		e.size += len(s.APIVersion) + len(s.Kind) + len(s.Namespace) + len(s.Name) + len(s.UID) + 60
+		n += len(s.APIVersion) + len(s.Kind) + len(s.Namespace) + len(s.Name) + len(s.UID) + 60
 	}
 	for k, v := range r.Properties {
-		e.size += len(k) + len(v) + 6
+		n += len(k) + len(v) + 6
 	}
-	return e
+	return n
+}
+
+// sortKey are the fields entries are sorted by.
+type sortKey struct {
+	policy, apiVersion, kind, name string
+	result                         v1alpha2.PolicyResult
+	message                        string
+}
+
+func (c *Collector) sortKey(e *entry) sortKey {
+	if e.new != nil {
+		k := &c.kinds[e.new.Kind]
+		return sortKey{c.policies[e.new.Policy].Name, k.APIVersion, k.Kind, e.new.Name, e.new.Outcome, e.new.Message}
+	}
+	k := sortKey{policy: e.old.Policy, result: e.old.Result, message: e.old.Description}
+	if len(e.old.Subjects) > 0 {
+		s := &e.old.Subjects[0]
+		k.apiVersion, k.kind, k.name = s.APIVersion, s.Kind, s.Name
+	}
+	return k
+}
+
+// outcome is an entry's result.
+func (e *entry) outcome() v1alpha2.PolicyResult {
+	if e.new != nil {
+		return e.new.Outcome
+	}
+	return e.old.Result
 }
 
 // hashResult hashes every field of a result but its timestamp.
@@ -118,27 +161,17 @@ func hashResult(r *v1alpha2.PolicyReportResult) uint64 {
 	return h.Sum64()
 }
 
-// subjectKey orders results by their first resource.
-func subjectKey(r *v1alpha2.PolicyReportResult) (apiVersion, kind, name string) {
-	if len(r.Subjects) == 0 {
-		return "", "", ""
-	}
-	s := &r.Subjects[0]
-	return s.APIVersion, s.Kind, s.Name
-}
-
 // sortEntries orders results by policy, resource (apiVersion, kind,
 // name), outcome and message, so that the same results make the same
 // reports.
-func sortEntries(es []entry) {
+func (c *Collector) sortEntries(es []entry) {
 	slices.SortFunc(es, func(a, b entry) int {
-		av, ak, an := subjectKey(&a.r)
-		bv, bk, bn := subjectKey(&b.r)
+		ka, kb := c.sortKey(&a), c.sortKey(&b)
 		return cmp.Or(
-			cmp.Compare(a.r.Policy, b.r.Policy),
-			cmp.Compare(av, bv), cmp.Compare(ak, bk), cmp.Compare(an, bn),
-			cmp.Compare(a.r.Result, b.r.Result),
-			cmp.Compare(a.r.Description, b.r.Description),
+			cmp.Compare(ka.policy, kb.policy),
+			cmp.Compare(ka.apiVersion, kb.apiVersion), cmp.Compare(ka.kind, kb.kind), cmp.Compare(ka.name, kb.name),
+			cmp.Compare(ka.result, kb.result),
+			cmp.Compare(ka.message, kb.message),
 			cmp.Compare(a.hash, b.hash),
 		)
 	})
@@ -193,7 +226,7 @@ func newPart(i int, es []entry) part {
 	for j := range es {
 		binary.LittleEndian.PutUint64(n[:], es[j].hash)
 		_, _ = h.Write(n[:])
-		switch es[j].r.Result {
+		switch es[j].outcome() {
 		case v1alpha2.ResultPass:
 			p.summary.Pass++
 		case v1alpha2.ResultFail:
@@ -215,13 +248,17 @@ var emptyHash = newPart(0, nil).hash
 
 // results returns the part's results, each with the timestamp it had in
 // the report it comes from (by the hash of the rest of it), else now.
-func (p *part) results(previous map[uint64]metav1.Timestamp, now metav1.Timestamp) []v1alpha2.PolicyReportResult {
+func (p *part) results(c *Collector, previous map[uint64]metav1.Timestamp, now metav1.Timestamp) []v1alpha2.PolicyReportResult {
 	if len(p.entries) == 0 {
 		return nil
 	}
 	out := make([]v1alpha2.PolicyReportResult, len(p.entries))
 	for i := range p.entries {
-		out[i] = p.entries[i].r
+		if e := &p.entries[i]; e.new != nil {
+			out[i] = c.result(e.new)
+		} else {
+			out[i] = *e.old
+		}
 		if ts, ok := previous[p.entries[i].hash]; ok {
 			out[i].Timestamp = ts
 		} else {

@@ -10,18 +10,19 @@ import (
 	"github.com/portcullis-dev/portcullis/api/wgpolicyk8s/v1alpha2"
 )
 
+var testCollector = &Collector{policies: testPolicies, kinds: testKinds}
+
 func testEntries(t *testing.T, n int, message string) []entry {
 	t.Helper()
-	c := &Collector{policies: testPolicies, kinds: testKinds}
 	out := make([]entry, 0, n)
 	for i := range n {
 		r := testResult("ns", i)
 		if message != "" {
 			r.Message = message
 		}
-		out = append(out, c.toEntry(&r))
+		out = append(out, testCollector.newEntry(&r))
 	}
-	sortEntries(out)
+	testCollector.sortEntries(out)
 	return out
 }
 
@@ -59,7 +60,7 @@ func TestSplit(t *testing.T) {
 			t.Errorf("%s holds %d bytes of results, more than %d", p.name, size, MaxReportBytes)
 		}
 		// The estimate bounds the JSON.
-		b, err := WGPolicy.encode("ns", p.name, nil, nil, p.summary, p.results(nil, metav1.Timestamp{Seconds: 1}))
+		b, err := WGPolicy.encode("ns", p.name, nil, nil, p.summary, p.results(testCollector, nil, metav1.Timestamp{Seconds: 1}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,8 +85,9 @@ func TestHash(t *testing.T) {
 		t.Error("the same results hash differently")
 	}
 	changed := testEntries(t, 10, "")
-	changed[3].r.Description += "!"
-	changed[3] = newEntry(changed[3].r)
+	r := *changed[3].new
+	r.Message += "!"
+	changed[3] = testCollector.newEntry(&r)
 	if b := newPart(0, changed); a.hash == b.hash {
 		t.Error("a changed message keeps the hash")
 	}
@@ -93,12 +95,12 @@ func TestHash(t *testing.T) {
 		t.Error("fewer results keep the hash")
 	}
 	then, now := metav1.Timestamp{Seconds: 100}, metav1.Timestamp{Seconds: 200}
-	old := a.results(nil, then)
+	old := a.results(testCollector, nil, then)
 	stamps := map[uint64]metav1.Timestamp{}
 	for i := range old[:5] {
 		stamps[hashResult(&old[i])] = old[i].Timestamp
 	}
-	for i, r := range a.results(stamps, now) {
+	for i, r := range a.results(testCollector, stamps, now) {
 		want := now
 		if i < 5 {
 			want = then
@@ -113,7 +115,7 @@ func TestHash(t *testing.T) {
 // results differ in apiVersion, kind and the Report's top-level source.
 func TestEncode(t *testing.T) {
 	p := newPart(0, testEntries(t, 2, ""))
-	results := p.results(nil, metav1.Timestamp{Seconds: 1})
+	results := p.results(testCollector, nil, metav1.Timestamp{Seconds: 1})
 	for _, tc := range []struct {
 		api        API
 		ns         string
@@ -147,6 +149,29 @@ func TestEncode(t *testing.T) {
 		if len(back.Results) != 2 || back.Results[0].Policy != results[0].Policy || back.Results[1].Subjects[0].Name != results[1].Subjects[0].Name ||
 			back.Summary != p.summary {
 			t.Errorf("%s: results %+v, summary %+v", tc.kind, back.Results, back.Summary)
+		}
+	}
+}
+
+// TestOldEntries: a result kept from a report hashes, sorts and encodes as
+// the collected result it was made of.
+func TestOldEntries(t *testing.T) {
+	fresh := testEntries(t, 20, "")
+	kept := make([]entry, len(fresh))
+	for i := range fresh {
+		r := testCollector.result(fresh[len(fresh)-1-i].new)
+		kept[i] = oldEntry(&r)
+	}
+	testCollector.sortEntries(kept)
+	now := metav1.Timestamp{Seconds: 5}
+	a, b := newPart(0, fresh), newPart(0, kept)
+	if a.hash != b.hash {
+		t.Errorf("kept results hash to %s, collected ones to %s", b.hash, a.hash)
+	}
+	ra, rb := a.results(testCollector, nil, now), b.results(testCollector, nil, now)
+	for i := range ra {
+		if hashResult(&ra[i]) != hashResult(&rb[i]) || ra[i].Timestamp != rb[i].Timestamp {
+			t.Fatalf("result %d: %+v vs %+v", i, ra[i], rb[i])
 		}
 	}
 }

@@ -121,9 +121,10 @@ func (c *Collector) Results(ns string) ([]Result, error) {
 		return nil, err
 	}
 	var out []Result
-	for len(data) > 0 {
+	str := string(data)
+	for at := 0; at < len(data); {
 		var r Result
-		if data, err = decodeResult(data, &r); err != nil {
+		if at, err = decodeResult(data, str, at, &r); err != nil {
 			return nil, fmt.Errorf("reading the results of namespace %q: %w", ns, err)
 		}
 		if r.Policy < 0 || r.Policy >= len(c.policies) || r.Kind < 0 || r.Kind >= len(c.kinds) {
@@ -198,32 +199,40 @@ func appendResult(b []byte, r *Result) []byte {
 	return b
 }
 
-// decodeResult decodes one record of appendResult from data into r and
-// returns the rest of data.
-func decodeResult(data []byte, r *Result) ([]byte, error) {
-	p, n := binary.Uvarint(data)
-	if n <= 0 {
-		return nil, errCorrupt
+// decodeResult decodes one record of appendResult from data[at:] into r
+// and returns where the next begins. Its strings are substrings of str,
+// which holds the same bytes as data: one allocation for all the results
+// of a namespace rather than four per result.
+func decodeResult(data []byte, str string, at int, r *Result) (int, error) {
+	uvarint := func() (uint64, error) {
+		v, n := binary.Uvarint(data[at:])
+		if n <= 0 {
+			return 0, errCorrupt
+		}
+		at += n
+		return v, nil
 	}
-	data = data[n:]
-	k, n := binary.Uvarint(data)
-	if n <= 0 || len(data) < n+1 {
-		return nil, errCorrupt
+	p, err := uvarint()
+	if err != nil {
+		return 0, err
 	}
-	data = data[n:]
-	code := int(data[0])
+	k, err := uvarint()
+	if err != nil || at >= len(data) {
+		return 0, errCorrupt
+	}
+	code := int(data[at])
 	if code >= len(outcomes) {
-		return nil, errCorrupt
+		return 0, errCorrupt
 	}
-	data = data[1:]
+	at++
 	r.Policy, r.Kind, r.Outcome = int(p), int(k), outcomes[code]
 	for _, dst := range [...]*string{&r.Name, &r.UID, &r.Message, &r.Action} {
-		l, n := binary.Uvarint(data)
-		if n <= 0 || uint64(len(data)-n) < l {
-			return nil, errCorrupt
+		l, err := uvarint()
+		if err != nil || uint64(len(data)-at) < l {
+			return 0, errCorrupt
 		}
-		*dst = string(data[n : n+int(l)])
-		data = data[n+int(l):]
+		*dst = str[at : at+int(l)]
+		at += int(l)
 	}
-	return data, nil
+	return at, nil
 }

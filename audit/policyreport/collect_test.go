@@ -106,19 +106,20 @@ func FuzzDecodeResult(f *testing.F) {
 	}
 	f.Add([]byte{0xff, 0xff, 0xff}, "", "", uint8(9))
 	f.Fuzz(func(t *testing.T, data []byte, name, message string, code uint8) {
-		for rest := data; len(rest) > 0; {
+		for at := 0; at < len(data); {
 			var r Result
 			var err error
-			if rest, err = decodeResult(rest, &r); err != nil {
+			if at, err = decodeResult(data, string(data), at, &r); err != nil {
 				break
 			}
 		}
 		in := Result{Policy: int(code), Kind: int(code) * 3, Name: name, UID: message, Message: message,
 			Outcome: outcomes[int(code)%len(outcomes)], Action: name}
 		var out Result
-		rest, err := decodeResult(appendResult(nil, &in), &out)
-		if err != nil || len(rest) != 0 || out != in {
-			t.Fatalf("round trip of %+v: %+v, rest %d, %v", in, out, len(rest), err)
+		enc := appendResult(nil, &in)
+		at, err := decodeResult(enc, string(enc), 0, &out)
+		if err != nil || at != len(enc) || out != in {
+			t.Fatalf("round trip of %+v: %+v, at %d of %d, %v", in, out, at, len(enc), err)
 		}
 	})
 }

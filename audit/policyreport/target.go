@@ -95,21 +95,23 @@ func (w *Writer) served(a API) (bool, error) {
 }
 
 // chooseAPI picks the API to write: openreports.io where served, else
-// wgpolicyk8s.io, whose CRDs are installed if missing.
-func (w *Writer) chooseAPI(ctx context.Context) (API, error) {
+// wgpolicyk8s.io, whose CRDs are installed if missing (in the time
+// returned).
+func (w *Writer) chooseAPI(ctx context.Context) (API, time.Duration, error) {
 	for _, a := range []API{OpenReports, WGPolicy} {
 		ok, err := w.served(a)
 		if err != nil {
-			return API{}, err
+			return API{}, 0, err
 		}
 		if ok {
-			return a, nil
+			return a, 0, nil
 		}
 	}
+	begin := time.Now()
 	if err := w.installCRDs(ctx); err != nil {
-		return API{}, err
+		return API{}, time.Since(begin), err
 	}
-	return WGPolicy, nil
+	return WGPolicy, time.Since(begin), nil
 }
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}

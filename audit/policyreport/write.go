@@ -33,6 +33,9 @@ const (
 	AnnotationHash = "policy.portcullis.dev/results-hash"
 )
 
+// metadataOnly asks the API server for the metadata of the object written.
+const metadataOnly = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
 // Defaults of WriterOptions.
 const (
 	DefaultConcurrency = 4
@@ -136,6 +139,10 @@ type Stats struct {
 	Deletes int
 	// Errors counts the reports the API server refused to write or delete.
 	Errors int
+	// Install is how long installing the CRDs took, Duration how long
+	// Write took in all.
+	Install  time.Duration
+	Duration time.Duration
 }
 
 func (s *Stats) add(o *Stats) {
@@ -161,12 +168,14 @@ type existing struct {
 // be written (the report API is not served and its CRDs could not be
 // installed, or the current reports could not be listed); a report the
 // API server refuses is logged and counted, and the others are written.
-func (w *Writer) Write(ctx context.Context, in Input) (Stats, error) {
-	var stats Stats
+func (w *Writer) Write(ctx context.Context, in Input) (stats Stats, err error) {
+	begin := time.Now()
+	defer func() { stats.Duration = time.Since(begin) }()
 	if err := in.Collector.Err(); err != nil {
 		return stats, fmt.Errorf("collecting results: %w", err)
 	}
-	api, err := w.chooseAPI(ctx)
+	api, installed, err := w.chooseAPI(ctx)
+	stats.Install = installed
 	if err != nil {
 		return stats, err
 	}
@@ -276,9 +285,8 @@ func (w *Writer) syncNamespace(ctx context.Context, api API, in *Input, ns strin
 	}
 	entries := make([]entry, 0, len(results))
 	for i := range results {
-		entries = append(entries, in.Collector.toEntry(&results[i]))
+		entries = append(entries, in.Collector.newEntry(&results[i]))
 	}
-	results = nil
 	var previous []v1alpha2.PolicyReportResult
 	if in.Kept != nil && len(current) > 0 {
 		// Kinds that failed to list keep their results.
@@ -289,11 +297,11 @@ func (w *Writer) syncNamespace(ctx context.Context, api API, in *Input, ns strin
 		}
 		for i := range previous {
 			if len(previous[i].Subjects) > 0 && in.Kept(previous[i].Subjects[0].APIVersion, previous[i].Subjects[0].Kind) {
-				entries = append(entries, newEntry(previous[i]))
+				entries = append(entries, oldEntry(&previous[i]))
 			}
 		}
 	}
-	sortEntries(entries)
+	in.Collector.sortEntries(entries)
 	parts := split(entries, w.opts.MaxResults)
 	s.Reports, s.Results = len(parts), len(entries)
 	if len(parts) == 0 {
@@ -336,10 +344,9 @@ func (w *Writer) syncNamespace(ctx context.Context, api API, in *Input, ns strin
 		for i := range previous {
 			stamps[hashResult(&previous[i])] = previous[i].Timestamp
 		}
-		previous = nil
 		now := metav1.Timestamp{Seconds: in.Start.Unix()}
 		for _, p := range changed {
-			w.apply(ctx, api, ns, p, p.results(stamps, now), &s)
+			w.apply(ctx, api, ns, p, p.results(in.Collector, stamps, now), &s)
 		}
 	}
 	// Reports beyond the ones written: their results are in the others.
@@ -381,9 +388,11 @@ func (w *Writer) apply(ctx context.Context, api API, ns string, p *part, results
 	annotations := map[string]string{AnnotationHash: p.hash}
 	body, err := api.encode(ns, p.name, labels, annotations, p.summary, results)
 	if err == nil {
+		// The API server answers with the report's metadata only, not the
+		// whole report back.
 		err = w.rest.Patch(types.ApplyPatchType).AbsPath(api.path(ns, p.name)...).
 			Param("fieldManager", w.opts.FieldManager).Param("force", "true").
-			Body(body).Do(ctx).Error()
+			SetHeader("Accept", metadataOnly).Body(body).Do(ctx).Error()
 	}
 	if err != nil {
 		s.Errors++

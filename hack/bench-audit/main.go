@@ -238,8 +238,9 @@ func printResult(res *childResult) {
 			i+1, r.Duration.Round(time.Millisecond), mb(r.PeakRSS), r.Kinds, r.ObjectsListed, r.ObjectsReviewed,
 			r.Violations, r.ByAction, r.StatusWrites, r.ListErrors, r.ReviewErrors)
 		if r.Reports != nil {
-			fmt.Printf("Run %d reports: %d reports of %d results, %d written (%s), %d unchanged, %d deleted, %d errors; %s of results spilled to disk\n",
-				i+1, r.Reports.Reports, r.Reports.Results, r.Reports.Writes, mb(r.Reports.Bytes/1024), r.Reports.Unchanged,
+			fmt.Printf("Run %d reports: %s (CRDs installed in %s), %d reports of %d results, %d written (%s), %d unchanged, %d deleted, %d errors; %s of results spilled to disk\n",
+				i+1, r.Reports.Duration.Round(time.Millisecond), r.Reports.Install.Round(time.Millisecond), r.Reports.Reports,
+				r.Reports.Results, r.Reports.Writes, mb(r.Reports.Bytes/1024), r.Reports.Unchanged,
 				r.Reports.Deletes, r.Reports.Errors, mb(r.ReportSpilled/1024))
 		}
 	}
