@@ -3,7 +3,6 @@ package policyreport
 import (
 	"cmp"
 	"encoding/binary"
-	"hash/fnv"
 	"slices"
 	"strconv"
 
@@ -52,8 +51,7 @@ type entry struct {
 
 // newEntry makes an entry of a collected result.
 func (c *Collector) newEntry(r *Result) entry {
-	full := c.result(r)
-	return entry{new: r, hash: hashResult(&full), size: estimate(&full)}
+	return entry{new: r, hash: c.hashCollected(r), size: c.estimateCollected(r)}
 }
 
 // oldEntry makes an entry of a result kept from a report.
@@ -124,30 +122,39 @@ func (e *entry) outcome() v1alpha2.PolicyResult {
 	return e.old.Result
 }
 
+// fnv64a is FNV-1a over length-prefixed strings, without allocating.
+type fnv64a uint64
+
+const (
+	fnvOffset fnv64a = 14695981039346656037
+	fnvPrime  fnv64a = 1099511628211
+)
+
+func (h *fnv64a) write(s string) {
+	var n [binary.MaxVarintLen64]byte
+	for _, b := range n[:binary.PutUvarint(n[:], uint64(len(s)))] {
+		*h = (*h ^ fnv64a(b)) * fnvPrime
+	}
+	for i := 0; i < len(s); i++ {
+		*h = (*h ^ fnv64a(s[i])) * fnvPrime
+	}
+}
+
 // hashResult hashes every field of a result but its timestamp.
 func hashResult(r *v1alpha2.PolicyReportResult) uint64 {
-	h := fnv.New64a()
-	write := func(s string) {
-		var n [binary.MaxVarintLen64]byte
-		_, _ = h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
-		_, _ = h.Write([]byte(s))
+	h := fnvOffset
+	for _, f := range [...]string{r.Source, r.Policy, r.Rule, r.Category, string(r.Severity), string(r.Result),
+		strconv.FormatBool(r.Scored), r.Description} {
+		h.write(f)
 	}
-	write(r.Source)
-	write(r.Policy)
-	write(r.Rule)
-	write(r.Category)
-	write(string(r.Severity))
-	write(string(r.Result))
-	write(strconv.FormatBool(r.Scored))
-	write(r.Description)
 	for i := range r.Subjects {
 		s := &r.Subjects[i]
 		for _, f := range [...]string{s.APIVersion, s.Kind, s.Namespace, s.Name, string(s.UID), s.FieldPath, s.ResourceVersion} {
-			write(f)
+			h.write(f)
 		}
 	}
 	if r.SubjectSelector != nil {
-		write(r.SubjectSelector.String())
+		h.write(r.SubjectSelector.String())
 	}
 	keys := make([]string, 0, len(r.Properties))
 	for k := range r.Properties {
@@ -155,10 +162,36 @@ func hashResult(r *v1alpha2.PolicyReportResult) uint64 {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		write(k)
-		write(r.Properties[k])
+		h.write(k)
+		h.write(r.Properties[k])
 	}
-	return h.Sum64()
+	return uint64(h)
+}
+
+// hashCollected is hashResult(c.result(r)), without building the result.
+func (c *Collector) hashCollected(r *Result) uint64 {
+	p, k := &c.policies[r.Policy], &c.kinds[r.Kind]
+	h := fnvOffset
+	for _, f := range [...]string{Source, p.Name, p.Rule, p.Category, string(p.Severity), string(r.Outcome),
+		strconv.FormatBool(false), r.Message, k.APIVersion, k.Kind, r.Namespace, r.Name, r.UID, "", ""} {
+		h.write(f)
+	}
+	if r.Action != "" {
+		h.write(PropertyEnforcementAction)
+		h.write(r.Action)
+	}
+	return uint64(h)
+}
+
+// estimateCollected is estimate(c.result(r)), without building the result.
+func (c *Collector) estimateCollected(r *Result) int {
+	p, k := &c.policies[r.Policy], &c.kinds[r.Kind]
+	n := resultOverhead + len(Source) + len(p.Name) + len(p.Rule) + len(p.Category) + len(p.Severity) + len(r.Outcome) +
+		len(r.Message) + len(k.APIVersion) + len(k.Kind) + len(r.Namespace) + len(r.Name) + len(r.UID) + 60
+	if r.Action != "" {
+		n += len(PropertyEnforcementAction) + len(r.Action) + 6
+	}
+	return n
 }
 
 // sortEntries orders results by policy, resource (apiVersion, kind,
@@ -220,12 +253,12 @@ func split(es []entry, maxResults int) []part {
 
 func newPart(i int, es []entry) part {
 	p := part{name: partName(i), entries: es}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(hashVersion))
-	var n [8]byte
+	h := fnvOffset
+	h.write(hashVersion)
 	for j := range es {
-		binary.LittleEndian.PutUint64(n[:], es[j].hash)
-		_, _ = h.Write(n[:])
+		for v, k := es[j].hash, 0; k < 8; v, k = v>>8, k+1 {
+			h = (h ^ fnv64a(v&0xff)) * fnvPrime
+		}
 		switch es[j].outcome() {
 		case v1alpha2.ResultPass:
 			p.summary.Pass++
@@ -239,7 +272,7 @@ func newPart(i int, es []entry) part {
 			p.summary.Skip++
 		}
 	}
-	p.hash = strconv.FormatUint(h.Sum64(), 16)
+	p.hash = strconv.FormatUint(uint64(h), 16)
 	return p
 }
 

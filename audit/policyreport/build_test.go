@@ -175,3 +175,18 @@ func TestOldEntries(t *testing.T) {
 		}
 	}
 }
+
+// TestHashCollected: the hash and size estimate of a collected result
+// without building it equal those of the result built.
+func TestHashCollected(t *testing.T) {
+	for i := range 10 {
+		r := testResult("ns", i)
+		full := testCollector.result(&r)
+		if got, want := testCollector.hashCollected(&r), hashResult(&full); got != want {
+			t.Errorf("result %d: hashCollected %x, hashResult %x", i, got, want)
+		}
+		if got, want := testCollector.estimateCollected(&r), estimate(&full); got != want {
+			t.Errorf("result %d: estimateCollected %d, estimate %d", i, got, want)
+		}
+	}
+}
