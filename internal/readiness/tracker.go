@@ -26,6 +26,7 @@ type Tracker struct {
 	templates       *objects
 	constraints     map[string]*objects // by kind
 	data            dataState           // see data.go
+	expansions      expansionState      // see expansion.go
 	ready           bool
 }
 
@@ -57,6 +58,7 @@ func NewTracker() *Tracker {
 		templates:   newObjects(),
 		constraints: map[string]*objects{},
 		data:        dataState{kinds: newObjects()},
+		expansions:  expansionState{names: newObjects()},
 	}
 }
 
@@ -163,9 +165,13 @@ func (t *Tracker) Check(_ *http.Request) error {
 	if err := t.checkData(); err != nil {
 		return err
 	}
+	if err := t.checkExpansions(); err != nil {
+		return err
+	}
 	t.ready = true
 	// Nothing is tracked once ready: free the sets.
 	t.templates, t.constraints = newObjects(), map[string]*objects{}
 	t.data.kinds = newObjects()
+	t.expansions.names = newObjects()
 	return nil
 }

@@ -1,0 +1,85 @@
+package expansion
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/portcullis-dev/portcullis/api/expansion/v1alpha1"
+)
+
+// TestValidate pins Gatekeeper's ValidateTemplate (pkg/expansion/system.go)
+// messages, and the two checks Portcullis adds.
+func TestValidate(t *testing.T) {
+	valid := func() *Template {
+		return &Template{
+			Name:           "expand-deployments",
+			ApplyTo:        []v1alpha1.ApplyTo{{Groups: []string{"apps"}, Versions: []string{"v1"}, Kinds: []string{"Deployment"}}},
+			TemplateSource: "spec.template",
+			GeneratedGVK:   schema.GroupVersionKind{Version: "v1", Kind: "Pod"},
+		}
+	}
+	tests := []struct {
+		name   string
+		change func(*Template)
+		want   string // "" for valid
+	}{
+		{"valid", func(*Template) {}, ""},
+		{"override deny", func(t *Template) { t.EnforcementAction = "deny" }, ""},
+		{"override warn", func(t *Template) { t.EnforcementAction = "warn" }, ""},
+		{"override dryrun", func(t *Template) { t.EnforcementAction = "dryrun" }, ""},
+		{"no name", func(t *Template) { t.Name = "" }, "ExpansionTemplate has empty name field"},
+		{"long name", func(t *Template) { t.Name = strings.Repeat("a", 64) }, "ExpansionTemplate name must be less than 64 characters"},
+		{"63 characters", func(t *Template) { t.Name = strings.Repeat("a", 63) }, ""},
+		{"no source", func(t *Template) { t.TemplateSource = "" }, "ExpansionTemplate expand-deployments has empty source field"},
+		{"no generatedGVK", func(t *Template) { t.GeneratedGVK = schema.GroupVersionKind{} }, "ExpansionTemplate expand-deployments has empty generatedGVK field"},
+		{"no applyTo", func(t *Template) { t.ApplyTo = nil }, "ExpansionTemplate expand-deployments must specify ApplyTo"},
+		{
+			"expands its own output",
+			func(t *Template) { t.ApplyTo = append(t.ApplyTo, v1alpha1.ApplyTo{Groups: []string{""}, Versions: []string{"v1"}, Kinds: []string{"Pod"}}) },
+			"ExpansionTemplate expand-deployments generates GVK /v1, Kind=Pod, but also applies to that same GVK",
+		},
+		{"empty path segment", func(t *Template) { t.TemplateSource = "spec..template" }, `spec.templateSource "spec..template" has an empty field name`},
+		{"trailing dot", func(t *Template) { t.TemplateSource = "spec." }, `spec.templateSource "spec." has an empty field name`},
+		{"unknown action", func(t *Template) { t.EnforcementAction = "Deny" }, `spec.enforcementAction "Deny" is not one of deny, dryrun, warn`},
+		{"scoped action", func(t *Template) { t.EnforcementAction = "scoped" }, `spec.enforcementAction "scoped" is not one of`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tm := valid()
+			tc.change(tm)
+			err := tm.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidTemplate) {
+				t.Fatalf("Validate() = %v, want ErrInvalidTemplate with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestFromUnstructured(t *testing.T) {
+	tm := template(t, expandCronJobs)
+	if tm.Name != "expand-cronjobs" || tm.TemplateSource != "spec.jobTemplate" ||
+		tm.GeneratedGVK != (schema.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"}) || len(tm.ApplyTo) != 1 {
+		t.Errorf("FromUnstructured(v1beta1) = %+v", tm)
+	}
+	t.Run("not a template", func(t *testing.T) {
+		_, err := FromUnstructured(parse(t, deployment))
+		if err == nil || !strings.Contains(err.Error(), `Deployment "Nginx-Deployment" is not an ExpansionTemplate.expansion.gatekeeper.sh`) {
+			t.Errorf("err = %v", err)
+		}
+	})
+	t.Run("field of the wrong type", func(t *testing.T) {
+		_, err := FromUnstructured(parse(t, strings.Replace(expandJobs, "templateSource: spec.template", "templateSource: [spec]", 1)))
+		if err == nil || !strings.Contains(err.Error(), `ExpansionTemplate "expand-jobs"`) || !errors.Is(err, ErrInvalidTemplate) {
+			t.Errorf("err = %v, want one naming the template", err)
+		}
+	})
+}
