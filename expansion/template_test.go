@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/portcullis-dev/portcullis/api/expansion/v1alpha1"
@@ -38,7 +39,9 @@ func TestValidate(t *testing.T) {
 		{"no applyTo", func(t *Template) { t.ApplyTo = nil }, "ExpansionTemplate expand-deployments must specify ApplyTo"},
 		{
 			"expands its own output",
-			func(t *Template) { t.ApplyTo = append(t.ApplyTo, v1alpha1.ApplyTo{Groups: []string{""}, Versions: []string{"v1"}, Kinds: []string{"Pod"}}) },
+			func(t *Template) {
+				t.ApplyTo = append(t.ApplyTo, v1alpha1.ApplyTo{Groups: []string{""}, Versions: []string{"v1"}, Kinds: []string{"Pod"}})
+			},
 			"ExpansionTemplate expand-deployments generates GVK /v1, Kind=Pod, but also applies to that same GVK",
 		},
 		{"empty path segment", func(t *Template) { t.TemplateSource = "spec..template" }, `spec.templateSource "spec..template" has an empty field name`},
@@ -82,4 +85,40 @@ func TestFromUnstructured(t *testing.T) {
 			t.Errorf("err = %v, want one naming the template", err)
 		}
 	})
+}
+
+// TestUnjudged: a template whose generated kind no constraint matches, and
+// no template expands, is reported; recursion and kind wildcards count.
+func TestUnjudged(t *testing.T) {
+	constraint := func(kinds string) *unstructured.Unstructured {
+		return parse(t, "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sOwner\nmetadata: {name: c}\nspec:\n  match:\n    kinds: "+kinds+"\n")
+	}
+	s := system(t, nil, expandCronJobs, expandJobs, expandDeployments)
+	tests := []struct {
+		name        string
+		constraints []*unstructured.Unstructured
+		want        []string
+	}{
+		{"no constraint", nil, []string{
+			`ExpansionTemplate "expand-deployments": spec.generatedGVK v1 Pod is matched by no constraint (spec.match.kinds) and expanded by no ExpansionTemplate: its resultants are never judged`,
+			`ExpansionTemplate "expand-jobs": spec.generatedGVK v1 Pod is matched`,
+		}},
+		{"pods", []*unstructured.Unstructured{constraint(`[{apiGroups: [""], kinds: [Pod]}]`)}, nil},
+		{"any kind", []*unstructured.Unstructured{constraint(`[]`)}, nil},
+		{"wildcards", []*unstructured.Unstructured{constraint(`[{apiGroups: ["*"], kinds: ["*"]}]`)}, nil},
+		{"other kinds", []*unstructured.Unstructured{constraint(`[{apiGroups: [apps], kinds: [Pod]}, {apiGroups: [""], kinds: [Service]}]`)}, []string{"expand-deployments", "expand-jobs"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := s.Unjudged(tc.constraints)
+			if len(got) != len(tc.want) {
+				t.Fatalf("Unjudged = %q, want %d warnings", got, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("warning %d = %q, want %q", i, got[i], w)
+				}
+			}
+		})
+	}
 }
