@@ -94,7 +94,6 @@ var unsupported = []struct {
 	{"log-stats-audit", "Portcullis does not log evaluation stats; see the gatekeeper_audit_* metrics", true},
 	{"enable-external-data", "Portcullis has no external data (Provider) yet", true},
 	{"external-data-provider-response-cache-ttl", "Portcullis has no external data (Provider) yet", false},
-	{"enable-generator-resource-expansion", "Portcullis has no ExpansionTemplate support yet", true},
 	{"log-mutations", "Portcullis has no mutation yet", true},
 	{"mutation-annotations", "Portcullis has no mutation yet", true},
 	{"mutating-webhook-configuration-name", "Portcullis has no mutation webhook yet", false},
@@ -192,7 +191,7 @@ var gatekeeperNames = []string{
 	"disable-opa-builtin", "max-serving-threads", "tls-min-version", "validating-webhook-configuration-name",
 	"disable-cert-rotation", "cert-service-name", "readiness-retries", "shutdown-delay", "enable-pprof", "pprof-port",
 	"enable-referential-rules", "kubeconfig", "log-level-key", "log-level-encoder", "enable-k8s-native-validation",
-	"default-k8s-native-validation-failure-policy",
+	"default-k8s-native-validation-failure-policy", "enable-generator-resource-expansion",
 }
 
 // markGatekeeperFlags starts the help of Gatekeeper's flags with
