@@ -125,7 +125,7 @@ func TestExpansionGatorTest(t *testing.T) {
 		{
 			name: "an invalid template names its field", gator: `ValidateTemplate's "has empty source field"`,
 			stdin: strings.Replace(readTestdata(t, xExpand), `templateSource: "spec.template"`, `templateSource: ""`, 1), args: append(policy, "-f", xDeployment), code: 1,
-			stderr: []string{"auditing objects: error creating expander: error upserting template expand-deployments (<stdin>): invalid ExpansionTemplate: ExpansionTemplate expand-deployments has empty source field"},
+			stderr: []string{"auditing objects: error creating expander: error upserting template expand-deployments (<stdin>): ExpansionTemplate expand-deployments has empty source field"},
 		},
 		{
 			name: "a generated kind no constraint matches", gator: "gator says nothing; Portcullis warns on stderr and judges as gator does",
@@ -159,7 +159,7 @@ func TestExpansionGatorTest(t *testing.T) {
 	t.Run("--stats labels the resultant's", func(t *testing.T) {
 		code, out, _ := run(t, "", append(policy, "--stats", "-o", "json", "-f", xExpand, "-f", xDeployment)...)
 		if code != 1 || !strings.Contains(out, `"name": "Implied by"`) || !strings.Contains(out, `"value": "expand-deployments"`) {
-			t.Errorf("exit %d; want stats labelled Implied by: expand-deployments (AggregateStats):\n%s", code, out)
+			t.Errorf("exit %d; want stats labeled Implied by: expand-deployments (AggregateStats):\n%s", code, out)
 		}
 	})
 }

@@ -2,10 +2,8 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -150,7 +148,7 @@ func (r *ExpansionReconciler) writeStatus(ctx context.Context, et *v1beta1.Expan
 		ID: r.Replica.ID, TemplateUID: et.UID, Operations: r.Replica.SortedOperations(), ObservedGeneration: et.Generation,
 	}
 	if upsertErr != nil {
-		entry.Errors = []*v1alpha1.ExpansionTemplateError{{Message: templateErrorMessage(upsertErr)}}
+		entry.Errors = []*v1alpha1.ExpansionTemplateError{{Message: upsertErr.Error()}}
 	}
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&entry)
 	if err != nil {
@@ -161,18 +159,6 @@ func (r *ExpansionReconciler) writeStatus(ctx context.Context, et *v1beta1.Expan
 		return fmt.Errorf("writing the status of ExpansionTemplate %s: %w", et.Name, err)
 	}
 	return nil
-}
-
-// templateErrorMessage is the status message of an error: Gatekeeper's
-// text alone, without the "invalid ExpansionTemplate: " wrapping.
-func templateErrorMessage(err error) string {
-	msg := err.Error()
-	if errors.Is(err, expansion.ErrInvalidTemplate) {
-		if rest, ok := strings.CutPrefix(msg, expansion.ErrInvalidTemplate.Error()+": "); ok {
-			return rest
-		}
-	}
-	return msg
 }
 
 // expansionLister tells the readiness tracker which ExpansionTemplates

@@ -1,6 +1,7 @@
 package expansion
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -64,7 +65,7 @@ func FuzzExpand(f *testing.F) {
 func equality(a, b *unstructured.Unstructured) bool {
 	ja, err1 := a.MarshalJSON()
 	jb, err2 := b.MarshalJSON()
-	return err1 == nil && err2 == nil && string(ja) == string(jb)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 // FuzzReadTemplate feeds any YAML to the reading of ExpansionTemplates, as

@@ -48,7 +48,7 @@ func (r *Reviewer) Review(ctx context.Context, in engine.ReviewInput, enforcemen
 	if err != nil || r.System == nil {
 		return resp, err
 	}
-	base, err := newBase(in)
+	base, err := r.newBase(in)
 	if err != nil || base == nil {
 		return resp, err
 	}
@@ -74,7 +74,7 @@ func (r *Reviewer) Review(ctx context.Context, in engine.ReviewInput, enforcemen
 // Aggregate adds the violations of a resultant's review to its parent's, as
 // Gatekeeper does: each message prefixed with "[Implied by <template>] ",
 // the enforcement action replaced by the template's override if it has
-// one; its stats labelled StatLabel: <template>, its trace appended.
+// one; its stats labeled StatLabel: <template>, its trace appended.
 func Aggregate(parent, child *engine.Response, res *Resultant) {
 	prefix := "[" + StatLabel + " " + res.TemplateName + "] "
 	for _, v := range child.Violations {
@@ -113,17 +113,19 @@ type base struct {
 // newBase returns what in expands: an Object's object, an Admission's
 // object (its oldObject for a DELETE) with the request's kind and
 // namespace, as Gatekeeper's webhook expands it. Nil when there is none.
-func newBase(in engine.ReviewInput) (*base, error) {
+func (r *Reviewer) newBase(in engine.ReviewInput) (*base, error) {
 	switch o := in.(type) {
 	case *engine.Object:
-		if o == nil || o.Object == nil {
+		if o == nil || o.Object == nil || !r.System.Expands(o.Object.GroupVersionKind()) {
 			return nil, nil
 		}
 		return &base{obj: o.Object, ns: o.Namespace, input: func(u *unstructured.Unstructured) (engine.ReviewInput, error) {
 			return &engine.Object{Object: u, Namespace: o.Namespace, Source: engine.SourceGenerated}, nil
 		}}, nil
 	case *engine.Admission:
-		if o == nil || o.Request == nil {
+		// Decoding the request's object again costs; most kinds expand
+		// into nothing.
+		if o == nil || o.Request == nil || !r.System.Expands(schema.GroupVersionKind(o.Request.Kind)) {
 			return nil, nil
 		}
 		return admissionBase(o)

@@ -59,7 +59,7 @@ spec:
 }
 
 // newEngine holds ownerTemplate and the constraints given.
-func newEngine(t *testing.T, opts engine.Options, constraints ...string) *engine.Engine {
+func newEngine(t testing.TB, opts engine.Options, constraints ...string) *engine.Engine {
 	t.Helper()
 	eng, err := engine.New(opts)
 	if err != nil {
@@ -236,7 +236,7 @@ func TestReviewerErrors(t *testing.T) {
 	}
 }
 
-// TestReviewerStats: a resultant's stats are labelled with its template, as
+// TestReviewerStats: a resultant's stats are labeled with its template, as
 // gator test --stats shows them (Gatekeeper's AggregateStats).
 func TestReviewerStats(t *testing.T) {
 	everything := "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sOwner\nmetadata: {name: all-need-owner}\n"
@@ -254,7 +254,7 @@ func TestReviewerStats(t *testing.T) {
 		}
 	}
 	if len(resp.Violations) != 2 || implied == 0 || implied == len(resp.Stats) {
-		t.Errorf("%d of %d stats entries labelled %q; want the resultant's only", implied, len(resp.Stats), StatLabel)
+		t.Errorf("%d of %d stats entries labeled %q; want the resultant's only", implied, len(resp.Stats), StatLabel)
 	}
 }
 

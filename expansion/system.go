@@ -140,6 +140,14 @@ func (s *System) rebuild() {
 	}
 }
 
+// Expands reports whether some usable template expands objects of kind
+// gvk: when it does not, Expand returns nothing.
+func (s *System) Expands(gvk schema.GroupVersionKind) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.byGVK[gvk]) > 0
+}
+
 // Expand returns the resources obj expands into, recursively, mutated by
 // the System's Mutator: for each template that applies to obj's kind, by
 // template name, the resultants of its resultant come before it, as in

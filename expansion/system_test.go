@@ -57,7 +57,9 @@ spec:
 		t.Error("Expand changed the parent")
 	}
 	// The resultant is a copy: changing it leaves the parent alone.
-	unstructured.SetNestedField(got[0].Object.Object, "changed", "spec", "containers")
+	if err := unstructured.SetNestedField(got[0].Object.Object, "changed", "spec", "containers"); err != nil {
+		t.Fatal(err)
+	}
 	if !reflect.DeepEqual(parent, before) {
 		t.Error("the resultant shares the parent's values")
 	}

@@ -29,6 +29,22 @@ const maxNameLength = 64
 // ErrInvalidTemplate wraps every reason a template cannot be used.
 var ErrInvalidTemplate = errors.New("invalid ExpansionTemplate")
 
+// FieldError is a template that does not validate: the field at fault and
+// Gatekeeper's message. It is an ErrInvalidTemplate.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Message }
+
+// Unwrap makes a FieldError an ErrInvalidTemplate.
+func (e *FieldError) Unwrap() error { return ErrInvalidTemplate }
+
+func fieldError(field, format string, a ...any) error {
+	return &FieldError{Field: field, Message: fmt.Sprintf(format, a...)}
+}
+
 // Template is an ExpansionTemplate as the expansion system uses it; both
 // API versions convert to it.
 type Template struct {
@@ -90,34 +106,34 @@ var validActions = []string{"", engine.ActionDeny, engine.ActionDryrun, engine.A
 // also refuses what Gatekeeper accepts but cannot use: a templateSource
 // with an empty field name ("spec..template") and an enforcementAction
 // other than deny, dryrun or warn, under which Gatekeeper drops the
-// violations of expanded resources.
+// violations of expanded resources. Its errors are *FieldError.
 func (t *Template) Validate() error {
 	name := t.Name
 	switch {
 	case name == "":
-		return fmt.Errorf("%w: ExpansionTemplate has empty name field", ErrInvalidTemplate)
+		return fieldError("metadata.name", "ExpansionTemplate has empty name field")
 	case len(name) >= maxNameLength:
-		return fmt.Errorf("%w: ExpansionTemplate name must be less than 64 characters", ErrInvalidTemplate)
+		return fieldError("metadata.name", "ExpansionTemplate name must be less than 64 characters")
 	case t.TemplateSource == "":
-		return fmt.Errorf("%w: ExpansionTemplate %s has empty source field", ErrInvalidTemplate, name)
+		return fieldError("spec.templateSource", "ExpansionTemplate %s has empty source field", name)
 	case t.GeneratedGVK.Empty():
-		return fmt.Errorf("%w: ExpansionTemplate %s has empty generatedGVK field", ErrInvalidTemplate, name)
+		return fieldError("spec.generatedGVK", "ExpansionTemplate %s has empty generatedGVK field", name)
 	case len(t.ApplyTo) == 0:
-		return fmt.Errorf("%w: ExpansionTemplate %s must specify ApplyTo", ErrInvalidTemplate, name)
+		return fieldError("spec.applyTo", "ExpansionTemplate %s must specify ApplyTo", name)
 	}
-	for _, a := range t.ApplyTo {
+	for i, a := range t.ApplyTo {
 		if a.Matches(t.GeneratedGVK) {
-			return fmt.Errorf("%w: ExpansionTemplate %s generates GVK %v, but also applies to that same GVK", ErrInvalidTemplate, name, t.GeneratedGVK)
+			return fieldError(fmt.Sprintf("spec.applyTo[%d]", i), "ExpansionTemplate %s generates GVK %v, but also applies to that same GVK", name, t.GeneratedGVK)
 		}
 	}
 	path := strings.Split(t.TemplateSource, ".")
 	if slices.Contains(path, "") {
-		return fmt.Errorf("%w: ExpansionTemplate %s: spec.templateSource %q has an empty field name: want a dotted path such as spec.template",
-			ErrInvalidTemplate, name, t.TemplateSource)
+		return fieldError("spec.templateSource", "ExpansionTemplate %s: spec.templateSource %q has an empty field name: want a dotted path such as spec.template",
+			name, t.TemplateSource)
 	}
 	if !slices.Contains(validActions, t.EnforcementAction) {
-		return fmt.Errorf("%w: ExpansionTemplate %s: spec.enforcementAction %q is not one of deny, dryrun, warn (or empty, to keep the constraint's)",
-			ErrInvalidTemplate, name, t.EnforcementAction)
+		return fieldError("spec.enforcementAction", "ExpansionTemplate %s: spec.enforcementAction %q is not one of deny, dryrun, warn (or empty, to keep the constraint's)",
+			name, t.EnforcementAction)
 	}
 	t.path = path
 	return nil

@@ -26,28 +26,29 @@ func TestValidate(t *testing.T) {
 		name   string
 		change func(*Template)
 		want   string // "" for valid
+		field  string
 	}{
-		{"valid", func(*Template) {}, ""},
-		{"override deny", func(t *Template) { t.EnforcementAction = "deny" }, ""},
-		{"override warn", func(t *Template) { t.EnforcementAction = "warn" }, ""},
-		{"override dryrun", func(t *Template) { t.EnforcementAction = "dryrun" }, ""},
-		{"no name", func(t *Template) { t.Name = "" }, "ExpansionTemplate has empty name field"},
-		{"long name", func(t *Template) { t.Name = strings.Repeat("a", 64) }, "ExpansionTemplate name must be less than 64 characters"},
-		{"63 characters", func(t *Template) { t.Name = strings.Repeat("a", 63) }, ""},
-		{"no source", func(t *Template) { t.TemplateSource = "" }, "ExpansionTemplate expand-deployments has empty source field"},
-		{"no generatedGVK", func(t *Template) { t.GeneratedGVK = schema.GroupVersionKind{} }, "ExpansionTemplate expand-deployments has empty generatedGVK field"},
-		{"no applyTo", func(t *Template) { t.ApplyTo = nil }, "ExpansionTemplate expand-deployments must specify ApplyTo"},
+		{"valid", func(*Template) {}, "", ""},
+		{"override deny", func(t *Template) { t.EnforcementAction = "deny" }, "", ""},
+		{"override warn", func(t *Template) { t.EnforcementAction = "warn" }, "", ""},
+		{"override dryrun", func(t *Template) { t.EnforcementAction = "dryrun" }, "", ""},
+		{"no name", func(t *Template) { t.Name = "" }, "ExpansionTemplate has empty name field", "metadata.name"},
+		{"long name", func(t *Template) { t.Name = strings.Repeat("a", 64) }, "ExpansionTemplate name must be less than 64 characters", "metadata.name"},
+		{"63 characters", func(t *Template) { t.Name = strings.Repeat("a", 63) }, "", ""},
+		{"no source", func(t *Template) { t.TemplateSource = "" }, "ExpansionTemplate expand-deployments has empty source field", "spec.templateSource"},
+		{"no generatedGVK", func(t *Template) { t.GeneratedGVK = schema.GroupVersionKind{} }, "ExpansionTemplate expand-deployments has empty generatedGVK field", "spec.generatedGVK"},
+		{"no applyTo", func(t *Template) { t.ApplyTo = nil }, "ExpansionTemplate expand-deployments must specify ApplyTo", "spec.applyTo"},
 		{
 			"expands its own output",
 			func(t *Template) {
 				t.ApplyTo = append(t.ApplyTo, v1alpha1.ApplyTo{Groups: []string{""}, Versions: []string{"v1"}, Kinds: []string{"Pod"}})
 			},
-			"ExpansionTemplate expand-deployments generates GVK /v1, Kind=Pod, but also applies to that same GVK",
+			"ExpansionTemplate expand-deployments generates GVK /v1, Kind=Pod, but also applies to that same GVK", "spec.applyTo[1]",
 		},
-		{"empty path segment", func(t *Template) { t.TemplateSource = "spec..template" }, `spec.templateSource "spec..template" has an empty field name`},
-		{"trailing dot", func(t *Template) { t.TemplateSource = "spec." }, `spec.templateSource "spec." has an empty field name`},
-		{"unknown action", func(t *Template) { t.EnforcementAction = "Deny" }, `spec.enforcementAction "Deny" is not one of deny, dryrun, warn`},
-		{"scoped action", func(t *Template) { t.EnforcementAction = "scoped" }, `spec.enforcementAction "scoped" is not one of`},
+		{"empty path segment", func(t *Template) { t.TemplateSource = "spec..template" }, `spec.templateSource "spec..template" has an empty field name`, "spec.templateSource"},
+		{"trailing dot", func(t *Template) { t.TemplateSource = "spec." }, `spec.templateSource "spec." has an empty field name`, "spec.templateSource"},
+		{"unknown action", func(t *Template) { t.EnforcementAction = "Deny" }, `spec.enforcementAction "Deny" is not one of deny, dryrun, warn`, "spec.enforcementAction"},
+		{"scoped action", func(t *Template) { t.EnforcementAction = "scoped" }, `spec.enforcementAction "scoped" is not one of`, "spec.enforcementAction"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,6 +63,9 @@ func TestValidate(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidTemplate) {
 				t.Fatalf("Validate() = %v, want ErrInvalidTemplate with %q", err, tc.want)
+			}
+			if fe, ok := errors.AsType[*FieldError](err); !ok || fe.Field != tc.field {
+				t.Errorf("Validate() = %#v, want a FieldError on %s", err, tc.field)
 			}
 		})
 	}

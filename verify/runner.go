@@ -234,10 +234,12 @@ func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, sys *expansion
 			}
 		}
 	}
-	var resp *engine.Response
+	var (
+		resp *engine.Response
+		req  *admissionv1.AdmissionRequest
+	)
 	if isAdmissionReview(obj) {
-		req, err := admissionRequest(obj)
-		if err != nil {
+		if req, err = admissionRequest(obj); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.Object, err)
 		}
 		resp, err = eng.Review(ctx, &engine.Admission{Request: req, Source: engine.SourceOriginal}, engine.EnforcementPointGator)

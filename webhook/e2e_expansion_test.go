@@ -237,7 +237,7 @@ func TestExpansionE2E(t *testing.T) {
 		bad := testenv.Parse(t, strings.Replace(expandPods, `templateSource: "spec.foo"`, `templateSource: ""`, 1))
 		bad.SetName("expand-nothing")
 		err := env.Client.Create(ctx, bad, client.DryRunAll)
-		if err == nil || !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "ExpansionTemplate expand-nothing has empty source field") {
+		if err == nil || !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.templateSource: ExpansionTemplate expand-nothing has empty source field") {
 			t.Errorf("creating an ExpansionTemplate without templateSource: %v, want 422 with Gatekeeper's message", err)
 		}
 	})

@@ -129,11 +129,15 @@ func (h *PolicyHandler) checkTemplate(ctx context.Context, u *unstructured.Unstr
 // system would refuse, as Gatekeeper's webhook does (ValidateTemplate).
 func checkExpansionTemplate(u *unstructured.Unstructured) *admissionv1.AdmissionResponse {
 	t, err := expansion.FromUnstructured(u)
-	if err == nil {
-		err = t.Validate()
-	}
 	if err != nil {
 		return invalid(u, "spec", err)
+	}
+	if err := t.Validate(); err != nil {
+		field := "spec"
+		if fe, ok := errors.AsType[*expansion.FieldError](err); ok {
+			field = fe.Field
+		}
+		return invalid(u, field, err)
 	}
 	return allowed("")
 }

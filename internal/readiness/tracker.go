@@ -25,8 +25,7 @@ type Tracker struct {
 	templatesListed bool
 	templates       *objects
 	constraints     map[string]*objects // by kind
-	data            dataState           // see data.go
-	expansions      expansionState      // see expansion.go
+	gates           []*gate             // data.go, expansion.go
 	ready           bool
 }
 
@@ -57,8 +56,7 @@ func NewTracker() *Tracker {
 	return &Tracker{
 		templates:   newObjects(),
 		constraints: map[string]*objects{},
-		data:        dataState{kinds: newObjects()},
-		expansions:  expansionState{names: newObjects()},
+		gates:       newGates(),
 	}
 }
 
@@ -162,16 +160,12 @@ func (t *Tracker) Check(_ *http.Request) error {
 			return fmt.Errorf("%d %s constraints not loaded yet, e.g. %q", len(p), k, p[0])
 		}
 	}
-	if err := t.checkData(); err != nil {
-		return err
-	}
-	if err := t.checkExpansions(); err != nil {
+	if err := t.checkGates(); err != nil {
 		return err
 	}
 	t.ready = true
 	// Nothing is tracked once ready: free the sets.
 	t.templates, t.constraints = newObjects(), map[string]*objects{}
-	t.data.kinds = newObjects()
-	t.expansions.names = newObjects()
+	t.gates = newGates()
 	return nil
 }
