@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -237,8 +238,13 @@ func TestExpansionE2E(t *testing.T) {
 		bad := testenv.Parse(t, strings.Replace(expandPods, `templateSource: "spec.foo"`, `templateSource: ""`, 1))
 		bad.SetName("expand-nothing")
 		err := env.Client.Create(ctx, bad, client.DryRunAll)
-		if err == nil || !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.templateSource: ExpansionTemplate expand-nothing has empty source field") {
-			t.Errorf("creating an ExpansionTemplate without templateSource: %v, want 422 with Gatekeeper's message", err)
+		if err == nil || !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "ExpansionTemplate expand-nothing has empty source field") {
+			t.Fatalf("creating an ExpansionTemplate without templateSource: %v, want 422 with Gatekeeper's message", err)
+		}
+		// kubectl prints the cause: the field and the message.
+		se, ok := errors.AsType[*apierrors.StatusError](err)
+		if !ok || se.ErrStatus.Details == nil || len(se.ErrStatus.Details.Causes) != 1 || se.ErrStatus.Details.Causes[0].Field != "spec.templateSource" {
+			t.Errorf("refusal %#v, want one cause on spec.templateSource", err)
 		}
 	})
 	// Created by the test, not a subtest: the cycle subtest needs them.
