@@ -65,5 +65,6 @@ else bin/k8s); when missing they are built with hack/build-control-plane.sh.`,
 	f.BoolVar(&o.Samples, "samples", false, "apply the templates and sample constraints even if the data dir has had them (they are applied to a new data dir only)")
 	f.BoolVar(&o.NoSamples, "no-samples", false, "apply no templates or sample constraints, even to a new data dir")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "how long start-up may take in all; each step has its own bound too")
+	f.BoolVar(&o.StopOnly, "stop", false, "only stop what a killed portcullis dev of --data-dir left running (etcd, kube-apiserver, kube-controller-manager), then exit; refused while one runs")
 	return cmd
 }

@@ -44,6 +44,10 @@ func TestDev(t *testing.T) {
 	}
 	first.waitReady(devReadyBound)
 	checkTryThis(t, first)
+	stop := h.start(t, "--stop while running", dir, "--stop")
+	if code := stop.waitExit(devStopBound); code != 1 || !strings.Contains(stop.stderr.String(), "already running with data dir") {
+		t.Errorf("portcullis dev --stop while one runs: want refused (exit 1), got exit %d:\n%s", code, stop.stderr.String())
+	}
 
 	// kube-controller-manager: a Deployment gets its ReplicaSet and Pods
 	// (Pending: no kubelet), and a Pod policy's denial shows in the

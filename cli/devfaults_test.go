@@ -49,6 +49,31 @@ func TestDevSignalDuringStartup(t *testing.T) {
 			return
 		}
 	}
+
+	// SIGKILL mid-start, then --stop: what the killed run left is stopped,
+	// and said so, without starting anything.
+	p := h.start(t, "killed at starting the manager", dir)
+	if !p.waitStderr("portcullis dev: starting the manager", devLineBound) {
+		t.Fatalf("%s: no line saying it starts the manager within %s", p.name, devLineBound)
+	}
+	p.signalAndWait(syscall.SIGKILL, devStopBound)
+	left := devChildren(dir)
+	if len(left) < 3 {
+		t.Errorf("want etcd, kube-apiserver and kube-controller-manager left by SIGKILL, found PIDs %v", left)
+	}
+	stop := h.start(t, "--stop", dir, "--stop")
+	if code := stop.waitExit(devStopBound); code != 0 {
+		t.Errorf("%s: exit %d, want 0", stop.name, code)
+	}
+	for _, pid := range left {
+		if !strings.Contains(stop.stderr.String(), "(PID "+strconv.Itoa(pid)+")") {
+			t.Errorf("%s: PID %d not named:\n%s", stop.name, pid, stop.stderr.String())
+		}
+	}
+	if strings.Contains(stop.stderr.String(), "starting") {
+		t.Errorf("%s started something:\n%s", stop.name, stop.stderr.String())
+	}
+	assertNothingLeft(t, dir, stop.name)
 }
 
 // TestDevRefusals covers what `portcullis dev` refuses before it starts

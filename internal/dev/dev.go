@@ -56,6 +56,9 @@ type Options struct {
 	// are applied once, to a new data dir.
 	Samples, NoSamples bool
 	Timeout            time.Duration // of the whole start-up
+	// StopOnly stops what a killed run of the data dir left running, then
+	// returns without starting anything.
+	StopOnly bool
 	// Manager is the manager's options, from ManagerOptions.
 	Manager        manager.Options
 	Stdout, Stderr io.Writer
@@ -106,8 +109,15 @@ func Run(parent context.Context, o Options) (retErr error) {
 		return err
 	}
 	r.records = newRecords(r.dataDir)
-	if err := r.stopLeftovers(lock.previous); err != nil {
+	stopped, err := r.stopLeftovers(lock.previous)
+	if err != nil {
 		return err
+	}
+	if o.StopOnly {
+		if stopped == 0 {
+			fmt.Fprintf(r.stderr, "portcullis dev: nothing of a previous run is running with data dir %s\n", r.dataDir)
+		}
+		return nil
 	}
 	if note != "" {
 		fmt.Fprintln(r.stderr, "portcullis dev: "+note)
@@ -294,11 +304,12 @@ func (r *run) stopAll(stops []func() error) error {
 
 // stopLeftovers stops the processes a previous run of this data dir left
 // running (recorded, or running with the data dir on their command line),
-// SIGTERM then SIGKILL, and says so in one line.
-func (r *run) stopLeftovers(prev *owner) error {
+// SIGTERM then SIGKILL, and says so in one line. It returns how many it
+// stopped.
+func (r *run) stopLeftovers(prev *owner) (int, error) {
 	recorded, err := r.records.load()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var left []proc
 	for _, p := range recorded {
@@ -312,11 +323,11 @@ func (r *run) stopLeftovers(prev *owner) error {
 		}
 	}
 	if len(left) == 0 {
-		return r.records.clear()
+		return 0, r.records.clear()
 	}
 	res, err := stopInOrder(left, 10*time.Second)
 	if err != nil {
-		return fmt.Errorf("stopping what a previous portcullis dev left running: %w", err)
+		return 0, fmt.Errorf("stopping what a previous portcullis dev left running: %w", err)
 	}
 	by := "a previous portcullis dev"
 	if prev != nil && prev.PID != os.Getpid() {
@@ -328,9 +339,9 @@ func (r *run) stopLeftovers(prev *owner) error {
 	}
 	fmt.Fprintln(r.stderr, line)
 	if len(res.left) > 0 {
-		return fmt.Errorf("%s still running after SIGKILL: stop them by hand, then start again", listProcs(res.left))
+		return 0, fmt.Errorf("%s still running after SIGKILL: stop them by hand, then start again", listProcs(res.left))
 	}
-	return r.records.clear()
+	return len(left), r.records.clear()
 }
 
 // handleSignals makes the first SIGINT, SIGTERM or SIGHUP cancel ctx with

@@ -19,15 +19,16 @@ import (
 // Controllers are the kube-controller-manager controllers `portcullis dev`
 // runs: those that need no node, no cloud and no storage. Namespaces are
 // emptied and deleted, owned objects collected, every namespace gets its
-// ServiceAccount default and ConfigMap kube-root-ca.crt, and workloads get
-// their ReplicaSets, Pods and Jobs (Pods stay Pending: there is no
-// kubelet).
+// ServiceAccount default, and workloads get their ReplicaSets, Pods and
+// Jobs (Pods stay Pending: there is no kubelet). Not the publisher of
+// ConfigMap kube-root-ca.crt: only a kubelet's projected token volumes use
+// it, and it would put a ConfigMap in every namespace for the audit to
+// find.
 var Controllers = []string{
 	"namespace-controller",
 	"garbage-collector-controller",
 	"serviceaccount-controller",
 	"serviceaccount-token-controller",
-	"root-ca-certificate-publisher-controller",
 	"clusterrole-aggregation-controller",
 	"deployment-controller",
 	"replicaset-controller",
