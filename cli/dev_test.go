@@ -138,7 +138,9 @@ func TestDev(t *testing.T) {
 	eventually(t, dir, "kubectl apply -f "+td("deny-namespaces-constraint.yaml"), "the constraint applied", 90*time.Second,
 		func(_ string, err error) bool { return err == nil })
 	eventually(t, dir, "kubectl create namespace refused-by-user", "[deny-every-namespace] no namespace today", 90*time.Second,
-		func(out string, err error) bool { return err != nil && strings.Contains(out, "[deny-every-namespace] no namespace today") })
+		func(out string, err error) bool {
+			return err != nil && strings.Contains(out, "[deny-every-namespace] no namespace today")
+		})
 	if code := second.signalAndWait(syscall.SIGTERM, devStopBound); code != 0 {
 		t.Errorf("after SIGTERM: exit %d, want 0", code)
 	}

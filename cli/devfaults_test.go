@@ -27,7 +27,7 @@ func TestDevSignalDuringStartup(t *testing.T) {
 		{"portcullis dev: applying", "SIGTERM", syscall.SIGTERM},
 	}
 	for _, s := range steps {
-		p := h.start(t, "signalled at "+strings.TrimPrefix(s.line, "portcullis dev: "), dir, "--samples")
+		p := h.start(t, "signaled at "+strings.TrimPrefix(s.line, "portcullis dev: "), dir, "--samples")
 		if !p.waitStderr(s.line, devLineBound) {
 			t.Fatalf("%s: no %q on stderr within %s", p.name, s.line, devLineBound)
 		}
@@ -41,7 +41,7 @@ func TestDevSignalDuringStartup(t *testing.T) {
 			t.Errorf("%s: exit %d, want 1 and a message saying it was interrupted by %s", p.name, code, s.name)
 		}
 		if strings.Contains(stderr, "left running by") {
-			t.Errorf("%s: the previous signalled run left processes behind", p.name)
+			t.Errorf("%s: the previous signaled run left processes behind", p.name)
 		}
 		assertNothingLeft(t, dir, p.name)
 		if t.Failed() {
@@ -51,7 +51,9 @@ func TestDevSignalDuringStartup(t *testing.T) {
 	}
 
 	// SIGKILL mid-start, then --stop: what the killed run left is stopped,
-	// and said so, without starting anything.
+	// and said so, without starting anything. Without its PID records too
+	// (as if it was killed before writing them): the processes are found
+	// by the data dir on their command line.
 	p := h.start(t, "killed at starting the manager", dir)
 	if !p.waitStderr("portcullis dev: starting the manager", devLineBound) {
 		t.Fatalf("%s: no line saying it starts the manager within %s", p.name, devLineBound)
@@ -60,6 +62,9 @@ func TestDevSignalDuringStartup(t *testing.T) {
 	left := devChildren(dir)
 	if len(left) < 3 {
 		t.Errorf("want etcd, kube-apiserver and kube-controller-manager left by SIGKILL, found PIDs %v", left)
+	}
+	if err := os.Remove(filepath.Join(dir, "processes")); err != nil {
+		t.Fatal(err)
 	}
 	stop := h.start(t, "--stop", dir, "--stop")
 	if code := stop.waitExit(devStopBound); code != 0 {

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,7 +163,7 @@ func (p *devProc) waitStderr(s string, bound time.Duration) bool {
 func (p *devProc) signalAndWait(sig syscall.Signal, bound time.Duration) int {
 	p.t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil && !p.hasExited() {
-		p.t.Fatalf("signalling %s: %v", p.name, err)
+		p.t.Fatalf("sending %s to %s: %v", sig, p.name, err)
 	}
 	return p.waitExit(bound)
 }
@@ -179,8 +178,7 @@ func (p *devProc) waitExit(bound time.Duration) int {
 		p.t.Errorf("%s still running %s later", p.name, bound)
 		return -1
 	}
-	var ee *exec.ExitError
-	if errors.As(p.err, &ee) {
+	if ee, ok := errors.AsType[*exec.ExitError](p.err); ok {
 		return ee.ExitCode()
 	}
 	if p.err != nil {
@@ -278,23 +276,12 @@ func assertNothingLeft(t *testing.T, dir, when string) {
 	if left := devChildren(dir); len(left) > 0 {
 		t.Errorf("%s: processes of the dev run still running: PIDs %v", when, left)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "processes")); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+	if b, err := os.ReadFile(filepath.Join(dir, "processes")); err == nil && strings.TrimSpace(string(b)) != "" {
 		t.Errorf("%s: %s/processes still lists:\n%s", when, dir, b)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "lock")); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+	if b, err := os.ReadFile(filepath.Join(dir, "lock")); err == nil && strings.TrimSpace(string(b)) != "" {
 		t.Errorf("%s: %s/lock still names a holder: %s", when, dir, b)
 	}
-}
-
-// writeFile writes a manifest for kubectl into the test's temporary
-// directory and returns its path.
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // sortedLines splits output into its sorted non-empty lines.
@@ -308,5 +295,3 @@ func sortedLines(out string) []string {
 	slices.Sort(l)
 	return l
 }
-
-func pidsString(pids []int) string { return fmt.Sprint(pids) }

@@ -67,7 +67,7 @@ func findAssets(ctx context.Context, dir string, out io.Writer) (string, error) 
 	case err = <-done:
 	case <-ctx.Done():
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+		<-done //nolint:errcheck // killed: its error says only that
 		return "", fmt.Errorf("building the control plane: %w", stopCause(ctx))
 	}
 	if err != nil {
@@ -181,9 +181,9 @@ func (r *run) startControlPlane(ctx context.Context, bound time.Duration) (*cont
 	if err != nil {
 		// Kill what started, so that Start returns, then let it clean up.
 		r.recordChildren()
-		_, _ = stopInOrder(r.records.live(), 5*time.Second)
+		_, _ = stopInOrder(r.stderr, r.records.live(), 5*time.Second)
 		select {
-		case <-started:
+		case <-started: //nolint:errcheck // the wait's error says more
 		case <-time.After(15 * time.Second):
 		}
 		_ = cp.plane.Stop()
@@ -198,7 +198,7 @@ func (r *run) startControlPlane(ctx context.Context, bound time.Duration) (*cont
 	cp.cfg = admin.Config()
 	cp.saKeyFile = filepath.Join(api.CertDir, "sa-signer.key")
 	cp.caFile = filepath.Join(api.CertDir, "serving-ca.crt")
-	if err := os.WriteFile(cp.caFile, api.SecureServing.CA, 0o600); err != nil {
+	if err := os.WriteFile(cp.caFile, api.CA, 0o600); err != nil {
 		_ = cp.stop()
 		return nil, err
 	}

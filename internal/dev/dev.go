@@ -277,7 +277,7 @@ func (r *run) stopAll(stops []func() error) error {
 		}
 	}
 	if left := r.records.live(); len(left) > 0 {
-		res, err := stopInOrder(left, 5*time.Second)
+		res, err := stopInOrder(r.stderr, left, 5*time.Second)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -325,7 +325,7 @@ func (r *run) stopLeftovers(prev *owner) (int, error) {
 	if len(left) == 0 {
 		return 0, r.records.clear()
 	}
-	res, err := stopInOrder(left, 10*time.Second)
+	res, err := stopInOrder(r.stderr, left, 10*time.Second)
 	if err != nil {
 		return 0, fmt.Errorf("stopping what a previous portcullis dev left running: %w", err)
 	}

@@ -3,6 +3,7 @@ package dev
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -119,10 +120,14 @@ func (r *run) startControllerManager(ctx context.Context, cp *controlPlane, boun
 	err = waitFor(ctx, r.stderr, "kube-controller-manager to serve "+url, bound, 200*time.Millisecond, func(ctx context.Context) (bool, string, error) {
 		select {
 		case <-cm.exited:
-			return false, "", fmt.Errorf("kube-controller-manager %w (%v)\n%s", errExited, cm.err, r.logTails("kube-controller-manager"))
+			why := cm.err
+			if why == nil {
+				why = errors.New("exit status 0")
+			}
+			return false, "", fmt.Errorf("kube-controller-manager %w (%w)\n%s", errExited, why, r.logTails("kube-controller-manager"))
 		default:
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
 		if err != nil {
 			return false, "", err
 		}

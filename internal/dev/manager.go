@@ -143,7 +143,7 @@ func (r *run) startManager(ctx context.Context, cfg *rest.Config, opts manager.O
 		if err := m.Ready(); err != nil {
 			return false, "policies not loaded yet: " + err.Error(), nil
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, readyz, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, readyz, http.NoBody)
 		if err != nil {
 			return false, "", err
 		}
@@ -169,8 +169,8 @@ func (r *run) startManager(ctx context.Context, cfg *rest.Config, opts manager.O
 func failedChecks(body string) string {
 	var failed []string
 	for l := range strings.SplitSeq(body, "\n") {
-		if strings.HasPrefix(l, "[-]") {
-			failed = append(failed, strings.TrimSpace(strings.TrimPrefix(l, "[-]")))
+		if rest, ok := strings.CutPrefix(l, "[-]"); ok {
+			failed = append(failed, strings.TrimSpace(rest))
 		}
 	}
 	if len(failed) == 0 {

@@ -85,7 +85,7 @@ func portOwner(port int) string {
 			continue
 		}
 		for _, fd := range fds {
-			target, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "fd", fd.Name()))
+			target, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/fd/" + fd.Name())
 			if err == nil && inodes[target] {
 				name := "a process"
 				if args := cmdline(pid); len(args) > 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -273,8 +274,9 @@ type stopResult struct {
 
 // stopProcs sends SIGTERM to every process in ps, waits up to grace for
 // them to go, sends SIGKILL to those left and waits up to 5s more. A
-// process that is gone before it is signalled is skipped.
-func stopProcs(ps []proc, grace time.Duration) (stopResult, error) {
+// process that is gone before it is signaled is skipped. Past
+// progressAfter it says on out (when not nil) what it waits for.
+func stopProcs(out io.Writer, ps []proc, grace time.Duration) (stopResult, error) {
 	var errs []error
 	signal := func(list []proc, sig syscall.Signal) {
 		for _, p := range list {
@@ -288,18 +290,18 @@ func stopProcs(ps []proc, grace time.Duration) (stopResult, error) {
 	}
 	var res stopResult
 	signal(ps, syscall.SIGTERM)
-	left := waitGone(ps, grace)
+	left := waitGone(out, ps, grace, "SIGTERM")
 	if len(left) > 0 {
 		res.killed = left
 		signal(left, syscall.SIGKILL)
-		res.left = waitGone(left, 5*time.Second)
+		res.left = waitGone(out, left, 5*time.Second, "SIGKILL")
 	}
 	return res, errors.Join(errs...)
 }
 
 // stopInOrder stops the API server's clients and the API server before
 // etcd, which they would otherwise wait for while shutting down.
-func stopInOrder(ps []proc, grace time.Duration) (stopResult, error) {
+func stopInOrder(out io.Writer, ps []proc, grace time.Duration) (stopResult, error) {
 	var first, last []proc
 	for _, p := range ps {
 		if p.Name == "etcd" {
@@ -314,7 +316,7 @@ func stopInOrder(ps []proc, grace time.Duration) (stopResult, error) {
 		if len(group) == 0 {
 			continue
 		}
-		r, err := stopProcs(group, grace)
+		r, err := stopProcs(out, group, grace)
 		res.killed = append(res.killed, r.killed...)
 		res.left = append(res.left, r.left...)
 		errs = append(errs, err)
@@ -322,10 +324,12 @@ func stopInOrder(ps []proc, grace time.Duration) (stopResult, error) {
 	return res, errors.Join(errs...)
 }
 
-// waitGone waits up to d for every process of ps to end, and returns those
-// still alive.
-func waitGone(ps []proc, d time.Duration) []proc {
-	deadline := time.Now().Add(d)
+// waitGone waits up to d for every process of ps to end after sig, and
+// returns those still alive.
+func waitGone(out io.Writer, ps []proc, d time.Duration, sig string) []proc {
+	begin := time.Now()
+	deadline := begin.Add(d)
+	note := begin.Add(progressAfter)
 	for {
 		var left []proc
 		for _, p := range ps {
@@ -333,8 +337,14 @@ func waitGone(ps []proc, d time.Duration) []proc {
 				left = append(left, p)
 			}
 		}
-		if len(left) == 0 || time.Now().After(deadline) {
+		now := time.Now()
+		if len(left) == 0 || now.After(deadline) {
 			return left
+		}
+		if out != nil && now.After(note) {
+			fmt.Fprintf(out, "portcullis dev: still waiting for %s to stop after %s (%s so far, at most %s)\n",
+				listProcs(left), sig, now.Sub(begin).Round(time.Second), d)
+			note = now.Add(progressEvery)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

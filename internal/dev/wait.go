@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -98,9 +99,8 @@ func lastLine(path string) string {
 	if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
 		return ""
 	}
-	lines := bytes.Split(bytes.TrimRight(buf, "\n"), []byte("\n"))
-	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(string(lines[i])); l != "" {
+	for _, line := range slices.Backward(bytes.Split(bytes.TrimRight(buf, "\n"), []byte("\n"))) {
+		if l := strings.TrimSpace(string(line)); l != "" {
 			if len(l) > 300 {
 				l = l[:300] + "..."
 			}
@@ -118,9 +118,11 @@ func lastLines(path string, n int) string {
 		return ""
 	}
 	var out []string
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	for i := len(lines) - 1; i >= 0 && len(out) < n; i-- {
-		if l := strings.TrimSpace(lines[i]); l != "" {
+	for _, l := range slices.Backward(strings.Split(strings.TrimRight(string(b), "\n"), "\n")) {
+		if len(out) == n {
+			break
+		}
+		if l = strings.TrimSpace(l); l != "" {
 			out = append([]string{"    " + l}, out...)
 		}
 	}

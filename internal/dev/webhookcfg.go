@@ -15,11 +15,8 @@ import (
 	"github.com/portcullis-dev/portcullis/webhook"
 )
 
-// webhookLabel marks the webhook configurations the manager applies.
-const webhookLabel = "app.kubernetes.io/name=portcullis"
-
 // removeWebhookConfigurations deletes the validating and mutating webhook
-// configurations of Portcullis: those labelled app.kubernetes.io/name=
+// configurations of Portcullis: those labeled app.kubernetes.io/name=
 // portcullis, those named portcullis-*, and the one named name. Run at
 // start, before anything else uses the API server, they are a dead run's
 // (which would refuse every namespace, failing closed); run at exit, this
