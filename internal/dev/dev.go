@@ -115,7 +115,7 @@ func Run(parent context.Context, o Options) (retErr error) {
 	}
 	if o.StopOnly {
 		if stopped == 0 {
-			fmt.Fprintf(r.stderr, "portcullis dev: nothing of a previous run is running with data dir %s\n", r.dataDir)
+			fmt.Fprintf(r.stderr, "portcullis dev: nothing left running with data dir %s\n", r.dataDir)
 		}
 		return nil
 	}
