@@ -25,7 +25,8 @@ import (
 //     constraints, audit status, synced data. A user constraint refusing
 //     every namespace is applied; SIGTERM stops everything.
 //  3. on the same data dir made to look like an older version's, it starts
-//     despite that constraint, with CONNECT off by a manager flag.
+//     despite that constraint, with CONNECT off by a manager flag, and
+//     --samples applies the samples again.
 func TestDev(t *testing.T) {
 	h := newDevHarness(t)
 	dir := t.TempDir()
@@ -150,7 +151,7 @@ func TestDev(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "portcullis-dev.json")); err != nil {
 		t.Fatal(err)
 	}
-	third := h.start(t, "older data dir", dir, "--", "--enable-connect-operations=false")
+	third := h.start(t, "older data dir", dir, "--samples", "--", "--enable-connect-operations=false")
 	third.waitReady(devReadyBound)
 	stderr = third.stderr.String()
 	if !strings.Contains(stderr, "was made by an older portcullis dev (format 1") {
@@ -165,8 +166,12 @@ func TestDev(t *testing.T) {
 	if out, err := kubectl(t, dir, "kubectl create namespace refused-by-user"); err == nil || !strings.Contains(out, "[deny-every-namespace] no namespace today") {
 		t.Errorf("the user's constraint after restart: want enforced, got %v:\n%s", err, out)
 	}
-	if out, _ := kubectl(t, dir, "kubectl get pcallowedregistries no-docker-hub"); !strings.Contains(out, "NotFound") {
-		t.Errorf("the sample constraint deleted came back:\n%s", out)
+	// --samples applies them again, the one deleted included.
+	if !strings.Contains(stderr, "portcullis dev: applying") {
+		t.Error("--samples: no line saying the samples are applied")
+	}
+	if out, err := kubectl(t, dir, "kubectl get pcallowedregistries no-docker-hub -o name"); err != nil || !strings.Contains(out, "no-docker-hub") {
+		t.Errorf("--samples: the sample constraint deleted is not back: %v\n%s", err, out)
 	}
 	if out, err := kubectl(t, dir, "kubectl exec -n payments-eu "+podName+" -- date"); err == nil || !strings.Contains(out, "does not have a host assigned") {
 		t.Errorf("kubectl exec with --enable-connect-operations=false: want not judged, got %v:\n%s", err, out)
