@@ -1,6 +1,7 @@
 package dev
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -12,13 +13,20 @@ import (
 	"time"
 )
 
-// startChild starts a real process for the tests of stopping, and makes
-// sure it is gone when the test ends.
+// startChild starts a real process for the tests of stopping, waits until
+// it prints its first line, and makes sure it is gone when the test ends.
 func startChild(t *testing.T, script string) (*exec.Cmd, proc) {
 	t.Helper()
 	cmd := exec.Command("bash", "-c", script)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
+		t.Fatalf("the child printed nothing: %v", err)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -37,7 +45,7 @@ func startChild(t *testing.T, script string) (*exec.Cmd, proc) {
 }
 
 func TestProcIdentity(t *testing.T) {
-	_, p := startChild(t, "exec sleep 60")
+	_, p := startChild(t, "echo started; exec sleep 60")
 	if !p.alive() {
 		t.Fatalf("%s not alive", p)
 	}
@@ -60,10 +68,10 @@ func TestProcIdentity(t *testing.T) {
 }
 
 func TestStopProcs(t *testing.T) {
-	_, polite := startChild(t, "exec sleep 60")
-	// Ignores SIGTERM: needs SIGKILL.
-	_, stubborn := startChild(t, "trap '' TERM; while :; do sleep 0.1; done")
-	time.Sleep(200 * time.Millisecond) // let bash set the trap
+	_, polite := startChild(t, "echo started; exec sleep 60")
+	// Ignores SIGTERM (the trap is set before "started" is printed): needs
+	// SIGKILL.
+	_, stubborn := startChild(t, "trap '' TERM; echo started; while :; do sleep 0.1; done")
 	var out bytes.Buffer
 	saved := progressAfter
 	progressAfter = 100 * time.Millisecond
@@ -86,7 +94,7 @@ func TestStopProcs(t *testing.T) {
 func TestRecords(t *testing.T) {
 	dir := t.TempDir()
 	r := newRecords(dir)
-	_, p := startChild(t, "exec sleep 60")
+	_, p := startChild(t, "echo started; exec sleep 60")
 	gone := proc{Name: "etcd", PID: p.PID, Start: p.Start + 1, Boot: p.Boot}
 	if err := r.add(p, gone, p); err != nil {
 		t.Fatal(err)
@@ -120,7 +128,7 @@ func TestChildrenOf(t *testing.T) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	}()
-	_, other := startChild(t, "exec sleep 60")
+	_, other := startChild(t, "echo started; exec sleep 60")
 	var found, foundOther bool
 	for _, c := range childrenOf(os.Getpid()) {
 		found = found || c.PID == cmd.Process.Pid
