@@ -177,6 +177,10 @@ type InUseError struct {
 }
 
 func (e *InUseError) Error() string {
+	if e.Owner.PID == 0 {
+		return fmt.Sprintf("another portcullis dev is already running with data dir %s (%s does not name it); stop it first",
+			e.DataDir, filepath.Join(e.DataDir, lockFile))
+	}
 	return fmt.Sprintf("another portcullis dev (%s) is already running with data dir %s; stop it first (Ctrl-C in its terminal, or kill %d)",
 		e.Owner, e.DataDir, e.Owner.PID)
 }
@@ -206,10 +210,7 @@ func lockDataDir(dataDir string) (*dirLock, error) {
 		switch {
 		case errors.Is(err, syscall.EWOULDBLOCK):
 			f.Close()
-			if !hadPrev {
-				prev = owner{}
-			}
-			return nil, &InUseError{DataDir: dataDir, Owner: prev}
+			return nil, &InUseError{DataDir: dataDir, Owner: holder(path)}
 		case errors.Is(err, syscall.ENOLCK), errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.ENOSYS):
 			// No flock on this file system: judge by the recorded holder.
 			if hadPrev && prev.PID != os.Getpid() && prev.alive() {
@@ -235,6 +236,19 @@ func lockDataDir(dataDir string) (*dirLock, error) {
 		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
 	return l, nil
+}
+
+// holder reads who holds a lock: the holder writes its record right after
+// taking the lock, so a lock taken a moment ago may not name it yet.
+func holder(path string) owner {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if o, ok := parseOwner(b); ok || time.Now().After(deadline) {
+			return o
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func bootOrDash(b string) string {
