@@ -49,16 +49,19 @@ help: ## Show this help.
 ##@ Development
 
 # DEV_DATA_DIR keeps etcd's data across runs; DEV_FLAGS passes more to
-# `portcullis dev` (e.g. --no-samples, --ready-file PATH).
+# `portcullis dev` (e.g. --samples, --ready-file PATH) and MANAGER_FLAGS to
+# its manager (e.g. --audit-interval=10 --enable-connect-operations=false).
 DEV_DATA_DIR ?= $(CURDIR)/.dev
 DEV_FLAGS ?=
+MANAGER_FLAGS ?=
 
 .PHONY: dev
-dev: build ## Run etcd, kube-apiserver and Portcullis locally with the sample policies (state in .dev/; builds the control plane on first run). Ctrl-C stops it.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" "$(BINARY)" dev --data-dir "$(DEV_DATA_DIR)" $(DEV_FLAGS)
+dev: build ## Run etcd, kube-apiserver, kube-controller-manager and Portcullis locally with the sample policies (state in .dev/; builds the control plane on first run). Ctrl-C stops it. DEV_FLAGS=... MANAGER_FLAGS=...
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" "$(BINARY)" dev --data-dir "$(DEV_DATA_DIR)" $(DEV_FLAGS) -- $(MANAGER_FLAGS)
 
 .PHONY: dev-clean
-dev-clean: ## Remove the state of `make dev` (.dev/).
+dev-clean: build ## Remove the state of `make dev` (.dev/), after stopping what a killed `make dev` left running; refused while `make dev` runs.
+	"$(BINARY)" dev --data-dir "$(DEV_DATA_DIR)" --stop
 	rm -rf "$(DEV_DATA_DIR)"
 
 .PHONY: manifests
@@ -153,7 +156,7 @@ bench-webhook: ## Load /v1/admit (TLS, keep-alive, open loop at 200-1,500/s) wit
 	$(LOCALBIN)/bench-webhook -library "$(GATEKEEPER_LIBRARY)" -out $(LOCALBIN)/bench-webhook-out $(BENCH_WEBHOOK_FLAGS)
 
 .PHONY: envtest-assets
-envtest-assets: ## Build kube-apiserver and etcd into bin/k8s for envtest (cached; the first build takes ~5-8 minutes).
+envtest-assets: ## Build etcd, kube-apiserver and kube-controller-manager into bin/k8s for envtest and portcullis dev (cached; the first build takes ~10-14 minutes).
 	BIN_DIR="$(LOCALBIN)" hack/build-control-plane.sh
 
 ##@ Build

@@ -23,9 +23,10 @@ import (
 // other command in the documentation is run; an entry no page uses fails
 // the test.
 var coveredElsewhere = map[string]string{
-	"make dev": "make dev is `make build` then `portcullis dev --data-dir .dev`. This test runs " +
+	"make dev": "make dev is `make build` then `portcullis dev --data-dir .dev --`. This test runs " +
 		"`portcullis dev --data-dir <tmp>/.dev` and every page against it; TestDev (cli/dev_test.go) " +
-		"checks the commands it prints, a second instance and Ctrl-C.",
+		"checks the commands and the ready line it prints, a second instance, SIGKILL and recovery, " +
+		"and TestDevSignalDuringStartup Ctrl-C at each step.",
 	"make test": "make test runs `go test ./...`, which runs this test.",
 	"make build": "make build is `go build -o bin/portcullis .`; this test runs the same build into a " +
 		"temporary directory.",
