@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/engine/celdriver"
 	"github.com/portcullis-dev/portcullis/internal/readiness"
 )
 
@@ -64,6 +65,8 @@ type TemplateReconciler struct {
 
 	metrics *controllerMetrics
 	tally   metricTally
+	// celTally holds the loaded templates with CEL code.
+	celTally metricTally
 }
 
 // knownTemplate is what this replica holds for a template.
@@ -278,8 +281,21 @@ func (r *TemplateReconciler) load(ctx context.Context, ct *templatesv1.Constrain
 	}
 	k.loaded, k.generation, k.failedErr = vct, ct.Generation, nil
 	r.Kinds.Set(kind, ct.Name)
+	r.metrics.reportCEL(&r.celTally, ct.Name, hasCEL(vct))
 	log.FromContext(ctx).Info("ConstraintTemplate compiled into the engine", "kind", kind, "generation", ct.Generation)
 	return true, nil
+}
+
+// hasCEL reports whether a template has K8sNativeValidation (CEL) code.
+func hasCEL(ct *templates.ConstraintTemplate) bool {
+	for _, t := range ct.Spec.Targets {
+		for _, c := range t.Code {
+			if c.Engine == celdriver.Name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // forgetOtherKind unloads what this replica holds for the template if its
@@ -305,6 +321,7 @@ func (r *TemplateReconciler) unload(ctx context.Context, name string) error {
 	}
 	r.Watches.Remove(k.kind)
 	r.Tracker.CancelConstraints(k.kind)
+	r.metrics.reportCEL(&r.celTally, name, false)
 	if k.loaded != nil {
 		if err := r.Engine.RemoveTemplate(ctx, k.loaded); err != nil {
 			return fmt.Errorf("removing template %s from the engine: %w", name, err)
