@@ -83,6 +83,11 @@ type knownTemplate struct {
 	failedErr error
 }
 
+// ReadinessRetryDelay is the time between the retries of a template or
+// constraint that failed to load, while readiness waits for it
+// (--readiness-retries).
+const ReadinessRetryDelay = time.Second
+
 // SetupWithManager registers the reconciler. It runs on every replica,
 // leader or not: each replica serves from its own engine.
 func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -149,6 +154,13 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	if len(res.errors) > 0 {
 		log.Info("ConstraintTemplate not loaded", "code", res.errors[0].Code, "error", res.errors[0].Message)
+		if r.Tracker.TemplateFailed(ct.Name) {
+			// --readiness-retries: readiness waits while it is retried.
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			return ctrl.Result{RequeueAfter: ReadinessRetryDelay}, nil
+		}
 	}
 	r.Tracker.TemplateDone(ct.Name)
 	// err is transient (an API call failed): try again with backoff. Errors
