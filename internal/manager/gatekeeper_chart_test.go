@@ -88,11 +88,20 @@ type gatekeeperPod struct {
 	metrics string
 }
 
-// startChartPod runs bin with a chart argument list, free ports in place of
-// the chart's, and what a pod gets from its Deployment or the control plane
-// instead: POD_NAME and POD_NAMESPACE, a kubeconfig, and the webhook
-// registered by URL on 127.0.0.1, as envtest has no Service.
+// startChartPod runs bin, the image's /manager, with a chart argument list,
+// free ports in place of the chart's, and what a pod gets from its
+// Deployment or the control plane instead: POD_NAME and POD_NAMESPACE, a
+// kubeconfig, and the webhook registered by URL on 127.0.0.1, as envtest
+// has no Service.
 func startChartPod(t *testing.T, bin, kubeconfig, name string, chartArgs []string) *gatekeeperPod {
+	t.Helper()
+	return startChartPodIn(t, bin, kubeconfig, gatekeeperNamespace, name, chartArgs, true)
+}
+
+// startChartPodIn is startChartPod in the release namespace namespace;
+// register says whether the pod registers its webhook configuration (by
+// URL), standing in for the chart's.
+func startChartPodIn(t *testing.T, bin, kubeconfig, namespace, name string, chartArgs []string, register bool) *gatekeeperPod {
 	t.Helper()
 	ports := map[string]string{}
 	for _, p := range []string{"PORT", "HEALTH", "METRICS"} {
@@ -102,7 +111,7 @@ func startChartPod(t *testing.T, bin, kubeconfig, name string, chartArgs []strin
 		}
 		ports[p] = strconv.Itoa(n)
 	}
-	args := []string{"manager"}
+	var args []string
 	for _, a := range chartArgs {
 		for p, v := range ports {
 			a = strings.Replace(a, "="+p, "="+v, 1)
@@ -110,8 +119,14 @@ func startChartPod(t *testing.T, bin, kubeconfig, name string, chartArgs []strin
 		}
 		args = append(args, a)
 	}
+	// envtest has no Service to put in front of the webhook, nor the
+	// chart's webhook configuration: the manager registers the webhook by
+	// URL instead.
 	args = append(args, "--kubeconfig="+kubeconfig, "--webhook-url-host=127.0.0.1")
-	p := startProcessEnv(t, []string{"POD_NAME=" + name, "POD_NAMESPACE=" + gatekeeperNamespace}, bin, args...)
+	if register {
+		args = append(args, "--manage-webhook-configuration=true")
+	}
+	p := startProcessEnv(t, []string{"POD_NAME=" + name, "POD_NAMESPACE=" + namespace}, bin, args...)
 	return &gatekeeperPod{
 		process: p, name: name,
 		healthz: "http://127.0.0.1:" + ports["HEALTH"], metrics: "http://127.0.0.1:" + ports["METRICS"],
@@ -131,7 +146,12 @@ func TestGatekeeperChartArgs(t *testing.T) {
 	if err := env.Client.Create(ctx, ns); client.IgnoreAlreadyExists(err) != nil {
 		t.Fatal(err)
 	}
-	bin := buildPortcullis(t)
+	// The chart runs the image's /manager with its args: the binary
+	// started as manager (cli.ManagerEntryPoint), as the Dockerfile links it.
+	bin := filepath.Join(t.TempDir(), "manager")
+	if err := os.Symlink(buildPortcullis(t), bin); err != nil {
+		t.Fatal(err)
+	}
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(kubeconfig, env.Environment.KubeConfig, 0o600); err != nil {
 		t.Fatalf("writing kubeconfig: %v", err)
