@@ -48,7 +48,8 @@ func checkDefault(t *testing.T, objs []*unstructured.Unstructured) {
 	hasArgs(t, cm, true, "--port=8443", "--health-addr=:9090", "--prometheus-port=8888", "--operation=webhook",
 		"--operation=mutation-webhook", "--manage-webhook-configuration=false", "--exempt-namespace="+ns,
 		"--disable-opa-builtin={http.send}", "--log-denies=false", "--emit-admission-events=false", "--timeout-seconds=3",
-		"--cert-secret-name=portcullis-webhook-server-cert", "--validating-webhook-configuration-name=portcullis-validating-webhook-configuration")
+		"--cert-secret-name=portcullis-webhook-server-cert", "--validating-webhook-configuration-name=portcullis-validating-webhook-configuration",
+		"--shutdown-delay=10")
 	hasArgs(t, cm, false, "--operation=audit", "--operation=generate", "--operation=status", "--leader-elect", "--readiness-retries=0")
 	hasArgs(t, au, true, "--audit-interval=60", "--operation=generate", "--operation=audit", "--operation=status",
 		"--operation=mutation-status", "--leader-elect", "--constraint-violations-limit=20", "--audit-chunk-size=500",

@@ -113,9 +113,8 @@ flags, so the lists read as its chart's do.
 {{- if hasKey .Values "readinessRetries" }}
 - --readiness-retries={{ .Values.readinessRetries }}
 {{- end }}
-{{- if hasKey .Values "shutdownDelay" }}
-- --shutdown-delay={{ .Values.shutdownDelay }}
-{{- end }}
+{{- /* Gatekeeper's manager waits 10 s unless told; Portcullis's 0. */}}
+- --shutdown-delay={{ if hasKey .Values "shutdownDelay" }}{{ .Values.shutdownDelay }}{{ else }}10{{ end }}
 {{- if hasKey .Values "enablePprof" }}
 - --enable-pprof={{ .Values.enablePprof }}
 {{- end }}
