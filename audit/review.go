@@ -178,7 +178,6 @@ func (r *run) record(w *worker, obj *unstructured.Unstructured, v *engine.Violat
 	r.a.opts.Events.Audit(gv, auditID(r.start))
 }
 
-
 // exempt reports whether obj is in an exempt or excluded namespace; a
 // Namespace is judged by its own name.
 func (r *run) exempt(obj *unstructured.Unstructured) bool {

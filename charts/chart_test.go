@@ -126,7 +126,7 @@ func TestChartCRDsAndRBAC(t *testing.T) {
 	}
 	objs := render(t, "portcullis-system", "")
 	role := find(t, objs, "ClusterRole", "", "portcullis-manager-role")
-	src, err := os.ReadFile(filepath.Join(root, "config/rbac/role.yaml"))
+	src, err := os.ReadFile(filepath.Join(root, "config", "rbac", "role.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -364,7 +364,6 @@ func newAdmissionViolation(req *admissionv1.AdmissionRequest, meta *metav1.Parti
 	return gv
 }
 
-
 // requestObjectMeta reads the metadata of the request's object (the old
 // object for a DELETE); empty when there is none.
 func requestObjectMeta(req *admissionv1.AdmissionRequest) *metav1.PartialObjectMetadata {

@@ -131,14 +131,7 @@ spec:
 	if ids := byPodIDs(ct); ids != "portcullis-audit-0,portcullis-controller-manager-0,portcullis-controller-manager-1" {
 		t.Errorf("template byPod ids = %s, want one entry per pod", ids)
 	}
-	eventually(t, "a ConfigMap without the label to be refused", func(ctx context.Context) (bool, error) {
-		obj := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "refused", Namespace: appNS.Name}}
-		err := env.Client.Create(ctx, obj, client.DryRunAll)
-		if err == nil {
-			return false, fmt.Errorf("admitted")
-		}
-		return strings.Contains(err.Error(), "[chart-owner] missing required labels"), err
-	})
+	waitRefused(t, appNS.Name, "[chart-owner] missing required labels")
 	eventually(t, "the audit to report the ConfigMap", func(ctx context.Context) (bool, error) {
 		u, err := getConstraint(ctx, kind, "chart-owner")
 		if err != nil {
@@ -165,7 +158,7 @@ spec:
 	}
 	mutation := []string{"--operation", "--mutating-webhook-configuration-name", "--log-mutations", "--mutation-annotations"}
 	for _, p := range pods {
-		for _, line := range strings.Split(p.output.String(), "\n") {
+		for line := range strings.SplitSeq(p.output.String(), "\n") {
 			if !strings.Contains(line, "Gatekeeper flag accepted but not supported") {
 				continue
 			}

@@ -255,14 +255,7 @@ spec:
 	})
 
 	t.Run("controller-manager serves the webhook", func(t *testing.T) {
-		eventually(t, "a ConfigMap without the label to be denied", func(ctx context.Context) (bool, error) {
-			obj := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "denied", Namespace: appNS.Name}}
-			err := env.Client.Create(ctx, obj, client.DryRunAll)
-			if err == nil {
-				return false, fmt.Errorf("admitted")
-			}
-			return strings.Contains(err.Error(), "missing required labels"), err
-		})
+		waitRefused(t, appNS.Name, "missing required labels")
 		if !cm.output.Contains(`"webhook":true`, `"auditInterval":"0s"`, "Starting manager") {
 			t.Errorf("controller-manager did not start with the webhook and without the audit")
 		}
@@ -317,6 +310,29 @@ spec:
 		if n := audit.output.Count(`"flag":"--operation"`, `"value":"mutation-status"`); n != 1 {
 			t.Errorf("audit logged --operation=mutation-status %d times, want once", n)
 		}
+	})
+}
+
+// refusedConfigMap creates an unlabelled ConfigMap in namespace with a dry
+// run: nil if the webhook refuses it with want in the message.
+func refusedConfigMap(ctx context.Context, namespace, want string) error {
+	obj := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "refused", Namespace: namespace}}
+	err := env.Client.Create(ctx, obj, client.DryRunAll)
+	switch {
+	case err == nil:
+		return fmt.Errorf("admitted")
+	case !strings.Contains(err.Error(), want):
+		return err
+	}
+	return nil
+}
+
+// waitRefused waits for refusedConfigMap to hold.
+func waitRefused(t *testing.T, namespace, want string) {
+	t.Helper()
+	eventually(t, "an unlabelled ConfigMap to be refused", func(ctx context.Context) (bool, error) {
+		err := refusedConfigMap(ctx, namespace, want)
+		return err == nil, err
 	})
 }
 

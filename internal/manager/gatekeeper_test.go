@@ -118,7 +118,9 @@ func TestGatekeeperFlags(t *testing.T) {
 			return o.Webhook.Port == 8443 && o.HealthProbeBindAddress == ":9091" && o.ShutdownDelay == 0 && o.MetricsBindAddress == ":8888"
 		}},
 		{[]string{"--gatekeeper-defaults=false"}, func(o Options) bool { return o.Webhook.Port == 8443 && o.Namespace == DefaultNamespace }},
-		{nil, func(o Options) bool { return o.Audit.LogViolations && !o.Webhook.EmitAdmissionEvents && !o.Audit.EmitEvents }},
+		{nil, func(o Options) bool {
+			return o.Audit.LogViolations && !o.Webhook.EmitAdmissionEvents && !o.Audit.EmitEvents
+		}},
 		{[]string{"--shutdown-delay=10"}, func(o Options) bool { return o.ShutdownDelay == 10*time.Second }},
 		{[]string{"--shutdown-delay=500ms"}, func(o Options) bool { return o.ShutdownDelay == 500*time.Millisecond }},
 		{[]string{"--enable-pprof=true", "--pprof-port=6061"}, func(o Options) bool { return o.EnablePprof && o.PprofPort == 6061 }},

@@ -5,15 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -61,21 +58,8 @@ spec:
   parameters:
     labels: [owner]
 `, kind, appNS))
-	refused := func(ctx context.Context) error {
-		obj := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "unowned", Namespace: appNS}}
-		err := env.Client.Create(ctx, obj, client.DryRunAll)
-		if err == nil {
-			return fmt.Errorf("admitted")
-		}
-		if !strings.Contains(err.Error(), "[shutdown-owner] missing required labels") {
-			return err
-		}
-		return nil
-	}
-	eventually(t, "the webhook to refuse a ConfigMap", func(ctx context.Context) (bool, error) {
-		err := refused(ctx)
-		return err == nil, err
-	})
+	const want = "[shutdown-owner] missing required labels"
+	waitRefused(t, appNS, want)
 
 	sent := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -85,7 +69,7 @@ spec:
 		if err := p.exited(); err != nil {
 			t.Fatalf("%v %s after SIGTERM, within --shutdown-delay=%s", err, time.Since(sent), delay)
 		}
-		if err := refused(ctx); err != nil {
+		if err := refusedConfigMap(ctx, appNS, want); err != nil {
 			t.Fatalf("%s after SIGTERM, within --shutdown-delay: %v", time.Since(sent).Round(time.Millisecond), err)
 		}
 		time.Sleep(300 * time.Millisecond)
