@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -105,11 +106,7 @@ func startChartPodIn(t *testing.T, bin, kubeconfig, namespace, name string, char
 	t.Helper()
 	ports := map[string]string{}
 	for _, p := range []string{"PORT", "HEALTH", "METRICS"} {
-		n, err := loopback.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[p] = strconv.Itoa(n)
+		ports[p] = strconv.Itoa(unusedPort(t))
 	}
 	var args []string
 	for _, a := range chartArgs {
@@ -311,6 +308,24 @@ spec:
 			t.Errorf("audit logged --operation=mutation-status %d times, want once", n)
 		}
 	})
+}
+
+// handedOut are the ports unusedPort gave: a port is free until its process
+// binds it, so two pods started in a row could be given the same one.
+var handedOut sync.Map
+
+// unusedPort is a free port on loopback not given before in this process.
+func unusedPort(t *testing.T) int {
+	t.Helper()
+	for {
+		n, err := loopback.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, taken := handedOut.LoadOrStore(n, true); !taken {
+			return n
+		}
+	}
 }
 
 // refusedConfigMap creates an unlabelled ConfigMap in namespace with a dry
