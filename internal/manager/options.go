@@ -120,6 +120,11 @@ type Options struct {
 	// Deployment, a Job or a CronJob by the Pods it would create too.
 	EnableGeneratorResourceExpansion bool
 
+	// ReadinessRetries is how many times a template or constraint that
+	// fails to load is retried before /readyz stops waiting for it
+	// (--readiness-retries, Gatekeeper's); -1 waits until it loads.
+	ReadinessRetries int
+
 	// EnablePprof serves net/http/pprof on localhost:PprofPort
 	// (--enable-pprof, --pprof-port).
 	EnablePprof bool
