@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-dev/portcullis/audit/policyreport"
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/exemption"
+	"github.com/portcullis-dev/portcullis/internal/violations"
 )
 
 // The audit's client is not throttled below these, whatever the manager's
@@ -67,6 +68,7 @@ var (
 
 // +kubebuilder:rbac:groups=*,resources=*,verbs=get;list
 // +kubebuilder:rbac:groups=constraints.gatekeeper.sh,resources=*/status,verbs=get;update
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // Setup adds the audit loop to mgr, to run on the leader only. With
 // Options.Interval 0 the audit is disabled and nothing is added. The caller
@@ -74,8 +76,10 @@ var (
 // (the Config's exclusions for the audit) and Ready (the manager's
 // readiness, so that the first run waits until the engine holds every
 // template and constraint rather than clearing the statuses of those it
-// does not hold yet).
-func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
+// does not hold yet). reviewer is the manager's engine, or an
+// expansion.Reviewer around it, which also judges what workloads expand
+// into, as Gatekeeper's audit does.
+func Setup(mgr ctrl.Manager, reviewer Reviewer, opts Options) error {
 	log := mgr.GetLogger().WithName("audit")
 	if err := opts.Validate(); err != nil {
 		return fmt.Errorf("audit options: %w", err)
@@ -84,7 +88,17 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 		log.Info("Audit disabled", "auditInterval", opts.Interval)
 		return nil
 	}
-	a, err := New(mgr.GetConfig(), eng, opts, log)
+	if opts.EmitEvents && opts.Events == nil {
+		rec, err := violations.NewRecorder(mgr.GetConfig(), violations.ComponentAudit, opts.Namespace, opts.EventsInvolvedNamespace)
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(rec); err != nil {
+			return fmt.Errorf("adding the audit event recorder: %w", err)
+		}
+		opts.Events = rec
+	}
+	a, err := New(mgr.GetConfig(), reviewer, opts, log)
 	if err != nil {
 		return err
 	}
@@ -200,10 +214,12 @@ func (a *Auditor) RunOnce(ctx context.Context) (Report, error) {
 	return rep, nil
 }
 
-// logRun writes the run's one log line.
+// logRun writes the run's last log line: Gatekeeper's audit_finished, with
+// the run's counts.
 func (a *Auditor) logRun(rep *Report, err error) {
 	kv := []any{
-		"auditID", auditID(rep.Start),
+		violations.KeyProcess, violations.ProcessAudit,
+		violations.KeyAuditID, auditID(rep.Start),
 		"start", rep.Start.UTC().Format(time.RFC3339Nano),
 		"end", rep.End.UTC().Format(time.RFC3339Nano),
 		"duration", rep.Duration().Round(time.Millisecond).String(),
@@ -229,7 +245,8 @@ func (a *Auditor) logRun(rep *Report, err error) {
 		a.log.Error(err, "Audit failed", kv...)
 		return
 	}
-	a.log.Info("Audit finished", kv...)
+	kv = append(kv, violations.KeyEventType, violations.EventAuditFinished, violations.KeySemantic, true)
+	a.log.Info("auditing is complete", kv...)
 }
 
 // warningLogger logs the API server's warnings at V(1).
@@ -241,5 +258,6 @@ func (w warningLogger) HandleWarningHeaderWithContext(_ context.Context, code in
 	}
 }
 
-// auditID names a run in the log, after its start, as Gatekeeper does.
-func auditID(start time.Time) string { return start.UTC().Format(time.RFC3339Nano) }
+// auditID names a run in the log, after its start, as Gatekeeper does: the
+// status.auditTimestamp the run writes.
+func auditID(start time.Time) string { return start.UTC().Format(time.RFC3339) }

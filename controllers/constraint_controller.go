@@ -94,6 +94,10 @@ func (r *ConstraintReconciler) Reconcile(ctx context.Context, req ConstraintRequ
 			log.Info("Constraint enforced", "generation", res.generation)
 		}
 	}
+	if len(res.errors) > 0 && r.Tracker.ConstraintFailed(req.Kind, req.Name) {
+		// --readiness-retries: readiness waits while it is retried.
+		return reconcile.Result{RequeueAfter: ReadinessRetryDelay}, nil
+	}
 	r.Tracker.ConstraintDone(req.Kind, req.Name)
 	return reconcile.Result{}, nil
 }

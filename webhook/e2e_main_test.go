@@ -94,6 +94,7 @@ func startHarness(logs *syncBuffer) (*harness, error) {
 	wopts.EnableConnectOperations = true
 	wopts.ExemptNamespaces = []string{exemptNamespace}
 	wopts.LogDenies = true
+	wopts.EmitAdmissionEvents = true
 	// The manager is ready once the engine is loaded and the webhook
 	// answers; then the configuration must reach the API server.
 	m, err := managertest.StartWebhook(env.Config, env.Client, mopts, waitTimeout)
