@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/portcullis-dev/portcullis/audit/policyreport"
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/exemption"
 	"github.com/portcullis-dev/portcullis/internal/violations"
@@ -51,6 +52,8 @@ type Auditor struct {
 	discovery discovery.DiscoveryInterface
 	log       logr.Logger
 	exempt    *exemption.Namespaces // Options.ExemptNamespaces and the rest
+	// reportWriter writes the reports, with Options.Reports.
+	reportWriter *policyreport.Writer
 
 	mu sync.Mutex // held by a run
 	// byKind are each constraint's totals per kind from the previous run,
@@ -129,6 +132,16 @@ func New(cfg *rest.Config, reviewer Reviewer, opts Options, log logr.Logger) (*A
 	if err != nil {
 		return nil, fmt.Errorf("creating the audit's discovery client: %w", err)
 	}
+	var writer *policyreport.Writer
+	if opts.Reports != "" {
+		writer, err = policyreport.NewWriter(cfg, policyreport.WriterOptions{
+			MaxResults: opts.ReportsMaxResults, Concurrency: opts.ReportsConcurrency, QPS: opts.ReportsQPS,
+			FieldManager: FieldManager,
+		}, log.WithName("reports"))
+		if err != nil {
+			return nil, err
+		}
+	}
 	registerMetrics()
 	return &Auditor{
 		opts:      opts,
@@ -139,6 +152,8 @@ func New(cfg *rest.Config, reviewer Reviewer, opts Options, log logr.Logger) (*A
 		log:       log,
 		exempt:    opts.exemptions(),
 		byKind:    map[constraintKey]map[schema.GroupKind]int{},
+
+		reportWriter: writer,
 	}, nil
 }
 
@@ -195,6 +210,7 @@ func (a *Auditor) RunOnce(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	recordRun(&rep)
+	recordViolationSeries(rep.series, a.opts.MetricsMaxNamespaces)
 	return rep, nil
 }
 
@@ -218,6 +234,12 @@ func (a *Auditor) logRun(rep *Report, err error) {
 		"listErrors", rep.ListErrors,
 		"reviewErrors", rep.ReviewErrors,
 		"statusErrors", rep.StatusErrors,
+	}
+	if a.reportWriter != nil {
+		kv = append(kv, "reportAPI", rep.Reports.API.String(), "reportDuration", rep.Reports.Duration.Round(time.Millisecond).String(),
+			"reports", rep.Reports.Reports,
+			"reportWrites", rep.Reports.Writes, "reportBytes", rep.Reports.Bytes, "reportDeletes", rep.Reports.Deletes,
+			"reportErrors", rep.Reports.Errors)
 	}
 	if err != nil {
 		a.log.Error(err, "Audit failed", kv...)

@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2"
 
+	"github.com/portcullis-dev/portcullis/audit/policyreport"
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/exemption"
 	"github.com/portcullis-dev/portcullis/internal/violations"
@@ -19,6 +20,7 @@ import (
 // run so that workers share nothing while they review.
 type worker struct {
 	results      *results
+	reports      *policyreport.Buffer // nil without reports
 	reviewed     int
 	exempt       int
 	reviewErrors int
@@ -41,6 +43,9 @@ func (r *run) review(ctx context.Context, resources []resource) (*results, error
 	var wg sync.WaitGroup
 	for i := range workers {
 		w := &worker{results: newResults(r.a.opts.ViolationsLimit)}
+		if r.reports != nil {
+			w.reports = r.reports.collector.NewBuffer()
+		}
 		workers[i] = w
 		wg.Go(func() {
 			r.work(ctx, items, w)
@@ -59,6 +64,9 @@ func (r *run) review(ctx context.Context, resources []resource) (*results, error
 	}
 	out := newResults(r.a.opts.ViolationsLimit)
 	for _, w := range workers {
+		if w.reports != nil {
+			w.reports.Flush()
+		}
 		out.merge(w.results)
 		r.report.ObjectsReviewed += w.reviewed
 		r.report.ObjectsExempt += w.exempt
@@ -116,7 +124,8 @@ func (r *run) work(ctx context.Context, items <-chan item, w *worker) {
 		if name := obj.GetNamespace(); name != "" {
 			ns = r.namespaces.get(ctx, name)
 		}
-		resp, err := r.a.reviewer.Review(ctx, &engine.Object{Object: obj, Namespace: ns, Source: engine.SourceOriginal}, engine.EnforcementPointAudit)
+		in := &engine.Object{Object: obj, Namespace: ns, Source: engine.SourceOriginal, ListMatched: r.reports != nil && r.reports.pass}
+		resp, err := r.a.reviewer.Review(ctx, in, engine.EnforcementPointAudit)
 		if err != nil {
 			if ctx.Err() != nil {
 				continue
@@ -129,6 +138,9 @@ func (r *run) work(ctx context.Context, items <-chan item, w *worker) {
 		w.reviewed++
 		for i := range resp.Violations {
 			r.record(w, obj, &resp.Violations[i])
+		}
+		if w.reports != nil {
+			r.reports.addResults(w.reports, it.res, obj, resp)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -44,6 +45,9 @@ type run struct {
 	order       []constraintKey
 
 	namespaces *namespaceCache
+
+	// reports collects the results for the reports, with Options.Reports.
+	reports *reportRun
 }
 
 // constraintInfo is an audited constraint as listed at the start of the run.
@@ -87,10 +91,18 @@ func (r *run) do(ctx context.Context) error {
 	for _, c := range r.constraints {
 		matchers = append(matchers, c.kinds)
 	}
-	found, err := r.review(ctx, selectResources(resources, matchers, r.a.opts.MatchKindOnly))
+	selected := selectResources(resources, matchers, r.a.opts.MatchKindOnly)
+	if r.a.reportWriter != nil {
+		// The audit does not review the reports it writes.
+		selected = slices.DeleteFunc(slices.Clone(selected), isReportResource)
+		r.startReports(ctx, selected)
+		defer r.closeReports()
+	}
+	found, err := r.review(ctx, selected)
 	if err != nil {
 		return err
 	}
+	r.report.series = found.series
 	r.report.Violations = 0
 	for _, t := range found.tallies {
 		r.report.Violations += t.total
@@ -98,6 +110,9 @@ func (r *run) do(ctx context.Context) error {
 	r.report.ViolationsByAction = found.byAction
 	r.writeStatuses(ctx, found)
 	r.logConstraints(found)
+	if r.reports != nil && ctx.Err() == nil {
+		r.writeReports(ctx)
+	}
 	return ctx.Err()
 }
 

@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/internal/loopback"
 	"github.com/portcullis-dev/portcullis/internal/manager"
 )
@@ -33,13 +34,15 @@ var ownedFlags = map[string]string{
 }
 
 // ManagerOptions parses the manager flags given after `--`, over dev's
-// defaults: --pod-id dev, audit every 30s, the webhook by URL on 127.0.0.1,
+// defaults: --pod-id dev, audit every 30s writing PolicyReports
+// (--audit-reports=policyreport), the webhook by URL on 127.0.0.1,
 // DELETE and CONNECT judged, and free loopback ports for the webhook,
 // metrics and probes unless given.
 func ManagerOptions(args []string) (manager.Options, error) {
 	opts := manager.NewOptions()
 	opts.PodID = PodID
 	opts.Audit.Interval = 30 * time.Second
+	opts.Audit.Reports = audit.ReportsPolicyReport
 	opts.Webhook.URLHost = "127.0.0.1"
 	opts.Webhook.EnableDeleteOperations = true
 	opts.Webhook.EnableConnectOperations = true
