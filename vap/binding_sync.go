@@ -90,17 +90,22 @@ func (r *Reconciler) SyncBinding(ctx context.Context, u *unstructured.Unstructur
 		return res, nil
 	}
 	if generate {
-		if wait, until, err := r.waitForCRD(ctx, u.GetKind()); err != nil || wait > 0 {
-			if wait > 0 {
+		// A constraint that cannot have a binding says so at once, not
+		// after the wait.
+		desired, err := Binding(u, actions)
+		if err == nil {
+			wait, until, err := r.waitForCRD(ctx, u.GetKind())
+			switch {
+			case err != nil:
+				return res, err
+			case wait > 0:
 				set(StateWaiting, fmt.Sprintf(msgWaiting, until.UTC().Format(time.RFC3339)))
 				res.RequeueAfter = wait
+				return res, nil
 			}
-			return res, err
+			return res, r.writeBinding(ctx, u, desired, set)
 		}
-		done, err := r.writeBinding(ctx, u, actions, set)
-		if done || err != nil {
-			return res, err
-		}
+		set(StateError, "could not transform constraint to ValidatingAdmissionPolicyBinding: "+err.Error())
 	}
 	if _, err := r.removeBinding(ctx, u.GetKind(), u.GetName(), u.GetUID()); err != nil {
 		return res, err
@@ -111,17 +116,10 @@ func (r *Reconciler) SyncBinding(ctx context.Context, u *unstructured.Unstructur
 	return res, nil
 }
 
-// writeBinding creates or updates the binding. done is false when the
-// constraint is to have none after all (its match has no CEL
-// equivalent), which the caller deletes.
-func (r *Reconciler) writeBinding(ctx context.Context, u *unstructured.Unstructured, actions []string, set func(state, msg string)) (done bool, err error) {
-	desired, err := Binding(u, actions)
-	if err != nil {
-		set(StateError, "could not transform constraint to ValidatingAdmissionPolicyBinding: "+err.Error())
-		return false, nil
-	}
+// writeBinding creates or updates the binding of u.
+func (r *Reconciler) writeBinding(ctx context.Context, u *unstructured.Unstructured, desired *admissionregistrationv1.ValidatingAdmissionPolicyBinding, set func(state, msg string)) error {
 	if err := controllerutil.SetControllerReference(u, desired, r.Scheme); err != nil {
-		return true, fmt.Errorf("owning ValidatingAdmissionPolicyBinding %s: %w", desired.Name, err)
+		return fmt.Errorf("owning ValidatingAdmissionPolicyBinding %s: %w", desired.Name, err)
 	}
 	wrote, err := apply(ctx, r, desired, &admissionregistrationv1.ValidatingAdmissionPolicyBinding{},
 		func(b *admissionregistrationv1.ValidatingAdmissionPolicyBinding) any { return b.Spec },
@@ -129,9 +127,9 @@ func (r *Reconciler) writeBinding(ctx context.Context, u *unstructured.Unstructu
 	if err != nil {
 		set(StateError, fmt.Sprintf("could not write ValidatingAdmissionPolicyBinding %s: %v", desired.Name, err))
 		if refused(err) {
-			return true, nil
+			return nil
 		}
-		return true, err
+		return err
 	}
 	if wrote {
 		log.FromContext(ctx).Info("Wrote the constraint's ValidatingAdmissionPolicyBinding", "binding", klog.KRef("", desired.Name))
@@ -145,7 +143,7 @@ func (r *Reconciler) writeBinding(ctx context.Context, u *unstructured.Unstructu
 			if gone {
 				_, err = r.removeBinding(ctx, u.GetKind(), u.GetName(), "")
 			}
-			return true, err
+			return err
 		}
 	}
 	set(StateGenerated, "")
@@ -158,7 +156,7 @@ func (r *Reconciler) writeBinding(ctx context.Context, u *unstructured.Unstructu
 			log.FromContext(ctx).Error(err, "Deleting a binding of Gatekeeper's former name", "binding", klog.KRef("", legacy))
 		}
 	}
-	return true, nil
+	return nil
 }
 
 // DeleteBinding deletes the binding of a constraint that is gone, if the

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/portcullis-dev/portcullis/internal/manager"
 	"github.com/portcullis-dev/portcullis/internal/testenv"
 	"github.com/portcullis-dev/portcullis/vap"
 )
@@ -49,9 +50,9 @@ spec:
 `, name, kind, extraSource)
 }
 
-// labelsConstraint is a constraint of kind on the ConfigMaps of namespace
-// ns that requires label; action is its spec.enforcementAction, or with
-// scoped its YAML after the key.
+// labelsConstraint is a constraint of kind on the ConfigMaps of the
+// namespaces ns (a YAML list) that requires label; action is its
+// spec.enforcementAction, or with scoped its YAML after the key.
 func labelsConstraint(kind, name, ns, label, action string) string {
 	return fmt.Sprintf(`apiVersion: constraints.gatekeeper.sh/v1beta1
 kind: %s
@@ -63,7 +64,7 @@ spec:
     kinds:
     - apiGroups: [""]
       kinds: ["ConfigMap"]
-    namespaces: [%q]
+    namespaces: %s
   parameters:
     labels: [%q]
 `, kind, name, action, ns, label)
@@ -82,8 +83,9 @@ func TestPolicyEnforcedWithoutWebhook(t *testing.T) {
 		template = "vaplabels"
 		kind     = "VapLabels"
 	)
-	m, _ := startManager(t, podID, nil)
-	ensureNamespaces(t, "vap-deny", "vap-warn", "vap-dryrun")
+	exempt := func(o *manager.Options) { o.Webhook.ExemptNamespaces = []string{"vap-exempt"} }
+	_, stop := startManager(t, podID, exempt)
+	ensureNamespaces(t, "vap-deny", "vap-warn", "vap-dryrun", "vap-exempt", "vap-excluded", manager.DefaultNamespace)
 	objects.Apply(t, labelsTemplate(template, kind, ""))
 
 	// The policy.
@@ -98,9 +100,9 @@ func TestPolicyEnforcedWithoutWebhook(t *testing.T) {
 	checkPolicy(t, policy, template, kind)
 
 	// The bindings, after the CRD is 30 s old.
-	deny := objects.Apply(t, labelsConstraint(kind, "deny-owner", "vap-deny", "owner", "deny"))[0]
-	objects.Apply(t, labelsConstraint(kind, "warn-owner", "vap-warn", "owner", "warn"))
-	objects.Apply(t, labelsConstraint(kind, "dryrun-owner", "vap-dryrun", "owner", "dryrun"))
+	deny := objects.Apply(t, labelsConstraint(kind, "deny-owner", `["vap-deny", "vap-exempt", "vap-excluded", "portcullis-system"]`, "owner", "deny"))[0]
+	objects.Apply(t, labelsConstraint(kind, "warn-owner", `["vap-warn"]`, "owner", "warn"))
+	objects.Apply(t, labelsConstraint(kind, "dryrun-owner", `["vap-dryrun"]`, "owner", "dryrun"))
 	want := map[string]admissionregistrationv1.ValidationAction{
 		"deny-owner": admissionregistrationv1.Deny, "warn-owner": admissionregistrationv1.Warn, "dryrun-owner": admissionregistrationv1.Audit,
 	}
@@ -150,9 +152,40 @@ func TestPolicyEnforcedWithoutWebhook(t *testing.T) {
 		t.Errorf("dryrun: warnings %q, want none (Audit)", w)
 	}
 
+	// Never Portcullis's namespace nor an exempt one; a namespace the
+	// Config excludes from the webhook once the Config says so.
+	for _, ns := range []string{manager.DefaultNamespace, "vap-exempt"} {
+		if err := wc.Create(t.Context(), configMap(ns, "bad", nil), client.DryRunAll); err != nil {
+			t.Errorf("%s: refused: %v", ns, err)
+		}
+	}
+	if err := wc.Create(t.Context(), configMap("vap-excluded", "bad", nil), client.DryRunAll); err == nil {
+		t.Error("vap-excluded: allowed before the Config excludes it")
+	}
+	objects.Apply(t, `apiVersion: config.gatekeeper.sh/v1alpha1
+kind: Config
+metadata:
+  name: config
+  namespace: portcullis-system
+spec:
+  match:
+  - excludedNamespaces: ["vap-excluded"]
+    processes: ["webhook"]
+`)
+	eventually(t, "the Config's exclusion to reach the policy", func(ctx context.Context) error {
+		return wc.Create(ctx, configMap("vap-excluded", "bad", nil), client.DryRunAll)
+	})
+
 	checkMetric(t, "gatekeeper_validating_admission_policies", "active", 1)
 	checkMetric(t, "gatekeeper_validating_admission_policy_bindings", "active", 3)
 	writtenOnlyOnChange(t, template, kind, podID)
+
+	// A restarted manager takes over what an earlier one (Gatekeeper)
+	// left, in place.
+	stop()
+	left := leaveAsGatekeeper(t, template, kind)
+	startManager(t, podID, exempt)
+	checkAdopted(t, left)
 
 	// Deleting a constraint deletes its binding; the template, its policy.
 	objects.Delete(t, deny)
@@ -172,7 +205,6 @@ func TestPolicyEnforcedWithoutWebhook(t *testing.T) {
 		}
 		return gone(ctx, &admissionregistrationv1.ValidatingAdmissionPolicy{}, "gatekeeper-"+template)
 	})
-	_ = m
 }
 
 // checkPolicy holds a generated policy to Gatekeeper's shape.

@@ -88,6 +88,13 @@ func TestLibraryPolicies(t *testing.T) {
 		policyState(t, ct.GetName(), "pod-library-vap", vap.StateGenerated)
 	}
 	policies := judgeRounds(t, m.Manager, rounds, "pod-library-vap", webhook)
+	// The manager deletes the policies with their templates.
+	for _, ct := range templates {
+		objects.Delete(t, ct)
+		eventually(t, "the policy of "+ct.GetName()+" to go", func(ctx context.Context) error {
+			return gone(ctx, &admissionregistrationv1.ValidatingAdmissionPolicy{}, vap.PolicyName(ct.GetName()))
+		})
+	}
 
 	compared, denied := 0, 0
 	keys := make([]string, 0, len(webhook))
