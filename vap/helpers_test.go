@@ -119,10 +119,14 @@ func byPod(u *unstructured.Unstructured, podID string) map[string]any {
 }
 
 func getObject(ctx context.Context, apiVersion, kind, name string) (*unstructured.Unstructured, error) {
+	return getObjectFrom(ctx, env.Client, apiVersion, kind, name)
+}
+
+func getObjectFrom(ctx context.Context, c client.Client, apiVersion, kind, name string) (*unstructured.Unstructured, error) {
 	u := &unstructured.Unstructured{}
 	u.SetAPIVersion(apiVersion)
 	u.SetKind(kind)
-	return u, env.Client.Get(ctx, client.ObjectKey{Name: name}, u)
+	return u, c.Get(ctx, client.ObjectKey{Name: name}, u)
 }
 
 // vapStatus returns podID's vapGenerationStatus of a template, once its
