@@ -1,6 +1,7 @@
 package vap_test
 
 import (
+	"flag"
 	"os"
 	"testing"
 
@@ -13,6 +14,10 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) {
 	testenv.Logging(nil)
+	flag.Parse()
+	if fuzzing() {
+		os.Exit(m.Run())
+	}
 	os.Exit(testenv.Main{
 		What:       "the ValidatingAdmissionPolicy tests",
 		RunWithout: true,
@@ -21,4 +26,14 @@ func TestMain(m *testing.M) {
 			return nil, nil
 		},
 	}.Run(m))
+}
+
+// fuzzing reports whether this process runs or coordinates fuzzing: no
+// control plane is started then.
+func fuzzing() bool {
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		return true
+	}
+	f := flag.Lookup("test.fuzzworker")
+	return f != nil && f.Value.String() == "true"
 }
