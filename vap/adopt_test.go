@@ -9,7 +9,6 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -56,7 +55,7 @@ func leaveAsGatekeeper(t *testing.T, template, kind string) leftObjects {
 		ObjectMeta: metav1.ObjectMeta{Name: "gatekeeper-dryrun-owner", OwnerReferences: d.OwnerReferences},
 		Spec:       d.Spec,
 	}
-	legacy.OwnerReferences[0].BlockOwnerDeletion = ptr.To(false)
+	legacy.OwnerReferences[0].BlockOwnerDeletion = new(false)
 	if err := env.Client.Create(ctx, legacy, gk); err != nil {
 		t.Fatal(err)
 	}

@@ -52,7 +52,7 @@ func TestBadInput(t *testing.T) {
 		t.Error(err)
 	}
 	testenv.WaitEnforced(t, testenv.Poll{Timeout: waitTimeout}, env.Client, "BadMessage", "bad-message", podID)
-	eventually(t, "the webhook to refuse an unlabelled ConfigMap", func(ctx context.Context) error {
+	eventually(t, "the webhook to refuse an unlabeled ConfigMap", func(ctx context.Context) error {
 		err := env.Client.Create(ctx, configMap("vap-bad", "bad", nil), client.DryRunAll)
 		if err == nil || !strings.Contains(err.Error(), "[bad-message] labels are missing") {
 			return fmt.Errorf("want the webhook's refusal, got %v", err)

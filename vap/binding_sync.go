@@ -107,7 +107,7 @@ func (r *Reconciler) SyncBinding(ctx context.Context, u *unstructured.Unstructur
 		}
 		set(StateError, "could not transform constraint to ValidatingAdmissionPolicyBinding: "+err.Error())
 	}
-	if _, err := r.removeBinding(ctx, u.GetKind(), u.GetName(), u.GetUID()); err != nil {
+	if err := r.removeBinding(ctx, u.GetKind(), u.GetName(), u.GetUID()); err != nil {
 		return res, err
 	}
 	if !intends && res.Status == nil {
@@ -141,7 +141,7 @@ func (r *Reconciler) writeBinding(ctx context.Context, u *unstructured.Unstructu
 		}
 		if err != nil || gone {
 			if gone {
-				_, err = r.removeBinding(ctx, u.GetKind(), u.GetName(), "")
+				err = r.removeBinding(ctx, u.GetKind(), u.GetName(), "")
 			}
 			return err
 		}
@@ -166,24 +166,23 @@ func (r *Reconciler) DeleteBinding(ctx context.Context, kind, name string) error
 	if ok, err := r.Available(); err != nil || !ok {
 		return err
 	}
-	_, err := r.removeBinding(ctx, kind, name, "")
-	return err
+	return r.removeBinding(ctx, kind, name, "")
 }
 
 // removeBinding deletes the binding of constraint kind/name if that
 // constraint (of that uid, unless empty) controls it.
-func (r *Reconciler) removeBinding(ctx context.Context, kind, name string, uid types.UID) (bool, error) {
+func (r *Reconciler) removeBinding(ctx context.Context, kind, name string, uid types.UID) error {
 	b := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: BindingName(kind, name)}}
 	deleted, err := remove(ctx, r, b, func(b *admissionregistrationv1.ValidatingAdmissionPolicyBinding) bool {
 		return !controlledBy(b, kind, name, uid)
 	})
 	if err != nil {
-		return false, fmt.Errorf("deleting ValidatingAdmissionPolicyBinding %s: %w", b.Name, err)
+		return fmt.Errorf("deleting ValidatingAdmissionPolicyBinding %s: %w", b.Name, err)
 	}
 	if deleted {
 		log.FromContext(ctx).Info("Deleted a constraint's ValidatingAdmissionPolicyBinding", "binding", klog.KObj(b))
 	}
-	return deleted, nil
+	return nil
 }
 
 // waitForCRD is how long a binding of kind is still to wait: until

@@ -171,7 +171,7 @@ func TestGlobalConditions(t *testing.T) {
 		{"in an exempt namespace", exempted, obj(configMapKind, "free-a", "x", nil), false},
 		{"in Portcullis's namespace", exempted, obj(configMapKind, "portcullis-system", "x", nil), false},
 		{"in another namespace", exempted, obj(configMapKind, "default", "x", nil), true},
-		{"an exempt Namespace, unlabelled", exempted, obj(namespaceKind, "", "free-b", nil), true},
+		{"an exempt Namespace, unlabeled", exempted, obj(namespaceKind, "", "free-b", nil), true},
 		{"an exempt Namespace with the ignore label", exempted, obj(namespaceKind, "", "free-b", ignore), false},
 		{"another Namespace with the ignore label", exempted, obj(namespaceKind, "", "other", ignore), true},
 	}

@@ -124,7 +124,7 @@ func TestPolicyEnforcedWithoutWebhook(t *testing.T) {
 		t.Fatalf("webhook configurations %v (%v), want none", webhooks.Items, err)
 	}
 	wc := newWarningClient(t)
-	eventually(t, "the API server to refuse an unlabelled ConfigMap", func(ctx context.Context) error {
+	eventually(t, "the API server to refuse an unlabeled ConfigMap", func(ctx context.Context) error {
 		err := wc.Create(ctx, configMap("vap-deny", "bad", nil), client.DryRunAll)
 		if err == nil {
 			return errors.New("created")
@@ -136,7 +136,7 @@ func TestPolicyEnforcedWithoutWebhook(t *testing.T) {
 		return nil
 	})
 	if err := wc.Create(t.Context(), configMap("vap-deny", "good", map[string]string{"owner": "me"}), client.DryRunAll); err != nil {
-		t.Errorf("a labelled ConfigMap: %v", err)
+		t.Errorf("a labeled ConfigMap: %v", err)
 	}
 	wc.take()
 	if err := wc.Create(t.Context(), configMap("vap-warn", "bad", nil), client.DryRunAll); err != nil {

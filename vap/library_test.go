@@ -252,4 +252,3 @@ func hasCEL(ct *unstructured.Unstructured) bool {
 	}
 	return false
 }
-

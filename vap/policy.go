@@ -160,7 +160,7 @@ func Policy(ct *templates.ConstraintTemplate, in PolicyInput) (policy *admission
 			ParamKind:        &admissionregistrationv1.ParamKind{APIVersion: ParamAPIVersion, Kind: ct.Spec.CRD.Spec.Names.Kind},
 			MatchConstraints: match,
 			Validations:      validations,
-			FailurePolicy:    ptr.To(admissionregistrationv1.FailurePolicyType(fp)),
+			FailurePolicy:    new(admissionregistrationv1.FailurePolicyType(fp)),
 			MatchConditions:  conds,
 			Variables:        vars,
 		},

@@ -2,6 +2,7 @@ package vap
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -28,13 +29,11 @@ func celTemplate(source map[string]any, ops ...admissionregistrationv1.Operation
 
 func source(extra map[string]any) map[string]any {
 	s := map[string]any{
-		"validations": []any{map[string]any{"expression": "has(object.metadata.labels)", "message": "no labels"}},
-		"variables":   []any{map[string]any{"name": "labels", "expression": "object.metadata.labels"}},
+		"validations":    []any{map[string]any{"expression": "has(object.metadata.labels)", "message": "no labels"}},
+		"variables":      []any{map[string]any{"name": "labels", "expression": "object.metadata.labels"}},
 		"matchCondition": []any{map[string]any{"name": "not-kube", "expression": "true"}},
 	}
-	for k, v := range extra {
-		s[k] = v
-	}
+	maps.Copy(s, extra)
 	return s
 }
 
