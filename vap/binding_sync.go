@@ -210,6 +210,10 @@ func (r *Reconciler) template(ctx context.Context, name string) (*templatesv1.Co
 	if !ct.DeletionTimestamp.IsZero() {
 		return nil, nil, nil
 	}
+	if !hasCEL(ct) {
+		// Most templates: no need to convert them to learn it.
+		return ct, &templates.ConstraintTemplate{}, nil
+	}
 	vct := &templates.ConstraintTemplate{}
 	if err := r.Scheme.Convert(ct, vct, nil); err != nil {
 		return nil, nil, fmt.Errorf("converting ConstraintTemplate %s: %w", name, err)
