@@ -107,7 +107,7 @@ func (r *Reconciler) SyncBinding(ctx context.Context, u *unstructured.Unstructur
 		}
 		set(StateError, "could not transform constraint to ValidatingAdmissionPolicyBinding: "+err.Error())
 	}
-	if err := r.removeBinding(ctx, u.GetKind(), u.GetName(), u.GetUID()); err != nil {
+	if err := r.removeBinding(ctx, u.GetKind(), u.GetName(), u.GetUID(), false); err != nil {
 		return res, err
 	}
 	if !intends && res.Status == nil {
@@ -141,7 +141,7 @@ func (r *Reconciler) writeBinding(ctx context.Context, u *unstructured.Unstructu
 		}
 		if err != nil || gone {
 			if gone {
-				err = r.removeBinding(ctx, u.GetKind(), u.GetName(), "")
+				err = r.removeBinding(ctx, u.GetKind(), u.GetName(), "", true)
 			}
 			return err
 		}
@@ -152,7 +152,7 @@ func (r *Reconciler) writeBinding(ctx context.Context, u *unstructured.Unstructu
 		b := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: legacy}}
 		if _, err := remove(ctx, r, b, func(b *admissionregistrationv1.ValidatingAdmissionPolicyBinding) bool {
 			return !controlledBy(b, u.GetKind(), u.GetName(), u.GetUID())
-		}); err != nil {
+		}, false); err != nil {
 			log.FromContext(ctx).Error(err, "Deleting a binding of Gatekeeper's former name", "binding", klog.KRef("", legacy))
 		}
 	}
@@ -166,16 +166,17 @@ func (r *Reconciler) DeleteBinding(ctx context.Context, kind, name string) error
 	if ok, err := r.Available(); err != nil || !ok {
 		return err
 	}
-	return r.removeBinding(ctx, kind, name, "")
+	return r.removeBinding(ctx, kind, name, "", true)
 }
 
 // removeBinding deletes the binding of constraint kind/name if that
-// constraint (of that uid, unless empty) controls it.
-func (r *Reconciler) removeBinding(ctx context.Context, kind, name string, uid types.UID) error {
+// constraint (of that uid, unless empty) controls it, read from the cache
+// or with live from the API server.
+func (r *Reconciler) removeBinding(ctx context.Context, kind, name string, uid types.UID, live bool) error {
 	b := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: BindingName(kind, name)}}
 	deleted, err := remove(ctx, r, b, func(b *admissionregistrationv1.ValidatingAdmissionPolicyBinding) bool {
 		return !controlledBy(b, kind, name, uid)
-	})
+	}, live)
 	if err != nil {
 		return fmt.Errorf("deleting ValidatingAdmissionPolicyBinding %s: %w", b.Name, err)
 	}

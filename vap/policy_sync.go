@@ -67,7 +67,7 @@ func (r *Reconciler) SyncPolicy(ctx context.Context, ct *templatesv1.ConstraintT
 		if res.Status == nil {
 			r.policies.forget(name)
 		}
-		deleted, err := remove(ctx, r, &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}}, nil)
+		deleted, err := remove(ctx, r, &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}}, nil, false)
 		if err != nil {
 			return res, fmt.Errorf("deleting ValidatingAdmissionPolicy %s: %w", name, err)
 		}
@@ -145,7 +145,7 @@ func (r *Reconciler) DeletePolicy(ctx context.Context, template string) (bool, e
 	if ok, err := r.Available(); err != nil || !ok {
 		return false, err
 	}
-	deleted, err := remove(ctx, r, &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}}, nil)
+	deleted, err := remove(ctx, r, &admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}}, nil, true)
 	if err != nil {
 		return false, fmt.Errorf("deleting ValidatingAdmissionPolicy %s: %w", name, err)
 	}

@@ -143,9 +143,14 @@ func withController(refs []metav1.OwnerReference, owner *metav1.OwnerReference) 
 
 // remove deletes obj (its name set) unless it is gone already; keep, when
 // not nil, is asked first with the object as read and may spare it. It
-// reports whether it deleted.
-func remove[T client.Object](ctx context.Context, r *Reconciler, obj T, keep func(T) bool) (bool, error) {
-	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+// reads the cache, or with live the API server: an object just created
+// may not be in the cache yet. It reports whether it deleted.
+func remove[T client.Object](ctx context.Context, r *Reconciler, obj T, keep func(T) bool, live bool) (bool, error) {
+	var reader client.Reader = r.Client
+	if live {
+		reader = r.APIReader
+	}
+	if err := reader.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 		return false, client.IgnoreNotFound(err)
 	}
 	if keep != nil && keep(obj) {
