@@ -17,6 +17,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/exemption"
+	"github.com/portcullis-dev/portcullis/internal/violations"
 )
 
 // The audit's client is not throttled below these, whatever the manager's
@@ -64,6 +65,7 @@ var (
 
 // +kubebuilder:rbac:groups=*,resources=*,verbs=get;list
 // +kubebuilder:rbac:groups=constraints.gatekeeper.sh,resources=*/status,verbs=get;update
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // Setup adds the audit loop to mgr, to run on the leader only. With
 // Options.Interval 0 the audit is disabled and nothing is added. The caller
@@ -80,6 +82,16 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 	if opts.Interval == 0 {
 		log.Info("Audit disabled", "auditInterval", opts.Interval)
 		return nil
+	}
+	if opts.EmitEvents && opts.Events == nil {
+		rec, err := violations.NewRecorder(mgr.GetConfig(), violations.ComponentAudit, opts.Namespace, opts.EventsInvolvedNamespace)
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(rec); err != nil {
+			return fmt.Errorf("adding the audit event recorder: %w", err)
+		}
+		opts.Events = rec
 	}
 	a, err := New(mgr.GetConfig(), eng, opts, log)
 	if err != nil {
@@ -184,10 +196,12 @@ func (a *Auditor) RunOnce(ctx context.Context) (Report, error) {
 	return rep, nil
 }
 
-// logRun writes the run's one log line.
+// logRun writes the run's last log line: Gatekeeper's audit_finished, with
+// the run's counts.
 func (a *Auditor) logRun(rep *Report, err error) {
 	kv := []any{
-		"auditID", auditID(rep.Start),
+		violations.KeyProcess, violations.ProcessAudit,
+		violations.KeyAuditID, auditID(rep.Start),
 		"start", rep.Start.UTC().Format(time.RFC3339Nano),
 		"end", rep.End.UTC().Format(time.RFC3339Nano),
 		"duration", rep.Duration().Round(time.Millisecond).String(),
@@ -207,7 +221,8 @@ func (a *Auditor) logRun(rep *Report, err error) {
 		a.log.Error(err, "Audit failed", kv...)
 		return
 	}
-	a.log.Info("Audit finished", kv...)
+	kv = append(kv, violations.KeyEventType, violations.EventAuditFinished, violations.KeySemantic, true)
+	a.log.Info("auditing is complete", kv...)
 }
 
 // warningLogger logs the API server's warnings at V(1).
@@ -219,5 +234,6 @@ func (w warningLogger) HandleWarningHeaderWithContext(_ context.Context, code in
 	}
 }
 
-// auditID names a run in the log, after its start, as Gatekeeper does.
-func auditID(start time.Time) string { return start.UTC().Format(time.RFC3339Nano) }
+// auditID names a run in the log, after its start, as Gatekeeper does: the
+// status.auditTimestamp the run writes.
+func auditID(start time.Time) string { return start.UTC().Format(time.RFC3339) }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/exemption"
 	"github.com/portcullis-dev/portcullis/internal/flagvalue"
+	"github.com/portcullis-dev/portcullis/internal/violations"
 )
 
 // Defaults of the audit flags, Gatekeeper's where Gatekeeper has the flag.
@@ -43,9 +44,25 @@ type Options struct {
 	// (--constraint-violations-limit); status.totalViolations counts all.
 	ViolationsLimit int
 
-	// LogViolations logs one line per violation found
-	// (--log-audit-violations).
+	// LogViolations logs one line per violation found, with Gatekeeper's
+	// keys (event_type violation_audited, constraint_*, resource_*), as
+	// Gatekeeper always does (--log-audit-violations, default true).
 	LogViolations bool
+
+	// EmitEvents emits a Warning Event (reason AuditViolation, source
+	// gatekeeper-audit) for each violation found (--emit-audit-events), in
+	// Namespace, or with EventsInvolvedNamespace in the namespace of the
+	// object (--audit-events-involved-namespace).
+	EmitEvents              bool
+	EventsInvolvedNamespace bool
+
+	// Namespace is the manager's namespace, where Events go. Not a flag:
+	// the manager sets it.
+	Namespace string
+
+	// Events emits the Events; Setup creates it with EmitEvents. Not a
+	// flag; nil emits none.
+	Events *violations.Recorder
 
 	// Workers review objects in parallel (--audit-workers); 0 means
 	// GOMAXPROCS.
@@ -94,6 +111,7 @@ func NewOptions() Options {
 		ChunkSize:       DefaultChunkSize,
 		ViolationsLimit: DefaultViolationsLimit,
 		Workers:         0,
+		LogViolations:   true,
 		StatusRefresh:   DefaultStatusRefresh,
 	}
 }
@@ -105,7 +123,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.MatchKindOnly, "audit-match-kind-only", o.MatchKindOnly, "audit only the kinds constraints name in spec.match.kinds")
 	fs.Int64Var(&o.ChunkSize, "audit-chunk-size", o.ChunkSize, "objects per List page during the audit; 0 lists each kind at once (memory then grows with the cluster)")
 	fs.IntVar(&o.ViolationsLimit, "constraint-violations-limit", o.ViolationsLimit, "violations kept in each constraint's status.violations (status.totalViolations counts all)")
-	fs.BoolVar(&o.LogViolations, "log-audit-violations", o.LogViolations, "log every violation the audit finds")
+	fs.BoolVar(&o.LogViolations, "log-audit-violations", o.LogViolations, "log every violation the audit finds, as Gatekeeper does (event_type violation_audited, with its constraint_* and resource_* keys); false logs only the audit_started, constraint_audited and audit_finished lines")
+	fs.BoolVar(&o.EmitEvents, "emit-audit-events", o.EmitEvents, "emit a Warning Event (reason AuditViolation, source gatekeeper-audit) for every violation the audit finds, in --namespace")
+	fs.BoolVar(&o.EventsInvolvedNamespace, "audit-events-involved-namespace", o.EventsInvolvedNamespace, "with --emit-audit-events, emit each Event in the namespace of the object it is about (cluster-scoped objects' in --namespace)")
 	fs.IntVar(&o.Workers, "audit-workers", o.Workers, "objects the audit reviews in parallel; 0 means GOMAXPROCS")
 	fs.BoolVar(&o.StatusOnChange, "audit-status-on-change", o.StatusOnChange, "write a constraint's status only when its violations change (or per --audit-status-refresh), instead of every run as Gatekeeper does: fewer writes, but status.auditTimestamp then tells the last change, not the last run")
 	fs.DurationVar(&o.StatusRefresh, "audit-status-refresh", o.StatusRefresh, "with --audit-status-on-change, rewrite an unchanged constraint status once its auditTimestamp is this old; 0 writes only on change")

@@ -18,20 +18,20 @@ func TestOptionsFlags(t *testing.T) {
 		}
 	}
 	if o.Interval != 60*time.Second || o.ChunkSize != 500 || o.ViolationsLimit != 20 || o.Workers != 0 ||
-		o.MatchKindOnly || o.LogViolations || o.StatusOnChange || o.StatusRefresh != time.Hour {
+		o.MatchKindOnly || !o.LogViolations || o.EmitEvents || o.EventsInvolvedNamespace || o.StatusOnChange || o.StatusRefresh != time.Hour {
 		t.Errorf("defaults: %+v", o)
 	}
 	err := fs.Parse([]string{
 		"--audit-interval=0", "--audit-match-kind-only", "--audit-chunk-size=100", "--constraint-violations-limit=5",
-		"--log-audit-violations", "--audit-workers=3", "--audit-status-on-change", "--audit-status-refresh=0",
+		"--log-audit-violations=false", "--emit-audit-events", "--audit-events-involved-namespace", "--audit-workers=3", "--audit-status-on-change", "--audit-status-refresh=0",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Options{MatchKindOnly: true, ChunkSize: 100, ViolationsLimit: 5, LogViolations: true, Workers: 3}
+	want := Options{MatchKindOnly: true, ChunkSize: 100, ViolationsLimit: 5, LogViolations: false, Workers: 3}
 	if o.Interval != want.Interval || o.MatchKindOnly != want.MatchKindOnly || o.ChunkSize != want.ChunkSize ||
 		o.ViolationsLimit != want.ViolationsLimit || o.LogViolations != want.LogViolations || o.Workers != want.Workers ||
-		!o.StatusOnChange || o.StatusRefresh != 0 {
+		!o.StatusOnChange || o.StatusRefresh != 0 || !o.EmitEvents || !o.EventsInvolvedNamespace {
 		t.Errorf("parsed: %+v, want %+v", o, want)
 	}
 	if err := o.Validate(); err != nil {

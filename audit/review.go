@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/exemption"
+	"github.com/portcullis-dev/portcullis/internal/violations"
 )
 
 // worker is one reviewing goroutine's tallies, merged at the end of the
@@ -155,10 +156,26 @@ func (r *run) record(w *worker, obj *unstructured.Unstructured, v *engine.Violat
 		sv.EnforcementActions = append([]string(nil), v.Actions...)
 	}
 	w.results.add(key, sv, v.Actions)
-	if r.a.opts.LogViolations {
-		r.log.Info("Violation", "constraint", key.String(), "enforcementAction", v.EnforcementAction, "actions", v.Actions,
-			"gvk", gvk.String(), "object", klog.KObj(obj), "message", v.Message)
+	if !r.a.opts.LogViolations && r.a.opts.Events == nil {
+		return
 	}
+	gv := &violations.Violation{
+		Constraint:        v.Constraint,
+		EnforcementAction: v.EnforcementAction,
+		ScopedActions:     sv.EnforcementActions,
+		Message:           sv.Message,
+		Details:           violations.Details(v.Metadata, v.Details),
+		Resource:          gvk,
+		Namespace:         obj.GetNamespace(),
+		Name:              obj.GetName(),
+		UID:               obj.GetUID(),
+		ResourceVersion:   obj.GetResourceVersion(),
+		Labels:            obj.GetLabels(),
+	}
+	if r.a.opts.LogViolations {
+		r.log.Info(sv.Message, gv.AuditKeys()...)
+	}
+	r.a.opts.Events.Audit(gv, auditID(r.start))
 }
 
 // exempt reports whether obj is in an exempt or excluded namespace; a

@@ -123,6 +123,10 @@ func (r *ConstraintReconciler) Reconcile(ctx context.Context, req ConstraintRequ
 			log.Info("Constraint enforced", "generation", res.generation)
 		}
 	}
+	if len(res.errors) > 0 && r.Tracker.ConstraintFailed(req.Kind, req.Name) {
+		// --readiness-retries: readiness waits while it is retried.
+		return reconcile.Result{RequeueAfter: ReadinessRetryDelay}, nil
+	}
 	r.Tracker.ConstraintDone(req.Kind, req.Name)
 	if vapErr != nil {
 		return reconcile.Result{}, fmt.Errorf("generating the ValidatingAdmissionPolicyBinding: %w", vapErr)

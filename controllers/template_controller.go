@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/engine/celdriver"
 	"github.com/portcullis-dev/portcullis/internal/readiness"
 	"github.com/portcullis-dev/portcullis/vap"
 )
@@ -71,6 +72,8 @@ type TemplateReconciler struct {
 
 	metrics *controllerMetrics
 	tally   metricTally
+	// celTally holds the loaded templates with CEL code.
+	celTally metricTally
 }
 
 // knownTemplate is what this replica holds for a template.
@@ -86,6 +89,11 @@ type knownTemplate struct {
 	failed    int64
 	failedErr error
 }
+
+// ReadinessRetryDelay is the time between the retries of a template or
+// constraint that failed to load, while readiness waits for it
+// (--readiness-retries).
+const ReadinessRetryDelay = time.Second
 
 // SetupWithManager registers the reconciler. It runs on every replica,
 // leader or not: each replica serves from its own engine.
@@ -181,6 +189,13 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	if len(res.errors) > 0 {
 		log.Info("ConstraintTemplate not loaded", "code", res.errors[0].Code, "error", res.errors[0].Message)
+		if r.Tracker.TemplateFailed(ct.Name) {
+			// --readiness-retries: readiness waits while it is retried.
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			return ctrl.Result{RequeueAfter: ReadinessRetryDelay}, nil
+		}
 	}
 	r.Tracker.TemplateDone(ct.Name)
 	// err is transient (an API call failed): try again with backoff. Errors
@@ -324,8 +339,21 @@ func (r *TemplateReconciler) load(ctx context.Context, ct *templatesv1.Constrain
 	}
 	k.loaded, k.generation, k.failedErr = vct, ct.Generation, nil
 	r.Kinds.Set(kind, ct.Name)
+	r.metrics.reportCEL(&r.celTally, ct.Name, hasCEL(vct))
 	log.FromContext(ctx).Info("ConstraintTemplate compiled into the engine", "kind", kind, "generation", ct.Generation)
 	return true, nil
+}
+
+// hasCEL reports whether a template has K8sNativeValidation (CEL) code.
+func hasCEL(ct *templates.ConstraintTemplate) bool {
+	for _, t := range ct.Spec.Targets {
+		for _, c := range t.Code {
+			if c.Engine == celdriver.Name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // forgetOtherKind unloads what this replica holds for the template if its
@@ -351,6 +379,7 @@ func (r *TemplateReconciler) unload(ctx context.Context, name string) error {
 	}
 	r.Watches.Remove(k.kind)
 	r.Tracker.CancelConstraints(k.kind)
+	r.metrics.reportCEL(&r.celTally, name, false)
 	if k.loaded != nil {
 		if err := r.Engine.RemoveTemplate(ctx, k.loaded); err != nil {
 			return fmt.Errorf("removing template %s from the engine: %w", name, err)

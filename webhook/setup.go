@@ -14,10 +14,12 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/violations"
 )
 
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // Setup adds the webhook to mgr: its HTTPS server with /v1/admit,
 // /v1/admitlabel and /v1/admitpolicy, the serving certificate, the
@@ -53,6 +55,16 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 	ho.Namespaces = CachedNamespaces(mgr.GetCache(), mgr.GetAPIReader())
 	ho.Metrics = metrics
 	ho.Log = log.WithName("admit")
+	if opts.EmitAdmissionEvents {
+		rec, err := violations.NewRecorder(mgr.GetConfig(), violations.ComponentWebhook, opts.Namespace, opts.AdmissionEventsInvolvedNamespace)
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(rec); err != nil {
+			return fmt.Errorf("adding the admission event recorder: %w", err)
+		}
+		ho.Events = rec
+	}
 	admit := NewAdmissionHandler(eng, ho)
 	label := NewNamespaceLabelHandler(ho.Exemptions, log.WithName("admitlabel"))
 	policy := NewPolicyHandler(eng, opts.EngineOptions, ho.Timeout, log.WithName("admitpolicy"))

@@ -34,6 +34,7 @@ func (m *Manager) setupAudit() error {
 	o.ExemptNamespaceSuffixes = m.opts.Webhook.ExemptNamespaceSuffixes
 	o.Excluded = func(ns string) bool { return m.sync.Excludes(configv1alpha1.ProcessAudit, ns) }
 	o.Ready = m.Ready
+	o.Namespace = m.opts.Namespace
 	if err := audit.Setup(m.mgr, m.engine, o); err != nil {
 		return fmt.Errorf("setting up the audit: %w", err)
 	}

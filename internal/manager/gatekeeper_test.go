@@ -97,7 +97,30 @@ func TestGatekeeperFlags(t *testing.T) {
 			return o.Webhook.ServiceName == "gatekeeper-webhook-service"
 		}},
 		{[]string{"--readiness-retries=0"}, func(o Options) bool { return len(o.Unsupported()) == 0 }},
-		{[]string{"--readiness-retries=-1"}, func(o Options) bool { return hasUnsupported(o, "--readiness-retries") }},
+		{[]string{"--readiness-retries=-1"}, func(o Options) bool { return o.ReadinessRetries == -1 && len(o.Unsupported()) == 0 }},
+		{[]string{"--readiness-retries=3"}, func(o Options) bool { return o.ReadinessRetries == 3 }},
+		{[]string{"--emit-admission-events", "--admission-events-involved-namespace"}, func(o Options) bool {
+			return o.Webhook.EmitAdmissionEvents && o.Webhook.AdmissionEventsInvolvedNamespace && len(o.Unsupported()) == 0
+		}},
+		{[]string{"--emit-audit-events", "--audit-events-involved-namespace"}, func(o Options) bool {
+			return o.Audit.EmitEvents && o.Audit.EventsInvolvedNamespace && len(o.Unsupported()) == 0
+		}},
+		{[]string{"--gatekeeper-defaults"}, func(o Options) bool {
+			w := o.Webhook
+			return o.Namespace == "gatekeeper-system" && w.Port == 443 && o.HealthProbeBindAddress == ":9090" &&
+				o.MetricsBindAddress == ":8888" && w.ServiceName == "gatekeeper-webhook-service" &&
+				w.CertSecretName == "gatekeeper-webhook-server-cert" && w.ServiceAccount == "gatekeeper-admin" &&
+				w.ConfigurationName == "gatekeeper-validating-webhook-configuration" && !w.ManageConfiguration &&
+				o.ShutdownDelay == 10*time.Second && len(o.Unsupported()) == 0
+		}},
+		// Given flags win, before or after it.
+		{[]string{"--port=8443", "--gatekeeper-defaults", "--health-addr=:9091", "--shutdown-delay=0"}, func(o Options) bool {
+			return o.Webhook.Port == 8443 && o.HealthProbeBindAddress == ":9091" && o.ShutdownDelay == 0 && o.MetricsBindAddress == ":8888"
+		}},
+		{[]string{"--gatekeeper-defaults=false"}, func(o Options) bool { return o.Webhook.Port == 8443 && o.Namespace == DefaultNamespace }},
+		{nil, func(o Options) bool {
+			return o.Audit.LogViolations && !o.Webhook.EmitAdmissionEvents && !o.Audit.EmitEvents
+		}},
 		{[]string{"--shutdown-delay=10"}, func(o Options) bool { return o.ShutdownDelay == 10*time.Second }},
 		{[]string{"--shutdown-delay=500ms"}, func(o Options) bool { return o.ShutdownDelay == 500*time.Millisecond }},
 		{[]string{"--enable-pprof=true", "--pprof-port=6061"}, func(o Options) bool { return o.EnablePprof && o.PprofPort == 6061 }},

@@ -109,7 +109,7 @@ func New(cfg *rest.Config, opts Options) (*Manager, error) {
 		cfg:     cfg,
 		mgr:     mgr,
 		engine:  eng,
-		tracker: readiness.NewTracker(),
+		tracker: newTracker(opts.ReadinessRetries),
 		watches: controllers.NewWatches(dyn, mgr.GetLogger().WithName("watches")),
 	}
 	if err := m.setupChecks(); err != nil {
@@ -291,6 +291,13 @@ func delayedCancel(ctx context.Context, delay time.Duration) (context.Context, c
 		cancel()
 	}()
 	return runCtx, cancel
+}
+
+// newTracker is the readiness tracker, with --readiness-retries.
+func newTracker(retries int) *readiness.Tracker {
+	t := readiness.NewTracker()
+	t.SetRetries(retries)
+	return t
 }
 
 // Manager is the controller-runtime manager, for runnables to add to it.

@@ -122,6 +122,11 @@ type Options struct {
 	// are gone, four times as often. 0 turns both off.
 	HeartbeatDuration time.Duration
 
+	// ReadinessRetries is how many times a template or constraint that
+	// fails to load is retried before /readyz stops waiting for it
+	// (--readiness-retries, Gatekeeper's); -1 waits until it loads.
+	ReadinessRetries int
+
 	// EnablePprof serves net/http/pprof on localhost:PprofPort
 	// (--enable-pprof, --pprof-port).
 	EnablePprof bool

@@ -27,16 +27,33 @@ type Tracker struct {
 	constraints     map[string]*objects // by kind
 	data            dataState           // see data.go
 	ready           bool
+	// retries is Gatekeeper's --readiness-retries: how many failed loads
+	// of a template or constraint are retried before it counts as done;
+	// -1 never gives up.
+	retries int
 }
 
-// objects is a set of expected names and a set of handled ones.
+// objects is a set of expected names, a set of handled ones, and the
+// failed loads of each.
 type objects struct {
 	expected map[string]bool
 	done     map[string]bool
+	failures map[string]int
 }
 
 func newObjects() *objects {
-	return &objects{expected: map[string]bool{}, done: map[string]bool{}}
+	return &objects{expected: map[string]bool{}, done: map[string]bool{}, failures: map[string]int{}}
+}
+
+// failed records a failed load of name and reports whether it is to be
+// retried; when it is not, name is done.
+func (o *objects) failed(name string, retries int) bool {
+	o.failures[name]++
+	if retries >= 0 && o.failures[name] > retries {
+		o.done[name] = true
+		return false
+	}
+	return true
 }
 
 func (o *objects) pending() []string {
@@ -58,6 +75,36 @@ func NewTracker() *Tracker {
 		constraints: map[string]*objects{},
 		data:        dataState{kinds: newObjects()},
 	}
+}
+
+// SetRetries sets how many times a template or constraint that fails to
+// load is retried before readiness stops waiting for it (Gatekeeper's
+// --readiness-retries): 0, the default, counts the first failure as done;
+// -1 waits until it loads.
+func (t *Tracker) SetRetries(n int) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.retries = n
+}
+
+// TemplateFailed records a failed load of a template. It reports whether
+// the caller is to retry it: the tracker is not ready yet and the
+// template's retries are not used up, so that it is not done. Otherwise
+// the template is done.
+func (t *Tracker) TemplateFailed(name string) bool {
+	retry := false
+	t.whileStarting(func() { retry = t.templates.failed(name, t.retries) })
+	return retry
+}
+
+// ConstraintFailed is TemplateFailed for a constraint.
+func (t *Tracker) ConstraintFailed(kind, name string) bool {
+	retry := false
+	t.whileStarting(func() { retry = t.kind(kind).failed(name, t.retries) })
+	return retry
 }
 
 // ExpectTemplates records the ConstraintTemplates that exist at startup.
