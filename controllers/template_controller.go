@@ -113,8 +113,10 @@ func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4, NeedLeaderElection: new(false)})
 	if r.watchPolicies(mgr) {
 		// A policy changed or deleted by others is put back; a change of
-		// what the webhook judges (the Config's exclusions) rescopes them.
+		// what the webhook judges (its configuration, the Config's
+		// exclusions) rescopes them.
 		b = b.Watches(&admissionregistrationv1.ValidatingAdmissionPolicy{}, handler.EnqueueRequestsFromMapFunc(templateForPolicy)).
+			Watches(&admissionregistrationv1.ValidatingWebhookConfiguration{}, handler.EnqueueRequestsFromMapFunc(r.VAP.WebhookConfigurationChanged)).
 			WatchesRawSource(source.Channel(r.VAP.Events(), &handler.EnqueueRequestForObject{}))
 	}
 	return b.Complete(r)
@@ -146,6 +148,7 @@ func templateForPolicy(_ context.Context, o client.Object) []reconcile.Request {
 // +kubebuilder:rbac:groups=templates.gatekeeper.sh,resources=constrainttemplates/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingadmissionpolicies;validatingadmissionpolicybindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;list;watch
 
 // Reconcile loads one template, or unloads it when it is gone.
 func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

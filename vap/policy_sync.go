@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/portcullis-dev/portcullis/engine/celdriver"
 )
@@ -80,7 +81,7 @@ func (r *Reconciler) SyncPolicy(ctx context.Context, ct *templatesv1.ConstraintT
 
 	var scope *Scope
 	if r.Options.SyncEnforcementScope && r.Scope != nil {
-		scope = r.Scope()
+		scope = r.Scope(ctx)
 	}
 	desired, warning, err := Policy(vct, PolicyInput{
 		DefaultFailurePolicy: r.Options.DefaultFailurePolicy, Scope: scope, Namespace: r.Namespace, Exempt: r.Exempt,
@@ -176,27 +177,45 @@ func (r *Reconciler) DeletePolicy(ctx context.Context, template string) (bool, e
 // Rescope asks for every template with CEL to be reconciled again, as
 // what the webhook judges changed (the Config's exclusions): see Events.
 func (r *Reconciler) Rescope(ctx context.Context) {
-	if !r.Options.SyncEnforcementScope {
-		return
-	}
-	list := &templatesv1.ConstraintTemplateList{}
-	if err := r.Client.List(ctx, list); err != nil {
-		r.Log.Error(err, "Listing ConstraintTemplates to rescope their policies")
-		return
-	}
-	for i := range list.Items {
-		ct := &list.Items[i]
-		if !hasCEL(ct) {
-			continue
-		}
+	for _, req := range r.celTemplates(ctx) {
 		u := &unstructured.Unstructured{}
-		u.SetName(ct.Name)
+		u.SetName(req.Name)
 		select {
 		case r.events <- event.GenericEvent{Object: u}:
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// WebhookConfigurationChanged maps a change of a
+// ValidatingWebhookConfiguration to the templates with CEL when it is the
+// webhook's, whose rules and selectors their policies follow.
+func (r *Reconciler) WebhookConfigurationChanged(ctx context.Context, o client.Object) []reconcile.Request {
+	if o.GetName() != r.WebhookConfiguration {
+		return nil
+	}
+	return r.celTemplates(ctx)
+}
+
+// celTemplates lists the templates with CEL, when policies follow the
+// webhook's scope.
+func (r *Reconciler) celTemplates(ctx context.Context) []reconcile.Request {
+	if !r.Options.SyncEnforcementScope {
+		return nil
+	}
+	list := &templatesv1.ConstraintTemplateList{}
+	if err := r.Client.List(ctx, list); err != nil {
+		r.Log.Error(err, "Listing ConstraintTemplates to rescope their policies")
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range list.Items {
+		if hasCEL(&list.Items[i]) {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}})
+		}
+	}
+	return out
 }
 
 func hasCEL(ct *templatesv1.ConstraintTemplate) bool {

@@ -47,8 +47,11 @@ type Reconciler struct {
 	Exempt []string
 	// Scope returns what the webhook judges now, for
 	// Options.SyncEnforcementScope.
-	Scope func() *Scope
-	Log   logr.Logger
+	Scope func(ctx context.Context) *Scope
+	// WebhookConfiguration names the webhook's
+	// ValidatingWebhookConfiguration, whose changes change Scope.
+	WebhookConfiguration string
+	Log                  logr.Logger
 
 	mu        sync.Mutex
 	available *bool

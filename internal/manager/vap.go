@@ -1,10 +1,15 @@
 package manager
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/discovery"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
 	"github.com/portcullis-dev/portcullis/controllers"
@@ -34,6 +39,8 @@ func (m *Manager) newVAP() (*vap.Reconciler, error) {
 		Exempt:       m.exemptNamespaces(),
 		Scope:        m.vapScope,
 		Log:          m.mgr.GetLogger().WithName("vap"),
+
+		WebhookConfiguration: m.opts.Webhook.ConfigurationName,
 	}
 	if err := r.Setup(); err != nil {
 		return nil, fmt.Errorf("setting up the ValidatingAdmissionPolicy generation: %w", err)
@@ -58,13 +65,24 @@ func (m *Manager) exemptNamespaces() []string {
 	return slices.Compact(out)
 }
 
-// vapScope is what the webhook judges: the rules and selectors of its
-// validation.gatekeeper.sh webhook, as the manager configures it, and the
-// namespaces the Config excludes from it.
-func (m *Manager) vapScope() *vap.Scope {
+// vapScope is what the webhook judges: the rules, selectors and match
+// conditions of the validation.gatekeeper.sh webhook of its
+// ValidatingWebhookConfiguration, as Gatekeeper reads them (deployed by a
+// chart, it may differ from this replica's flags), else as this replica
+// would configure it; and the namespaces the Config excludes from it.
+func (m *Manager) vapScope(ctx context.Context) *vap.Scope {
 	o := m.opts.Webhook
 	o.Namespace = m.opts.Namespace
-	for _, w := range o.Configuration(nil).Webhooks {
+	cfg := o.Configuration(nil)
+	live := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	err := m.mgr.GetClient().Get(ctx, client.ObjectKey{Name: o.ConfigurationName}, live)
+	switch {
+	case err == nil:
+		cfg = live
+	case !apierrors.IsNotFound(err):
+		log.FromContext(ctx).Error(err, "Reading the webhook configuration; the policies follow the flags", "configuration", o.ConfigurationName)
+	}
+	for _, w := range cfg.Webhooks {
 		if w.Name != webhook.WebhookName {
 			continue
 		}
