@@ -25,7 +25,7 @@ func TestLiveWebhookScope(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: webhook.DefaultConfigurationName},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
 			Name:                    webhook.WebhookName,
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://127.0.0.1:1/v1/admit")},
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: new("https://127.0.0.1:1/v1/admit")},
 			FailurePolicy:           ptr.To(admissionregistrationv1.Ignore),
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
 			AdmissionReviewVersions: []string{"v1"},
