@@ -73,8 +73,10 @@ var (
 // (the Config's exclusions for the audit) and Ready (the manager's
 // readiness, so that the first run waits until the engine holds every
 // template and constraint rather than clearing the statuses of those it
-// does not hold yet).
-func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
+// does not hold yet). reviewer is the manager's engine, or an
+// expansion.Reviewer around it, which also judges what workloads expand
+// into, as Gatekeeper's audit does.
+func Setup(mgr ctrl.Manager, reviewer Reviewer, opts Options) error {
 	log := mgr.GetLogger().WithName("audit")
 	if err := opts.Validate(); err != nil {
 		return fmt.Errorf("audit options: %w", err)
@@ -93,7 +95,7 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 		}
 		opts.Events = rec
 	}
-	a, err := New(mgr.GetConfig(), eng, opts, log)
+	a, err := New(mgr.GetConfig(), reviewer, opts, log)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,8 @@ type policySet struct {
 	templates   int
 	constraints int
 	objects     []reviewItem
+	// constraintObjs are the constraints loaded.
+	constraintObjs []*unstructured.Unstructured
 	// skipped are the templates left out by loadPolicySet's keep, with
 	// their constraints.
 	skipped            []string
@@ -111,6 +113,7 @@ func newPolicySet(ctx context.Context, docs []manifest.Doc, opts engine.Options,
 			return nil, fmt.Errorf("%s: %w", d.Source, err)
 		}
 		ps.constraints++
+		ps.constraintObjs = append(ps.constraintObjs, d.Object)
 	}
 	for _, d := range others {
 		item, err := toReviewItem(d)

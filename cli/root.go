@@ -43,7 +43,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return ee.code
 	}
 	fmt.Fprintf(stderr, "portcullis: %v\n", err)
-	if cmd != nil && (cmd.Name() == "test" || cmd.Name() == "verify") {
+	if cmd != nil && (cmd.Name() == "test" || cmd.Name() == "verify" || cmd.Name() == "expand") {
 		// gator exits 1 on any error, bad flags and arguments included.
 		return 1
 	}
@@ -60,6 +60,6 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVerifyCmd(), newTestCmd(), newBenchCmd(), newManagerCmd(), newDevCmd())
+	root.AddCommand(newVerifyCmd(), newTestCmd(), newExpandCmd(), newBenchCmd(), newManagerCmd(), newDevCmd())
 	return root
 }

@@ -47,6 +47,7 @@ func TestDefaultManifests(t *testing.T) {
 			"constrainttemplates.templates.gatekeeper.sh",
 			"configs.config.gatekeeper.sh",
 			"syncsets.syncset.gatekeeper.sh",
+			"expansiontemplate.expansion.gatekeeper.sh",
 		} {
 			find(t, objs, "CustomResourceDefinition", "", crd)
 		}

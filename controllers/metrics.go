@@ -167,13 +167,19 @@ func (m *controllerMetrics) reportTemplate(t *metricTally, name string, ok, gone
 	if m == nil {
 		return
 	}
+	reportStatus(m.templates, t, name, ok, gone)
+}
+
+// reportStatus records the status of one object of a gauge counting them
+// by status (ok false: error; gone forgets it) and sets the gauge.
+func reportStatus(g *prometheus.GaugeVec, t *metricTally, name string, ok, gone bool) {
 	var labels *metricLabels
 	if !gone {
 		labels = &metricLabels{status: statusLabel(ok)}
 	}
 	totals := t.set(name, labels)
 	for _, s := range metricStatuses {
-		m.templates.WithLabelValues(s).Set(float64(totals[metricLabels{status: s}]))
+		g.WithLabelValues(s).Set(float64(totals[metricLabels{status: s}]))
 	}
 }
 

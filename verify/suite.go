@@ -50,8 +50,8 @@ type Test struct {
 	Name       string `json:"name,omitempty"`
 	Template   string `json:"template"`
 	Constraint string `json:"constraint"`
-	// Expansion names an ExpansionTemplate file; Portcullis does not run
-	// expansion yet, so a test that sets it fails with a clear error.
+	// Expansion names a file of ExpansionTemplates: each case's object is
+	// also judged by what it expands into, as in gator.
 	Expansion string `json:"expansion,omitempty"`
 	// Invalid means the constraint must be refused by the template's schema.
 	Invalid bool    `json:"invalid,omitempty"`

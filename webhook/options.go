@@ -133,6 +133,10 @@ type Options struct {
 	// are compiled with them at apply time, so that a template using a
 	// disabled builtin is refused. Set them from the manager's.
 	EngineOptions engine.Options
+	// Reviewer judges /v1/admit requests in place of the engine: the
+	// manager's expansion.Reviewer, so that a Deployment is also judged
+	// by the Pods it would create. Nil: the engine.
+	Reviewer Reviewer
 }
 
 // NewOptions returns the defaults.

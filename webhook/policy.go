@@ -14,9 +14,11 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/expansion"
 )
 
-// AdmitPolicyPath is where ConstraintTemplates and constraints are checked.
+// AdmitPolicyPath is where ConstraintTemplates, constraints and
+// ExpansionTemplates are checked.
 const AdmitPolicyPath = "/v1/admitpolicy"
 
 // ConstraintGroup is the API group of every constraint kind.
@@ -81,8 +83,9 @@ func (h *PolicyHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 		return allowed("subresource"), nil
 	}
 	isTemplate := req.Kind.Group == engine.TemplateGroup && req.Kind.Kind == "ConstraintTemplate"
-	if !isTemplate && req.Kind.Group != ConstraintGroup {
-		return allowed("not a ConstraintTemplate or a constraint"), nil
+	isExpansion := req.Kind.Group == expansion.Group && req.Kind.Kind == expansion.Kind
+	if !isTemplate && !isExpansion && req.Kind.Group != ConstraintGroup {
+		return allowed("not a ConstraintTemplate, a constraint or an ExpansionTemplate"), nil
 	}
 	if herr := checkObjects(req); herr != nil {
 		return nil, herr
@@ -93,6 +96,9 @@ func (h *PolicyHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 	}
 	if isTemplate {
 		return h.checkTemplate(ctx, u)
+	}
+	if isExpansion {
+		return checkExpansionTemplate(u), nil
 	}
 	return h.checkConstraint(u), nil
 }
@@ -117,6 +123,23 @@ func (h *PolicyHandler) checkTemplate(ctx context.Context, u *unstructured.Unstr
 		return invalid(u, "spec.crd", err), nil
 	}
 	return allowed(""), nil
+}
+
+// checkExpansionTemplate refuses an ExpansionTemplate that the expansion
+// system would refuse, as Gatekeeper's webhook does (ValidateTemplate).
+func checkExpansionTemplate(u *unstructured.Unstructured) *admissionv1.AdmissionResponse {
+	t, err := expansion.FromUnstructured(u)
+	if err != nil {
+		return invalid(u, "spec", err)
+	}
+	if err := t.Validate(); err != nil {
+		field := "spec"
+		if fe, ok := errors.AsType[*expansion.FieldError](err); ok {
+			field = fe.Field
+		}
+		return invalid(u, field, err)
+	}
+	return allowed("")
 }
 
 // checkConstraint validates a constraint against its loaded template.

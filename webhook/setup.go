@@ -65,7 +65,11 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 		}
 		ho.Events = rec
 	}
-	admit := NewAdmissionHandler(eng, ho)
+	var rv Reviewer = eng
+	if opts.Reviewer != nil {
+		rv = opts.Reviewer
+	}
+	admit := NewAdmissionHandler(rv, ho)
 	label := NewNamespaceLabelHandler(ho.Exemptions, log.WithName("admitlabel"))
 	policy := NewPolicyHandler(eng, opts.EngineOptions, ho.Timeout, log.WithName("admitpolicy"))
 

@@ -17,6 +17,7 @@ func (m *Manager) setupWebhook() error {
 	o.EngineOptions = m.opts.Engine
 	o.Excluded = func(ns string) bool { return m.sync.Excludes(configv1alpha1.ProcessWebhook, ns) }
 	o.Trace = m.sync.Traces().Lookup
+	o.Reviewer = m.reviewer
 	if err := webhook.Setup(m.mgr, m.engine, o); err != nil {
 		return fmt.Errorf("setting up the webhook: %w", err)
 	}
@@ -35,7 +36,7 @@ func (m *Manager) setupAudit() error {
 	o.Excluded = func(ns string) bool { return m.sync.Excludes(configv1alpha1.ProcessAudit, ns) }
 	o.Ready = m.Ready
 	o.Namespace = m.opts.Namespace
-	if err := audit.Setup(m.mgr, m.engine, o); err != nil {
+	if err := audit.Setup(m.mgr, m.reviewer, o); err != nil {
 		return fmt.Errorf("setting up the audit: %w", err)
 	}
 	return nil

@@ -90,7 +90,6 @@ var unsupported = []struct {
 	{"log-stats-audit", "Portcullis does not log evaluation stats; see the gatekeeper_audit_* metrics", true},
 	{"enable-external-data", "Portcullis has no external data (Provider) yet", true},
 	{"external-data-provider-response-cache-ttl", "Portcullis has no external data (Provider) yet", false},
-	{"enable-generator-resource-expansion", "Portcullis has no ExpansionTemplate support yet", true},
 	{"log-mutations", "Portcullis has no mutation yet", true},
 	{"mutation-annotations", "Portcullis has no mutation yet", true},
 	{"mutating-webhook-configuration-name", "Portcullis has no mutation webhook yet", false},
@@ -242,7 +241,7 @@ var gatekeeperNames = []string{
 	"disable-cert-rotation", "cert-service-name", "readiness-retries", "shutdown-delay", "enable-pprof", "pprof-port",
 	"enable-referential-rules", "kubeconfig", "log-level-key", "log-level-encoder", "enable-k8s-native-validation",
 	"default-k8s-native-validation-failure-policy", "emit-admission-events", "admission-events-involved-namespace",
-	"emit-audit-events", "audit-events-involved-namespace",
+	"emit-audit-events", "audit-events-involved-namespace", "enable-generator-resource-expansion",
 	vap.FlagCreatePolicies, vap.FlagCreateBindings, vap.FlagWaitForBindings, vap.FlagSyncScope,
 }
 

@@ -25,11 +25,14 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
+	expansionv1alpha1 "github.com/portcullis-dev/portcullis/api/expansion/v1alpha1"
+	expansionv1beta1 "github.com/portcullis-dev/portcullis/api/expansion/v1beta1"
 	syncsetv1alpha1 "github.com/portcullis-dev/portcullis/api/syncset/v1alpha1"
 	"github.com/portcullis-dev/portcullis/config"
 	"github.com/portcullis-dev/portcullis/controllers"
 	"github.com/portcullis-dev/portcullis/controllers/datasync"
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/expansion"
 	"github.com/portcullis-dev/portcullis/internal/readiness"
 )
 
@@ -50,15 +53,22 @@ type Manager struct {
 	sync    *datasync.Sync
 	// heartbeat renews this replica's Lease (nil: off).
 	heartbeat *controllers.Heartbeat
+	// expansion holds the ExpansionTemplates (nil with
+	// --enable-generator-resource-expansion=false); reviewer is the engine
+	// with it, which the webhook and the audit judge with.
+	expansion *expansion.System
+	reviewer  *expansion.Reviewer
 }
 
 // NewScheme returns the scheme of the manager's client: client-go's types,
-// apiextensions/v1, every version of ConstraintTemplate, Config and SyncSet.
+// apiextensions/v1, every version of ConstraintTemplate, Config, SyncSet
+// and ExpansionTemplate.
 func NewScheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, frameworksapis.AddToScheme,
 		configv1alpha1.AddToScheme, syncsetv1alpha1.AddToScheme,
+		expansionv1alpha1.AddToScheme, expansionv1beta1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return nil, fmt.Errorf("building scheme: %w", err)
@@ -112,6 +122,11 @@ func New(cfg *rest.Config, opts Options) (*Manager, error) {
 		tracker: newTracker(opts.ReadinessRetries),
 		watches: controllers.NewWatches(dyn, mgr.GetLogger().WithName("watches")),
 	}
+	if opts.EnableGeneratorResourceExpansion {
+		// Mutators are not applied to resultants yet: nil Mutator.
+		m.expansion = expansion.NewSystem(nil)
+	}
+	m.reviewer = &expansion.Reviewer{Engine: eng, System: m.expansion}
 	if err := m.setupChecks(); err != nil {
 		return nil, err
 	}
@@ -180,6 +195,14 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 	}
 	if err := cr.SetupWithManager(m.mgr); err != nil {
 		return fmt.Errorf("setting up the constraint controller: %w", err)
+	}
+	if m.expansion != nil {
+		er := &controllers.ExpansionReconciler{
+			Client: m.mgr.GetClient(), Dynamic: dyn, System: m.expansion, Tracker: m.tracker, Replica: m.replica(),
+		}
+		if err := er.SetupWithManager(m.mgr); err != nil {
+			return fmt.Errorf("setting up the ExpansionTemplate controller: %w", err)
+		}
 	}
 	syncOpts := m.opts.Sync
 	syncOpts.Replica = m.replica()
@@ -252,7 +275,8 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	ops := m.replica().Operations
 	log.Info("Starting manager", "podID", m.opts.PodID, "namespace", m.opts.Namespace, "leaderElection", m.opts.LeaderElect,
-		"operations", ops, "webhook", m.opts.Webhook.Enabled, "auditInterval", m.opts.Audit.Interval.String())
+		"operations", ops, "webhook", m.opts.Webhook.Enabled, "auditInterval", m.opts.Audit.Interval.String(),
+		"generatorResourceExpansion", m.opts.EnableGeneratorResourceExpansion)
 	if m.heartbeat != nil {
 		// Before any status entry of this replica: no pruner may take it
 		// for gone.
@@ -305,6 +329,14 @@ func (m *Manager) Manager() ctrl.Manager { return m.mgr }
 
 // Engine is the policy engine the controllers fill.
 func (m *Manager) Engine() *engine.Engine { return m.engine }
+
+// Reviewer is the engine with the ExpansionTemplates: what the webhook and
+// the audit judge with.
+func (m *Manager) Reviewer() *expansion.Reviewer { return m.reviewer }
+
+// Expansion is the expansion system the ExpansionTemplate controller
+// fills; nil with --enable-generator-resource-expansion=false.
+func (m *Manager) Expansion() *expansion.System { return m.expansion }
 
 // Ready reports whether every template and constraint that existed at
 // startup is loaded, as /readyz does.

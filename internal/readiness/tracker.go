@@ -25,7 +25,7 @@ type Tracker struct {
 	templatesListed bool
 	templates       *objects
 	constraints     map[string]*objects // by kind
-	data            dataState           // see data.go
+	gates           []*gate             // data.go, expansion.go
 	ready           bool
 	// retries is Gatekeeper's --readiness-retries: how many failed loads
 	// of a template or constraint are retried before it counts as done;
@@ -73,7 +73,7 @@ func NewTracker() *Tracker {
 	return &Tracker{
 		templates:   newObjects(),
 		constraints: map[string]*objects{},
-		data:        dataState{kinds: newObjects()},
+		gates:       newGates(),
 	}
 }
 
@@ -207,12 +207,12 @@ func (t *Tracker) Check(_ *http.Request) error {
 			return fmt.Errorf("%d %s constraints not loaded yet, e.g. %q", len(p), k, p[0])
 		}
 	}
-	if err := t.checkData(); err != nil {
+	if err := t.checkGates(); err != nil {
 		return err
 	}
 	t.ready = true
 	// Nothing is tracked once ready: free the sets.
 	t.templates, t.constraints = newObjects(), map[string]*objects{}
-	t.data.kinds = newObjects()
+	t.gates = newGates()
 	return nil
 }

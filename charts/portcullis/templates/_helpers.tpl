@@ -88,6 +88,7 @@ flags, so the lists read as its chart's do.
 - --validating-webhook-configuration-name={{ .Values.validatingWebhookName }}
 - --mutating-webhook-configuration-name={{ .Values.mutatingWebhookName }}
 - --enable-k8s-native-validation={{ .Values.enableK8sNativeValidation }}
+- --enable-generator-resource-expansion={{ .Values.enableGeneratorResourceExpansion }}
 {{- range .Values.metricsBackends }}
 - --metrics-backend={{ . }}
 {{- end }}
