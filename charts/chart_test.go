@@ -54,6 +54,11 @@ logLevel: DEBUG
 logLevelKey: severity
 logLevelEncoder: capital
 readinessRetries: 2
+defaultCreateVAPForTemplates: false
+defaultCreateVAPBindingForConstraints: false
+defaultWaitForVAPBGeneration: 45
+syncVAPEnforcementScope: false
+defaultK8sNativeValidationFailurePolicy: Ignore
 shutdownDelay: 5
 enablePprof: true
 pprofPort: 6061

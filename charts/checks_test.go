@@ -50,7 +50,8 @@ func checkDefault(t *testing.T, objs []*unstructured.Unstructured) {
 		"--disable-opa-builtin={http.send}", "--log-denies=false", "--emit-admission-events=false", "--timeout-seconds=3",
 		"--cert-secret-name=portcullis-webhook-server-cert", "--validating-webhook-configuration-name=portcullis-validating-webhook-configuration",
 		"--shutdown-delay=10")
-	hasArgs(t, cm, false, "--operation=audit", "--operation=generate", "--operation=status", "--leader-elect", "--readiness-retries=0")
+	hasArgs(t, cm, false, "--operation=audit", "--operation=generate", "--operation=status", "--leader-elect", "--readiness-retries=0",
+		"--default-create-vap-for-templates=true", "--sync-vap-enforcement-scope=true")
 	hasArgs(t, au, true, "--audit-interval=60", "--operation=generate", "--operation=audit", "--operation=status",
 		"--operation=mutation-status", "--leader-elect", "--constraint-violations-limit=20", "--audit-chunk-size=500",
 		"--emit-audit-events=false", "--exempt-namespace="+ns)
@@ -136,7 +137,10 @@ func checkNonDefault(t *testing.T, objs []*unstructured.Unstructured) {
 	hasArgs(t, cm, false, "--operation=mutation-webhook", "--disable-opa-builtin={http.send}")
 	hasArgs(t, au, true, "--audit-interval=30", "--constraint-violations-limit=50", "--audit-chunk-size=100",
 		"--audit-match-kind-only=true", "--emit-audit-events=true", "--audit-events-involved-namespace=true",
-		"--operation=generate", "--operation=audit", "--disable-cert-rotation=true", "--readiness-retries=2")
+		"--operation=generate", "--operation=audit", "--disable-cert-rotation=true", "--readiness-retries=2",
+		"--default-create-vap-for-templates=false", "--default-create-vap-binding-for-constraints=false",
+		"--default-wait-for-vapb-generation=45", "--sync-vap-enforcement-scope=false",
+		"--default-k8s-native-validation-failure-policy=Ignore")
 	hasArgs(t, au, false, "--operation=status", "--operation=mutation-status")
 	if sa := nested(au, "spec", "template", "spec", "serviceAccountName"); sa != "portcullis-audit" {
 		t.Errorf("audit serviceAccountName = %v", sa)

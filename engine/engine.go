@@ -451,7 +451,8 @@ var ErrEnforcementAction = errors.New("invalid enforcementAction")
 var knownActions = []string{ActionDeny, ActionDryrun, ActionWarn}
 
 // knownEnforcementPoints are the points a scoped action may name, as in
-// Gatekeeper; vap.k8s.io is accepted for compatibility.
+// Gatekeeper; vap.k8s.io is the generated ValidatingAdmissionPolicies' (package
+// vap), which the engine does not judge.
 var knownEnforcementPoints = []string{
 	apiconstraints.AllEnforcementPoints, EnforcementPointWebhook, EnforcementPointAudit, EnforcementPointGator, "vap.k8s.io",
 }

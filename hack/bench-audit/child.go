@@ -79,6 +79,8 @@ func child1(ctx context.Context, c config, res *childResult) error {
 	// stay off.
 	opts.Audit.Interval = 0
 	opts.Webhook.Enabled = false
+	// Generated ValidatingAdmissionPolicies would refuse the objects.
+	opts.VAP.CreatePolicies, opts.VAP.CreateBindings = false, false
 	opts.PodID = benchPodID
 	opts.MetricsBindAddress = "0"
 	opts.HealthProbeBindAddress = "0"

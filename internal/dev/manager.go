@@ -36,8 +36,10 @@ var ownedFlags = map[string]string{
 // ManagerOptions parses the manager flags given after `--`, over dev's
 // defaults: --pod-id dev, audit every 30s writing PolicyReports
 // (--audit-reports=policyreport), the webhook by URL on 127.0.0.1,
-// DELETE and CONNECT judged, and free loopback ports for the webhook,
-// metrics and probes unless given.
+// DELETE and CONNECT judged, no ValidatingAdmissionPolicy generated (the
+// docs show the webhook's verdicts; a generated policy would answer
+// first), and free loopback ports for the webhook, metrics and probes
+// unless given.
 func ManagerOptions(args []string) (manager.Options, error) {
 	opts := manager.NewOptions()
 	opts.PodID = PodID
@@ -46,6 +48,7 @@ func ManagerOptions(args []string) (manager.Options, error) {
 	opts.Webhook.URLHost = "127.0.0.1"
 	opts.Webhook.EnableDeleteOperations = true
 	opts.Webhook.EnableConnectOperations = true
+	opts.VAP.CreatePolicies, opts.VAP.CreateBindings = false, false
 	fs := pflag.NewFlagSet("manager flags", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	opts.AddFlags(fs)

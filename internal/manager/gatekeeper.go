@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/portcullis-dev/portcullis/internal/flagvalue"
+	"github.com/portcullis-dev/portcullis/vap"
 )
 
 // GatekeeperMark starts the --help line of every flag that Gatekeeper has
@@ -92,8 +93,6 @@ var unsupported = []struct {
 	{"log-mutations", "Portcullis has no mutation yet", true},
 	{"mutation-annotations", "Portcullis has no mutation yet", true},
 	{"mutating-webhook-configuration-name", "Portcullis has no mutation webhook yet", false},
-	{"default-create-vap-for-templates", "Portcullis does not generate ValidatingAdmissionPolicies yet", true},
-	{"default-create-vap-binding-for-constraints", "Portcullis does not generate ValidatingAdmissionPolicyBindings yet", true},
 	{"disable-enforcementaction-validation", "Portcullis always validates enforcementAction and scopedEnforcementActions", true},
 	{"enable-tls-healthcheck", "Portcullis's /healthz does not probe the webhook over TLS", true},
 	{"client-ca-name", "Portcullis's webhook does not authenticate the API server's client certificate yet: any client that reaches it is served", false},
@@ -101,8 +100,6 @@ var unsupported = []struct {
 	{"client-cert-name", "Portcullis has no external data (Provider) yet", false},
 	{"additional-validating-webhook-configs-to-rotate-certs", "Portcullis puts its CA only into its own webhook configuration", false},
 	{"additional-mutating-webhook-configs-to-rotate-certs", "Portcullis has no mutation webhook yet", false},
-	{"default-wait-for-vapb-generation", "Portcullis does not generate ValidatingAdmissionPolicyBindings yet", false},
-	{"sync-vap-enforcement-scope", "Portcullis does not generate ValidatingAdmissionPolicies yet", true},
 	{"enable-violation-export", "Portcullis has no violation export (Connection) yet", true},
 	{"enable-admission-violation-export", "Portcullis has no violation export (Connection) yet", true},
 	{"audit-connection", "Portcullis has no violation export (Connection) yet", false},
@@ -245,6 +242,7 @@ var gatekeeperNames = []string{
 	"enable-referential-rules", "kubeconfig", "log-level-key", "log-level-encoder", "enable-k8s-native-validation",
 	"default-k8s-native-validation-failure-policy", "emit-admission-events", "admission-events-involved-namespace",
 	"emit-audit-events", "audit-events-involved-namespace", "enable-generator-resource-expansion",
+	vap.FlagCreatePolicies, vap.FlagCreateBindings, vap.FlagWaitForBindings, vap.FlagSyncScope,
 }
 
 // markGatekeeperFlags starts the help of Gatekeeper's flags with

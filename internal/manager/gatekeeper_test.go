@@ -140,6 +140,18 @@ func TestGatekeeperFlags(t *testing.T) {
 			return c.LevelKey == "severity" && enc.s == "WARN"
 		}},
 		{nil, func(o Options) bool { return len(o.Log.EncoderConfigOptions) == 0 }},
+		// Gatekeeper's defaults: policies and bindings generated, bindings
+		// 30 s after their CRD, policies scoped like the webhook.
+		{nil, func(o Options) bool {
+			return o.VAP.CreatePolicies && o.VAP.CreateBindings && o.VAP.WaitForBindings == 30*time.Second &&
+				o.VAP.SyncEnforcementScope && o.VAP.DefaultFailurePolicy == "Fail"
+		}},
+		{[]string{"--default-create-vap-for-templates=false", "--default-create-vap-binding-for-constraints=false"}, func(o Options) bool {
+			return !o.VAP.CreatePolicies && !o.VAP.CreateBindings && len(o.Unsupported()) == 0
+		}},
+		{[]string{"--default-wait-for-vapb-generation=5"}, func(o Options) bool { return o.VAP.WaitForBindings == 5*time.Second }},
+		{[]string{"--sync-vap-enforcement-scope=false"}, func(o Options) bool { return !o.VAP.SyncEnforcementScope && len(o.Unsupported()) == 0 }},
+		{[]string{"--default-k8s-native-validation-failure-policy=Ignore"}, func(o Options) bool { return o.VAP.DefaultFailurePolicy == "Ignore" }},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -285,6 +297,8 @@ func TestGatekeeperBadFlags(t *testing.T) {
 		{[]string{"--enable-pprof", "--pprof-port=0"}, `--pprof-port 0`},
 		{[]string{"--log-level-encoder=upper"}, `--log-level-encoder "upper"`},
 		{[]string{"--log-level-key="}, `--log-level-key must not be empty`},
+		{[]string{"--default-wait-for-vapb-generation=-1"}, `"--default-wait-for-vapb-generation"`},
+		{[]string{"--default-wait-for-vapb-generation=soon"}, `"--default-wait-for-vapb-generation"`},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

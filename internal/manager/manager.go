@@ -165,6 +165,10 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 		return fmt.Errorf("adding the constraint watches: %w", err)
 	}
 	kinds := controllers.NewKinds()
+	vr, err := m.newVAP()
+	if err != nil {
+		return err
+	}
 	tr := &controllers.TemplateReconciler{
 		Client:    m.mgr.GetClient(),
 		APIReader: m.mgr.GetAPIReader(),
@@ -175,6 +179,7 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 		Tracker:   m.tracker,
 		Replica:   m.replica(),
 		LeaveCRDs: !m.opts.generates(),
+		VAP:       vr,
 	}
 	if err := tr.SetupWithManager(m.mgr); err != nil {
 		return fmt.Errorf("setting up the ConstraintTemplate controller: %w", err)
@@ -186,6 +191,7 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 		Dynamic: dyn,
 		Tracker: m.tracker,
 		Replica: m.replica(),
+		VAP:     vr,
 	}
 	if err := cr.SetupWithManager(m.mgr); err != nil {
 		return fmt.Errorf("setting up the constraint controller: %w", err)
@@ -205,6 +211,9 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 		return fmt.Errorf("setting up the sync of referential data: %w", err)
 	}
 	m.sync = ds
+	if vr != nil {
+		ds.OnWebhookExclusionsChange(vr.Rescope)
+	}
 	if err := registerWatchMetrics(m.watches, ds); err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis-dev/portcullis/controllers"
 	"github.com/portcullis-dev/portcullis/controllers/datasync"
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/vap"
 	"github.com/portcullis-dev/portcullis/webhook"
 )
 
@@ -89,6 +90,13 @@ type Options struct {
 	// --exempt-namespace* and more; see webhook.Options).
 	Webhook webhook.Options
 
+	// VAP configures the generation of ValidatingAdmissionPolicies and
+	// their bindings from CEL templates and their constraints, by the
+	// replicas with --operation=generate (--default-create-vap-for-templates,
+	// --default-create-vap-binding-for-constraints,
+	// --default-wait-for-vapb-generation, --sync-vap-enforcement-scope).
+	VAP vap.Options
+
 	// Audit configures the periodic audit (--audit-*,
 	// --constraint-violations-limit, --log-audit-violations). It shares the
 	// webhook's --exempt-namespace* flags.
@@ -149,6 +157,7 @@ func NewOptions() Options {
 		ResultCacheSize:           engine.DefaultResultCacheSize,
 		Webhook:                   webhook.NewOptions(),
 		Audit:                     audit.NewOptions(),
+		VAP:                       vap.NewOptions(),
 		PprofPort:                 defaultPprofPort,
 		HeartbeatDuration:         controllers.DefaultHeartbeatDuration,
 
@@ -180,6 +189,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.Sync.AddFlags(fs)
 	o.Webhook.AddFlags(fs)
 	o.Audit.AddFlags(fs)
+	o.VAP.AddFlags(fs)
 	gofs := flag.NewFlagSet("zap", flag.ContinueOnError)
 	o.Log.BindFlags(gofs)
 	fs.AddGoFlagSet(gofs)
@@ -217,6 +227,10 @@ func (o *Options) Complete() error {
 		o.Operations = slices.Clone(AllOperations)
 	}
 	if err := o.Audit.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	o.VAP.DefaultFailurePolicy = o.Engine.DefaultK8sNativeValidationFailurePolicy
+	if err := o.VAP.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.HeartbeatDuration < 0 {

@@ -114,6 +114,21 @@ flags, so the lists read as its chart's do.
 {{- if hasKey .Values "readinessRetries" }}
 - --readiness-retries={{ .Values.readinessRetries }}
 {{- end }}
+{{- if hasKey .Values "defaultK8sNativeValidationFailurePolicy" }}
+- --default-k8s-native-validation-failure-policy={{ .Values.defaultK8sNativeValidationFailurePolicy }}
+{{- end }}
+{{- if hasKey .Values "defaultCreateVAPForTemplates" }}
+- --default-create-vap-for-templates={{ .Values.defaultCreateVAPForTemplates }}
+{{- end }}
+{{- if hasKey .Values "defaultCreateVAPBindingForConstraints" }}
+- --default-create-vap-binding-for-constraints={{ .Values.defaultCreateVAPBindingForConstraints }}
+{{- end }}
+{{- if hasKey .Values "defaultWaitForVAPBGeneration" }}
+- --default-wait-for-vapb-generation={{ .Values.defaultWaitForVAPBGeneration }}
+{{- end }}
+{{- if hasKey .Values "syncVAPEnforcementScope" }}
+- --sync-vap-enforcement-scope={{ .Values.syncVAPEnforcementScope }}
+{{- end }}
 {{- /* Gatekeeper's manager waits 10 s unless told; Portcullis's 0. */}}
 - --shutdown-delay={{ if hasKey .Values "shutdownDelay" }}{{ .Values.shutdownDelay }}{{ else }}10{{ end }}
 {{- if hasKey .Values "enablePprof" }}

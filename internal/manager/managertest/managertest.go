@@ -21,8 +21,9 @@ import (
 )
 
 // Options returns the options of a manager whose replica ID is podID, with
-// no metrics server and no probes, and with its audit loop and its webhook
-// off: a test turns on what it tests.
+// no metrics server and no probes, and with its audit loop, its webhook and
+// its generation of ValidatingAdmissionPolicies off: a test turns on what
+// it tests.
 func Options(podID string) manager.Options {
 	opts := manager.NewOptions()
 	opts.PodID = podID
@@ -30,6 +31,7 @@ func Options(podID string) manager.Options {
 	opts.HealthProbeBindAddress = "0"
 	opts.Audit.Interval = 0
 	opts.Webhook.Enabled = false
+	opts.VAP.CreatePolicies, opts.VAP.CreateBindings = false, false
 	return opts
 }
 
