@@ -202,6 +202,9 @@ func (a *Auditor) RunOnce(ctx context.Context) (Report, error) {
 	defer a.mu.Unlock()
 	r := newRun(a)
 	err := r.do(ctx)
+	if r.namespaces != nil {
+		r.report.NamespaceErrors = r.namespaces.errors()
+	}
 	rep := r.report
 	rep.End = time.Now()
 	a.logRun(&rep, err)
@@ -233,6 +236,7 @@ func (a *Auditor) logRun(rep *Report, err error) {
 		"statusWrites", rep.StatusWrites,
 		"listErrors", rep.ListErrors,
 		"reviewErrors", rep.ReviewErrors,
+		"namespaceErrors", rep.NamespaceErrors,
 		"statusErrors", rep.StatusErrors,
 	}
 	if a.reportWriter != nil {

@@ -42,6 +42,10 @@ type Report struct {
 	ListErrors   int
 	ReviewErrors int
 	StatusErrors int
+	// NamespaceErrors counts the Namespaces that could not be read (other
+	// than not found): their objects were reviewed without them, and
+	// their reports left as they were.
+	NamespaceErrors int
 
 	// Reports are what the run did with the reports (Options.Reports):
 	// written only by a run that completed. Reports.Errors also counts a
