@@ -130,3 +130,52 @@ func TestReportsNamespaceUnreadable(t *testing.T) {
 		t.Errorf("after a run that read the namespace, %d results, want none", len(r.results))
 	}
 }
+
+// TestReportsSplitWriteFailed: when a namespace's report fails to write,
+// its reports beyond the ones needed are kept: their results may be the
+// ones the failed write was to hold.
+func TestReportsSplitWriteFailed(t *testing.T) {
+	const ns = "rep-split-failed"
+	namespace(t, ns, nil)
+	configMaps(t, ns, "bad", 5, nil)
+	apply(t, requiredLabel("ReportsSplitFailed"))
+	waitEnforced(t, apply(t, constraint("ReportsSplitFailed", "owner", ns, "deny"))[0])
+	opts := reportOptions(t)
+	opts.ReportsMaxResults = 2
+	runOnce(t, newAuditor(t, opts, nil))
+	before := nsReports(t, ns)
+	if len(before) != 3 {
+		t.Fatalf("reports %v, want 3", keys(before))
+	}
+
+	var refused atomic.Int32
+	first := policyreport.WGPolicy.GroupVersion.WithResource(policyreport.WGPolicy.Resource)
+	path := "/apis/" + first.Group + "/" + first.Version + "/namespaces/" + ns + "/" + first.Resource + "/" + policyreport.ReportName
+	cfg := faultConfig(func(req *http.Request) *http.Response {
+		if req.Method == http.MethodPatch && req.URL.Path == path {
+			refused.Add(1)
+			return statusResponse(req, http.StatusInternalServerError, "InternalError")
+		}
+		return nil
+	}, nil)
+	a, err := audit.New(cfg, mgr.Engine(), opts, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"bad-0000", "bad-0002", "bad-0004"} {
+		label(t, ns, name, "owner", "x")
+	}
+	rep := runOnce(t, a)
+	if refused.Load() == 0 || rep.Reports.Errors == 0 {
+		t.Fatalf("write refused %d times, report errors %d: the test injects nothing", refused.Load(), rep.Reports.Errors)
+	}
+	after := nsReports(t, ns)
+	for name, r := range before {
+		if a, ok := after[name]; !ok || a.meta.ResourceVersion != r.meta.ResourceVersion {
+			t.Errorf("%s changed or deleted after the first report failed to write; reports now %v", name, keys(after))
+		}
+	}
+	if got := strings.Join(subjects(allResults(t, policyReports, ns), "ReportsSplitFailed/owner"), ","); !strings.Contains(got, ns+"/bad-0003") {
+		t.Errorf("results %s lost bad-0003, which still violates", got)
+	}
+}

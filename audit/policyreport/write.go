@@ -354,8 +354,15 @@ func (w *Writer) syncNamespace(ctx context.Context, api API, in *Input, ns strin
 			stamps[hashResult(&previous[i])] = previous[i].Timestamp
 		}
 		now := metav1.Timestamp{Seconds: in.Start.Unix()}
+		errs := s.Errors
 		for _, p := range changed {
 			w.apply(ctx, api, ns, p, p.results(in.Collector, stamps, now), &s)
+		}
+		if s.Errors > errs {
+			// The results of the reports beyond are in the ones not
+			// written: they stay until a run writes those.
+			w.log.Info("Keeping the namespace's extra reports, as a write failed", "namespace", ns)
+			return s
 		}
 	}
 	// Reports beyond the ones written: their results are in the others.
