@@ -121,11 +121,11 @@ func (r *run) startControlPlane(ctx context.Context, bound time.Duration) (*cont
 	cp.logs = []*os.File{etcdLog, apiLog}
 	// Our wait bounds the start; envtest's must not end it first.
 	etcd := &envtest.Etcd{
-		Path: filepath.Join(r.assets, "etcd"), DataDir: filepath.Join(r.dataDir, "etcd"),
+		Path: filepath.Join(r.assets, "etcd"), DataDir: filepath.Join(r.dataDir, etcdDir),
 		StartTimeout: bound + time.Minute, StopTimeout: 10 * time.Second, Out: etcdLog, Err: etcdLog,
 	}
 	api := &envtest.APIServer{
-		Path: filepath.Join(r.assets, "kube-apiserver"), CertDir: filepath.Join(r.dataDir, "apiserver"),
+		Path: filepath.Join(r.assets, "kube-apiserver"), CertDir: filepath.Join(r.dataDir, apiserverDir),
 		StartTimeout: bound + time.Minute, StopTimeout: 10 * time.Second, Out: apiLog, Err: apiLog,
 	}
 	cp.plane = &envtest.ControlPlane{Etcd: etcd, APIServer: api}

@@ -61,7 +61,7 @@ type controllerManager struct {
 // as a system:masters user, and waits at most bound until its /healthz
 // answers.
 func (r *run) startControllerManager(ctx context.Context, cp *controlPlane, bound time.Duration) (*controllerManager, error) {
-	kubeconfig, err := cp.kubeconfig(r.dataDir, "controller-manager.kubeconfig", "system:kube-controller-manager")
+	kubeconfig, err := cp.kubeconfig(r.dataDir, kcmKubeconfig, "system:kube-controller-manager")
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,7 @@ func (r *run) startControllerManager(ctx context.Context, cp *controlPlane, boun
 		return nil, err
 	}
 	cmd := exec.Command(filepath.Join(r.assets, "kube-controller-manager"),
-		"--kubeconfig="+kubeconfig,
+		kcmKubeconfigArg+kubeconfig, // ownerFlag
 		"--authentication-kubeconfig="+kubeconfig,
 		"--authorization-kubeconfig="+kubeconfig,
 		// Only /healthz is asked for; no front proxy to trust.
