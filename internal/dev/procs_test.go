@@ -251,3 +251,25 @@ func TestUsingDir(t *testing.T) {
 		}
 	}
 }
+
+// TestStartRecordedUnrecorded: a child whose PID cannot be recorded is
+// stopped and reaped, not left a zombie.
+func TestStartRecordedUnrecorded(t *testing.T) {
+	r := &run{records: newRecords(filepath.Join(t.TempDir(), "missing"))}
+	cmd := exec.Command("sleep", "60")
+	if _, err := r.startRecorded("sleep", cmd); err == nil {
+		t.Fatal("recording into a missing directory succeeded")
+	}
+	pid := cmd.Process.Pid
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, ok := readStat(pid)
+		if !ok {
+			return // stopped and reaped
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PID %d still there (state %c) a minute after it could not be recorded", pid, st.State)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
