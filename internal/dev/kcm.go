@@ -73,7 +73,7 @@ func (r *run) startControllerManager(ctx context.Context, cp *controlPlane, boun
 	}
 	port, err := loopback.FreePort()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("choosing kube-controller-manager's port: %w", err)
 	}
 	certDir := filepath.Join(r.dataDir, "controller-manager")
 	if err := os.MkdirAll(certDir, 0o700); err != nil {
