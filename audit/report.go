@@ -38,7 +38,8 @@ type Report struct {
 
 	// ListErrors counts the kinds (or, when discovery failed, the API
 	// groups) not listed completely; ReviewErrors the objects the engine
-	// failed to review; StatusErrors the statuses not written.
+	// failed to review, or to expand (their own violations still count);
+	// StatusErrors the statuses not written.
 	ListErrors   int
 	ReviewErrors int
 	StatusErrors int

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/audit/policyreport"
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/expansion"
 	"github.com/portcullis-dev/portcullis/internal/exemption"
 	"github.com/portcullis-dev/portcullis/internal/violations"
 )
@@ -134,9 +136,14 @@ func (r *run) work(ctx context.Context, items <-chan item, w *worker) {
 			w.reviewErrors++
 			reviewErrors.Inc()
 			r.log.Error(err, "Reviewing an object failed", "gvk", obj.GroupVersionKind().String(), "object", klog.KObj(obj))
-			continue
+			// A failed expansion leaves the object's own verdict, which
+			// stands (the object counts as a review error, not reviewed).
+			if _, ok := errors.AsType[*expansion.Error](err); !ok || resp == nil {
+				continue
+			}
+		} else {
+			w.reviewed++
 		}
-		w.reviewed++
 		for i := range resp.Violations {
 			r.record(w, obj, &resp.Violations[i])
 		}

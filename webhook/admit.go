@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/expansion"
 	"github.com/portcullis-dev/portcullis/internal/violations"
 )
 
@@ -213,7 +214,7 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 	}
 	res, err := h.reviewer.Review(ctx, in, engine.EnforcementPointWebhook)
 	if err != nil {
-		return nil, reviewError(ctx, err, timeout)
+		return h.expansionFailed(ctx, req, res, err, timeout)
 	}
 	if in.Trace {
 		kv := []any{"uid", req.UID, "user", req.UserInfo.Username, "kind", req.Kind.Kind,
@@ -229,6 +230,32 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 		return nil, fmt.Errorf("review did not finish within %s: %w", timeout, ctx.Err())
 	}
 	return h.verdict(req, res.Violations), nil
+}
+
+// expansionFailed answers a review that failed: when only the expansion
+// failed (an *expansion.Error) and the object's own violations already
+// deny it, the denial stands, with the failure as a warning; otherwise
+// the error, as Gatekeeper fails a request it cannot expand, and the
+// failure policy decides.
+func (h *AdmissionHandler) expansionFailed(ctx context.Context, req *admissionv1.AdmissionRequest, res *engine.Response, err error, timeout time.Duration) (*admissionv1.AdmissionResponse, error) {
+	var expErr *expansion.Error
+	if res == nil || ctx.Err() != nil || !errors.As(err, &expErr) || !denies(res.Violations) {
+		return nil, reviewError(ctx, err, timeout)
+	}
+	h.opts.Log.Error(err, "Expanding the object failed; denied by its own violations", requestKeys(req)...)
+	resp := h.verdict(req, res.Violations)
+	resp.Warnings = append(resp.Warnings, "expansion failed, only the object itself was judged: "+err.Error())
+	return resp, nil
+}
+
+// denies tells whether a violation has the deny action.
+func denies(vs []engine.Violation) bool {
+	for i := range vs {
+		if vs[i].HasAction(engine.ActionDeny) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkReady answers 503 until the engine holds every policy.
