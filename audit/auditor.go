@@ -213,7 +213,13 @@ func (a *Auditor) RunOnce(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	recordRun(&rep)
-	recordViolationSeries(rep.series, a.opts.MetricsMaxNamespaces)
+	audited := make(map[constraintKey]bool, len(rep.Constraints))
+	for _, c := range rep.Constraints {
+		if c.Skipped == "" {
+			audited[constraintKey{Kind: c.Kind, Name: c.Name}] = true
+		}
+	}
+	recordViolationSeries(rep.series, audited, a.opts.MetricsMaxNamespaces)
 	return rep, nil
 }
 

@@ -21,7 +21,8 @@ import (
 // enforcement actions, the severity and category, and right summaries;
 // kubectl lists them; a run that finds the same writes nothing; a fixed
 // object drops out on the next run; a namespace whose results vanish has
-// its report emptied, then deleted; a deleted namespace's report goes.
+// its report emptied, then deleted, and its violation counts at 0; a
+// deleted namespace's report goes.
 func TestReports(t *testing.T) {
 	const nsA, nsB = "repmain-a", "repmain-b"
 	namespace(t, nsA, nil)
@@ -140,9 +141,16 @@ spec:
 		}
 	}
 
-	// A namespace whose results vanish: emptied, then deleted.
+	// A namespace whose results vanish: emptied, then deleted; its
+	// violation counts read 0 (review finding 10).
 	labelAll(t, nsB, "owner", "x")
 	runOnce(t, a)
+	for _, c := range [][2]string{{"deny-owner", "deny"}, {"dryrun-owner", "dryrun"}} {
+		if got := gauge(t, "portcullis_audit_violations", map[string]string{"constraint_kind": "ReportsLabel",
+			"constraint_name": c[0], "enforcement_action": c[1], "namespace": nsB}); got != 0 {
+			t.Errorf("portcullis_audit_violations{%s, %s} = %v after its fix, want 0", c[0], nsB, got)
+		}
+	}
 	b4 := only(t, nsReports(t, nsB), nsB)
 	if len(b4.results) != 0 || b4.summary != (v1alpha2.PolicyReportSummary{}) {
 		t.Errorf("%s after its fix: %d results, summary %+v; want an empty report", nsB, len(b4.results), b4.summary)
