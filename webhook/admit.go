@@ -70,7 +70,13 @@ type HandlerOptions struct {
 	// is not there would be: judging them against half the policies would
 	// let through what the rest refuse. Nil means always ready.
 	Ready func() error
-	Log   logr.Logger
+	// Policy, when set, checks ConstraintTemplates, constraints and
+	// ExpansionTemplates as /v1/admitpolicy does before they are judged,
+	// as Gatekeeper's single validation webhook does: a
+	// ValidatingWebhookConfiguration without the check-policy webhook
+	// (Gatekeeper's own) still refuses policies that cannot work.
+	Policy *PolicyHandler
+	Log    logr.Logger
 }
 
 // AdmissionHandler serves /v1/admit: it judges any admission request with
@@ -173,6 +179,14 @@ func requestTimeout(r *http.Request, limit time.Duration) time.Duration {
 func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.AdmissionRequest, timeout time.Duration) (*admissionv1.AdmissionResponse, error) {
 	if h.opts.ServiceAccount != "" && req.UserInfo.Username == h.opts.ServiceAccount {
 		return allowed("Gatekeeper does not self-manage"), nil
+	}
+	if h.opts.Policy != nil {
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		resp, err := h.opts.Policy.admit(pctx, req)
+		cancel()
+		if err != nil || !resp.Allowed {
+			return resp, err
+		}
 	}
 	isNamespace := req.Kind.Group == "" && req.Kind.Kind == "Namespace"
 	nsName := req.Namespace

@@ -69,9 +69,10 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 	if opts.Reviewer != nil {
 		rv = opts.Reviewer
 	}
+	policy := NewPolicyHandler(eng, opts.EngineOptions, ho.Timeout, log.WithName("admitpolicy"))
+	ho.Policy = policy
 	admit := NewAdmissionHandler(rv, ho)
 	label := NewNamespaceLabelHandler(ho.Exemptions, log.WithName("admitlabel"))
-	policy := NewPolicyHandler(eng, opts.EngineOptions, ho.Timeout, log.WithName("admitpolicy"))
 
 	certs, err := setupCerts(mgr, &opts, log)
 	if err != nil {
