@@ -20,11 +20,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/portcullis-dev/portcullis/api/expansion/v1alpha1"
 	"github.com/portcullis-dev/portcullis/api/expansion/v1beta1"
 	"github.com/portcullis-dev/portcullis/expansion"
+	"github.com/portcullis-dev/portcullis/internal/metrics"
 	"github.com/portcullis-dev/portcullis/internal/readiness"
 )
 
@@ -212,7 +214,7 @@ func newExpansionMetrics() (*expansionMetrics, error) {
 			Name: "gatekeeper_expansion_templates",
 			Help: "Number of observed expansion templates, by status (active, error)",
 		}, []string{"status"})
-		if g, expansionMetricsErr = registerMetric(g); expansionMetricsErr != nil {
+		if g, expansionMetricsErr = metrics.Register(ctrlmetrics.Registry, g); expansionMetricsErr != nil {
 			return
 		}
 		for _, s := range metricStatuses {
