@@ -67,7 +67,7 @@ func waitExpansionLoaded(t *testing.T, name string) {
 // enforcementAction override.
 func TestAuditExpansion(t *testing.T) {
 	const ns = "audit-expansion"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	apply(t, requiredLabel("K8sAuditPodOwner"))
 	c := apply(t, fmt.Sprintf(`apiVersion: constraints.gatekeeper.sh/v1beta1
 kind: K8sAuditPodOwner
@@ -133,7 +133,7 @@ spec:
 // (review finding 7); the failure counts as a review error.
 func TestAuditExpansionFails(t *testing.T) {
 	const ns = "audit-expansion-fails"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	apply(t, requiredLabel("K8sAuditExpFails"))
 	c := apply(t, constraint("K8sAuditExpFails", "cms-need-owner", ns, "deny"))[0]
 	waitEnforced(t, c)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/audit/policyreport"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // faultTransport answers a request with fault's response when it returns
@@ -86,7 +87,7 @@ func withoutItem(resp *http.Response, name string) *http.Response {
 // is counted; it is not taken for a namespace gone.
 func TestReportsNamespaceUnreadable(t *testing.T) {
 	const ns = "rep-ns-unreadable"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "bad", 2, nil)
 	apply(t, requiredLabel("ReportsNSUnreadable"))
 	waitEnforced(t, apply(t, constraint("ReportsNSUnreadable", "owner", ns, "deny"))[0])
@@ -136,7 +137,7 @@ func TestReportsNamespaceUnreadable(t *testing.T) {
 // ones the failed write was to hold.
 func TestReportsSplitWriteFailed(t *testing.T) {
 	const ns = "rep-split-failed"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "bad", 5, nil)
 	apply(t, requiredLabel("ReportsSplitFailed"))
 	waitEnforced(t, apply(t, constraint("ReportsSplitFailed", "owner", ns, "deny"))[0])

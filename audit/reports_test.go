@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/api/wgpolicyk8s/v1alpha2"
 	"github.com/portcullis-dev/portcullis/audit/policyreport"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // TestReports: one run writes one PolicyReport per namespace with
@@ -25,8 +26,8 @@ import (
 // deleted namespace's report goes.
 func TestReports(t *testing.T) {
 	const nsA, nsB = "repmain-a", "repmain-b"
-	namespace(t, nsA, nil)
-	namespace(t, nsB, map[string]string{"team": "b"})
+	testenv.EnsureNamespace(t, env.Client, nsA, nil)
+	testenv.EnsureNamespace(t, env.Client, nsB, map[string]string{"team": "b"})
 	configMaps(t, nsA, "bad", 3, nil)
 	configMaps(t, nsA, "good", 2, map[string]string{"owner": "me"})
 	configMaps(t, nsB, "bad", 2, nil)
@@ -175,7 +176,7 @@ spec:
 // an object matched without violating it.
 func TestReportsPass(t *testing.T) {
 	const ns = "rep-pass"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "bad", 2, nil)
 	configMaps(t, ns, "good", 3, map[string]string{"owner": "me"})
 	apply(t, requiredLabel("ReportsPass"))
@@ -213,7 +214,7 @@ func TestReportsPass(t *testing.T) {
 // gets numbered reports, and loses the ones it no longer needs.
 func TestReportsSplit(t *testing.T) {
 	const ns = "rep-split"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "bad", 5, nil)
 	apply(t, requiredLabel("ReportsSplit"))
 	waitEnforced(t, apply(t, constraint("ReportsSplit", "owner", ns, "deny"))[0])

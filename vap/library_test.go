@@ -68,7 +68,7 @@ func TestLibraryPolicies(t *testing.T) {
 			}
 		}
 	}
-	ensureNamespaces(t, namespaces...)
+	testenv.EnsureNamespaces(t, env.Client, namespaces...)
 
 	// The webhook's verdicts.
 	wopts := managertest.Options("pod-library-webhook")

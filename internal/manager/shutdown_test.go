@@ -12,6 +12,8 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 var shutdownRuns atomic.Int32
@@ -31,7 +33,7 @@ func TestShutdownDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	const ns, appNS, vwcName = "portcullis-shutdown", "shutdown-app", "portcullis-shutdown-test"
-	ensureNamespaces(t, ns, appNS)
+	testenv.EnsureNamespaces(t, env.Client, ns, appNS)
 	t.Cleanup(func() {
 		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
 		vwc.Name = vwcName
