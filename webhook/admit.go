@@ -76,7 +76,11 @@ type HandlerOptions struct {
 	// ValidatingWebhookConfiguration without the check-policy webhook
 	// (Gatekeeper's own) still refuses policies that cannot work.
 	Policy *PolicyHandler
-	Log    logr.Logger
+	// CheckPolicies reports whether Policy is to check them: not when the
+	// deployed configuration has the check-policy webhook, which does.
+	// Nil: always.
+	CheckPolicies func(ctx context.Context) bool
+	Log           logr.Logger
 }
 
 // AdmissionHandler serves /v1/admit: it judges any admission request with
@@ -180,7 +184,7 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 	if h.opts.ServiceAccount != "" && req.UserInfo.Username == h.opts.ServiceAccount {
 		return allowed("Gatekeeper does not self-manage"), nil
 	}
-	if h.opts.Policy != nil {
+	if h.opts.Policy != nil && isPolicy(req) && (h.opts.CheckPolicies == nil || h.opts.CheckPolicies(ctx)) {
 		pctx, cancel := context.WithTimeout(ctx, timeout)
 		resp, err := h.opts.Policy.admit(pctx, req)
 		cancel()

@@ -82,11 +82,11 @@ func (h *PolicyHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 	if req.SubResource != "" {
 		return allowed("subresource"), nil
 	}
-	isTemplate := req.Kind.Group == engine.TemplateGroup && req.Kind.Kind == "ConstraintTemplate"
-	isExpansion := req.Kind.Group == expansion.Group && req.Kind.Kind == expansion.Kind
-	if !isTemplate && !isExpansion && req.Kind.Group != ConstraintGroup {
+	if !isPolicy(req) {
 		return allowed("not a ConstraintTemplate, a constraint or an ExpansionTemplate"), nil
 	}
+	isTemplate := req.Kind.Group == engine.TemplateGroup && req.Kind.Kind == "ConstraintTemplate"
+	isExpansion := req.Kind.Group == expansion.Group && req.Kind.Kind == expansion.Kind
 	if herr := checkObjects(req); herr != nil {
 		return nil, herr
 	}
@@ -101,6 +101,14 @@ func (h *PolicyHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 		return checkExpansionTemplate(u), nil
 	}
 	return h.checkConstraint(u), nil
+}
+
+// isPolicy reports whether req is for a ConstraintTemplate, a constraint
+// or an ExpansionTemplate, which PolicyHandler checks.
+func isPolicy(req *admissionv1.AdmissionRequest) bool {
+	return (req.Kind.Group == engine.TemplateGroup && req.Kind.Kind == "ConstraintTemplate") ||
+		(req.Kind.Group == expansion.Group && req.Kind.Kind == expansion.Kind) ||
+		req.Kind.Group == ConstraintGroup
 }
 
 // checkTemplate compiles the template on its own, as the manager will.

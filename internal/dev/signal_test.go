@@ -81,9 +81,8 @@ func TestSecondSignal(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatalf("Run still running a minute after the second SIGINT:\n%s", stderr.String())
 	}
-	out := stderr.String()
-	line := out[strings.Index(out, "SIGINT again"):]
-	line = line[:strings.IndexByte(line, '\n')]
+	_, line, _ := strings.Cut(stderr.String(), "SIGINT again")
+	line, _, _ = strings.Cut(line, "\n")
 	if !strings.Contains(line, "etcd (PID ") || !strings.Contains(line, "kube-apiserver (PID ") {
 		t.Errorf("the second SIGINT killed %q, want etcd and kube-apiserver", line)
 	}
