@@ -54,6 +54,16 @@ func compileTemplate(ct *templates.ConstraintTemplate, defaultPolicy string) (*c
 		}
 	}
 
+	costs, err := newCostChecker(cc)
+	if err != nil {
+		return nil, fmt.Errorf("template %q: creating the CEL cost estimator: %w", ct.GetName(), err)
+	}
+	for i, v := range src.Variables {
+		if err := costs.check(v.Expression, true, fmt.Sprintf("%s.variables[%d].expression", field, i)); err != nil {
+			return nil, err
+		}
+	}
+
 	c := &compiled{source: src, cc: cc, policy: admissionregistrationv1.Fail}
 	if src.failurePolicy(defaultPolicy) == FailurePolicyIgnore {
 		c.policy = admissionregistrationv1.Ignore
@@ -61,7 +71,7 @@ func compileTemplate(ct *templates.ConstraintTemplate, defaultPolicy string) (*c
 	conds := make([]admissioncel.ExpressionAccessor, len(src.MatchConditions))
 	for i, mc := range src.MatchConditions {
 		conds[i] = &matchconditions.MatchCondition{Name: mc.Name, Expression: mc.Expression}
-		if _, err := compileOne(cc, conds[i], fmt.Sprintf("%s.matchCondition[%d].expression", field, i)); err != nil {
+		if _, err := compileOne(cc, costs, conds[i], fmt.Sprintf("%s.matchCondition[%d].expression", field, i)); err != nil {
 			return nil, err
 		}
 	}
@@ -74,7 +84,7 @@ func compileTemplate(ct *templates.ConstraintTemplate, defaultPolicy string) (*c
 	c.validations = make([]admissioncel.CompilationResult, len(src.Validations))
 	c.messages = make([]admissioncel.CompilationResult, len(src.Validations))
 	for i, v := range src.Validations {
-		c.validations[i], err = compileOne(cc, &validating.ValidationCondition{Expression: v.Expression, Message: v.Message},
+		c.validations[i], err = compileOne(cc, costs, &validating.ValidationCondition{Expression: v.Expression, Message: v.Message},
 			fmt.Sprintf("%s.validations[%d].expression", field, i))
 		if err != nil {
 			return nil, err
@@ -82,7 +92,7 @@ func compileTemplate(ct *templates.ConstraintTemplate, defaultPolicy string) (*c
 		if v.MessageExpression == "" {
 			continue // no program: no message expression
 		}
-		c.messages[i], err = compileOne(cc, &validating.MessageExpressionCondition{MessageExpression: v.MessageExpression},
+		c.messages[i], err = compileOne(cc, costs, &validating.MessageExpressionCondition{MessageExpression: v.MessageExpression},
 			fmt.Sprintf("%s.validations[%d].messageExpression", field, i))
 		if err != nil {
 			return nil, err
@@ -91,14 +101,14 @@ func compileTemplate(ct *templates.ConstraintTemplate, defaultPolicy string) (*c
 	return c, nil
 }
 
-// compileOne compiles one expression with the composited compiler; its
-// error names the field.
-func compileOne(cc *admissioncel.CompositedCompiler, e admissioncel.ExpressionAccessor, field string) (admissioncel.CompilationResult, error) {
+// compileOne compiles one expression with the composited compiler and
+// checks its estimated cost; an error names the field.
+func compileOne(cc *admissioncel.CompositedCompiler, costs *costChecker, e admissioncel.ExpressionAccessor, field string) (admissioncel.CompilationResult, error) {
 	r := cc.CompileCELExpression(e, withoutParams, mode)
 	if r.Error != nil {
 		return r, compileError(field, r.Error)
 	}
-	return r, nil
+	return r, costs.check(e.GetExpression(), false, field)
 }
 
 func compileError(field string, err error) error {

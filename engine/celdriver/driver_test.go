@@ -422,6 +422,13 @@ func TestCompileErrors(t *testing.T) {
 		{"validations not a list", "validations: {}\n", base + ".validations", "must be a list"},
 		{"generateVAP", "generateVAP: yes please\nvalidations:\n- expression: 'true'\n", base + ".generateVAP", "must be a boolean"},
 		{"source not an object", "'just a string'\n", base, "must be an object"},
+		// Over the cost budget on every object: a cross product of two
+		// constant ranges, in each kind of expression.
+		{"cost of a validation", "validations:\n- expression: 'true'\n- expression: " + overBudget + "\n", base + ".validations[1].expression", "estimated cost exceeds budget by factor of 63.0x"},
+		{"cost of a message", "validations:\n- expression: 'false'\n  messageExpression: '" + strings.Trim(overBudget, "'") + " ? \"a\" : \"b\"'\n", base + ".validations[0].messageExpression", "estimated cost exceeds budget"},
+		{"cost of a variable", "variables:\n- name: v\n  expression: " + overBudget + "\nvalidations:\n- expression: 'variables.v'\n", base + ".variables[0].expression", "estimated cost exceeds budget"},
+		{"cost of a matchCondition", "matchCondition:\n- name: m\n  expression: " + overBudget + "\nvalidations:\n- expression: 'true'\n", base + ".matchCondition[0].expression", "estimated cost exceeds budget"},
+		{"cost with the object", "validations:\n- expression: 'object.spec.containers.all(c, " + strings.Trim(overBudget, "'") + ")'\n", base + ".validations[0].expression", "even for the smallest objects"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -430,6 +437,24 @@ func TestCompileErrors(t *testing.T) {
 			d := celdriver.New()
 			wantFieldError(t, d.AddTemplate(context.Background(), ct), tc.field, tc.msg)
 		})
+	}
+}
+
+// overBudget costs some 63 million for any object: over the budget of a
+// million.
+const overBudget = "'lists.range(3000).all(i, lists.range(3000).all(j, i != j || true))'"
+
+// TestCostWithinBudget: what iterates over the object is left to the
+// runtime budget, however deep; so are constant costs within the budget.
+func TestCostWithinBudget(t *testing.T) {
+	for _, src := range []string{
+		"validations:\n- expression: 'object.spec.containers.all(c, object.spec.containers.all(d, object.spec.volumes.all(v, c.name != d.name || v.name != \"\")))'\n",
+		"validations:\n- expression: 'lists.range(300).all(i, lists.range(300).all(j, i != j || true))'\n",
+		"variables:\n- name: v\n  expression: 'params.spec.parameters.x.map(a, params.spec.parameters.x.map(b, a + b))'\nvalidations:\n- expression: 'size(variables.v) > 0'\n",
+	} {
+		if err := celdriver.Compile(template(t, src, false)); err != nil {
+			t.Errorf("%s: %v", src, err)
+		}
 	}
 }
 
