@@ -167,9 +167,9 @@ func BenchmarkAdmitBenchPod(b *testing.B) {
 	}{
 		{"replicas", false, engine.Options{}, nil},
 		{"distinct", true, engine.Options{}, nil},
-		{"distinct/rego", true, engine.Options{DisableK8sNativeValidation: true}, nil},
-		{"distinct/cel-templates", true, engine.Options{}, hasCEL},
-		{"distinct/cel-templates/rego", true, engine.Options{DisableK8sNativeValidation: true}, hasCEL},
+		{"distinct-rego", true, engine.Options{DisableK8sNativeValidation: true}, nil},
+		{"cel-templates", true, engine.Options{}, hasCEL},
+		{"cel-templates-rego", true, engine.Options{DisableK8sNativeValidation: true}, hasCEL},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			eng := libraryEngineOf(b, bc.opts, bc.keep)
