@@ -347,7 +347,10 @@ validations:
 	r := admissionFor(t, admissionv1.Create, object, nil)
 	start := time.Now()
 	got := query(t, template(t, src, false), r, constraint("c", nil))
-	if took := time.Since(start); took > 10*time.Second && !raceEnabled {
+	// A guard against a hang, not a measure: cel-go's cost tracker takes
+	// seconds to spend the budget here (its stack of costs is scanned on
+	// every step), more on a loaded machine.
+	if took := time.Since(start); took > time.Minute && !raceEnabled {
 		t.Errorf("evaluation took %v", took)
 	}
 	if len(got) != 1 || !strings.Contains(got[0], "running out of cost budget") {
