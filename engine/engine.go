@@ -69,7 +69,7 @@ type Options struct {
 
 // Engine judges objects against constraint templates and constraints. Reviews
 // run concurrently; changes to templates, constraints and data are
-// serialized, as the frameworks client requires.
+// serialized, as the drivers require.
 type Engine struct {
 	target *target
 	driver *regodriver.Driver

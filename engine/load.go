@@ -69,7 +69,13 @@ func (e *Engine) AddTemplate(ctx context.Context, ct *templates.ConstraintTempla
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	old := e.loadRegistry().template(kind)
+	stored := ct.DeepCopy()
+	stored.Status = templates.ConstraintTemplateStatus{}
 	if old != nil && old.engine == eng && old.kind == kind && old.template.SemanticEqual(ct) {
+		// Nothing to compile; the registry records the new version.
+		t := *old
+		t.template = stored
+		e.update(kind, func(*heldTemplate) *heldTemplate { return &t })
 		return nil
 	}
 	d := e.driverOf(eng)
@@ -77,21 +83,27 @@ func (e *Engine) AddTemplate(ctx context.Context, ct *templates.ConstraintTempla
 		return templateError(ct, err)
 	}
 	var held []*heldConstraint
-	if old != nil {
+	switch {
+	case old == nil:
+	case old.kind != kind:
+		// Another spelling of the kind: its constraints, of the old kind,
+		// go with it.
+		if err := e.driverOf(old.engine).RemoveTemplate(ctx, old.template); err != nil {
+			return fmt.Errorf("template %q: removing kind %s: %w", ct.GetName(), old.kind, err)
+		}
+	case old.engine != eng:
 		held = old.constraints
-		if old.engine != eng || old.kind != kind {
-			for _, c := range held {
-				if err := d.AddConstraint(ctx, c.u); err != nil {
-					return fmt.Errorf("template %q: moving constraint %q to the %s driver: %w", ct.GetName(), c.u.GetName(), eng, err)
-				}
-			}
-			if err := e.driverOf(old.engine).RemoveTemplate(ctx, old.template); err != nil {
-				return fmt.Errorf("template %q: removing it from the %s driver: %w", ct.GetName(), old.engine, err)
+		for _, c := range held {
+			if err := d.AddConstraint(ctx, c.u); err != nil {
+				return fmt.Errorf("template %q: moving constraint %q to the %s driver: %w", ct.GetName(), c.u.GetName(), eng, err)
 			}
 		}
+		if err := e.driverOf(old.engine).RemoveTemplate(ctx, old.template); err != nil {
+			return fmt.Errorf("template %q: removing it from the %s driver: %w", ct.GetName(), old.engine, err)
+		}
+	default:
+		held = old.constraints
 	}
-	stored := ct.DeepCopy()
-	stored.Status = templates.ConstraintTemplateStatus{}
 	t := &heldTemplate{kind: kind, engine: eng, template: stored, crd: crd, structural: structural}
 	if len(ct.Spec.Targets) == 1 {
 		for _, op := range ct.Spec.Targets[0].Operations {
@@ -134,6 +146,15 @@ func (e *Engine) RemoveTemplate(ctx context.Context, ct *templates.ConstraintTem
 	e.update(held.kind, func(*heldTemplate) *heldTemplate { return nil })
 	if err := e.driverOf(held.engine).RemoveTemplate(ctx, held.template); err != nil {
 		return fmt.Errorf("removing template %q: %w", ct.GetName(), err)
+	}
+	return nil
+}
+
+// Template returns a copy of the template held for a kind, as it was last
+// added (metadata included, status cleared), or nil.
+func (e *Engine) Template(kind string) *templates.ConstraintTemplate {
+	if t := e.loadRegistry().template(kind); t != nil && t.kind == kind {
+		return t.template.DeepCopy()
 	}
 	return nil
 }

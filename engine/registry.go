@@ -62,9 +62,8 @@ func (e *Engine) loadRegistry() *registry {
 // template returns the template held for a kind; kinds are matched as
 // template names are, whatever their case, as the frameworks client does.
 func (r *registry) template(kind string) *heldTemplate {
-	name := strings.ToLower(kind)
 	for _, t := range r.templates {
-		if strings.ToLower(t.kind) == name {
+		if strings.EqualFold(t.kind, kind) {
 			return t
 		}
 	}
@@ -85,11 +84,10 @@ func (t *heldTemplate) constraint(name string) *heldConstraint {
 // kind in a new snapshot. Callers hold e.mu.
 func (e *Engine) update(kind string, f func(old *heldTemplate) *heldTemplate) {
 	old := e.loadRegistry()
-	name := strings.ToLower(kind)
 	next := &registry{templates: make([]*heldTemplate, 0, len(old.templates)+1)}
 	var current *heldTemplate
 	for _, t := range old.templates {
-		if strings.ToLower(t.kind) == name {
+		if strings.EqualFold(t.kind, kind) {
 			current = t
 			continue
 		}

@@ -493,4 +493,3 @@ func TestConcurrentReviews(t *testing.T) {
 		t.Errorf("Counts: %d constraints, want 1", n)
 	}
 }
-
