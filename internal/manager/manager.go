@@ -25,6 +25,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
+	mutationsv1 "github.com/portcullis-dev/portcullis/api/mutations/v1"
+	mutationsv1alpha1 "github.com/portcullis-dev/portcullis/api/mutations/v1alpha1"
+	mutationsv1beta1 "github.com/portcullis-dev/portcullis/api/mutations/v1beta1"
 	syncsetv1alpha1 "github.com/portcullis-dev/portcullis/api/syncset/v1alpha1"
 	"github.com/portcullis-dev/portcullis/config"
 	"github.com/portcullis-dev/portcullis/controllers"
@@ -53,12 +56,14 @@ type Manager struct {
 }
 
 // NewScheme returns the scheme of the manager's client: client-go's types,
-// apiextensions/v1, every version of ConstraintTemplate, Config and SyncSet.
+// apiextensions/v1, every version of ConstraintTemplate, Config, SyncSet and
+// the mutators.
 func NewScheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, frameworksapis.AddToScheme,
 		configv1alpha1.AddToScheme, syncsetv1alpha1.AddToScheme,
+		mutationsv1.AddToScheme, mutationsv1beta1.AddToScheme, mutationsv1alpha1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return nil, fmt.Errorf("building scheme: %w", err)
