@@ -129,6 +129,9 @@ func TestNewErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("New = %v, want an error containing %q", err, tc.want)
 			}
+			if f := mutation.Field(err); f == "" && tc.name != "not a mutator" || f != "" && !strings.HasPrefix(tc.want, f) && !strings.HasPrefix(err.Error(), f+": ") {
+				t.Errorf("Field(%q) = %q", err, f)
+			}
 			if tc.name == "not a mutator" && !errors.Is(err, mutation.ErrNotMutator) {
 				t.Errorf("%v does not wrap ErrNotMutator", err)
 			}

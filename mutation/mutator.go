@@ -3,6 +3,7 @@ package mutation
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -91,9 +92,9 @@ func checkVersion(gvk schema.GroupVersionKind) error {
 		}
 	}
 	if gvk.Kind == KindAssignImage {
-		return fmt.Errorf("apiVersion %s: AssignImage is served as %s/v1alpha1 only", gvk.GroupVersion(), mutationsv1.Group)
+		return fmt.Errorf("apiVersion: AssignImage is served as %s/v1alpha1 only, not %s", mutationsv1.Group, gvk.GroupVersion())
 	}
-	return fmt.Errorf("apiVersion %s: %s is served as %s/v1, v1beta1 and v1alpha1", gvk.GroupVersion(), gvk.Kind, mutationsv1.Group)
+	return fmt.Errorf("apiVersion: %s is served as %s/v1, v1beta1 and v1alpha1, not %s", gvk.Kind, mutationsv1.Group, gvk.GroupVersion())
 }
 
 // New checks a mutator object of any served version and compiles it. An
@@ -244,4 +245,20 @@ func keyUnchanged(loc path.Path) error {
 		return fmt.Errorf("spec.location: %q changes the key field %q of the list element it selects", loc.String(), last.Name)
 	}
 	return nil
+}
+
+// fieldPrefix matches the field an error of New starts with.
+var fieldPrefix = regexp.MustCompile(`^((?:spec|metadata|apiVersion)(?:\.[A-Za-z0-9<>]+|\[\d+\])*): `)
+
+// Field returns the field an error of New names, such as spec.location
+// or spec.applyTo[0].operations[1], and "" when it names none.
+func Field(err error) string {
+	if err == nil {
+		return ""
+	}
+	m := fieldPrefix.FindStringSubmatch(err.Error())
+	if m == nil {
+		return ""
+	}
+	return m[1]
 }

@@ -16,6 +16,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+
+	mutationsv1 "github.com/portcullis-dev/portcullis/api/mutations/v1"
 )
 
 // Webhook names, Gatekeeper's for the two it has.
@@ -123,6 +125,15 @@ func (o Options) Configuration(caBundle []byte) *admissionregistrationv1.Validat
 				APIGroups:   []string{ConstraintGroup},
 				APIVersions: []string{"*"},
 				Resources:   []string{"*"},
+				Scope:       ptr.To(admissionregistrationv1.ClusterScope),
+			},
+		},
+		{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+			Rule: admissionregistrationv1.Rule{
+				APIGroups:   []string{mutationsv1.Group},
+				APIVersions: []string{"*"},
+				Resources:   []string{"assign", "assignimage", "assignmetadata", "modifyset"},
 				Scope:       ptr.To(admissionregistrationv1.ClusterScope),
 			},
 		},

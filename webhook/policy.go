@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -13,7 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	mutationsv1 "github.com/portcullis-dev/portcullis/api/mutations/v1"
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/mutation"
 )
 
 // AdmitPolicyPath is where ConstraintTemplates and constraints are checked.
@@ -31,9 +34,10 @@ type ConstraintValidator interface {
 
 // PolicyHandler serves /v1/admitpolicy: it refuses, at kubectl apply, a
 // ConstraintTemplate whose Rego does not compile (with the compiler's
-// message, line and column) and a constraint whose parameters do not fit
+// message, line and column), a constraint whose parameters do not fit
 // its template's schema or whose enforcement action is unknown (with the
-// field path). Gatekeeper only reports these later, in status.
+// field path), and a mutator that does not compile (with the field path).
+// Gatekeeper only reports the first two later, in status.
 type PolicyHandler struct {
 	constraints ConstraintValidator
 	engineOpts  engine.Options
@@ -81,8 +85,9 @@ func (h *PolicyHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 		return allowed("subresource"), nil
 	}
 	isTemplate := req.Kind.Group == engine.TemplateGroup && req.Kind.Kind == "ConstraintTemplate"
-	if !isTemplate && req.Kind.Group != ConstraintGroup {
-		return allowed("not a ConstraintTemplate or a constraint"), nil
+	isMutator := req.Kind.Group == mutationsv1.Group
+	if !isTemplate && !isMutator && req.Kind.Group != ConstraintGroup {
+		return allowed("not a ConstraintTemplate, a constraint or a mutator"), nil
 	}
 	if herr := checkObjects(req); herr != nil {
 		return nil, herr
@@ -91,8 +96,11 @@ func (h *PolicyHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 	if err := u.UnmarshalJSON(req.Object.Raw); err != nil {
 		return nil, badRequest("object is not a Kubernetes object: %w", err)
 	}
-	if isTemplate {
+	switch {
+	case isTemplate:
 		return h.checkTemplate(ctx, u)
+	case isMutator:
+		return checkMutator(u), nil
 	}
 	return h.checkConstraint(u), nil
 }
@@ -133,6 +141,23 @@ func (h *PolicyHandler) checkConstraint(u *unstructured.Unstructured) *admission
 	}
 	if err := h.constraints.ValidateConstraint(u); err != nil {
 		return invalid(u, "spec", err)
+	}
+	return allowed("")
+}
+
+// checkMutator compiles a mutator as the manager will: a malformed
+// location, a value of the wrong type, an invalid image part, externalData
+// and the like are refused naming the field.
+func checkMutator(u *unstructured.Unstructured) *admissionv1.AdmissionResponse {
+	if !mutation.IsMutator(u.GroupVersionKind()) {
+		return allowed("not a mutator kind")
+	}
+	if _, err := mutation.New(u); err != nil {
+		field := mutation.Field(err)
+		if field == "" {
+			field = "spec"
+		}
+		return invalid(u, field, errors.New(strings.TrimPrefix(err.Error(), field+": ")))
 	}
 	return allowed("")
 }

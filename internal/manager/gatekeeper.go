@@ -40,9 +40,6 @@ var AllOperations = []Operation{
 	OperationMutationWebhook, OperationStatus, OperationWebhook,
 }
 
-// mutationOperations are the operations of a feature Portcullis lacks.
-var mutationOperations = []Operation{OperationMutationController, OperationMutationStatus, OperationMutationWebhook}
-
 // metricsBackend is the one --metrics-backend served.
 const metricsBackend = "prometheus"
 
@@ -95,8 +92,6 @@ var unsupported = []struct {
 	{"enable-external-data", "Portcullis has no external data (Provider) yet", true},
 	{"external-data-provider-response-cache-ttl", "Portcullis has no external data (Provider) yet", false},
 	{"enable-generator-resource-expansion", "Portcullis has no ExpansionTemplate support yet", true},
-	{"log-mutations", "Portcullis has no mutation yet", true},
-	{"mutation-annotations", "Portcullis has no mutation yet", true},
 	{"mutating-webhook-configuration-name", "Portcullis has no mutation webhook yet", false},
 	{"default-create-vap-for-templates", "Portcullis does not generate ValidatingAdmissionPolicies yet", true},
 	{"default-create-vap-binding-for-constraints", "Portcullis does not generate ValidatingAdmissionPolicyBindings yet", true},
@@ -114,7 +109,7 @@ var unsupported = []struct {
 	{"audit-connection", "Portcullis has no violation export (Connection) yet", false},
 	{"audit-channel", "Portcullis has no violation export (Connection) yet", false},
 	{"api-cache-dir", "the audit keeps nothing on disk: it lists objects page by page", false},
-	{"enable-mutation", "deprecated in Gatekeeper too; Portcullis has no mutation yet", true},
+	{"enable-mutation", "deprecated in Gatekeeper too, where it has no effect: mutation runs with --operation=mutation-webhook (and mutation-controller, mutation-status)", true},
 	{"metrics-addr", "controller-runtime's metrics are served with Portcullis's, on --prometheus-port (--metrics-bind-address)", false},
 	{"log-file", "Portcullis logs to stderr only", false},
 }
@@ -138,7 +133,8 @@ func (o *Options) addGatekeeperFlags(fs *pflag.FlagSet) {
 		"what this replica does, repeatable or comma-separated: webhook (serve the validating webhook), audit (run the audit), "+
 			"generate (create, update and delete the constraint CRDs; without it the replica waits for another to), "+
 			"status (accepted: every replica writes its own status.byPod entries, there is nothing to aggregate), "+
-			"mutation-webhook, mutation-status, mutation-controller (accepted, not supported: no mutation yet); default all, as in Gatekeeper. "+
+			"mutation-controller (load the mutators and write their status.byPod entries), mutation-webhook (serve the mutating webhook; loads the mutators too), "+
+			"mutation-status (loads the mutators; removes the mutators' status.byPod entries of replicas gone); default all, as in Gatekeeper. "+
 			"Every replica loads the templates and constraints")
 	fs.StringVar(&g.healthAddr, "health-addr", "", "address of /healthz and /readyz, e.g. :9090; Gatekeeper's name for --health-probe-bind-address")
 	fs.IntVar(&g.prometheusPort, "prometheus-port", 0, "port of the Prometheus /metrics endpoint on all addresses, e.g. 8888; sets --metrics-bind-address to :PORT")
@@ -187,7 +183,7 @@ func explainBackend(v string) error {
 // --help lines start with GatekeeperMark.
 var gatekeeperNames = []string{
 	"port", "host", "cert-dir", "health-addr", "prometheus-port", "metrics-backend", "logtostderr", "log-level",
-	"log-denies", "exempt-namespace", "exempt-namespace-prefix", "exempt-namespace-suffix", "operation",
+	"log-denies", "log-mutations", "mutation-annotations", "exempt-namespace", "exempt-namespace-prefix", "exempt-namespace-suffix", "operation",
 	"audit-interval", "constraint-violations-limit", "audit-chunk-size", "audit-match-kind-only", "audit-from-cache",
 	"disable-opa-builtin", "max-serving-threads", "tls-min-version", "validating-webhook-configuration-name",
 	"disable-cert-rotation", "cert-service-name", "readiness-retries", "shutdown-delay", "enable-pprof", "pprof-port",
@@ -336,13 +332,6 @@ func (o *Options) findUnsupported() []UnsupportedFlag {
 			continue
 		}
 		out = append(out, UnsupportedFlag{Flag: "--" + f.name, Value: v, Reason: f.reason})
-	}
-	if fs.Changed("operation") {
-		for _, op := range mutationOperations {
-			if slices.Contains(o.Operations, op) {
-				out = append(out, UnsupportedFlag{Flag: "--operation", Value: string(op), Reason: "Portcullis has no mutation yet"})
-			}
-		}
 	}
 	if g.readinessRetries != 0 {
 		out = append(out, UnsupportedFlag{

@@ -151,13 +151,12 @@ func TestGatekeeperOperations(t *testing.T) {
 		{name: "none: all operations", webhook: true, audit: time.Minute, ops: AllOperations},
 		{
 			name: "the chart's controller-manager", args: []string{"--operation=webhook", "--operation=mutation-webhook"},
-			webhook: true, ops: []Operation{OperationMutationWebhook, OperationWebhook}, unsupported: []string{"mutation-webhook"},
+			webhook: true, ops: []Operation{OperationMutationWebhook, OperationWebhook},
 		},
 		{
 			name:  "the chart's audit",
 			args:  []string{"--audit-interval=60", "--operation=generate", "--operation=audit", "--operation=status", "--operation=mutation-status"},
 			audit: time.Minute, ops: []Operation{OperationAudit, OperationGenerate, OperationMutationStatus, OperationStatus},
-			unsupported: []string{"mutation-status"},
 		},
 		{name: "comma-separated", args: []string{"--operation=webhook,audit"}, webhook: true, audit: time.Minute, ops: []Operation{OperationAudit, OperationWebhook}},
 		{name: "audit with interval 0", args: []string{"--operation=audit", "--audit-interval=0"}, ops: []Operation{OperationAudit}},
@@ -165,7 +164,7 @@ func TestGatekeeperOperations(t *testing.T) {
 		{name: "generate only", args: []string{"--operation=generate"}, ops: []Operation{OperationGenerate}},
 		{
 			name: "mutation-controller", args: []string{"--operation=webhook", "--operation=mutation-controller"},
-			webhook: true, ops: []Operation{OperationMutationController, OperationWebhook}, unsupported: []string{"mutation-controller"},
+			webhook: true, ops: []Operation{OperationMutationController, OperationWebhook},
 		},
 		{name: "repeated", args: []string{"--operation=webhook", "--operation=webhook"}, webhook: true, ops: []Operation{OperationWebhook}},
 		{name: "agreeing --enable-webhook", args: []string{"--operation=webhook", "--enable-webhook=true"}, webhook: true, ops: []Operation{OperationWebhook}},

@@ -34,6 +34,7 @@ import (
 	"github.com/portcullis-dev/portcullis/controllers/datasync"
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/readiness"
+	"github.com/portcullis-dev/portcullis/mutation"
 )
 
 // LeaderElectionID names the leader election Lease.
@@ -53,6 +54,8 @@ type Manager struct {
 	sync    *datasync.Sync
 	// heartbeat renews this replica's Lease (nil: off).
 	heartbeat *controllers.Heartbeat
+	// mutation holds the mutators (nil: no mutation operation).
+	mutation *mutation.System
 }
 
 // NewScheme returns the scheme of the manager's client: client-go's types,
@@ -121,6 +124,9 @@ func New(cfg *rest.Config, opts Options) (*Manager, error) {
 		return nil, err
 	}
 	if err := m.setupReconcilers(dyn); err != nil {
+		return nil, err
+	}
+	if err := m.setupMutation(dyn); err != nil {
 		return nil, err
 	}
 	if err := m.setupWebhook(); err != nil {
@@ -207,12 +213,15 @@ func (m *Manager) setupHeartbeat(dyn dynamic.Interface) error {
 	if err := m.mgr.Add(m.heartbeat); err != nil {
 		return fmt.Errorf("adding the heartbeat: %w", err)
 	}
-	if !slices.Contains(m.opts.Operations, OperationStatus) {
+	policies := slices.Contains(m.opts.Operations, OperationStatus)
+	mutators := m.opts.mutationEnabled() && slices.Contains(m.opts.Operations, OperationMutationStatus)
+	if !policies && !mutators {
 		return nil
 	}
 	p := &controllers.Pruner{
 		Client: m.mgr.GetClient(), Reader: m.mgr.GetAPIReader(), Dynamic: dyn, Watches: m.watches,
 		Namespace: m.opts.Namespace, Self: m.opts.PodID, Interval: d / 4, Log: m.mgr.GetLogger().WithName("status-pruner"),
+		Policies: policies, Mutators: mutators,
 	}
 	if err := m.mgr.Add(p); err != nil {
 		return fmt.Errorf("adding the status pruner: %w", err)

@@ -94,6 +94,10 @@ type Options struct {
 	// webhook's --exempt-namespace* flags.
 	Audit audit.Options
 
+	// Mutation configures the mutation system (--mutation-annotations,
+	// --log-mutations).
+	Mutation MutationOptions
+
 	// Log configures logging (the --zap-* flags, and Gatekeeper's
 	// --log-level).
 	Log zap.Options
@@ -165,6 +169,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.Sync.AddFlags(fs)
 	o.Webhook.AddFlags(fs)
 	o.Audit.AddFlags(fs)
+	o.Mutation.AddFlags(fs)
 	gofs := flag.NewFlagSet("zap", flag.ContinueOnError)
 	o.Log.BindFlags(gofs)
 	fs.AddGoFlagSet(gofs)

@@ -1,10 +1,14 @@
 package readiness
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
-// dataState tracks the first sync of the kinds synced into data.inventory.
-// It only counts once RequireData was called: without a sync set up, there
-// is nothing to wait for.
+// dataState tracks the first sync of the kinds synced into data.inventory
+// (and, as Tracker.mutators, the mutators that exist at startup). It only
+// counts once required: without a sync set up, there is nothing to wait
+// for.
 type dataState struct {
 	required bool
 	listed   bool
@@ -42,14 +46,20 @@ func (t *Tracker) DataDone(kind string) {
 
 // checkData is the data part of Check; t.mu is held.
 func (t *Tracker) checkData() error {
-	if !t.data.required {
+	return t.data.check("kinds to sync not listed yet", "synced kinds not synced yet")
+}
+
+// check reports what is missing of a requirement: notListed before its
+// objects are listed, then how many are pending.
+func (d *dataState) check(notListed, pending string) error {
+	if !d.required {
 		return nil
 	}
-	if !t.data.listed {
-		return fmt.Errorf("kinds to sync not listed yet")
+	if !d.listed {
+		return errors.New(notListed)
 	}
-	if p := t.data.kinds.pending(); len(p) > 0 {
-		return fmt.Errorf("%d of %d synced kinds not synced yet, e.g. %q", len(p), len(t.data.kinds.expected), p[0])
+	if p := d.kinds.pending(); len(p) > 0 {
+		return fmt.Errorf("%d of %d %s, e.g. %q", len(p), len(d.kinds.expected), pending, p[0])
 	}
 	return nil
 }

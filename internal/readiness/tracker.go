@@ -13,7 +13,8 @@ import (
 // handled: loaded into the engine, or left in a terminal error shown in its
 // status, or deleted; and, when the sync of data.inventory is set up
 // (RequireData), once the first sync of every kind listed at startup is
-// complete (data.go). Once ready it stays ready: objects created later do not
+// complete (data.go); and, with mutation (RequireMutators), once every
+// mutator that existed at startup is handled (mutators.go). Once ready it stays ready: objects created later do not
 // make a running replica unready.
 //
 // Objects may be handled before they are expected (the reconcilers and the
@@ -26,6 +27,7 @@ type Tracker struct {
 	templates       *objects
 	constraints     map[string]*objects // by kind
 	data            dataState           // see data.go
+	mutators        dataState           // see mutators.go
 	ready           bool
 }
 
@@ -57,6 +59,7 @@ func NewTracker() *Tracker {
 		templates:   newObjects(),
 		constraints: map[string]*objects{},
 		data:        dataState{kinds: newObjects()},
+		mutators:    dataState{kinds: newObjects()},
 	}
 }
 
@@ -163,9 +166,13 @@ func (t *Tracker) Check(_ *http.Request) error {
 	if err := t.checkData(); err != nil {
 		return err
 	}
+	if err := t.checkMutators(); err != nil {
+		return err
+	}
 	t.ready = true
 	// Nothing is tracked once ready: free the sets.
 	t.templates, t.constraints = newObjects(), map[string]*objects{}
 	t.data.kinds = newObjects()
+	t.mutators.kinds = newObjects()
 	return nil
 }
