@@ -216,6 +216,14 @@ func (a *configurationApplier) applyUntilDone(ctx context.Context) {
 }
 
 func (a *configurationApplier) apply(ctx context.Context) error {
+	if a.opts.mutating() {
+		if err := a.applyMutating(ctx); err != nil {
+			return err
+		}
+	}
+	if !a.opts.Enabled {
+		return nil
+	}
 	vwc := a.opts.Configuration(a.certs.bundle())
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(vwc)
 	if err != nil {

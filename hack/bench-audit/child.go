@@ -75,6 +75,7 @@ func child1(ctx context.Context, c config, res *childResult) error {
 	// stay off.
 	opts.Audit.Interval = 0
 	opts.Webhook.Enabled = false
+	opts.Webhook.Mutation = false
 	opts.PodID = benchPodID
 	opts.MetricsBindAddress = "0"
 	opts.HealthProbeBindAddress = "0"

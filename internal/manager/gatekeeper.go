@@ -92,7 +92,6 @@ var unsupported = []struct {
 	{"enable-external-data", "Portcullis has no external data (Provider) yet", true},
 	{"external-data-provider-response-cache-ttl", "Portcullis has no external data (Provider) yet", false},
 	{"enable-generator-resource-expansion", "Portcullis has no ExpansionTemplate support yet", true},
-	{"mutating-webhook-configuration-name", "Portcullis has no mutation webhook yet", false},
 	{"default-create-vap-for-templates", "Portcullis does not generate ValidatingAdmissionPolicies yet", true},
 	{"default-create-vap-binding-for-constraints", "Portcullis does not generate ValidatingAdmissionPolicyBindings yet", true},
 	{"disable-enforcementaction-validation", "Portcullis always validates enforcementAction and scopedEnforcementActions", true},
@@ -101,7 +100,7 @@ var unsupported = []struct {
 	{"client-cn-name", "Portcullis's webhook does not authenticate the API server's client certificate yet", false},
 	{"client-cert-name", "Portcullis has no external data (Provider) yet", false},
 	{"additional-validating-webhook-configs-to-rotate-certs", "Portcullis puts its CA only into its own webhook configuration", false},
-	{"additional-mutating-webhook-configs-to-rotate-certs", "Portcullis has no mutation webhook yet", false},
+	{"additional-mutating-webhook-configs-to-rotate-certs", "Portcullis puts its CA only into its own webhook configurations", false},
 	{"default-wait-for-vapb-generation", "Portcullis does not generate ValidatingAdmissionPolicyBindings yet", false},
 	{"sync-vap-enforcement-scope", "Portcullis does not generate ValidatingAdmissionPolicies yet", true},
 	{"enable-violation-export", "Portcullis has no violation export (Connection) yet", true},
@@ -185,7 +184,7 @@ var gatekeeperNames = []string{
 	"port", "host", "cert-dir", "health-addr", "prometheus-port", "metrics-backend", "logtostderr", "log-level",
 	"log-denies", "log-mutations", "mutation-annotations", "exempt-namespace", "exempt-namespace-prefix", "exempt-namespace-suffix", "operation",
 	"audit-interval", "constraint-violations-limit", "audit-chunk-size", "audit-match-kind-only", "audit-from-cache",
-	"disable-opa-builtin", "max-serving-threads", "tls-min-version", "validating-webhook-configuration-name",
+	"disable-opa-builtin", "max-serving-threads", "tls-min-version", "validating-webhook-configuration-name", "mutating-webhook-configuration-name",
 	"disable-cert-rotation", "cert-service-name", "readiness-retries", "shutdown-delay", "enable-pprof", "pprof-port",
 	"enable-referential-rules", "kubeconfig", "log-level-key", "log-level-encoder", "enable-k8s-native-validation",
 	"default-k8s-native-validation-failure-policy",
@@ -296,7 +295,8 @@ func (o *Options) completeGatekeeper() error {
 }
 
 // completeOperations turns --operation into what this replica runs: the
-// webhook with webhook, the audit with audit. Without --operation every
+// webhook with webhook, the mutating webhook with mutation-webhook, the
+// audit with audit. Without --operation every
 // operation is assigned and the Portcullis flags decide.
 func (o *Options) completeOperations() error {
 	if len(o.gatekeeper.operations) == 0 {
@@ -312,6 +312,11 @@ func (o *Options) completeOperations() error {
 		return fmt.Errorf("--enable-webhook=%t contradicts --operation %s: give one", o.Webhook.Enabled, strings.Join(o.gatekeeper.operations, ","))
 	}
 	o.Webhook.Enabled = webhook
+	mutating := slices.Contains(o.Operations, OperationMutationWebhook)
+	if o.flags.Changed("enable-mutation-webhook") && o.Webhook.Mutation != mutating {
+		return fmt.Errorf("--enable-mutation-webhook=%t contradicts --operation %s: give one", o.Webhook.Mutation, strings.Join(o.gatekeeper.operations, ","))
+	}
+	o.Webhook.Mutation = mutating
 	if !slices.Contains(o.Operations, OperationAudit) {
 		o.Audit.Interval = 0
 	}

@@ -172,6 +172,11 @@ func TestGatekeeperOperations(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			o := mustParse(t, tc.args...)
+			mutating := slices.Contains(tc.ops, OperationMutationWebhook)
+			loads := slices.ContainsFunc(tc.ops, func(op Operation) bool { return strings.HasPrefix(string(op), "mutation-") })
+			if o.Webhook.Mutation != mutating || o.mutationEnabled() != loads {
+				t.Errorf("mutating webhook %t, mutators loaded %t; want %t, %t", o.Webhook.Mutation, o.mutationEnabled(), mutating, loads)
+			}
 			if generates := slices.Contains(tc.ops, OperationGenerate); o.generates() != generates {
 				t.Errorf("generates CRDs %t, want %t", o.generates(), generates)
 			}
@@ -255,6 +260,9 @@ func TestGatekeeperBadFlags(t *testing.T) {
 		{[]string{"--cert-service-name=a", "--webhook-service-name=b"}, `--cert-service-name and --webhook-service-name`},
 		{[]string{"--operation=audit", "--enable-webhook=true"}, `--enable-webhook=true contradicts --operation`},
 		{[]string{"--operation=webhook", "--enable-webhook=false"}, `--enable-webhook=false contradicts --operation`},
+		{[]string{"--operation=webhook", "--enable-mutation-webhook=true"}, `--enable-mutation-webhook=true contradicts --operation`},
+		{[]string{"--operation=mutation-webhook", "--enable-mutation-webhook=false"}, `--enable-mutation-webhook=false contradicts --operation`},
+		{[]string{"--mutation-failure-policy=Maybe"}, `--mutation-failure-policy "Maybe"`},
 		{[]string{"--disable-opa-builtin={}"}, `--disable-opa-builtin`},
 		{[]string{"--readiness-retries=-2"}, `--readiness-retries -2`},
 		{[]string{"--external-data-provider-response-cache-ttl=-1s"}, `--external-data-provider-response-cache-ttl`},

@@ -1,0 +1,174 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"gomodules.xyz/jsonpatch/v2"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/mutation"
+)
+
+// MutatePath is where the mutating webhook is served.
+const MutatePath = "/v1/mutate"
+
+// Mutator mutates objects; *mutation.System is one.
+type Mutator interface {
+	Mutate(ctx context.Context, obj *unstructured.Unstructured, ns *corev1.Namespace, source string, op mutation.Operation) (bool, error)
+}
+
+// gatekeeperGroups are the API groups of Gatekeeper's (and Portcullis')
+// own resources, never mutated.
+var gatekeeperGroups = []string{
+	"templates.gatekeeper.sh", ConstraintGroup, "mutations.gatekeeper.sh", "config.gatekeeper.sh",
+	"externaldata.gatekeeper.sh", "expansion.gatekeeper.sh", "status.gatekeeper.sh", "syncset.gatekeeper.sh",
+}
+
+// MutationHandler serves /v1/mutate: it applies the mutators to the object
+// of a CREATE or UPDATE request and answers with a JSON patch, as
+// Gatekeeper's mutating webhook does. A mutation that fails (a mutator
+// that does not match the object's shape, a set that never converges)
+// refuses the request with the error, as Gatekeeper's does.
+type MutationHandler struct {
+	mutator Mutator
+	opts    HandlerOptions // Timeout defaulted
+	metrics *MutationMetrics
+}
+
+// NewMutationHandler builds the /v1/mutate handler around a Mutator. Of
+// the options, it reads Namespaces, Exemptions, Excluded (namespaces the
+// Config excludes from mutation-webhook), ServiceAccount, Timeout, Ready
+// and Log.
+func NewMutationHandler(m Mutator, o HandlerOptions, metrics *MutationMetrics) *MutationHandler {
+	if o.Timeout <= 0 {
+		o.Timeout = time.Duration(DefaultMutationTimeoutSeconds) * time.Second
+	}
+	return &MutationHandler{mutator: m, opts: o, metrics: metrics}
+}
+
+// ServeHTTP answers one AdmissionReview.
+func (h *MutationHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ar := readReviewOrRefuse(w, r, h.opts.Log)
+	if ar == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout(r, h.opts.Timeout))
+	defer cancel()
+	resp, outcome, err := h.mutate(ctx, ar.Request)
+	if err != nil {
+		herr := &httpError{code: errorCode(err), err: err}
+		if herr.code >= http.StatusInternalServerError && herr.code != http.StatusServiceUnavailable {
+			h.opts.Log.Error(err, "Could not mutate an admission request", requestKeys(ar.Request)...)
+		}
+		writeError(w, herr)
+		h.metrics.observe(MutationError, time.Since(start))
+		return
+	}
+	answer(w, ar, resp, h.opts.Log)
+	if outcome != "" {
+		h.metrics.observe(outcome, time.Since(start))
+	}
+}
+
+// mutate answers one request; outcome is its mutation_status label, ""
+// for the requests Gatekeeper does not count either.
+func (h *MutationHandler) mutate(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, string, error) {
+	if h.opts.ServiceAccount != "" && req.UserInfo.Username == h.opts.ServiceAccount {
+		return allowed("Gatekeeper does not self-manage"), "", nil
+	}
+	op := mutation.Operation(req.Operation)
+	if !slices.Contains(mutation.Supported, op) {
+		return allowed("Mutating only on create or update"), "", nil
+	}
+	if slices.Contains(gatekeeperGroups, req.Kind.Group) {
+		return allowed("Not mutating gatekeeper resources"), "", nil
+	}
+	isNamespace := req.Kind.Group == "" && req.Kind.Kind == "Namespace"
+	nsName := req.Namespace
+	if isNamespace {
+		nsName = req.Name
+	}
+	if h.opts.Exemptions.Exempt(nsName) {
+		return allowed(fmt.Sprintf("namespace %q is exempt", nsName)), MutationSkip, nil
+	}
+	if nsName != "" && h.opts.Excluded != nil && h.opts.Excluded(nsName) {
+		return allowed("Namespace is set to be ignored by Gatekeeper config"), MutationSkip, nil
+	}
+	if herr := checkObjects(req); herr != nil {
+		return nil, "", herr
+	}
+	if h.opts.Ready != nil {
+		if err := h.opts.Ready(); err != nil {
+			return nil, "", &httpError{code: http.StatusServiceUnavailable, err: fmt.Errorf("not ready: %w", err)}
+		}
+	}
+	obj := &unstructured.Unstructured{}
+	if err := obj.UnmarshalJSON(req.Object.Raw); err != nil {
+		return nil, "", badRequest("object is not a Kubernetes object: %w", err)
+	}
+	var ns *corev1.Namespace
+	switch {
+	case isNamespace:
+		// A Namespace is matched as its own namespace.
+		ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: obj.GetName(), Labels: obj.GetLabels()}}
+	case req.Namespace != "" && h.opts.Namespaces != nil:
+		var err error
+		if ns, err = h.opts.Namespaces(ctx, req.Namespace); err != nil {
+			return nil, "", err
+		}
+	}
+	// The request names the namespace when the object does not (yet):
+	// match and fromMetadata read it; it is put back before the patch.
+	oldNS, hadNS, _ := unstructured.NestedFieldCopy(obj.Object, "metadata", "namespace")
+	if !isNamespace {
+		obj.SetNamespace(req.Namespace)
+	}
+	changed, err := h.mutator.Mutate(ctx, obj, ns, engine.SourceOriginal, op)
+	if err != nil {
+		h.opts.Log.Error(err, "Mutation failed", requestKeys(req)...)
+		return &admissionv1.AdmissionResponse{
+			Allowed: false,
+			Result:  &metav1.Status{Status: metav1.StatusFailure, Code: http.StatusInternalServerError, Message: err.Error()},
+		}, MutationError, nil
+	}
+	if !changed {
+		return allowed("Resource was not mutated"), MutationSuccess, nil
+	}
+	if !isNamespace {
+		if hadNS {
+			if err := unstructured.SetNestedField(obj.Object, oldNS, "metadata", "namespace"); err != nil {
+				return nil, "", fmt.Errorf("restoring metadata.namespace: %w", err)
+			}
+		} else {
+			unstructured.RemoveNestedField(obj.Object, "metadata", "namespace")
+		}
+	}
+	mutated, err := obj.MarshalJSON()
+	if err != nil {
+		return nil, "", fmt.Errorf("encoding the mutated object: %w", err)
+	}
+	patch, err := jsonpatch.CreatePatch(req.Object.Raw, mutated)
+	if err != nil {
+		return nil, "", fmt.Errorf("computing the patch: %w", err)
+	}
+	resp := allowed("")
+	if len(patch) > 0 {
+		body, err := json.Marshal(patch)
+		if err != nil {
+			return nil, "", fmt.Errorf("encoding the patch: %w", err)
+		}
+		pt := admissionv1.PatchTypeJSONPatch
+		resp.Patch, resp.PatchType = body, &pt
+	}
+	return resp, MutationSuccess, nil
+}
