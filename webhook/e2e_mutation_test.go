@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // mutatorEnforced reports, as an error until it holds, whether the
@@ -76,6 +78,14 @@ func TestMutationE2E(t *testing.T) {
 	}
 	if n := hook.logs.Count(`"Mutation failed"`); n != 0 {
 		t.Errorf("%d mutations failed", n)
+	}
+	// Gatekeeper's metrics counted it: a request mutated, a System run of
+	// two iterations (the label, then nothing).
+	if m, ok := testenv.FindMetric(t, "gatekeeper_mutation_request_count", map[string]string{"mutation_status": "success"}); !ok || m.GetCounter().GetValue() < 1 {
+		t.Errorf("gatekeeper_mutation_request_count{mutation_status=success} = %v", m)
+	}
+	if m, ok := testenv.FindMetric(t, "gatekeeper_mutation_system_iterations", map[string]string{"success": "true"}); !ok || m.GetHistogram().GetSampleCount() < 1 {
+		t.Errorf("gatekeeper_mutation_system_iterations{success=true} = %v", m)
 	}
 
 	if err := env.Client.Delete(ctx, m); err != nil {
