@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"time"
 
 	apiconstraints "github.com/open-policy-agent/frameworks/constraint/pkg/apis/constraints"
@@ -15,8 +16,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	mutationsv1 "github.com/portcullis-dev/portcullis/api/mutations/v1"
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/manifest"
+	"github.com/portcullis-dev/portcullis/mutation"
 )
 
 // Runner runs suites. Each test gets its own engine; cases of a test share
@@ -119,6 +122,10 @@ func (r *Runner) runTest(ctx context.Context, dir string, t *Test) TestResult {
 		return res
 	}
 	eng, err := r.setup(ctx, dir, t)
+	var mutators []manifest.Doc
+	if err == nil {
+		mutators, err = readMutators(dir, t.Mutators)
+	}
 	switch {
 	case t.Invalid:
 		// gator's words: "constraint should have failed schema validation".
@@ -136,7 +143,7 @@ func (r *Runner) runTest(ctx context.Context, dir string, t *Test) TestResult {
 				continue
 			}
 			cstart := time.Now()
-			trace, cerr := r.runCase(ctx, eng, dir, c)
+			trace, cerr := r.runCase(ctx, eng, dir, c, mutators)
 			res.Cases = append(res.Cases, CaseResult{Name: c.Name, Err: cerr, Runtime: time.Since(cstart), Trace: trace})
 		}
 	}
@@ -186,7 +193,7 @@ func (r *Runner) setup(ctx context.Context, dir string, t *Test) (*engine.Engine
 	return eng, nil
 }
 
-func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, dir string, c *Case) (*string, error) {
+func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, dir string, c *Case, mutators []manifest.Doc) (*string, error) {
 	if c.Object == "" {
 		return nil, fmt.Errorf("%w: must define object", ErrInvalidCase)
 	}
@@ -209,9 +216,18 @@ func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, dir string, c 
 			return nil, fmt.Errorf("%w: path %q defines no YAML objects", ErrNoObjects, p)
 		}
 		for _, d := range docs {
+			if d.Object.GroupVersionKind().Group == mutationsv1.Group {
+				mutators = append(slices.Clip(mutators), d)
+				continue
+			}
 			if err := eng.AddData(ctx, d.Object); err != nil {
 				return nil, fmt.Errorf("%w: %s: %w", ErrAddInventory, d.Source, err)
 			}
+		}
+	}
+	if len(mutators) > 0 && !isAdmissionReview(obj) {
+		if err := mutate(ctx, obj, mutators); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.Object, err)
 		}
 	}
 	var in engine.ReviewInput
@@ -327,6 +343,40 @@ func (a *Assertion) check(msgs []string) error {
 	if err != nil {
 		// gator prints the messages as Go prints a []string.
 		return fmt.Errorf("%w: got messages %v", err, msgs)
+	}
+	return nil
+}
+
+// readMutators reads the files of a test's mutators; each document must
+// be a mutator.
+func readMutators(dir string, paths []string) ([]manifest.Doc, error) {
+	var out []manifest.Doc
+	for _, p := range paths {
+		docs, err := manifest.ReadPath(suitePath(dir, p), nil)
+		if err != nil {
+			return nil, fmt.Errorf("mutators: %w", err)
+		}
+		for _, d := range docs {
+			if d.Object.GroupVersionKind().Group != mutationsv1.Group {
+				return nil, fmt.Errorf("%w: mutators: %s is a %s, not a mutator", ErrInvalidSuite, d.Source, d.Object.GetKind())
+			}
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// mutate applies the mutators to obj, in place, as the mutating webhook
+// would before the object is judged.
+func mutate(ctx context.Context, obj *unstructured.Unstructured, mutators []manifest.Doc) error {
+	off := mutation.NewOffline()
+	for _, d := range mutators {
+		if err := off.AddMutator(d.Object); err != nil {
+			return fmt.Errorf("%s: %w", d.Source, err)
+		}
+	}
+	if _, err := off.Mutate(ctx, obj); err != nil {
+		return fmt.Errorf("mutating: %w", err)
 	}
 	return nil
 }

@@ -53,6 +53,11 @@ type Test struct {
 	// Expansion names an ExpansionTemplate file; Portcullis does not run
 	// expansion yet, so a test that sets it fails with a clear error.
 	Expansion string `json:"expansion,omitempty"`
+	// Mutators are files of mutators (Assign, AssignMetadata, ModifySet,
+	// AssignImage) applied to each case's object before it is judged, as
+	// the mutating webhook would; a Portcullis addition, which gator
+	// ignores. Mutators among a case's inventory files are applied too.
+	Mutators []string `json:"mutators,omitempty"`
 	// Invalid means the constraint must be refused by the template's schema.
 	Invalid bool    `json:"invalid,omitempty"`
 	Skip    bool    `json:"skip,omitempty"`

@@ -26,13 +26,6 @@ type Mutator interface {
 	Mutate(ctx context.Context, obj *unstructured.Unstructured, ns *corev1.Namespace, source string, op mutation.Operation) (bool, error)
 }
 
-// gatekeeperGroups are the API groups of Gatekeeper's (and Portcullis')
-// own resources, never mutated.
-var gatekeeperGroups = []string{
-	"templates.gatekeeper.sh", ConstraintGroup, "mutations.gatekeeper.sh", "config.gatekeeper.sh",
-	"externaldata.gatekeeper.sh", "expansion.gatekeeper.sh", "status.gatekeeper.sh", "syncset.gatekeeper.sh",
-}
-
 // MutationHandler serves /v1/mutate: it applies the mutators to the object
 // of a CREATE or UPDATE request and answers with a JSON patch, as
 // Gatekeeper's mutating webhook does. A mutation that fails (a mutator
@@ -90,7 +83,7 @@ func (h *MutationHandler) mutate(ctx context.Context, req *admissionv1.Admission
 	if !slices.Contains(mutation.Supported, op) {
 		return allowed("Mutating only on create or update"), "", nil
 	}
-	if slices.Contains(gatekeeperGroups, req.Kind.Group) {
+	if mutation.IsGatekeeperGroup(req.Kind.Group) {
 		return allowed("Not mutating gatekeeper resources"), "", nil
 	}
 	isNamespace := req.Kind.Group == "" && req.Kind.Kind == "Namespace"
