@@ -8,11 +8,11 @@ import (
 	"slices"
 	"time"
 
-	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/mutation"
@@ -97,17 +97,14 @@ func (h *MutationHandler) mutate(ctx context.Context, req *admissionv1.Admission
 	if nsName != "" && h.opts.Excluded != nil && h.opts.Excluded(nsName) {
 		return allowed("Namespace is set to be ignored by Gatekeeper config"), MutationSkip, nil
 	}
-	if herr := checkObjects(req); herr != nil {
-		return nil, "", herr
-	}
 	if h.opts.Ready != nil {
 		if err := h.opts.Ready(); err != nil {
 			return nil, "", &httpError{code: http.StatusServiceUnavailable, err: fmt.Errorf("not ready: %w", err)}
 		}
 	}
-	obj := &unstructured.Unstructured{}
-	if err := obj.UnmarshalJSON(req.Object.Raw); err != nil {
-		return nil, "", badRequest("object is not a Kubernetes object: %w", err)
+	obj, herr := decodeObject(req)
+	if herr != nil {
+		return nil, "", herr
 	}
 	var ns *corev1.Namespace
 	switch {
@@ -122,10 +119,12 @@ func (h *MutationHandler) mutate(ctx context.Context, req *admissionv1.Admission
 	}
 	// The request names the namespace when the object does not (yet):
 	// match and fromMetadata read it; it is put back before the patch.
-	oldNS, hadNS, _ := unstructured.NestedFieldCopy(obj.Object, "metadata", "namespace")
 	if !isNamespace {
 		obj.SetNamespace(req.Namespace)
 	}
+	// Mutate leaves obj.Object alone and puts the mutated copy in its
+	// place: the patch is the difference, the namespace set on both.
+	orig := obj.Object
 	changed, err := h.mutator.Mutate(ctx, obj, ns, engine.SourceOriginal, op)
 	if err != nil {
 		h.opts.Log.Error(err, "Mutation failed", requestKeys(req)...)
@@ -137,26 +136,9 @@ func (h *MutationHandler) mutate(ctx context.Context, req *admissionv1.Admission
 	if !changed {
 		return allowed("Resource was not mutated"), MutationSuccess, nil
 	}
-	if !isNamespace {
-		if hadNS {
-			if err := unstructured.SetNestedField(obj.Object, oldNS, "metadata", "namespace"); err != nil {
-				return nil, "", fmt.Errorf("restoring metadata.namespace: %w", err)
-			}
-		} else {
-			unstructured.RemoveNestedField(obj.Object, "metadata", "namespace")
-		}
-	}
-	mutated, err := obj.MarshalJSON()
-	if err != nil {
-		return nil, "", fmt.Errorf("encoding the mutated object: %w", err)
-	}
-	patch, err := jsonpatch.CreatePatch(req.Object.Raw, mutated)
-	if err != nil {
-		return nil, "", fmt.Errorf("computing the patch: %w", err)
-	}
 	resp := allowed("")
-	if len(patch) > 0 {
-		body, err := json.Marshal(patch)
+	if ops := diffPatch(orig, obj.Object, "", nil); len(ops) > 0 {
+		body, err := json.Marshal(ops)
 		if err != nil {
 			return nil, "", fmt.Errorf("encoding the patch: %w", err)
 		}
@@ -164,4 +146,27 @@ func (h *MutationHandler) mutate(ctx context.Context, req *admissionv1.Admission
 		resp.Patch, resp.PatchType = body, &pt
 	}
 	return resp, MutationSuccess, nil
+}
+
+// decodeObject decodes the request's object, checking what checkObjects
+// checks for /v1/admit (present, within MaxObjectBytes, of the request's
+// kind) from the decoded object rather than from another pass over it.
+func decodeObject(req *admissionv1.AdmissionRequest) (*unstructured.Unstructured, *httpError) {
+	raw := req.Object.Raw
+	if isNull(raw) {
+		return nil, badRequest("%s request has no object", req.Operation)
+	}
+	if len(raw) > MaxObjectBytes {
+		return nil, badRequest("object is %d bytes, more than the %d the API server accepts", len(raw), MaxObjectBytes)
+	}
+	obj := &unstructured.Unstructured{}
+	if err := obj.UnmarshalJSON(raw); err != nil {
+		return nil, badRequest("object is not a Kubernetes object: %w", err)
+	}
+	gvk := obj.GroupVersionKind()
+	if gvk.Group != req.Kind.Group || gvk.Kind != req.Kind.Kind {
+		return nil, badRequest("unknown kind: object is a %s, the request is for a %s", gvk,
+			schema.GroupVersionKind{Group: req.Kind.Group, Version: req.Kind.Version, Kind: req.Kind.Kind})
+	}
+	return obj, nil
 }
