@@ -126,6 +126,11 @@ func (h *MutationHandler) mutate(ctx context.Context, req *admissionv1.Admission
 	// place: the patch is the difference, the namespace set on both.
 	orig := obj.Object
 	changed, err := h.mutator.Mutate(ctx, obj, ns, engine.SourceOriginal, op)
+	if err != nil && ctx.Err() != nil {
+		// Out of time: no verdict on the object, a failure of the
+		// webhook, which the failurePolicy decides.
+		return nil, "", &httpError{code: http.StatusGatewayTimeout, err: fmt.Errorf("mutation did not finish in time: %w", err)}
+	}
 	if err != nil {
 		h.opts.Log.Error(err, "Mutation failed", requestKeys(req)...)
 		return &admissionv1.AdmissionResponse{

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -168,4 +169,22 @@ func TestMutationHandler(t *testing.T) {
 			t.Errorf("HTTP %d: %s", code, body)
 		}
 	})
+}
+
+// slowMutator waits for its context to end.
+type slowMutator struct{}
+
+func (slowMutator) Mutate(ctx context.Context, _ *unstructured.Unstructured, _ *corev1.Namespace, _ string, _ mutation.Operation) (bool, error) {
+	<-ctx.Done()
+	return false, ctx.Err()
+}
+
+// TestMutationTimeout: a mutation that runs out of time is a webhook
+// failure (HTTP 504), left to the failurePolicy, not a refusal.
+func TestMutationTimeout(t *testing.T) {
+	h := webhook.NewMutationHandler(slowMutator{}, webhook.HandlerOptions{Timeout: 50 * time.Millisecond, Log: (&logSink{}).logger()}, nil)
+	req := request(admissionv1.Create, "Pod", "", "web", podJSON("web", "", nil, "nginx"), nil)
+	if code, _, body := serve(t, h, reviewBody(t, req)); code != http.StatusGatewayTimeout || !strings.Contains(body, "mutation did not finish in time") {
+		t.Errorf("HTTP %d: %s", code, body)
+	}
 }
