@@ -262,7 +262,6 @@ func TestGatekeeperBadFlags(t *testing.T) {
 		{[]string{"--operation=webhook", "--enable-webhook=false"}, `--enable-webhook=false contradicts --operation`},
 		{[]string{"--operation=webhook", "--enable-mutation-webhook=true"}, `--enable-mutation-webhook=true contradicts --operation`},
 		{[]string{"--operation=mutation-webhook", "--enable-mutation-webhook=false"}, `--enable-mutation-webhook=false contradicts --operation`},
-		{[]string{"--mutation-failure-policy=Maybe"}, `--mutation-failure-policy "Maybe"`},
 		{[]string{"--disable-opa-builtin={}"}, `--disable-opa-builtin`},
 		{[]string{"--readiness-retries=-2"}, `--readiness-retries -2`},
 		{[]string{"--external-data-provider-response-cache-ttl=-1s"}, `--external-data-provider-response-cache-ttl`},
