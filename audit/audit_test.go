@@ -397,51 +397,76 @@ func histogramCount(t *testing.T, name string) uint64 {
 	return m.GetHistogram().GetSampleCount()
 }
 
-// TestAuditLogs: one line per run, with its start, end and counts; with
-// LogViolations, one line per violation.
+// TestAuditLogs: Gatekeeper's lines, all with process audit and the run's
+// audit_id (its auditTimestamp): audit_started, one violation_audited per
+// violation with the constraint_* and resource_* keys, constraint_audited
+// per constraint with violations, and audit_finished with the run's counts.
+// Without LogViolations, no violation lines.
 func TestAuditLogs(t *testing.T) {
 	const ns = "audit-logs"
 	namespace(t, ns, nil)
-	configMaps(t, ns, "cm", 2, nil)
+	configMaps(t, ns, "cm", 2, map[string]string{"app": "web"})
 	apply(t, requiredLabel("AuditLogs"))
 	waitEnforced(t, apply(t, constraint("AuditLogs", "logs", ns, "warn"))[0])
 
-	var (
-		mu    sync.Mutex
-		lines []string
-	)
-	logger := funcr.New(func(prefix, args string) {
+	for _, logViolations := range []bool{true, false} {
+		var (
+			mu    sync.Mutex
+			lines []string
+		)
+		logger := funcr.New(func(prefix, args string) {
+			mu.Lock()
+			defer mu.Unlock()
+			lines = append(lines, args)
+		}, funcr.Options{})
+		opts := testOptions()
+		opts.LogViolations = logViolations
+		a, err := audit.New(env.Config, mgr.Engine(), opts, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := runOnce(t, a)
+		id := `"audit_id"="` + rep.Start.UTC().Format(time.RFC3339) + `"`
 		mu.Lock()
-		defer mu.Unlock()
-		lines = append(lines, args)
-	}, funcr.Options{})
-	opts := testOptions()
-	opts.LogViolations = true
-	a, err := audit.New(env.Config, mgr.Engine(), opts, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runOnce(t, a)
-	mu.Lock()
-	defer mu.Unlock()
-	var runs, violations int
-	for _, l := range lines {
-		switch {
-		case strings.Contains(l, `"msg"="Audit finished"`):
-			runs++
-			for _, key := range []string{`"start"=`, `"end"=`, `"objectsReviewed"=`, `"violations"=`, `"auditID"=`} {
-				if !strings.Contains(l, key) {
-					t.Errorf("the run's line has no %s: %s", key, l)
+		count := func(s ...string) int {
+			n := 0
+			for _, l := range lines {
+				if containsAll(l, s...) {
+					n++
 				}
 			}
-		case strings.Contains(l, `"msg"="Violation"`) && strings.Contains(l, "AuditLogs/logs"):
-			violations++
-			if !strings.Contains(l, `"object"={"name"="cm-000`) || !strings.Contains(l, `"enforcementAction"="warn"`) {
-				t.Errorf("violation line: %s", l)
+			return n
+		}
+		gk := []string{`"process"="audit"`, id}
+		wantViolations := map[bool]int{true: 2, false: 0}[logViolations]
+		for _, c := range []struct {
+			want int
+			keys []string
+		}{
+			{1, append([]string{`"msg"="auditing constraints and violations"`, `"event_type"="audit_started"`}, gk...)},
+			{wantViolations, append([]string{`"msg"="ConfigMap cm-00`, `has no label owner"`, `"event_type"="violation_audited"`,
+				`"constraint_group"="constraints.gatekeeper.sh"`, `"constraint_api_version"="v1beta1"`, `"constraint_kind"="AuditLogs"`,
+				`"constraint_name"="logs"`, `"constraint_namespace"=""`, `"constraint_action"="warn"`, `"constraint_enforcement_actions"=[]`,
+				`"resource_group"=""`, `"resource_api_version"="v1"`, `"resource_kind"="ConfigMap"`, `"resource_namespace"="audit-logs"`,
+				`"resource_name"="cm-00`, `"resource_labels"={"app"="web"}`}, gk...)},
+			{1, append([]string{`"msg"="audit results for constraint"`, `"event_type"="constraint_audited"`, `"constraint_kind"="AuditLogs"`,
+				`"constraint_name"="logs"`, `"constraint_action"="warn"`, `"constraint_status"="enforced"`, `"constraint_violations"="2"`}, gk...)},
+			{1, append([]string{`"msg"="auditing is complete"`, `"event_type"="audit_finished"`, `"duration"=`, `"start"=`, `"end"=`,
+				`"objectsReviewed"=`, `"violations"=`}, gk...)},
+		} {
+			if n := count(c.keys...); n != c.want {
+				t.Errorf("LogViolations %t: %d lines with %q, want %d:\n%s", logViolations, n, c.keys, c.want, strings.Join(lines, "\n"))
 			}
 		}
+		mu.Unlock()
 	}
-	if runs != 1 || violations != 2 {
-		t.Errorf("%d run lines and %d violation lines, want 1 and 2:\n%s", runs, violations, strings.Join(lines, "\n"))
+}
+
+func containsAll(line string, s ...string) bool {
+	for _, x := range s {
+		if !strings.Contains(line, x) {
+			return false
+		}
 	}
+	return true
 }

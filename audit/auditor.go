@@ -15,8 +15,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/portcullis-dev/portcullis/audit/policyreport"
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/exemption"
+	"github.com/portcullis-dev/portcullis/internal/violations"
 )
 
 // The audit's client is not throttled below these, whatever the manager's
@@ -50,6 +52,8 @@ type Auditor struct {
 	discovery discovery.DiscoveryInterface
 	log       logr.Logger
 	exempt    *exemption.Namespaces // Options.ExemptNamespaces and the rest
+	// reportWriter writes the reports, with Options.Reports.
+	reportWriter *policyreport.Writer
 
 	mu sync.Mutex // held by a run
 	// byKind are each constraint's totals per kind from the previous run,
@@ -64,6 +68,7 @@ var (
 
 // +kubebuilder:rbac:groups=*,resources=*,verbs=get;list
 // +kubebuilder:rbac:groups=constraints.gatekeeper.sh,resources=*/status,verbs=get;update
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // Setup adds the audit loop to mgr, to run on the leader only. With
 // Options.Interval 0 the audit is disabled and nothing is added. The caller
@@ -71,8 +76,10 @@ var (
 // (the Config's exclusions for the audit) and Ready (the manager's
 // readiness, so that the first run waits until the engine holds every
 // template and constraint rather than clearing the statuses of those it
-// does not hold yet).
-func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
+// does not hold yet). reviewer is the manager's engine, or an
+// expansion.Reviewer around it, which also judges what workloads expand
+// into, as Gatekeeper's audit does.
+func Setup(mgr ctrl.Manager, reviewer Reviewer, opts Options) error {
 	log := mgr.GetLogger().WithName("audit")
 	if err := opts.Validate(); err != nil {
 		return fmt.Errorf("audit options: %w", err)
@@ -81,7 +88,17 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 		log.Info("Audit disabled", "auditInterval", opts.Interval)
 		return nil
 	}
-	a, err := New(mgr.GetConfig(), eng, opts, log)
+	if opts.EmitEvents && opts.Events == nil {
+		rec, err := violations.NewRecorder(mgr.GetConfig(), violations.ComponentAudit, opts.Namespace, opts.EventsInvolvedNamespace)
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(rec); err != nil {
+			return fmt.Errorf("adding the audit event recorder: %w", err)
+		}
+		opts.Events = rec
+	}
+	a, err := New(mgr.GetConfig(), reviewer, opts, log)
 	if err != nil {
 		return err
 	}
@@ -115,6 +132,16 @@ func New(cfg *rest.Config, reviewer Reviewer, opts Options, log logr.Logger) (*A
 	if err != nil {
 		return nil, fmt.Errorf("creating the audit's discovery client: %w", err)
 	}
+	var writer *policyreport.Writer
+	if opts.Reports != "" {
+		writer, err = policyreport.NewWriter(cfg, policyreport.WriterOptions{
+			MaxResults: opts.ReportsMaxResults, Concurrency: opts.ReportsConcurrency, QPS: opts.ReportsQPS,
+			FieldManager: FieldManager,
+		}, log.WithName("reports"))
+		if err != nil {
+			return nil, err
+		}
+	}
 	registerMetrics()
 	return &Auditor{
 		opts:      opts,
@@ -125,6 +152,8 @@ func New(cfg *rest.Config, reviewer Reviewer, opts Options, log logr.Logger) (*A
 		log:       log,
 		exempt:    opts.exemptions(),
 		byKind:    map[constraintKey]map[schema.GroupKind]int{},
+
+		reportWriter: writer,
 	}, nil
 }
 
@@ -181,13 +210,16 @@ func (a *Auditor) RunOnce(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	recordRun(&rep)
+	recordViolationSeries(rep.series, a.opts.MetricsMaxNamespaces)
 	return rep, nil
 }
 
-// logRun writes the run's one log line.
+// logRun writes the run's last log line: Gatekeeper's audit_finished, with
+// the run's counts.
 func (a *Auditor) logRun(rep *Report, err error) {
 	kv := []any{
-		"auditID", auditID(rep.Start),
+		violations.KeyProcess, violations.ProcessAudit,
+		violations.KeyAuditID, auditID(rep.Start),
 		"start", rep.Start.UTC().Format(time.RFC3339Nano),
 		"end", rep.End.UTC().Format(time.RFC3339Nano),
 		"duration", rep.Duration().Round(time.Millisecond).String(),
@@ -203,11 +235,18 @@ func (a *Auditor) logRun(rep *Report, err error) {
 		"reviewErrors", rep.ReviewErrors,
 		"statusErrors", rep.StatusErrors,
 	}
+	if a.reportWriter != nil {
+		kv = append(kv, "reportAPI", rep.Reports.API.String(), "reportDuration", rep.Reports.Duration.Round(time.Millisecond).String(),
+			"reports", rep.Reports.Reports,
+			"reportWrites", rep.Reports.Writes, "reportBytes", rep.Reports.Bytes, "reportDeletes", rep.Reports.Deletes,
+			"reportErrors", rep.Reports.Errors)
+	}
 	if err != nil {
 		a.log.Error(err, "Audit failed", kv...)
 		return
 	}
-	a.log.Info("Audit finished", kv...)
+	kv = append(kv, violations.KeyEventType, violations.EventAuditFinished, violations.KeySemantic, true)
+	a.log.Info("auditing is complete", kv...)
 }
 
 // warningLogger logs the API server's warnings at V(1).
@@ -219,5 +258,6 @@ func (w warningLogger) HandleWarningHeaderWithContext(_ context.Context, code in
 	}
 }
 
-// auditID names a run in the log, after its start, as Gatekeeper does.
-func auditID(start time.Time) string { return start.UTC().Format(time.RFC3339Nano) }
+// auditID names a run in the log, after its start, as Gatekeeper does: the
+// status.auditTimestamp the run writes.
+func auditID(start time.Time) string { return start.UTC().Format(time.RFC3339) }

@@ -76,8 +76,15 @@ func widget(ns, name, version string) *unstructured.Unstructured {
 // setWidgetConversion makes v2 the storage version, converted from v1 by a
 // webhook that is down, or (broken false) back to no conversion.
 func setWidgetConversion(ctx context.Context, broken bool) error {
+	return setConversion(ctx, "widgets.audit.example.com", broken)
+}
+
+// setConversion makes v2 the storage version of a CRD served at v1,
+// converted from v1 by a webhook that is down, or (broken false) back to
+// no conversion.
+func setConversion(ctx context.Context, name string, broken bool) error {
 	crd := &apiextensionsv1.CustomResourceDefinition{}
-	if err := env.Client.Get(ctx, client.ObjectKey{Name: "widgets.audit.example.com"}, crd); err != nil {
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
 		return err
 	}
 	schema := crd.Spec.Versions[0].Schema

@@ -23,6 +23,8 @@ type resource struct {
 	gvr        schema.GroupVersionResource
 	kind       string
 	namespaced bool
+	// index numbers the resources of a run, for its reports.
+	index int
 }
 
 func (r resource) groupKind() schema.GroupKind {

@@ -50,6 +50,27 @@ var (
 		Name: "portcullis_audit_run_errors_total",
 		Help: "Audit runs that failed before writing any status.",
 	})
+	violationsByConstraint = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "portcullis_audit_violations",
+		Help: "Violations found by the last audit run, by constraint, enforcement action that applies at the audit and namespace " +
+			"(empty for cluster-scoped objects, and for all when the violations span more than --audit-metrics-max-namespaces namespaces).",
+	}, []string{"constraint_kind", "constraint_name", "enforcement_action", "namespace"})
+	reportWrites = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "portcullis_audit_report_writes_total",
+		Help: "Reports the audit wrote (--audit-reports); unchanged reports are not written.",
+	})
+	reportBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "portcullis_audit_report_write_bytes_total",
+		Help: "Bytes of the reports the audit wrote.",
+	})
+	reportDeletes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "portcullis_audit_report_deletes_total",
+		Help: "Reports the audit deleted: of namespaces gone, emptied a run before, or beyond the numbered reports needed.",
+	})
+	reportErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "portcullis_audit_report_errors_total",
+		Help: "Reports the API server refused to write or delete, and runs whose reports could not be written at all.",
+	})
 )
 
 var registerOnce sync.Once
@@ -58,7 +79,8 @@ var registerOnce sync.Once
 func registerMetrics() {
 	registerOnce.Do(func() {
 		ctrlmetrics.Registry.MustRegister(durationSeconds, lastRunTime, lastRunEndTime, violationsGauge,
-			objectsReviewed, listErrors, reviewErrors, statusErrors, runErrors)
+			objectsReviewed, listErrors, reviewErrors, statusErrors, runErrors, violationsByConstraint,
+			reportWrites, reportBytes, reportDeletes, reportErrors)
 	})
 }
 
@@ -73,5 +95,48 @@ func recordRun(rep *Report) {
 	}
 	for a, n := range rep.ViolationsByAction {
 		violationsGauge.WithLabelValues(a).Set(float64(n))
+	}
+}
+
+// seriesState is the label sets portcullis_audit_violations has, so that
+// the next run deletes the ones it does not set (rather than resetting
+// the vector, which scrapes in between would see empty).
+var seriesState struct {
+	mu   sync.Mutex
+	last map[[4]string]bool
+}
+
+// recordViolationSeries sets portcullis_audit_violations from a run's
+// series: by namespace while they span at most maxNamespaces namespaces,
+// else summed per constraint and action with the namespace empty.
+func recordViolationSeries(series map[seriesKey]int, maxNamespaces int) {
+	namespaces := map[string]bool{}
+	for k := range series {
+		if k.namespace != "" {
+			namespaces[k.namespace] = true
+		}
+	}
+	byNamespace := len(namespaces) <= maxNamespaces
+	values := map[[4]string]float64{}
+	for k, n := range series {
+		ns := k.namespace
+		if !byNamespace {
+			ns = ""
+		}
+		values[[4]string{k.constraint.Kind, k.constraint.Name, k.action, ns}] += float64(n)
+	}
+	seriesState.mu.Lock()
+	defer seriesState.mu.Unlock()
+	for labels, v := range values {
+		violationsByConstraint.WithLabelValues(labels[:]...).Set(v)
+	}
+	for labels := range seriesState.last {
+		if _, ok := values[labels]; !ok {
+			violationsByConstraint.DeleteLabelValues(labels[:]...)
+		}
+	}
+	seriesState.last = make(map[[4]string]bool, len(values))
+	for labels := range values {
+		seriesState.last[labels] = true
 	}
 }

@@ -18,20 +18,20 @@ func TestOptionsFlags(t *testing.T) {
 		}
 	}
 	if o.Interval != 60*time.Second || o.ChunkSize != 500 || o.ViolationsLimit != 20 || o.Workers != 0 ||
-		o.MatchKindOnly || o.LogViolations || o.StatusOnChange || o.StatusRefresh != time.Hour {
+		o.MatchKindOnly || !o.LogViolations || o.EmitEvents || o.EventsInvolvedNamespace || o.StatusOnChange || o.StatusRefresh != time.Hour {
 		t.Errorf("defaults: %+v", o)
 	}
 	err := fs.Parse([]string{
 		"--audit-interval=0", "--audit-match-kind-only", "--audit-chunk-size=100", "--constraint-violations-limit=5",
-		"--log-audit-violations", "--audit-workers=3", "--audit-status-on-change", "--audit-status-refresh=0",
+		"--log-audit-violations=false", "--emit-audit-events", "--audit-events-involved-namespace", "--audit-workers=3", "--audit-status-on-change", "--audit-status-refresh=0",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Options{MatchKindOnly: true, ChunkSize: 100, ViolationsLimit: 5, LogViolations: true, Workers: 3}
+	want := Options{MatchKindOnly: true, ChunkSize: 100, ViolationsLimit: 5, LogViolations: false, Workers: 3}
 	if o.Interval != want.Interval || o.MatchKindOnly != want.MatchKindOnly || o.ChunkSize != want.ChunkSize ||
 		o.ViolationsLimit != want.ViolationsLimit || o.LogViolations != want.LogViolations || o.Workers != want.Workers ||
-		!o.StatusOnChange || o.StatusRefresh != 0 {
+		!o.StatusOnChange || o.StatusRefresh != 0 || !o.EmitEvents || !o.EventsInvolvedNamespace {
 		t.Errorf("parsed: %+v, want %+v", o, want)
 	}
 	if err := o.Validate(); err != nil {
@@ -47,6 +47,12 @@ func TestOptionsValidate(t *testing.T) {
 		"negative workers":  func(o *Options) { o.Workers = -1 },
 		"negative refresh":  func(o *Options) { o.StatusRefresh = -time.Second },
 		"empty prefix":      func(o *Options) { o.ExemptNamespacePrefixes = []string{""} },
+		"unknown reports":   func(o *Options) { o.Reports = "kyverno" },
+		"pass, no reports":  func(o *Options) { o.ReportsPass = true },
+		"negative results":  func(o *Options) { o.Reports, o.ReportsMaxResults = ReportsPolicyReport, -1 },
+		"negative qps":      func(o *Options) { o.Reports, o.ReportsQPS = ReportsPolicyReport, -1 },
+		"negative writers":  func(o *Options) { o.Reports, o.ReportsConcurrency = ReportsPolicyReport, -1 },
+		"negative metrics":  func(o *Options) { o.MetricsMaxNamespaces = -1 },
 	} {
 		t.Run(name, func(t *testing.T) {
 			o := NewOptions()
@@ -75,5 +81,28 @@ func TestIsExempt(t *testing.T) {
 		if got := isExempt(o, o.exemptions(), ns); got != want {
 			t.Errorf("isExempt(%q) = %v, want %v", ns, got, want)
 		}
+	}
+}
+
+// TestReportFlags: reports are off by default, as in Gatekeeper; the
+// flags set them.
+func TestReportFlags(t *testing.T) {
+	o := NewOptions()
+	if o.Reports != "" || o.ReportsPass || o.MetricsMaxNamespaces != DefaultMetricsMaxNamespaces {
+		t.Errorf("defaults: reports %q, pass %v, metrics namespaces %d", o.Reports, o.ReportsPass, o.MetricsMaxNamespaces)
+	}
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	err := fs.Parse([]string{"--audit-reports=policyreport", "--audit-reports-pass", "--audit-reports-max-results=50",
+		"--audit-reports-concurrency=2", "--audit-reports-qps=5.5", "--audit-metrics-max-namespaces=7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Reports != ReportsPolicyReport || !o.ReportsPass || o.ReportsMaxResults != 50 || o.ReportsConcurrency != 2 ||
+		o.ReportsQPS != 5.5 || o.MetricsMaxNamespaces != 7 {
+		t.Errorf("parsed: %+v", o)
+	}
+	if err := o.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
 	}
 }

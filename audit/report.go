@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/portcullis-dev/portcullis/audit/policyreport"
 )
 
 // Report is what one audit run did, for the run's log line, the metrics
@@ -40,6 +42,18 @@ type Report struct {
 	ListErrors   int
 	ReviewErrors int
 	StatusErrors int
+
+	// Reports are what the run did with the reports (Options.Reports):
+	// written only by a run that completed. Reports.Errors also counts a
+	// run whose reports could not be written at all.
+	Reports policyreport.Stats
+	// ReportSpilled counts the bytes of results held on disk until the
+	// reports were written.
+	ReportSpilled int64
+
+	// series are the violations by constraint, action and namespace, for
+	// portcullis_audit_violations.
+	series map[seriesKey]int
 }
 
 // Duration is how long the run took.

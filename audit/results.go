@@ -149,15 +149,25 @@ func (t *tally) merge(o *tally) {
 	}
 }
 
+// seriesKey is one series of portcullis_audit_violations: a constraint,
+// an action that applies at the audit, and a namespace ("" for
+// cluster-scoped objects).
+type seriesKey struct {
+	constraint constraintKey
+	action     string
+	namespace  string
+}
+
 // results are the tallies of one worker, or of the whole run once merged.
 type results struct {
 	limit    int
 	tallies  map[constraintKey]*tally
 	byAction map[string]int
+	series   map[seriesKey]int
 }
 
 func newResults(limit int) *results {
-	return &results{limit: limit, tallies: map[constraintKey]*tally{}, byAction: map[string]int{}}
+	return &results{limit: limit, tallies: map[constraintKey]*tally{}, byAction: map[string]int{}, series: map[seriesKey]int{}}
 }
 
 func (r *results) add(k constraintKey, v *StatusViolation, actions []string) {
@@ -169,6 +179,7 @@ func (r *results) add(k constraintKey, v *StatusViolation, actions []string) {
 	t.add(v)
 	for _, a := range actions {
 		r.byAction[a]++
+		r.series[seriesKey{constraint: k, action: a, namespace: v.Namespace}]++
 	}
 }
 
@@ -183,5 +194,8 @@ func (r *results) merge(o *results) {
 	}
 	for a, n := range o.byAction {
 		r.byAction[a] += n
+	}
+	for s, n := range o.series {
+		r.series[s] += n
 	}
 }

@@ -10,14 +10,17 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2"
 
+	"github.com/portcullis-dev/portcullis/audit/policyreport"
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/exemption"
+	"github.com/portcullis-dev/portcullis/internal/violations"
 )
 
 // worker is one reviewing goroutine's tallies, merged at the end of the
 // run so that workers share nothing while they review.
 type worker struct {
 	results      *results
+	reports      *policyreport.Buffer // nil without reports
 	reviewed     int
 	exempt       int
 	reviewErrors int
@@ -40,6 +43,9 @@ func (r *run) review(ctx context.Context, resources []resource) (*results, error
 	var wg sync.WaitGroup
 	for i := range workers {
 		w := &worker{results: newResults(r.a.opts.ViolationsLimit)}
+		if r.reports != nil {
+			w.reports = r.reports.collector.NewBuffer()
+		}
 		workers[i] = w
 		wg.Go(func() {
 			r.work(ctx, items, w)
@@ -58,6 +64,9 @@ func (r *run) review(ctx context.Context, resources []resource) (*results, error
 	}
 	out := newResults(r.a.opts.ViolationsLimit)
 	for _, w := range workers {
+		if w.reports != nil {
+			w.reports.Flush()
+		}
 		out.merge(w.results)
 		r.report.ObjectsReviewed += w.reviewed
 		r.report.ObjectsExempt += w.exempt
@@ -115,7 +124,8 @@ func (r *run) work(ctx context.Context, items <-chan item, w *worker) {
 		if name := obj.GetNamespace(); name != "" {
 			ns = r.namespaces.get(ctx, name)
 		}
-		resp, err := r.a.reviewer.Review(ctx, &engine.Object{Object: obj, Namespace: ns, Source: engine.SourceOriginal}, engine.EnforcementPointAudit)
+		in := &engine.Object{Object: obj, Namespace: ns, Source: engine.SourceOriginal, ListMatched: r.reports != nil && r.reports.pass}
+		resp, err := r.a.reviewer.Review(ctx, in, engine.EnforcementPointAudit)
 		if err != nil {
 			if ctx.Err() != nil {
 				continue
@@ -128,6 +138,9 @@ func (r *run) work(ctx context.Context, items <-chan item, w *worker) {
 		w.reviewed++
 		for i := range resp.Violations {
 			r.record(w, obj, &resp.Violations[i])
+		}
+		if w.reports != nil {
+			r.reports.addResults(w.reports, it.res, obj, resp)
 		}
 	}
 }
@@ -155,10 +168,26 @@ func (r *run) record(w *worker, obj *unstructured.Unstructured, v *engine.Violat
 		sv.EnforcementActions = append([]string(nil), v.Actions...)
 	}
 	w.results.add(key, sv, v.Actions)
-	if r.a.opts.LogViolations {
-		r.log.Info("Violation", "constraint", key.String(), "enforcementAction", v.EnforcementAction, "actions", v.Actions,
-			"gvk", gvk.String(), "object", klog.KObj(obj), "message", v.Message)
+	if !r.a.opts.LogViolations && r.a.opts.Events == nil {
+		return
 	}
+	gv := &violations.Violation{
+		Constraint:        v.Constraint,
+		EnforcementAction: v.EnforcementAction,
+		ScopedActions:     sv.EnforcementActions,
+		Message:           sv.Message,
+		Details:           violations.Details(v.Metadata, v.Details),
+		Resource:          gvk,
+		Namespace:         obj.GetNamespace(),
+		Name:              obj.GetName(),
+		UID:               obj.GetUID(),
+		ResourceVersion:   obj.GetResourceVersion(),
+		Labels:            obj.GetLabels(),
+	}
+	if r.a.opts.LogViolations {
+		r.log.Info(sv.Message, gv.AuditKeys()...)
+	}
+	r.a.opts.Events.Audit(gv, auditID(r.start))
 }
 
 // exempt reports whether obj is in an exempt or excluded namespace; a

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -14,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/portcullis-dev/portcullis/internal/violations"
 )
 
 // Reasons a constraint is not audited (ConstraintReport.Skipped).
@@ -41,6 +45,9 @@ type run struct {
 	order       []constraintKey
 
 	namespaces *namespaceCache
+
+	// reports collects the results for the reports, with Options.Reports.
+	reports *reportRun
 }
 
 // constraintInfo is an audited constraint as listed at the start of the run.
@@ -56,7 +63,7 @@ func newRun(a *Auditor) *run {
 	start := time.Now()
 	return &run{
 		a:           a,
-		log:         a.log.WithValues("auditID", auditID(start)),
+		log:         a.log.WithValues(violations.KeyProcess, violations.ProcessAudit, violations.KeyAuditID, auditID(start)),
 		start:       start,
 		report:      Report{Start: start, ViolationsByAction: map[string]int{}},
 		fail:        newFailures(),
@@ -65,7 +72,7 @@ func newRun(a *Auditor) *run {
 }
 
 func (r *run) do(ctx context.Context) error {
-	r.log.V(1).Info("Audit started")
+	r.log.Info("auditing constraints and violations", violations.KeyEventType, violations.EventAuditStarted, violations.KeySemantic, true)
 	resources, failedGroups, err := discoverResources(r.a.discovery)
 	if err != nil {
 		return err
@@ -84,17 +91,52 @@ func (r *run) do(ctx context.Context) error {
 	for _, c := range r.constraints {
 		matchers = append(matchers, c.kinds)
 	}
-	found, err := r.review(ctx, selectResources(resources, matchers, r.a.opts.MatchKindOnly))
+	selected := selectResources(resources, matchers, r.a.opts.MatchKindOnly)
+	if r.a.reportWriter != nil {
+		// The audit does not review the reports it writes.
+		selected = slices.DeleteFunc(slices.Clone(selected), isReportResource)
+		r.startReports(ctx, selected)
+		defer r.closeReports()
+	}
+	found, err := r.review(ctx, selected)
 	if err != nil {
 		return err
 	}
+	r.report.series = found.series
 	r.report.Violations = 0
 	for _, t := range found.tallies {
 		r.report.Violations += t.total
 	}
 	r.report.ViolationsByAction = found.byAction
 	r.writeStatuses(ctx, found)
+	r.logConstraints(found)
+	if r.reports != nil && ctx.Err() == nil {
+		r.writeReports(ctx)
+	}
 	return ctx.Err()
+}
+
+// logConstraints logs Gatekeeper's constraint_audited line for each
+// constraint with violations.
+func (r *run) logConstraints(found *results) {
+	for _, key := range r.order {
+		t := found.tallies[key]
+		if t == nil || t.total == 0 {
+			continue
+		}
+		c := r.constraints[key]
+		gvk := c.obj.GroupVersionKind()
+		action, _, _ := unstructured.NestedString(c.obj.Object, "spec", "enforcementAction")
+		if action == "" {
+			action = "deny"
+		}
+		r.log.Info("audit results for constraint",
+			violations.KeyEventType, violations.EventConstraintAudited, violations.KeySemantic, true,
+			violations.KeyConstraintGroup, gvk.Group, violations.KeyConstraintAPIVersion, gvk.Version,
+			violations.KeyConstraintKind, key.Kind, violations.KeyConstraintName, key.Name, violations.KeyConstraintNamespace, "",
+			violations.KeyConstraintAction, action, violations.KeyConstraintStatus, "enforced",
+			violations.KeyConstraintViolations, strconv.Itoa(t.total))
+	}
 }
 
 // loadConstraints lists every constraint. Those whose template the engine

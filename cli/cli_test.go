@@ -302,3 +302,19 @@ func TestBenchEngines(t *testing.T) {
 		t.Errorf("cel: %+v", c)
 	}
 }
+
+// TestArgs: started as manager (the image's /manager, which Gatekeeper's
+// chart runs), the binary is `portcullis manager --gatekeeper-defaults`.
+func TestArgs(t *testing.T) {
+	for _, c := range []struct{ argv, want []string }{
+		{[]string{"/portcullis", "verify", "x"}, []string{"verify", "x"}},
+		{[]string{"/manager", "--port=8443"}, []string{"manager", "--gatekeeper-defaults", "--port=8443"}},
+		{[]string{"manager"}, []string{"manager", "--gatekeeper-defaults"}},
+		{[]string{"/usr/local/bin/portcullis"}, []string{}},
+		{nil, nil},
+	} {
+		if got := Args(c.argv); !slices.Equal(got, c.want) {
+			t.Errorf("Args(%q) = %q, want %q", c.argv, got, c.want)
+		}
+	}
+}

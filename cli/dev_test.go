@@ -1,107 +1,217 @@
 package cli
 
 import (
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/testenv"
+	"github.com/portcullis-dev/portcullis/internal/dev"
 )
 
-// TestDev runs `portcullis dev` as a subprocess: it reaches ready, the
-// commands it prints behave as printed, a second instance on the same data
-// dir is refused, and SIGINT leaves no etcd or kube-apiserver behind.
+// TestDev runs `portcullis dev` three times on one data dir, as real
+// processes with real signals:
+//
+//  1. two start at once: one refuses, naming the other's PID. The other
+//     becomes ready; what it prints works; kube-controller-manager runs
+//     (Deployments get Pods, namespaces are deleted); exec is refused by the
+//     sample deny-exec constraint; then it is killed with SIGKILL.
+//  2. the next start stops what the killed run left, in one line, removes
+//     its webhook configuration, and has lost nothing: templates,
+//     constraints, audit status, synced data. A user constraint refusing
+//     every namespace is applied; SIGTERM stops everything.
+//  3. on the same data dir made to look like an older version's, it starts
+//     despite that constraint, with CONNECT off by a manager flag, and
+//     --samples applies the samples again.
 func TestDev(t *testing.T) {
-	assets, err := testenv.AssetsDir()
-	if err != nil {
-		if errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI() {
-			t.Skipf("Skipping TestDev: %v; run `make envtest-assets` to build kube-apiserver and etcd", err)
-		}
-		t.Fatalf("control-plane binaries: %v", err)
+	h := newDevHarness(t)
+	dir := t.TempDir()
+	td := func(name string) string { return filepath.Join(h.root, "cli", "testdata", "dev", name) }
+
+	// 1. Two at once on one data dir.
+	a := h.start(t, "first", dir, "--", "--audit-interval=5")
+	b := h.start(t, "second", dir, "--", "--audit-interval=5")
+	first, loser := twoAtOnce(t, a, b)
+	if code := loser.waitExit(devStopBound); code != 1 {
+		t.Errorf("%s: exit %d, want 1", loser.name, code)
 	}
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		if !testenv.InCI() {
-			t.Skip("Skipping TestDev: kubectl not on PATH")
-		}
-		t.Fatal("kubectl not on PATH")
+	if want := "already running with data dir " + dir; !strings.Contains(loser.stderr.String(), want) ||
+		!strings.Contains(loser.stderr.String(), "(PID "+strconv.Itoa(first.cmd.Process.Pid)+",") {
+		t.Errorf("%s: want a refusal naming PID %d (%q), got:\n%s", loser.name, first.cmd.Process.Pid, want, loser.stderr.String())
 	}
-	root, err := testenv.RepoRoot()
-	if err != nil {
+	first.waitReady(devReadyBound)
+	checkTryThis(t, first)
+	stop := h.start(t, "--stop while running", dir, "--stop")
+	if code := stop.waitExit(devStopBound); code != 1 || !strings.Contains(stop.stderr.String(), "already running with data dir") {
+		t.Errorf("portcullis dev --stop while one runs: want refused (exit 1), got exit %d:\n%s", code, stop.stderr.String())
+	}
+
+	// kube-controller-manager: a Deployment gets its ReplicaSet and Pods
+	// (Pending: no kubelet), and a Pod policy's denial shows in the
+	// ReplicaSet's events.
+	mustKubectl(t, dir, "kubectl apply -f "+td("payments.yaml")+" -f "+td("shop-dev.yaml"))
+	pod := eventually(t, dir, "kubectl get pods -n payments-eu -l app=checkout -o jsonpath='{.items[0].metadata.name} {.items[0].status.phase}'",
+		"a Pending pod of Deployment checkout", 90*time.Second, func(out string, err error) bool {
+			return err == nil && strings.HasSuffix(out, " Pending")
+		})
+	podName := strings.Fields(pod)[0]
+	eventually(t, dir, "kubectl get events -n payments-eu --field-selector involvedObject.kind=ReplicaSet,reason=FailedCreate -o jsonpath='{.items[*].message}'",
+		"ReplicaSet events with the refusal of ledger's pods by [prop-pods-need-networkpolicy]", 90*time.Second, func(out string, err error) bool {
+			return err == nil && strings.Contains(out, "[prop-pods-need-networkpolicy] Pod") && strings.Contains(out, "is protected (app=prop)")
+		})
+
+	// kubectl exec reaches admission without a kubelet: refused in a
+	// protected namespace, and past admission elsewhere.
+	out, err := kubectl(t, dir, "kubectl exec -n payments-eu "+podName+" -- date")
+	if err == nil || !strings.Contains(out, `admission webhook "validation.gatekeeper.sh" denied the request: [no-exec-in-production] kubectl exec into Pod "payments-eu/`+podName+`"`) {
+		t.Errorf("kubectl exec in payments-eu: want refused by [no-exec-in-production], got %v:\n%s", err, out)
+	}
+	other := eventually(t, dir, "kubectl get pods -n shop-dev -l app=checkout -o jsonpath='{.items[0].metadata.name}'",
+		"a pod of Deployment checkout in shop-dev", 90*time.Second, func(out string, err error) bool { return err == nil && out != "" })
+	if out, err := kubectl(t, dir, "kubectl exec -n shop-dev "+other+" -- date"); err == nil || !strings.Contains(out, "does not have a host assigned") {
+		t.Errorf("kubectl exec in shop-dev: want admitted, then failing for want of a node, got %v:\n%s", err, out)
+	}
+
+	// Namespaces are deleted, with what they hold.
+	if out, err := kubectl(t, dir, "kubectl delete namespace shop-dev --timeout=90s"); err != nil || !strings.Contains(out, `namespace "shop-dev" deleted`) {
+		t.Fatalf("kubectl delete namespace shop-dev: %v\n%s", err, out)
+	}
+	mustKubectl(t, dir, "kubectl create namespace shop-dev --dry-run=client -o yaml | kubectl label -f - --local owner=shop.team test=true -o yaml | kubectl apply -f -")
+	if out := mustKubectl(t, dir, "kubectl get deployments -n shop-dev -o name"); strings.TrimSpace(out) != "" {
+		t.Errorf("the recreated namespace shop-dev still holds %s", out)
+	}
+
+	// Synced data, and the audit's status.
+	mustKubectl(t, dir, "kubectl apply -f "+td("sync.yaml"))
+	eventually(t, dir, "kubectl create --dry-run=server -f "+td("prop-pod.yaml"), "prop-0 admitted once its NetworkPolicy is synced",
+		90*time.Second, func(_ string, err error) bool { return err == nil })
+	eventually(t, dir, "kubectl get pcrequiredlabels namespace-must-have-test -o jsonpath='{.status.totalViolations}'",
+		"an audit result in the status", 3*time.Minute, func(out string, err error) bool { return err == nil && out != "" && out != "0" })
+	mustKubectl(t, dir, "kubectl delete pcallowedregistries no-docker-hub")
+	templates := sortedLines(mustKubectl(t, dir, "kubectl get constrainttemplates -o name"))
+	constraints := sortedLines(mustKubectl(t, dir, "kubectl get constraints -o name"))
+
+	children := devChildren(dir)
+	if len(children) < 3 {
+		t.Fatalf("want etcd, kube-apiserver and kube-controller-manager running with %s, found PIDs %v", dir, children)
+	}
+	if code := first.signalAndWait(syscall.SIGKILL, devStopBound); code != -1 {
+		t.Logf("first: killed (exit %d)", code)
+	}
+
+	// 2. The next start recovers.
+	second := h.start(t, "after SIGKILL", dir, "--", "--audit-interval=5")
+	second.waitReady(devReadyBound)
+	stderr := second.stderr.String()
+	for _, pid := range children {
+		if !strings.Contains(stderr, "(PID "+strconv.Itoa(pid)+")") || devAlive(pid) {
+			t.Errorf("PID %d of the killed run: want stopped and said so on the terminal (alive: %t)", pid, devAlive(pid))
+		}
+	}
+	if want := "left running by a previous portcullis dev (PID " + strconv.Itoa(first.cmd.Process.Pid) + ","; !strings.Contains(stderr, want) ||
+		strings.Count(stderr, "left running by") != 1 {
+		t.Errorf("want one line saying what the killed run left (%q)", want)
+	}
+	if !strings.Contains(stderr, "removed ValidatingWebhookConfiguration portcullis-validating-webhook-configuration and MutatingWebhookConfiguration portcullis-mutating-webhook-configuration, left by a run that did not stop cleanly") {
+		t.Error("the killed run's webhook configuration: want removed and said so")
+	}
+	if got := sortedLines(mustKubectl(t, dir, "kubectl get constrainttemplates -o name")); !slices.Equal(got, templates) {
+		t.Errorf("templates after SIGKILL and restart: %v, want %v", got, templates)
+	}
+	if got := sortedLines(mustKubectl(t, dir, "kubectl get constraints -o name")); !slices.Equal(got, constraints) {
+		t.Errorf("constraints after SIGKILL and restart (the deleted sample must stay deleted): %v, want %v", got, constraints)
+	}
+	if out := mustKubectl(t, dir, "kubectl get pcrequiredlabels namespace-must-have-test -o jsonpath='{.status.totalViolations}'"); out == "" || out == "0" {
+		t.Errorf("the audit's status after restart: totalViolations %q", out)
+	}
+	// Ready means synced: no retry here.
+	if out, err := kubectl(t, dir, "kubectl create --dry-run=server -f "+td("prop-pod.yaml")); err != nil {
+		t.Errorf("prop-0 right after ready: want admitted (its NetworkPolicy synced again), got %v:\n%s", err, out)
+	}
+
+	// A user's policy that refuses every namespace.
+	mustKubectl(t, dir, "kubectl apply -f "+td("deny-namespaces.yaml"))
+	mustKubectl(t, dir, "kubectl wait --for=condition=Ready constrainttemplate/denyeverything --timeout=90s")
+	eventually(t, dir, "kubectl apply -f "+td("deny-namespaces-constraint.yaml"), "the constraint applied", 90*time.Second,
+		func(_ string, err error) bool { return err == nil })
+	eventually(t, dir, "kubectl create namespace refused-by-user", "[deny-every-namespace] no namespace today", 90*time.Second,
+		func(out string, err error) bool {
+			return err != nil && strings.Contains(out, "[deny-every-namespace] no namespace today")
+		})
+	if code := second.signalAndWait(syscall.SIGTERM, devStopBound); code != 0 {
+		t.Errorf("after SIGTERM: exit %d, want 0", code)
+	}
+	assertNothingLeft(t, dir, "after SIGTERM")
+
+	// 3. A data dir as an older version left it, and that policy: ready.
+	if err := os.Remove(filepath.Join(dir, "portcullis-dev.json")); err != nil {
 		t.Fatal(err)
 	}
-
-	bin := testenv.BuildPortcullis(t, t.TempDir())
-
-	dataDir := t.TempDir()
-	readyFile := filepath.Join(dataDir, "ready")
-	env := append(os.Environ(), "KUBEBUILDER_ASSETS="+assets)
-	var stdout, stderr testenv.Buffer
-	cmd := exec.Command(bin, "dev", "--data-dir", dataDir, "--ready-file", readyFile)
-	cmd.Dir = root
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	begin := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	third := h.start(t, "older data dir", dir, "--samples", "--", "--enable-connect-operations=false")
+	third.waitReady(devReadyBound)
+	stderr = third.stderr.String()
+	if !strings.Contains(stderr, "was made by an older portcullis dev (format 1") {
+		t.Error("want a line saying the data dir was made by an older version and is upgraded")
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = cmd.Process.Kill()
-			<-exited //nolint:errcheck // killed: the exit error says only that
-			for _, pid := range devChildren(dataDir) {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-		if t.Failed() {
-			t.Logf("portcullis dev stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-			if log, err := os.ReadFile(filepath.Join(dataDir, "portcullis.log")); err == nil && len(log) > 0 {
-				if len(log) > 4000 {
-					log = log[len(log)-4000:]
-				}
-				t.Logf("tail of portcullis.log:\n%s", log)
-			}
-		}
-	})
-
-	deadline := time.After(60 * time.Second)
-wait:
-	for {
-		select {
-		case err := <-exited:
-			stopped = true
-			t.Fatalf("portcullis dev exited before ready: %v", err)
-		case <-deadline:
-			t.Fatal("portcullis dev not ready within 60s")
-		case <-time.After(200 * time.Millisecond):
-			if _, err := os.Stat(readyFile); err == nil {
-				break wait
-			}
-		}
+	if strings.Contains(stderr, "left running by") || strings.Contains(stderr, "removed ValidatingWebhookConfiguration") {
+		t.Error("SIGTERM left processes or a webhook configuration for the next run to clean up")
 	}
-	t.Logf("portcullis dev ready in %s", time.Since(begin).Round(100*time.Millisecond))
-
-	out := stdout.String()
-	if n := strings.Count(out, devReadyLine+"\n"); n != 1 {
-		t.Errorf("stdout has %q %d times, want once", devReadyLine, n)
+	if want := dev.ReadyLine + "; the webhook judges CREATE, UPDATE and DELETE\n"; !strings.Contains(third.stdout.String(), want) {
+		t.Errorf("stdout lacks %q", want)
 	}
-	kubeconfig := filepath.Join(dataDir, "kubeconfig")
+	if out, err := kubectl(t, dir, "kubectl create namespace refused-by-user"); err == nil || !strings.Contains(out, "[deny-every-namespace] no namespace today") {
+		t.Errorf("the user's constraint after restart: want enforced, got %v:\n%s", err, out)
+	}
+	// --samples applies them again, the one deleted included.
+	if !strings.Contains(stderr, "portcullis dev: applying") {
+		t.Error("--samples: no line saying the samples are applied")
+	}
+	if out, err := kubectl(t, dir, "kubectl get pcallowedregistries no-docker-hub -o name"); err != nil || !strings.Contains(out, "no-docker-hub") {
+		t.Errorf("--samples: the sample constraint deleted is not back: %v\n%s", err, out)
+	}
+	if out, err := kubectl(t, dir, "kubectl exec -n payments-eu "+podName+" -- date"); err == nil || !strings.Contains(out, "does not have a host assigned") {
+		t.Errorf("kubectl exec with --enable-connect-operations=false: want not judged, got %v:\n%s", err, out)
+	}
+	if code := third.signalAndWait(syscall.SIGINT, devStopBound); code != 0 {
+		t.Errorf("after SIGINT: exit %d, want 0", code)
+	}
+	assertNothingLeft(t, dir, "after SIGINT")
+}
+
+// twoAtOnce waits until one of two runs on one data dir exits, and returns
+// the other, then the one that exited.
+func twoAtOnce(t *testing.T, a, b *devProc) (winner, loser *devProc) {
+	t.Helper()
+	select {
+	case <-a.exited:
+		return b, a
+	case <-b.exited:
+		return a, b
+	case <-time.After(devStopBound):
+		t.Fatalf("two portcullis dev on one data dir: neither refused within %s", devStopBound)
+	}
+	return nil, nil
+}
+
+// checkTryThis runs the commands of the "try this" block as printed, and
+// checks the ready line.
+func checkTryThis(t *testing.T, p *devProc) {
+	t.Helper()
+	out := p.stdout.String()
+	if want := dev.ReadyLine + "; the webhook judges CREATE, UPDATE, DELETE and CONNECT\n"; strings.Count(out, want) != 1 {
+		t.Errorf("stdout has %q %d times, want once", want, strings.Count(out, want))
+	}
 	var refused, admitted, get string
 	for line := range strings.SplitSeq(out, "\n") {
 		line = strings.TrimSpace(line)
 		switch {
 		case strings.HasPrefix(line, "export KUBECONFIG="):
-			if got := strings.TrimPrefix(line, "export KUBECONFIG="); got != kubeconfig {
-				t.Errorf("printed KUBECONFIG %s, want %s", got, kubeconfig)
+			if got, want := strings.TrimPrefix(line, "export KUBECONFIG="), filepath.Join(p.dataDir, "kubeconfig"); got != want {
+				t.Errorf("printed KUBECONFIG %s, want %s", got, want)
 			}
 		case strings.HasPrefix(line, "kubectl create namespace") && strings.Contains(line, "kubectl apply"):
 			admitted = line
@@ -114,106 +224,13 @@ wait:
 	if refused == "" || admitted == "" || get == "" {
 		t.Fatalf("the try-this block lacks a command (refused %q, admitted %q, get %q):\n%s", refused, admitted, get, out)
 	}
-	// kubectl's discovery cache is keyed by host and port: another test's
-	// API server on the same port would leave it kinds this one lacks.
-	cacheDir := t.TempDir()
-	kubectl := func(line string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c := exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c", line)
-		c.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "KUBECACHEDIR="+cacheDir)
-		b, err := c.CombinedOutput()
-		return string(b), err
-	}
-	if got, err := kubectl(refused); err == nil || !strings.Contains(got, "denied") {
+	if got, err := kubectl(t, p.dataDir, refused); err == nil || !strings.Contains(got, "denied") {
 		t.Errorf("%s: want refused by the webhook, got err %v:\n%s", refused, err, got)
 	}
-	if got, err := kubectl(admitted); err != nil || !strings.Contains(got, "created") {
+	if got, err := kubectl(t, p.dataDir, admitted); err != nil || !strings.Contains(got, "created") {
 		t.Errorf("%s: want created, got err %v:\n%s", admitted, err, got)
 	}
-	if got, err := kubectl(get); err != nil || !strings.Contains(got, "namespace-must-have-test") || !strings.Contains(got, "namespace-owner-and-test") {
+	if got, err := kubectl(t, p.dataDir, get); err != nil || !strings.Contains(got, "namespace-must-have-test") || !strings.Contains(got, "namespace-owner-and-test") {
 		t.Errorf("%s: want the sample constraints, got err %v:\n%s", get, err, got)
 	}
-
-	// A second instance on the same data dir says so and exits non-zero.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	second := exec.CommandContext(ctx, bin, "dev", "--data-dir", dataDir)
-	second.Dir = root
-	second.Env = env
-	b, err := second.CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() == 0 || !strings.Contains(string(b), "already running") {
-		t.Errorf("second portcullis dev: want a non-zero exit saying one is running, got %v:\n%s", err, b)
-	}
-	if _, err := os.Stat(readyFile); err != nil {
-		t.Errorf("the second instance touched the first one's ready file: %v", err)
-	}
-
-	children := devChildren(dataDir)
-	if len(children) < 2 {
-		t.Errorf("want etcd and kube-apiserver running with %s, found PIDs %v", dataDir, children)
-	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		stopped = true
-		if err != nil {
-			t.Errorf("portcullis dev after SIGINT: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("portcullis dev still running 30s after SIGINT")
-	}
-	for _, pid := range children {
-		if devAlive(pid) {
-			t.Errorf("PID %d survived portcullis dev", pid)
-		}
-	}
-	if left := devChildren(dataDir); len(left) > 0 {
-		t.Errorf("processes still using %s: %v", dataDir, left)
-	}
-	if _, err := os.Stat(readyFile); err == nil {
-		t.Error("the ready file is still there after stop")
-	}
-}
-
-// devChildren lists the live processes whose command line mentions dir
-// (etcd's --data-dir, kube-apiserver's --cert-dir).
-func devChildren(dir string) []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	self := os.Getpid()
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(b), "\x00")
-		if len(args) == 0 || !strings.Contains(string(b), dir+"/") {
-			continue
-		}
-		if base := filepath.Base(args[0]); (base == "etcd" || base == "kube-apiserver") && devAlive(pid) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// devAlive reports whether pid exists and is not a zombie.
-func devAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
 }

@@ -347,12 +347,6 @@ func TestGatorVerify(t *testing.T) {
 			stdout: []string{"PASS\n"},
 		},
 		{
-			name: "expansion is refused clearly", gator: "expansion: in a test (not run here: the test fails saying so); a missing expansion file is named",
-			args: []string{"verify", "testdata/gator/expansion/suite.yaml"}, code: 1,
-			stdout: []string{"--- FAIL: expanded\t(", "  expansion: ExpansionTemplate is not supported by portcullis verify yet: expansion.yaml\n",
-				"--- FAIL: missing-expansion\t(", `  reading ExpansionTemplate from "no-such-expansion.yaml"`, "\nFAIL\n\n"},
-		},
-		{
 			name: "skipped suite", gator: "skip: true on a suite: nothing runs, ok\\t<path>\\t0.000s",
 			args: []string{"verify", "testdata/gator/skipped_suite.yaml"}, code: 0,
 			stdout: []string{"ok\ttestdata/gator/skipped_suite.yaml\t0.000s\nPASS\n\n"}, not: []string{"never-run"},

@@ -28,6 +28,8 @@ type policySet struct {
 	templates   int
 	constraints int
 	objects     []reviewItem
+	// constraintObjs are the constraints loaded.
+	constraintObjs []*unstructured.Unstructured
 	// skipped are the templates left out by loadPolicySet's keep, with
 	// their constraints.
 	skipped            []string
@@ -124,6 +126,7 @@ func newPolicySet(ctx context.Context, docs []manifest.Doc, opts engine.Options,
 			return nil, fmt.Errorf("%s: %w", d.Source, err)
 		}
 		ps.constraints++
+		ps.constraintObjs = append(ps.constraintObjs, d.Object)
 	}
 	for _, d := range others {
 		item, err := toReviewItem(d)

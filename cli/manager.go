@@ -41,6 +41,12 @@ existed at startup is loaded; Prometheus metrics are on --metrics-bind-address.`
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// After the first signal, a second one ends the process at once,
+			// --shutdown-delay or not, as in Gatekeeper.
+			go func() {
+				<-ctx.Done()
+				stop()
+			}()
 			return m.Start(ctrl.LoggerInto(ctx, logger))
 		},
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 )
@@ -12,6 +13,23 @@ import (
 type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// ManagerEntryPoint is the name under which the binary runs `portcullis
+// manager --gatekeeper-defaults` with its arguments: the image's /manager,
+// which Gatekeeper's chart runs with Gatekeeper's manager flags.
+const ManagerEntryPoint = "manager"
+
+// Args are the arguments of Main for a process started as argv: argv[1:],
+// or as ManagerEntryPoint the manager's, with Gatekeeper's defaults.
+func Args(argv []string) []string {
+	if len(argv) == 0 {
+		return nil
+	}
+	if filepath.Base(argv[0]) == ManagerEntryPoint {
+		return append([]string{"manager", "--gatekeeper-defaults"}, argv[1:]...)
+	}
+	return argv[1:]
+}
 
 // Main runs the portcullis command line and returns the exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -25,7 +43,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return ee.code
 	}
 	fmt.Fprintf(stderr, "portcullis: %v\n", err)
-	if cmd != nil && (cmd.Name() == "test" || cmd.Name() == "verify" || cmd.Name() == "mutate") {
+	if cmd != nil && (cmd.Name() == "test" || cmd.Name() == "verify" || cmd.Name() == "expand" || cmd.Name() == "mutate") {
 		// gator exits 1 on any error, bad flags and arguments included;
 		// mutate does the same.
 		return 1
@@ -43,6 +61,6 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVerifyCmd(), newTestCmd(), newBenchCmd(), newManagerCmd(), newDevCmd(), newMutateCmd())
+	root.AddCommand(newVerifyCmd(), newTestCmd(), newExpandCmd(), newBenchCmd(), newManagerCmd(), newDevCmd(), newMutateCmd())
 	return root
 }

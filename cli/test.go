@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/expansion"
 	"github.com/portcullis-dev/portcullis/internal/manifest"
 )
 
@@ -101,6 +102,9 @@ whenever it is not a terminal. Templates and constraints may sit in the same
 files as the objects; every other object is also added to data.inventory.
 An object without metadata.namespace is reviewed as if in a Namespace named "",
 and one in "default" as if a "default" Namespace existed, as gator does.
+Objects are also judged by what they expand into with the ExpansionTemplates
+given (a Deployment by its Pod): such violations are reported against the
+object, as "[Implied by <template>] <message>".
 
 Results go to standard output, warnings and errors to standard error.
 The exit status is 1 when a result has the deny action, or on any error.
@@ -224,6 +228,20 @@ func runGatorTest(cmd *cobra.Command, inputs []inputDoc, opts engine.Options) ([
 	if err != nil {
 		return nil, nil, err
 	}
+	// Objects are also judged by what they expand into, as gator test
+	// does with the ExpansionTemplates given.
+	sys, err := loadExpansion(docs)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sys != nil {
+		stderr := cmd.ErrOrStderr()
+		warnMutators(stderr, docs)
+		for _, w := range sys.Unjudged(ps.constraintObjs) {
+			fmt.Fprintf(stderr, "warning: %s\n", w)
+		}
+	}
+	reviewer := &expansion.Reviewer{Engine: ps.engine, System: sys}
 	var (
 		results  []*gatorResult
 		stats    []*instrumentation.StatsEntry
@@ -234,7 +252,7 @@ func runGatorTest(cmd *cobra.Command, inputs []inputDoc, opts engine.Options) ([
 		if o, ok := in.(*engine.Object); ok {
 			o.Namespace = reviewNamespace(o.Object, namespaces)
 		}
-		resp, err := ps.engine.Review(ctx, in, engine.EnforcementPointGator)
+		resp, err := reviewer.Review(ctx, in, engine.EnforcementPointGator)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", item.source, err)
 		}

@@ -31,8 +31,10 @@ ignored. Output is gator's: --- FAIL per failing test and case (-v adds
 FAIL. -o junit prints JUnit XML instead, -o json a JSON report; either alone on
 standard output. The exit status is 1 on any failure or error.
 
-Tests with expansion: (ExpansionTemplate) fail with an error: Portcullis does
-not expand objects yet.`,
+A test's expansion: file of ExpansionTemplates makes each case's object also be
+judged by what it expands into (a Deployment by its Pod), as in gator: those
+violations read "[Implied by <template>] <message>". Mutators are not applied
+to expanded objects yet.`,
 		Example: `# Run all tests in label-tests.yaml
 portcullis verify label-tests.yaml
 
@@ -54,7 +56,7 @@ portcullis verify tests/... -o junit > report.xml`,
 			if output != "" && output != "junit" && output != "json" {
 				return fmt.Errorf("-o: %q is not junit or json", output)
 			}
-			r := &verify.Runner{Trace: trace}
+			r := &verify.Runner{Trace: trace, Warn: func(w string) { fmt.Fprintf(stderr, "warning: %s\n", w) }}
 			r.EngineOptions.EnableHTTPSend = httpSend
 			r.EngineOptions.DisableK8sNativeValidation = !celFirst
 			r.EngineOptions.DefaultK8sNativeValidationFailurePolicy = failurePolicy

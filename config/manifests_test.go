@@ -51,6 +51,7 @@ func TestDefaultManifests(t *testing.T) {
 			"assignimage.mutations.gatekeeper.sh",
 			"assignmetadata.mutations.gatekeeper.sh",
 			"modifyset.mutations.gatekeeper.sh",
+			"expansiontemplate.expansion.gatekeeper.sh",
 		} {
 			find(t, objs, "CustomResourceDefinition", "", crd)
 		}
@@ -106,6 +107,17 @@ func TestDefaultManifests(t *testing.T) {
 		}
 		if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--audit-interval=0") }) {
 			t.Errorf("audit Deployment args %v disable the audit", args)
+		}
+		// A writable /tmp under readOnlyRootFilesystem, for the results that
+		// --audit-reports spills.
+		vols, _, _ = unstructured.NestedSlice(au.Object, "spec", "template", "spec", "volumes")
+		containers, _, _ := unstructured.NestedSlice(au.Object, "spec", "template", "spec", "containers")
+		var mounts []any
+		if len(containers) > 0 {
+			mounts, _, _ = unstructured.NestedSlice(containers[0].(map[string]any), "volumeMounts")
+		}
+		if len(vols) != 1 || vols[0].(map[string]any)["emptyDir"] == nil || len(mounts) != 1 || mustString(mounts[0], "mountPath") != "/tmp" {
+			t.Errorf("audit Deployment volumes %v, mounts %v; want an emptyDir at /tmp", vols, mounts)
 		}
 		auLabels, _, _ := unstructured.NestedMap(au.Object, "spec", "template", "metadata", "labels")
 		if matches(webhookLabels, auLabels) {

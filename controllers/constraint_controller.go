@@ -5,17 +5,21 @@ import (
 	"fmt"
 
 	"github.com/go-logr/logr"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/readiness"
+	"github.com/portcullis-dev/portcullis/vap"
 )
 
 // ConstraintReconciler adds, updates and removes constraints of every kind
@@ -31,6 +35,10 @@ type ConstraintReconciler struct {
 	Tracker *readiness.Tracker
 	// Replica identifies this replica in status.byPod.
 	Replica Replica
+	// VAP generates the ValidatingAdmissionPolicyBinding of each
+	// constraint of a template with CEL, on replicas with
+	// --operation=generate; nil on the others.
+	VAP *vap.Reconciler
 
 	metrics *controllerMetrics
 	tally   metricTally
@@ -45,24 +53,32 @@ func (r *ConstraintReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.metrics = m
 	base := mgr.GetLogger().WithValues("controller", "constraint")
-	return builder.TypedControllerManagedBy[ConstraintRequest](mgr).
+	b := builder.TypedControllerManagedBy[ConstraintRequest](mgr).
 		Named("constraint").
-		WatchesRawSource(r.Watches.Source()).
-		WithOptions(controller.TypedOptions[ConstraintRequest]{
-			MaxConcurrentReconciles: 4,
-			NeedLeaderElection:      new(false),
-			LogConstructor: func(req *ConstraintRequest) logr.Logger {
-				if req == nil {
-					return base
-				}
-				return base.WithValues("kind", req.Kind, "name", req.Name)
-			},
-		}).
+		WatchesRawSource(r.Watches.Source())
+	if r.VAP != nil {
+		if ok, _ := r.VAP.Available(); ok {
+			// A binding changed or deleted by others is put back.
+			b = b.WatchesRawSource(source.TypedKind(mgr.GetCache(), &admissionregistrationv1.ValidatingAdmissionPolicyBinding{},
+				handler.TypedEnqueueRequestsFromMapFunc(constraintForBinding)))
+		}
+	}
+	return b.WithOptions(controller.TypedOptions[ConstraintRequest]{
+		MaxConcurrentReconciles: 4,
+		NeedLeaderElection:      new(false),
+		LogConstructor: func(req *ConstraintRequest) logr.Logger {
+			if req == nil {
+				return base
+			}
+			return base.WithValues("kind", req.Kind, "name", req.Name)
+		},
+	}).
 		Complete(r)
 }
 
 // +kubebuilder:rbac:groups=constraints.gatekeeper.sh,resources=*,verbs=get;list;watch
 // +kubebuilder:rbac:groups=constraints.gatekeeper.sh,resources=*/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=constraints.gatekeeper.sh,resources=*/finalizers,verbs=update
 
 // Reconcile puts one constraint into the engine, or takes it out.
 func (r *ConstraintReconciler) Reconcile(ctx context.Context, req ConstraintRequest) (reconcile.Result, error) {
@@ -77,12 +93,25 @@ func (r *ConstraintReconciler) Reconcile(ctx context.Context, req ConstraintRequ
 		}
 		r.metrics.reportConstraint(&r.tally, req.Kind+"/"+req.Name, nil, false)
 		log.V(1).Info("Constraint removed from the engine")
+		// Unless its kind is listed, the constraint may exist: the
+		// template's delete path removes the bindings of a kind gone.
+		if r.VAP != nil && r.Watches.Synced(req.Kind) {
+			if err := r.VAP.DeleteBinding(ctx, req.Kind, req.Name); err != nil {
+				return reconcile.Result{}, err
+			}
+		}
 		r.Tracker.ConstraintDone(req.Kind, req.Name)
 		return reconcile.Result{}, nil
 	}
 
 	res := r.load(ctx, u)
 	r.reportMetrics(req, u, res)
+	var result reconcile.Result
+	var vapErr error
+	if res.enforced && r.VAP != nil {
+		br, err := r.VAP.SyncBinding(ctx, u)
+		res.vap, result.RequeueAfter, vapErr = br.Status, br.RequeueAfter, err
+	}
 	wrote, err := r.writeConstraintStatus(ctx, u, res)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -94,8 +123,23 @@ func (r *ConstraintReconciler) Reconcile(ctx context.Context, req ConstraintRequ
 			log.Info("Constraint enforced", "generation", res.generation)
 		}
 	}
+	if len(res.errors) > 0 && r.Tracker.ConstraintFailed(req.Kind, req.Name) {
+		// --readiness-retries: readiness waits while it is retried.
+		return reconcile.Result{RequeueAfter: ReadinessRetryDelay}, nil
+	}
 	r.Tracker.ConstraintDone(req.Kind, req.Name)
-	return reconcile.Result{}, nil
+	if vapErr != nil {
+		return reconcile.Result{}, fmt.Errorf("generating the ValidatingAdmissionPolicyBinding: %w", vapErr)
+	}
+	return result, nil
+}
+
+// constraintForBinding maps a binding to the constraint that controls it.
+func constraintForBinding(_ context.Context, b *admissionregistrationv1.ValidatingAdmissionPolicyBinding) []ConstraintRequest {
+	if kind, name, ok := vap.BindingOwner(b); ok {
+		return []ConstraintRequest{{Kind: kind, Name: name}}
+	}
+	return nil
 }
 
 // constraintResult is what this replica found for one generation of a
@@ -105,6 +149,8 @@ type constraintResult struct {
 	generation int64
 	enforced   bool
 	errors     []StatusError
+	// vap is the vap.k8s.io enforcement point's status, nil for none.
+	vap *vap.EnforcementPointStatus
 }
 
 // load adds the constraint to the engine. A constraint the engine refuses

@@ -6,6 +6,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/portcullis-dev/portcullis/vap"
 )
 
 // Reasons of a constraint's Ready condition.
@@ -25,6 +27,9 @@ type constraintByPod struct {
 	Enforced           bool          `json:"enforced"`
 	Errors             []StatusError `json:"errors,omitempty"`
 	ObservedGeneration int64         `json:"observedGeneration"`
+	// EnforcementPointsStatus has the vap.k8s.io entry, written by the
+	// replicas that generate bindings.
+	EnforcementPointsStatus []vap.EnforcementPointStatus `json:"enforcementPointsStatus,omitempty"`
 }
 
 // constraintStatus computes a constraint's status from its current status
@@ -36,6 +41,7 @@ func constraintStatus(cur map[string]any, rep Replica, res constraintResult) (ma
 	entry, err := toUnstructuredMap(&constraintByPod{
 		ID: rep.ID, ConstraintUID: res.uid, Operations: rep.SortedOperations(),
 		ObservedGeneration: res.generation, Enforced: res.enforced, Errors: res.errors,
+		EnforcementPointsStatus: res.enforcementPoints(),
 	})
 	if err != nil {
 		return nil, err
@@ -45,6 +51,14 @@ func constraintStatus(cur map[string]any, rep Replica, res constraintResult) (ma
 		return nil, err
 	}
 	return status, nil
+}
+
+// enforcementPoints is the byPod entry's enforcementPointsStatus.
+func (res constraintResult) enforcementPoints() []vap.EnforcementPointStatus {
+	if res.vap == nil {
+		return nil
+	}
+	return []vap.EnforcementPointStatus{*res.vap}
 }
 
 // setConstraintReady sets the Ready condition of a constraint at generation

@@ -47,6 +47,9 @@ type controllerMetrics struct {
 	templates      *prometheus.GaugeVec
 	ingestCount    *prometheus.CounterVec
 	ingestDuration *prometheus.HistogramVec
+	// templatesWithCEL counts the templates loaded with a
+	// K8sNativeValidation (CEL) engine among their code.
+	templatesWithCEL prometheus.Gauge
 }
 
 var (
@@ -75,6 +78,10 @@ func newControllerMetrics() (*controllerMetrics, error) {
 				Help:    "Distribution of how long it took to ingest a constraint template in seconds, by status (active, error)",
 				Buckets: ingestionBuckets,
 			}, []string{"status"}),
+			templatesWithCEL: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "gatekeeper_constraint_templates_with_cel",
+				Help: "Number of constraint templates with CEL engine",
+			}),
 		}
 		var err error
 		if m.constraints, err = registerMetric(m.constraints); err != nil {
@@ -90,6 +97,10 @@ func newControllerMetrics() (*controllerMetrics, error) {
 			return
 		}
 		if m.ingestDuration, err = registerMetric(m.ingestDuration); err != nil {
+			metricsErr = err
+			return
+		}
+		if m.templatesWithCEL, err = registerMetric(m.templatesWithCEL); err != nil {
 			metricsErr = err
 			return
 		}
@@ -156,14 +167,35 @@ func (m *controllerMetrics) reportTemplate(t *metricTally, name string, ok, gone
 	if m == nil {
 		return
 	}
+	reportStatus(m.templates, t, name, ok, gone)
+}
+
+// reportStatus records the status of one object of a gauge counting them
+// by status (ok false: error; gone forgets it) and sets the gauge.
+func reportStatus(g *prometheus.GaugeVec, t *metricTally, name string, ok, gone bool) {
 	var labels *metricLabels
 	if !gone {
 		labels = &metricLabels{status: statusLabel(ok)}
 	}
 	totals := t.set(name, labels)
 	for _, s := range metricStatuses {
-		m.templates.WithLabelValues(s).Set(float64(totals[metricLabels{status: s}]))
+		g.WithLabelValues(s).Set(float64(totals[metricLabels{status: s}]))
 	}
+}
+
+// reportCEL records whether a template loaded into the engine has CEL
+// (K8sNativeValidation) code, as Gatekeeper counts them once ingested; gone
+// forgets it. A nil *controllerMetrics records nothing.
+func (m *controllerMetrics) reportCEL(t *metricTally, name string, cel bool) {
+	if m == nil {
+		return
+	}
+	var labels *metricLabels
+	if cel {
+		labels = &metricLabels{}
+	}
+	totals := t.set(name, labels)
+	m.templatesWithCEL.Set(float64(totals[metricLabels{}]))
 }
 
 // observeIngestion records one compilation of a template into the engine.

@@ -9,6 +9,7 @@ import (
 
 	templatesv1 "github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/v1"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -20,9 +21,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/engine/celdriver"
 	"github.com/portcullis-dev/portcullis/internal/readiness"
+	"github.com/portcullis-dev/portcullis/vap"
 )
 
 const (
@@ -58,12 +63,17 @@ type TemplateReconciler struct {
 	// Gatekeeper pod without --operation=generate does: this one waits for
 	// a template's CRD to exist and never creates, updates or deletes one.
 	LeaveCRDs bool
+	// VAP generates the ValidatingAdmissionPolicy of each template with
+	// CEL, on replicas with --operation=generate; nil on the others.
+	VAP *vap.Reconciler
 
 	mu    sync.Mutex
 	known map[string]*knownTemplate // by template name
 
 	metrics *controllerMetrics
 	tally   metricTally
+	// celTally holds the loaded templates with CEL code.
+	celTally metricTally
 }
 
 // knownTemplate is what this replica holds for a template.
@@ -80,6 +90,11 @@ type knownTemplate struct {
 	failedErr error
 }
 
+// ReadinessRetryDelay is the time between the retries of a template or
+// constraint that failed to load, while readiness waits for it
+// (--readiness-retries).
+const ReadinessRetryDelay = time.Second
+
 // SetupWithManager registers the reconciler. It runs on every replica,
 // leader or not: each replica serves from its own engine.
 func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -89,20 +104,51 @@ func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	r.metrics = m
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("constrainttemplate").
 		For(&templatesv1.ConstraintTemplate{}).
 		// Every constraint CRD maps to the template of its name, whether
 		// the template owns it or it was left without one.
 		Watches(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(templateForCRD)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4, NeedLeaderElection: new(false)}).
-		Complete(r)
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4, NeedLeaderElection: new(false)})
+	if r.watchPolicies(mgr) {
+		// A policy changed or deleted by others is put back; a change of
+		// what the webhook judges (its configuration, the Config's
+		// exclusions) rescopes them.
+		b = b.Watches(&admissionregistrationv1.ValidatingAdmissionPolicy{}, handler.EnqueueRequestsFromMapFunc(templateForPolicy)).
+			Watches(&admissionregistrationv1.ValidatingWebhookConfiguration{}, handler.EnqueueRequestsFromMapFunc(r.VAP.WebhookConfigurationChanged)).
+			WatchesRawSource(source.Channel(r.VAP.Events(), &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
+}
+
+// watchPolicies reports whether this replica generates policies and the
+// API server serves them.
+func (r *TemplateReconciler) watchPolicies(mgr ctrl.Manager) bool {
+	if r.VAP == nil {
+		return false
+	}
+	ok, err := r.VAP.Available()
+	if err != nil {
+		mgr.GetLogger().Error(err, "Not watching ValidatingAdmissionPolicies: changes made to them by others are not undone")
+	}
+	return ok
+}
+
+// templateForPolicy maps a policy to the template that controls it.
+func templateForPolicy(_ context.Context, o client.Object) []reconcile.Request {
+	if name, ok := vap.PolicyOwner(o); ok {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
+	}
+	return nil
 }
 
 // +kubebuilder:rbac:groups=templates.gatekeeper.sh,resources=constrainttemplates,verbs=get;list;watch
 // +kubebuilder:rbac:groups=templates.gatekeeper.sh,resources=constrainttemplates/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=templates.gatekeeper.sh,resources=constrainttemplates/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingadmissionpolicies;validatingadmissionpolicybindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;list;watch
 
 // Reconcile loads one template, or unloads it when it is gone.
 func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -146,6 +192,13 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	if len(res.errors) > 0 {
 		log.Info("ConstraintTemplate not loaded", "code", res.errors[0].Code, "error", res.errors[0].Message)
+		if r.Tracker.TemplateFailed(ct.Name) {
+			// --readiness-retries: readiness waits while it is retried.
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			return ctrl.Result{RequeueAfter: ReadinessRetryDelay}, nil
+		}
 	}
 	r.Tracker.TemplateDone(ct.Name)
 	// err is transient (an API call failed): try again with backoff. Errors
@@ -221,6 +274,17 @@ func (r *TemplateReconciler) reconcileTemplate(ctx context.Context, ct *template
 		// The new version may accept or refuse constraints differently.
 		r.Watches.EnqueueAll(kind)
 	}
+	if len(res.errors) == 0 && r.VAP != nil {
+		pr, err := r.VAP.SyncPolicy(ctx, ct, vct)
+		res.vap = pr.Status
+		if pr.Changed && !changed {
+			// Their bindings follow the policy.
+			r.Watches.EnqueueAll(kind)
+		}
+		if err != nil {
+			return res, false, fmt.Errorf("generating the ValidatingAdmissionPolicy: %w", err)
+		}
+	}
 	return res, false, nil
 }
 
@@ -278,8 +342,21 @@ func (r *TemplateReconciler) load(ctx context.Context, ct *templatesv1.Constrain
 	}
 	k.loaded, k.generation, k.failedErr = vct, ct.Generation, nil
 	r.Kinds.Set(kind, ct.Name)
+	r.metrics.reportCEL(&r.celTally, ct.Name, hasCEL(vct))
 	log.FromContext(ctx).Info("ConstraintTemplate compiled into the engine", "kind", kind, "generation", ct.Generation)
 	return true, nil
+}
+
+// hasCEL reports whether a template has K8sNativeValidation (CEL) code.
+func hasCEL(ct *templates.ConstraintTemplate) bool {
+	for _, t := range ct.Spec.Targets {
+		for _, c := range t.Code {
+			if c.Engine == celdriver.Name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // forgetOtherKind unloads what this replica holds for the template if its
@@ -305,6 +382,7 @@ func (r *TemplateReconciler) unload(ctx context.Context, name string) error {
 	}
 	r.Watches.Remove(k.kind)
 	r.Tracker.CancelConstraints(k.kind)
+	r.metrics.reportCEL(&r.celTally, name, false)
 	if k.loaded != nil {
 		if err := r.Engine.RemoveTemplate(ctx, k.loaded); err != nil {
 			return fmt.Errorf("removing template %s from the engine: %w", name, err)

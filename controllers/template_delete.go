@@ -28,12 +28,20 @@ func templateForCRD(_ context.Context, o client.Object) []reconcile.Request {
 }
 
 // reconcileDelete handles a template that is gone or being deleted: its
-// watch stops and the engine drops it with its constraints. Its CRD is
-// deleted too (see leftoverCRD). A constraint CRD that stays without a
+// ValidatingAdmissionPolicy and bindings are deleted, its watch stops and
+// the engine drops it with its constraints. Its CRD is deleted too (see
+// leftoverCRD). A constraint CRD that stays without a
 // template, orphaned by `kubectl delete --cascade=orphan` for instance,
 // keeps being watched, so that its constraints report that no template
 // enforces them rather than a stale `enforced: true`.
 func (r *TemplateReconciler) reconcileDelete(ctx context.Context, name string) error {
+	if r.VAP != nil {
+		// Before the CRD: a binding whose constraint kind is gone fails
+		// the requests it matches.
+		if _, err := r.VAP.DeletePolicy(ctx, name); err != nil {
+			return err
+		}
+	}
 	crd, err := r.leftoverCRD(ctx, name)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/vap"
 )
 
 // Reasons of a template's Ready condition.
@@ -34,6 +35,9 @@ type templateResult struct {
 	// crdLeft is set while a replica with LeaveCRDs waits for another to
 	// create the CRD of a template it has compiled.
 	crdLeft bool
+	// vap is the generation of its ValidatingAdmissionPolicy, nil when
+	// this replica does not generate one.
+	vap *vap.GenerationStatus
 }
 
 // statusError turns an error into a byPod error with a code. Compile errors
@@ -58,6 +62,8 @@ type templateByPod struct {
 	Operations         []string                     `json:"operations,omitempty"`
 	ObservedGeneration int64                        `json:"observedGeneration,omitempty"`
 	Errors             []templatesv1.CreateCRDError `json:"errors,omitempty"`
+	// VAPGenerationStatus is written by replicas that generate policies.
+	VAPGenerationStatus *vap.GenerationStatus `json:"vapGenerationStatus,omitempty"`
 }
 
 // templateStatus computes a template's status from its current status and
@@ -69,7 +75,7 @@ func templateStatus(cur map[string]any, rep Replica, uid types.UID, res template
 	status := copyStatus(cur)
 	entry, err := toUnstructuredMap(&templateByPod{
 		ID: rep.ID, TemplateUID: uid, Operations: rep.SortedOperations(),
-		ObservedGeneration: res.generation, Errors: res.errors,
+		ObservedGeneration: res.generation, Errors: res.errors, VAPGenerationStatus: res.vap,
 	})
 	if err != nil {
 		return nil, err

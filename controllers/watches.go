@@ -128,6 +128,15 @@ func (w *Watches) Watching(kind string) bool {
 	return ok
 }
 
+// Synced reports whether kind has an informer that has listed it: only
+// then does a constraint missing from its store not exist.
+func (w *Watches) Synced(kind string) bool {
+	w.mu.Lock()
+	kw, ok := w.kinds[kind]
+	w.mu.Unlock()
+	return ok && kw.informer.HasSynced()
+}
+
 // Kinds lists the watched kinds, sorted.
 func (w *Watches) Kinds() []string {
 	w.mu.Lock()

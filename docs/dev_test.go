@@ -30,10 +30,10 @@ type devProcess struct {
 // missing (a failure in CI instead).
 func startDev(t *testing.T, root, view, binDir string) (*devProcess, string) {
 	t.Helper()
-	assets, err := testenv.AssetsDir()
+	assets, err := testenv.DevAssetsDir()
 	if err != nil {
 		if errors.Is(err, testenv.ErrNoAssets) && !testenv.InCI() {
-			return nil, fmt.Sprintf("Skipping the cluster commands: %v; run `make envtest-assets` to build kube-apiserver and etcd", err)
+			return nil, fmt.Sprintf("Skipping the cluster commands: %v; run `make envtest-assets` to build etcd, kube-apiserver and kube-controller-manager", err)
 		}
 		t.Fatalf("control-plane binaries: %v", err)
 	}
@@ -110,8 +110,8 @@ func (d *devProcess) metricsAddress(t *testing.T) string {
 	return string(m[len(m)-1][1])
 }
 
-// stop interrupts portcullis dev, as Ctrl-C does, and makes sure etcd and
-// kube-apiserver went with it.
+// stop interrupts portcullis dev, as Ctrl-C does, and makes sure etcd,
+// kube-apiserver and kube-controller-manager went with it.
 func (d *devProcess) stop(t *testing.T) {
 	if t.Failed() {
 		t.Logf("portcullis dev stdout:\n%s\nstderr:\n%s", d.stdout.String(), d.stderr.String())
@@ -134,13 +134,13 @@ func (d *devProcess) stop(t *testing.T) {
 		<-d.exited //nolint:errcheck // killed: the exit error says only that
 	}
 	for _, pid := range controlPlanePIDs(d.dataDir) {
-		t.Errorf("PID %d (etcd or kube-apiserver) survived portcullis dev; killing it", pid)
+		t.Errorf("PID %d (etcd, kube-apiserver or kube-controller-manager) survived portcullis dev; killing it", pid)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
-// controlPlanePIDs lists live etcd and kube-apiserver processes whose
-// command line mentions dir.
+// controlPlanePIDs lists live etcd, kube-apiserver and
+// kube-controller-manager processes whose command line mentions dir.
 func controlPlanePIDs(dir string) []int {
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
@@ -154,7 +154,7 @@ func controlPlanePIDs(dir string) []int {
 			continue
 		}
 		args := strings.Split(string(b), "\x00")
-		if base := filepath.Base(args[0]); base != "etcd" && base != "kube-apiserver" {
+		if base := filepath.Base(args[0]); base != "etcd" && base != "kube-apiserver" && base != "kube-controller-manager" {
 			continue
 		}
 		if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {

@@ -23,9 +23,10 @@ import (
 // other command in the documentation is run; an entry no page uses fails
 // the test.
 var coveredElsewhere = map[string]string{
-	"make dev": "make dev is `make build` then `portcullis dev --data-dir .dev`. This test runs " +
+	"make dev": "make dev is `make build` then `portcullis dev --data-dir .dev --`. This test runs " +
 		"`portcullis dev --data-dir <tmp>/.dev` and every page against it; TestDev (cli/dev_test.go) " +
-		"checks the commands it prints, a second instance and Ctrl-C.",
+		"checks the commands and the ready line it prints, a second instance, SIGKILL and recovery, " +
+		"and TestDevSignalDuringStartup Ctrl-C at each step.",
 	"make test": "make test runs `go test ./...`, which runs this test.",
 	"make build": "make build is `go build -o bin/portcullis .`; this test runs the same build into a " +
 		"temporary directory.",
@@ -33,6 +34,15 @@ var coveredElsewhere = map[string]string{
 		"bin/portcullis is never tested.",
 	"make docker-build IMG=registry.example.com/portcullis:0.1.0": "needs Docker, which the test machines " +
 		"do not have: not run. The Dockerfile's build step is the `go build` this test runs.",
+	"helm install portcullis charts/portcullis --namespace portcullis-system --create-namespace --set image.repository=registry.example.com/portcullis --set image.release=0.1.0": "against a real cluster: " +
+		"TestChartTemplate (charts/chart_test.go) applies what the chart renders, with its defaults and with other values, " +
+		"with kubectl apply --dry-run=server to an envtest API server, and TestChartInstall (internal/manager) runs its pods' " +
+		"argument lists against envtest.",
+	"helm template portcullis charts/portcullis --set replicas=three": "needs bin/helm, which `make test` builds: " +
+		"TestChartSchema (charts/chart_test.go) renders the chart with this and other bad values and checks the error.",
+	"helm upgrade gatekeeper gatekeeper/gatekeeper --namespace gatekeeper-system --reuse-values --set image.repository=registry.example.com/portcullis --set image.release=0.1.0 --set-json 'controllerManager.extraRules=[{\"apiGroups\":[\"coordination.k8s.io\"],\"resources\":[\"leases\"],\"verbs\":[\"get\",\"list\",\"watch\",\"create\",\"update\",\"patch\",\"delete\"]}]'": "needs Gatekeeper's chart " +
+		"and a real cluster: TestGatekeeperChartArgs (internal/manager) runs the binary as /manager with the argument lists " +
+		"of Gatekeeper's chart against envtest.",
 	"kubectl apply -k config/default": "against a real cluster: TestDefaultManifests (config/manifests_test.go) " +
 		"applies the same kustomization with --dry-run=server to an envtest API server, and this test " +
 		"runs `kubectl apply -k config/default --dry-run=client` from install.md.",

@@ -46,6 +46,9 @@ func startManager() (func() error, error) {
 	opts := manager.NewOptions()
 	opts.PodID = podID
 	opts.Audit.Interval = 0
+	// The tests read the webhook's verdicts: no generated
+	// ValidatingAdmissionPolicy is to answer first (package vap tests them).
+	opts.VAP.CreatePolicies, opts.VAP.CreateBindings = false, false
 	m, err := managertest.StartWebhook(env.Config, env.Client, opts, waitTimeout)
 	if err != nil {
 		return nil, err

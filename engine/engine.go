@@ -349,6 +349,9 @@ func (v *Violation) HasAction(action string) bool {
 // Response is the outcome of one review.
 type Response struct {
 	Violations []Violation
+	// Matched are the constraints that matched the object, with or without
+	// violations, when the review was an *Object with ListMatched set.
+	Matched []*unstructured.Unstructured
 	// Trace is the evaluation trace and the results, when the engine was
 	// built with Options.Tracing; empty otherwise.
 	Trace string
@@ -395,6 +398,7 @@ func (e *Engine) Review(ctx context.Context, in ReviewInput, enforcementPoint st
 		out.Violations = append(out.Violations, toViolation(res))
 	}
 	out.Stats = resps.StatsEntries
+	out.Matched = r.matched
 	if trace {
 		// Dumping the responses is costly (it spews every result), so it
 		// is only done when a trace was asked for.
@@ -447,7 +451,8 @@ var ErrEnforcementAction = errors.New("invalid enforcementAction")
 var knownActions = []string{ActionDeny, ActionDryrun, ActionWarn}
 
 // knownEnforcementPoints are the points a scoped action may name, as in
-// Gatekeeper; vap.k8s.io is accepted for compatibility.
+// Gatekeeper; vap.k8s.io is the generated ValidatingAdmissionPolicies' (package
+// vap), which the engine does not judge.
 var knownEnforcementPoints = []string{
 	apiconstraints.AllEnforcementPoints, EnforcementPointWebhook, EnforcementPointAudit, EnforcementPointGator, "vap.k8s.io",
 }

@@ -221,6 +221,9 @@ func (e *Engine) reviewIndexed(ctx context.Context, r *review, ep string, opts [
 				})
 			case ok:
 				matched[slot] = append(matched[slot], c.u)
+				if r.listMatched {
+					r.matched = append(r.matched, c.u)
+				}
 				if actionsOf == nil {
 					actionsOf = make(map[*unstructured.Unstructured]actions, 32)
 				}

@@ -37,6 +37,9 @@ type Object struct {
 	Object    *unstructured.Unstructured
 	Namespace *corev1.Namespace
 	Source    string
+	// ListMatched makes Response.Matched list the constraints that matched
+	// the object, violated or not (the audit's pass results).
+	ListMatched bool
 }
 
 // ReviewInput is what Engine.Review judges: an *Admission or an *Object.
@@ -64,6 +67,9 @@ func (o *Object) toReview() (*review, bool, error) {
 		return nil, false, fmt.Errorf("%w: nil *Object", ErrNoObject)
 	}
 	r, err := newObjectReview(o.Object, o.Namespace, o.Source)
+	if r != nil {
+		r.listMatched = o.ListMatched
+	}
 	return r, false, err
 }
 
@@ -77,6 +83,10 @@ type review struct {
 	namespace   *corev1.Namespace
 	source      string
 	process     string
+	// listMatched asks the review to record in matched every constraint
+	// that matched.
+	listMatched bool
+	matched     []*unstructured.Unstructured
 }
 
 // ReviewWithoutObjects is the review without its objects, which the

@@ -18,6 +18,7 @@ import (
 
 	mutationsv1 "github.com/portcullis-dev/portcullis/api/mutations/v1"
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/expansion"
 	"github.com/portcullis-dev/portcullis/internal/manifest"
 	"github.com/portcullis-dev/portcullis/mutation"
 )
@@ -31,18 +32,20 @@ type Runner struct {
 	EngineOptions engine.Options
 	// Trace records each case's evaluation trace (gator's --trace).
 	Trace bool
+	// Warn, if set, is told what is suspicious but not an error: an
+	// ExpansionTemplate whose resultants no constraint can judge.
+	Warn func(string)
 }
 
 // Errors of suites and cases, in gator's words.
 var (
-	ErrValidConstraint      = errors.New("constraint should have failed schema validation")
-	ErrNumViolations        = errors.New("unexpected number of violations")
-	ErrInvalidRegex         = errors.New("message contains invalid regular expression")
-	ErrMultipleObjects      = errors.New("object file must contain exactly one object")
-	ErrNoObjects            = errors.New("missing objects")
-	ErrAddInventory         = errors.New("unable to add object to data.inventory")
-	ErrInvalidYAML          = errors.New("invalid yaml")
-	ErrExpansionUnsupported = errors.New("expansion: ExpansionTemplate is not supported by portcullis verify yet")
+	ErrValidConstraint = errors.New("constraint should have failed schema validation")
+	ErrNumViolations   = errors.New("unexpected number of violations")
+	ErrInvalidRegex    = errors.New("message contains invalid regular expression")
+	ErrMultipleObjects = errors.New("object file must contain exactly one object")
+	ErrNoObjects       = errors.New("missing objects")
+	ErrAddInventory    = errors.New("unable to add object to data.inventory")
+	ErrInvalidYAML     = errors.New("invalid yaml")
 )
 
 // SuiteResult is the outcome of one suite.
@@ -106,22 +109,22 @@ func (r *Runner) RunSuite(ctx context.Context, s *Suite) SuiteResult {
 		res.Skipped = true
 		return res
 	}
-	dir := filepath.Dir(s.Path)
 	for i := range s.Tests {
-		res.Tests = append(res.Tests, r.runTest(ctx, dir, &s.Tests[i]))
+		res.Tests = append(res.Tests, r.runTest(ctx, s.Path, &s.Tests[i]))
 	}
 	res.Runtime = time.Since(start)
 	return res
 }
 
-func (r *Runner) runTest(ctx context.Context, dir string, t *Test) TestResult {
+func (r *Runner) runTest(ctx context.Context, suitePath string, t *Test) TestResult {
 	start := time.Now()
+	dir := filepath.Dir(suitePath)
 	res := TestResult{Name: t.Name}
 	if t.Skip || !r.Filter.MatchesTest(t) {
 		res.Skipped = true
 		return res
 	}
-	eng, err := r.setup(ctx, dir, t)
+	eng, sys, err := r.setup(ctx, suitePath, t)
 	var mutators []manifest.Doc
 	if err == nil {
 		mutators, err = readMutators(dir, t.Mutators)
@@ -143,7 +146,7 @@ func (r *Runner) runTest(ctx context.Context, dir string, t *Test) TestResult {
 				continue
 			}
 			cstart := time.Now()
-			trace, cerr := r.runCase(ctx, eng, dir, c, mutators)
+			trace, cerr := r.runCase(ctx, eng, sys, dir, c, mutators)
 			res.Cases = append(res.Cases, CaseResult{Name: c.Name, Err: cerr, Runtime: time.Since(cstart), Trace: trace})
 		}
 	}
@@ -151,49 +154,66 @@ func (r *Runner) runTest(ctx context.Context, dir string, t *Test) TestResult {
 	return res
 }
 
-// setup builds an engine holding the test's template and constraint.
-func (r *Runner) setup(ctx context.Context, dir string, t *Test) (*engine.Engine, error) {
+// setup builds an engine holding the test's template and constraint, with
+// the test's ExpansionTemplates if it names any.
+func (r *Runner) setup(ctx context.Context, suitePath string, t *Test) (*engine.Engine, *expansion.System, error) {
+	dir := filepath.Dir(suitePath)
 	if t.Template == "" {
-		return nil, fmt.Errorf("%w: missing template", ErrInvalidSuite)
+		return nil, nil, fmt.Errorf("%w: missing template", ErrInvalidSuite)
 	}
 	if t.Constraint == "" {
-		return nil, fmt.Errorf("%w: missing constraint", ErrInvalidSuite)
+		return nil, nil, fmt.Errorf("%w: missing constraint", ErrInvalidSuite)
 	}
-	if t.Expansion != "" {
-		p := suitePath(dir, t.Expansion)
-		if _, err := os.Stat(p); err != nil {
-			return nil, fmt.Errorf("reading ExpansionTemplate from %q: %w", t.Expansion, err)
+	eng, cObj, err := r.newEngine(ctx, dir, t)
+	if err != nil || t.Expansion == "" {
+		return eng, nil, err
+	}
+	sys, err := loadExpansion(dir, t.Expansion)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.Warn != nil {
+		for _, w := range sys.Unjudged([]*unstructured.Unstructured{cObj}) {
+			r.Warn(fmt.Sprintf("%s: test %q: %s", suitePath, t.Name, w))
 		}
-		return nil, fmt.Errorf("%w: %s", ErrExpansionUnsupported, t.Expansion)
 	}
+	return eng, sys, nil
+}
+
+// newEngine builds an engine holding the test's template and constraint,
+// and returns the constraint.
+func (r *Runner) newEngine(ctx context.Context, dir string, t *Test) (*engine.Engine, *unstructured.Unstructured, error) {
 	opts := r.EngineOptions
 	opts.Tracing = opts.Tracing || r.Trace
 	eng, err := engine.New(opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tmplObj, err := readOne(dir, t.Template)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ct, err := engine.ParseTemplate(tmplObj)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", t.Template, err)
+		return nil, nil, fmt.Errorf("%s: %w", t.Template, err)
 	}
 	if err := eng.AddTemplate(ctx, ct); err != nil {
-		return nil, fmt.Errorf("%s: %w", t.Template, err)
+		return nil, nil, fmt.Errorf("%s: %w", t.Template, err)
 	}
 	cObj, err := readOne(dir, t.Constraint)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := eng.AddConstraint(ctx, cObj); err != nil {
-		return nil, fmt.Errorf("%s: %w", t.Constraint, err)
+		return nil, nil, fmt.Errorf("%s: %w", t.Constraint, err)
 	}
-	return eng, nil
+	return eng, cObj, nil
 }
 
-func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, dir string, c *Case, mutators []manifest.Doc) (*string, error) {
+// runCase reviews a case's object, mutated by the test's mutators if it
+// names any, and what it expands into with the test's ExpansionTemplates;
+// an AdmissionReview is neither mutated nor expanded, as in gator.
+func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, sys *expansion.System, dir string, c *Case, mutators []manifest.Doc) (*string, error) {
 	if c.Object == "" {
 		return nil, fmt.Errorf("%w: must define object", ErrInvalidCase)
 	}
@@ -230,17 +250,19 @@ func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, dir string, c 
 			return nil, fmt.Errorf("%s: %w", c.Object, err)
 		}
 	}
-	var in engine.ReviewInput
+	var (
+		resp *engine.Response
+		req  *admissionv1.AdmissionRequest
+	)
 	if isAdmissionReview(obj) {
-		req, err := admissionRequest(obj)
-		if err != nil {
+		if req, err = admissionRequest(obj); err != nil {
 			return nil, fmt.Errorf("%s: %w", c.Object, err)
 		}
-		in = &engine.Admission{Request: req, Source: engine.SourceOriginal}
+		resp, err = eng.Review(ctx, &engine.Admission{Request: req, Source: engine.SourceOriginal}, engine.EnforcementPointGator)
 	} else {
-		in = &engine.Object{Object: obj, Source: engine.SourceOriginal}
+		rv := &expansion.Reviewer{Engine: eng, System: sys}
+		resp, err = rv.Review(ctx, &engine.Object{Object: obj, Source: engine.SourceOriginal}, engine.EnforcementPointGator)
 	}
-	resp, err := eng.Review(ctx, in, engine.EnforcementPointGator)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.Object, err)
 	}

@@ -50,8 +50,8 @@ type Test struct {
 	Name       string `json:"name,omitempty"`
 	Template   string `json:"template"`
 	Constraint string `json:"constraint"`
-	// Expansion names an ExpansionTemplate file; Portcullis does not run
-	// expansion yet, so a test that sets it fails with a clear error.
+	// Expansion names a file of ExpansionTemplates: each case's object is
+	// also judged by what it expands into, as in gator.
 	Expansion string `json:"expansion,omitempty"`
 	// Mutators are files of mutators (Assign, AssignMetadata, ModifySet,
 	// AssignImage) applied to each case's object before it is judged, as

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/violations"
 )
 
 // AdmitPath is where the generic admission handler is served.
@@ -54,8 +56,12 @@ type HandlerOptions struct {
 	// MaxServingThreads bounds the reviews running at once: -1 means
 	// GOMAXPROCS, 0 no bound.
 	MaxServingThreads int
-	// LogDenies logs deny and warn verdicts; dryrun ones are always logged.
+	// LogDenies logs every violation with Gatekeeper's keys; without it
+	// dryrun ones are logged all the same.
 	LogDenies bool
+	// Events emits every violation as a Kubernetes Event
+	// (--emit-admission-events); nil emits none.
+	Events *violations.Recorder
 	// Metrics records every request; nil records nothing.
 	Metrics *Metrics
 	// Ready reports whether the engine holds every policy (the manager's
@@ -253,10 +259,10 @@ func reviewError(ctx context.Context, err error, timeout time.Duration) error {
 // verdict turns the violations into the response: every deny violation is
 // a line of the refusal, every warn violation a warning, and dryrun ones
 // are only logged.
-func (h *AdmissionHandler) verdict(req *admissionv1.AdmissionRequest, violations []engine.Violation) *admissionv1.AdmissionResponse {
+func (h *AdmissionHandler) verdict(req *admissionv1.AdmissionRequest, vs []engine.Violation) *admissionv1.AdmissionResponse {
 	var deny, warn []string
-	for i := range violations {
-		v := &violations[i]
+	for i := range vs {
+		v := &vs[i]
 		line := violationLine(v)
 		for _, a := range v.Actions {
 			switch a {
@@ -264,21 +270,10 @@ func (h *AdmissionHandler) verdict(req *admissionv1.AdmissionRequest, violations
 				deny = append(deny, line)
 			case engine.ActionWarn:
 				warn = append(warn, line)
-			case engine.ActionDryrun:
-				h.opts.Log.Info("Dryrun violation", append(requestKeys(req), violationKeys(v)...)...)
 			}
 		}
 	}
-	if h.opts.LogDenies {
-		for i := range violations {
-			v := &violations[i]
-			if v.HasAction(engine.ActionDeny) {
-				h.opts.Log.Info("Denied admission request", append(requestKeys(req), violationKeys(v)...)...)
-			} else if v.HasAction(engine.ActionWarn) {
-				h.opts.Log.Info("Warned on admission request", append(requestKeys(req), violationKeys(v)...)...)
-			}
-		}
-	}
+	h.report(req, vs)
 	if len(deny) > 0 {
 		return &admissionv1.AdmissionResponse{
 			Allowed:  false,
@@ -315,18 +310,78 @@ func allowed(reason string) *admissionv1.AdmissionResponse {
 	}
 }
 
+// report logs and emits the violations: with --log-denies each one as
+// Gatekeeper logs it ("denied admission: <message>" with its keys, whatever
+// the action), else the dryrun ones; with --emit-admission-events each as
+// Events.
+func (h *AdmissionHandler) report(req *admissionv1.AdmissionRequest, vs []engine.Violation) {
+	if len(vs) == 0 {
+		return
+	}
+	var meta *metav1.PartialObjectMetadata
+	for i := range vs {
+		v := &vs[i]
+		logIt := h.opts.LogDenies || v.HasAction(engine.ActionDryrun)
+		if !logIt && h.opts.Events == nil {
+			continue
+		}
+		if meta == nil {
+			meta = requestObjectMeta(req)
+		}
+		gv := newAdmissionViolation(req, meta, v)
+		switch {
+		case h.opts.LogDenies:
+			h.opts.Log.Info("denied admission: "+v.Message, gv.AdmissionKeys()...)
+		case logIt:
+			h.opts.Log.Info("Dryrun violation: "+v.Message, gv.AdmissionKeys()...)
+		}
+		h.opts.Events.Admission(gv)
+	}
+}
+
+// newAdmissionViolation describes a violation found at admission for the
+// logs and Events. The resource is named by the request, else by its
+// object (a CREATE may leave the name to the server).
+func newAdmissionViolation(req *admissionv1.AdmissionRequest, meta *metav1.PartialObjectMetadata, v *engine.Violation) *violations.Violation {
+	gv := &violations.Violation{
+		Constraint:        v.Constraint,
+		EnforcementAction: v.EnforcementAction,
+		Message:           v.Message,
+		Details:           violations.Details(v.Metadata, v.Details),
+		Resource:          schema.GroupVersionKind{Group: req.Kind.Group, Version: req.Kind.Version, Kind: req.Kind.Kind},
+		Namespace:         req.Namespace,
+		Name:              req.Name,
+		UID:               meta.UID,
+		ResourceVersion:   meta.ResourceVersion,
+		Username:          req.UserInfo.Username,
+	}
+	if v.EnforcementAction == engine.ActionScoped {
+		gv.ScopedActions = v.Actions
+	}
+	if gv.Name == "" {
+		gv.Name = meta.Name
+	}
+	return gv
+}
+
+// requestObjectMeta reads the metadata of the request's object (the old
+// object for a DELETE); empty when there is none.
+func requestObjectMeta(req *admissionv1.AdmissionRequest) *metav1.PartialObjectMetadata {
+	meta := &metav1.PartialObjectMetadata{}
+	raw := req.Object.Raw
+	if len(raw) == 0 {
+		raw = req.OldObject.Raw
+	}
+	if len(raw) > 0 {
+		_ = json.Unmarshal(raw, meta) // the review has decoded it already; a failure leaves it empty
+	}
+	return meta
+}
+
 func requestKeys(req *admissionv1.AdmissionRequest) []any {
 	return []any{
 		"uid", req.UID, "operation", req.Operation,
 		"kind", req.Kind.Kind, "group", req.Kind.Group, "subResource", req.SubResource,
 		"namespace", req.Namespace, "name", req.Name, "user", req.UserInfo.Username,
 	}
-}
-
-func violationKeys(v *engine.Violation) []any {
-	kind, name := "", ""
-	if v.Constraint != nil {
-		kind, name = v.Constraint.GetKind(), v.Constraint.GetName()
-	}
-	return []any{"constraintKind", kind, "constraint", name, "actions", v.Actions, "message", v.Message}
 }

@@ -91,7 +91,7 @@ func TestAdmit(t *testing.T) {
 		{
 			name:        "dryrun: allowed, logged, nothing shown",
 			req:         request(admissionv1.Create, "Pod", "default", "canary", podJSON("canary", "default", owner, "nginx:canary"), nil),
-			wantAllowed: true, wantCode: 200, wantLog: []string{"Dryrun violation", `"constraint"="no-canary"`}, wantJudged: true,
+			wantAllowed: true, wantCode: 200, wantLog: []string{"Dryrun violation: container c0 uses canary", `"constraint_name"="no-canary"`, `"event_type"="violation"`}, wantJudged: true,
 		},
 		{
 			name:     "scoped: deny at validation.gatekeeper.sh",
@@ -199,6 +199,40 @@ func TestAdmit(t *testing.T) {
 				t.Errorf("looked up %q, want [%s]", looked, tc.req.Namespace)
 			}
 		})
+	}
+}
+
+// TestAdmitLogDenies: with --log-denies every violation is logged as
+// Gatekeeper logs it, "denied admission: <message>" with its structured keys,
+// whatever the action; the scoped actions go under
+// constraint_enforcement_actions.
+func TestAdmitLogDenies(t *testing.T) {
+	eng := newEngine(t, tagTemplate,
+		constraint("K8sNoLatest", "no-latest", "  parameters:\n    tag: latest\n  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n"),
+		constraint("K8sNoLatest", "no-dev", "  enforcementAction: warn\n  parameters:\n    tag: dev\n  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n"),
+		constraint("K8sNoLatest", "no-beta-scoped", "  enforcementAction: scoped\n  scopedEnforcementActions:\n  - action: deny\n    enforcementPoints: [{name: validation.gatekeeper.sh}]\n  parameters:\n    tag: beta\n  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n"),
+	)
+	for _, logDenies := range []bool{true, false} {
+		logs := &logSink{}
+		h := webhook.NewAdmissionHandler(eng, webhook.HandlerOptions{LogDenies: logDenies, Log: logs.logger()})
+		req := request(admissionv1.Create, "Pod", "default", "", podJSON("web-7f9c", "default", nil, "nginx:latest", "app:dev", "side:beta"), nil)
+		req.UserInfo = authUser("alice")
+		if code, resp, body := serve(t, h, reviewBody(t, req)); code != http.StatusOK || resp.Allowed {
+			t.Fatalf("HTTP %d, allowed %v: %s", code, resp.Allowed, body)
+		}
+		common := []string{`"process"="admission"`, `"event_type"="violation"`, `"semantic"=true`,
+			`"constraint_group"="constraints.gatekeeper.sh"`, `"constraint_api_version"="v1beta1"`, `"constraint_kind"="K8sNoLatest"`,
+			`"resource_group"=""`, `"resource_api_version"="v1"`, `"resource_kind"="Pod"`, `"resource_namespace"="default"`,
+			`"resource_name"="web-7f9c"`, `"request_username"="alice"`}
+		for _, want := range [][]string{
+			{`"denied admission: container c0 uses latest"`, `"constraint_name"="no-latest"`, `"constraint_action"="deny"`, `"constraint_enforcement_actions"=[]`},
+			{`"denied admission: container c1 uses dev"`, `"constraint_name"="no-dev"`, `"constraint_action"="warn"`},
+			{`"denied admission: container c2 uses beta"`, `"constraint_name"="no-beta-scoped"`, `"constraint_action"="scoped"`, `"constraint_enforcement_actions"=["deny"]`},
+		} {
+			if got := logs.contains(append(want, common...)...); got != logDenies {
+				t.Errorf("--log-denies=%t: a line with %q logged: %t, in %q", logDenies, want, got, logs.lines)
+			}
+		}
 	}
 }
 

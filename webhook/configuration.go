@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 
 	mutationsv1 "github.com/portcullis-dev/portcullis/api/mutations/v1"
+	"github.com/portcullis-dev/portcullis/expansion"
 )
 
 // Webhook names, Gatekeeper's for the two it has.
@@ -134,6 +135,15 @@ func (o Options) Configuration(caBundle []byte) *admissionregistrationv1.Validat
 				APIGroups:   []string{mutationsv1.Group},
 				APIVersions: []string{"*"},
 				Resources:   []string{"assign", "assignimage", "assignmetadata", "modifyset"},
+				Scope:       ptr.To(admissionregistrationv1.ClusterScope),
+			},
+		},
+		{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+			Rule: admissionregistrationv1.Rule{
+				APIGroups:   []string{expansion.Group},
+				APIVersions: []string{"*"},
+				Resources:   []string{"expansiontemplate"},
 				Scope:       ptr.To(admissionregistrationv1.ClusterScope),
 			},
 		},

@@ -116,7 +116,7 @@ func TestCELTemplate(t *testing.T) {
 		if err := wc.Create(ctx, configMap("cel-scratch")); err != nil {
 			t.Fatalf("creating a ConfigMap under dryrun: %v", err)
 		}
-		if !hook.logs.Contains("Dryrun violation", `"constraint": "cel-team-namespaces"`, `"namespace": "cel-scratch"`) {
+		if !hook.logs.Contains("denied admission: ", `"constraint_action": "dryrun"`, `"constraint_name": "cel-team-namespaces"`, `"resource_namespace": "cel-scratch"`) {
 			t.Error("the dryrun violation was not logged")
 		}
 	})

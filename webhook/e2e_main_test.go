@@ -94,6 +94,10 @@ func startHarness(logs *syncBuffer) (*harness, error) {
 	wopts.EnableConnectOperations = true
 	wopts.ExemptNamespaces = []string{exemptNamespace}
 	wopts.LogDenies = true
+	wopts.EmitAdmissionEvents = true
+	// The tests read the webhook's verdicts: no generated
+	// ValidatingAdmissionPolicy is to answer first (package vap tests them).
+	mopts.VAP.CreatePolicies, mopts.VAP.CreateBindings = false, false
 	// The manager is ready once the engine is loaded and the webhook
 	// answers; then the configuration must reach the API server.
 	m, err := managertest.StartWebhook(env.Config, env.Client, mopts, waitTimeout)

@@ -254,7 +254,7 @@ func TestAcceptance(t *testing.T) {
 		if w := warned.take(); len(w) > 0 {
 			t.Errorf("warnings: %q", w)
 		}
-		if !hook.logs.Contains("Dryrun violation", `"constraint": "ns-must-have-test"`, `"name": "acc-dryrun"`) {
+		if !hook.logs.Contains("denied admission: namespace acc-dryrun must carry the label test", `"constraint_action": "dryrun"`, `"constraint_name": "ns-must-have-test"`, `"resource_name": "acc-dryrun"`) {
 			t.Error("the dryrun violation was not logged")
 		}
 		setAction(t, constraint, "deny")

@@ -100,9 +100,15 @@ type Options struct {
 	// MaxServingThreads bounds the reviews running at once
 	// (--max-serving-threads): -1 means GOMAXPROCS, 0 no bound.
 	MaxServingThreads int
-	// LogDenies logs every deny and warn verdict (--log-denies); dryrun
-	// verdicts are always logged.
+	// LogDenies logs every violation with Gatekeeper's keys (--log-denies);
+	// dryrun ones are logged without it too.
 	LogDenies bool
+	// EmitAdmissionEvents emits every violation as a Warning Event, with
+	// Gatekeeper's reasons and annotations (--emit-admission-events), in
+	// Namespace, or with AdmissionEventsInvolvedNamespace in the
+	// namespace of the object (--admission-events-involved-namespace).
+	EmitAdmissionEvents              bool
+	AdmissionEventsInvolvedNamespace bool
 	// ServiceAccount is the manager's own identity, whose requests are
 	// always allowed (--manager-service-account): a ServiceAccount name in
 	// Namespace, or a full user name containing ':'.
@@ -127,6 +133,10 @@ type Options struct {
 	// are compiled with them at apply time, so that a template using a
 	// disabled builtin is refused. Set them from the manager's.
 	EngineOptions engine.Options
+	// Reviewer judges /v1/admit requests in place of the engine: the
+	// manager's expansion.Reviewer, so that a Deployment is also judged
+	// by the Pods it would create. Nil: the engine.
+	Reviewer Reviewer
 
 	// Mutation serves /v1/mutate and applies the
 	// MutatingWebhookConfiguration (--enable-mutation-webhook), once
@@ -196,7 +206,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.ExemptNamespacePrefixes, "exempt-namespace-prefix", o.ExemptNamespacePrefixes, "exempt every namespace with this prefix (repeatable)")
 	fs.StringSliceVar(&o.ExemptNamespaceSuffixes, "exempt-namespace-suffix", o.ExemptNamespaceSuffixes, "exempt every namespace with this suffix (repeatable)")
 	fs.IntVar(&o.MaxServingThreads, "max-serving-threads", o.MaxServingThreads, "reviews running at once: -1 for GOMAXPROCS, 0 for no bound")
-	fs.BoolVar(&o.LogDenies, "log-denies", o.LogDenies, "log every deny and warn verdict (dryrun verdicts are always logged)")
+	fs.BoolVar(&o.LogDenies, "log-denies", o.LogDenies, "log every violation found at admission, as Gatekeeper does (\"denied admission: ...\" with its process, event_type, constraint_* and resource_* keys); dryrun ones are logged without it too")
+	fs.BoolVar(&o.EmitAdmissionEvents, "emit-admission-events", o.EmitAdmissionEvents, "emit a Warning Event for every violation found at admission (reasons FailedAdmission, WarningAdmission, DryrunViolation; source gatekeeper-webhook), in --namespace")
+	fs.BoolVar(&o.AdmissionEventsInvolvedNamespace, "admission-events-involved-namespace", o.AdmissionEventsInvolvedNamespace, "with --emit-admission-events, emit each Event in the namespace of the object it is about (cluster-scoped objects' in --namespace)")
 	fs.StringVar(&o.ServiceAccount, "manager-service-account", o.ServiceAccount, "the manager's ServiceAccount in --namespace (or a full user name), whose requests are always allowed")
 	fs.BoolVar(&o.Mutation, "enable-mutation-webhook", o.Mutation, "serve the mutating admission webhook /v1/mutate (with --operation mutation-webhook, or no --operation)")
 	fs.StringVar(&o.MutatingConfigurationName, "mutating-webhook-configuration-name", o.MutatingConfigurationName, "name of the MutatingWebhookConfiguration")

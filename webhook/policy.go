@@ -16,10 +16,12 @@ import (
 
 	mutationsv1 "github.com/portcullis-dev/portcullis/api/mutations/v1"
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/expansion"
 	"github.com/portcullis-dev/portcullis/mutation"
 )
 
-// AdmitPolicyPath is where ConstraintTemplates and constraints are checked.
+// AdmitPolicyPath is where ConstraintTemplates, constraints, mutators and
+// ExpansionTemplates are checked.
 const AdmitPolicyPath = "/v1/admitpolicy"
 
 // ConstraintGroup is the API group of every constraint kind.
@@ -86,8 +88,9 @@ func (h *PolicyHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 	}
 	isTemplate := req.Kind.Group == engine.TemplateGroup && req.Kind.Kind == "ConstraintTemplate"
 	isMutator := req.Kind.Group == mutationsv1.Group
-	if !isTemplate && !isMutator && req.Kind.Group != ConstraintGroup {
-		return allowed("not a ConstraintTemplate, a constraint or a mutator"), nil
+	isExpansion := req.Kind.Group == expansion.Group && req.Kind.Kind == expansion.Kind
+	if !isTemplate && !isMutator && !isExpansion && req.Kind.Group != ConstraintGroup {
+		return allowed("not a ConstraintTemplate, a constraint, a mutator or an ExpansionTemplate"), nil
 	}
 	if herr := checkObjects(req); herr != nil {
 		return nil, herr
@@ -96,11 +99,14 @@ func (h *PolicyHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 	if err := u.UnmarshalJSON(req.Object.Raw); err != nil {
 		return nil, badRequest("object is not a Kubernetes object: %w", err)
 	}
-	switch {
-	case isTemplate:
+	if isTemplate {
 		return h.checkTemplate(ctx, u)
-	case isMutator:
+	}
+	if isMutator {
 		return checkMutator(u), nil
+	}
+	if isExpansion {
+		return checkExpansionTemplate(u), nil
 	}
 	return h.checkConstraint(u), nil
 }
@@ -125,6 +131,23 @@ func (h *PolicyHandler) checkTemplate(ctx context.Context, u *unstructured.Unstr
 		return invalid(u, "spec.crd", err), nil
 	}
 	return allowed(""), nil
+}
+
+// checkExpansionTemplate refuses an ExpansionTemplate that the expansion
+// system would refuse, as Gatekeeper's webhook does (ValidateTemplate).
+func checkExpansionTemplate(u *unstructured.Unstructured) *admissionv1.AdmissionResponse {
+	t, err := expansion.FromUnstructured(u)
+	if err != nil {
+		return invalid(u, "spec", err)
+	}
+	if err := t.Validate(); err != nil {
+		field := "spec"
+		if fe, ok := errors.AsType[*expansion.FieldError](err); ok {
+			field = fe.Field
+		}
+		return invalid(u, field, err)
+	}
+	return allowed("")
 }
 
 // checkConstraint validates a constraint against its loaded template.

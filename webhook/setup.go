@@ -15,11 +15,13 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/violations"
 )
 
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // Setup adds the webhook to mgr: its HTTPS server with /v1/admit,
 // /v1/admitlabel and /v1/admitpolicy (when opts.Enabled) and /v1/mutate
@@ -68,7 +70,21 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 		ho := ho
 		ho.Metrics = metrics
 		ho.Log = log.WithName("admit")
-		server.Register(AdmitPath, NewAdmissionHandler(eng, ho))
+		if opts.EmitAdmissionEvents {
+			rec, err := violations.NewRecorder(mgr.GetConfig(), violations.ComponentWebhook, opts.Namespace, opts.AdmissionEventsInvolvedNamespace)
+			if err != nil {
+				return err
+			}
+			if err := mgr.Add(rec); err != nil {
+				return fmt.Errorf("adding the admission event recorder: %w", err)
+			}
+			ho.Events = rec
+		}
+		var rv Reviewer = eng
+		if opts.Reviewer != nil {
+			rv = opts.Reviewer
+		}
+		server.Register(AdmitPath, NewAdmissionHandler(rv, ho))
 		server.Register(AdmitLabelPath, NewNamespaceLabelHandler(ho.Exemptions, log.WithName("admitlabel")))
 		server.Register(AdmitPolicyPath, NewPolicyHandler(eng, opts.EngineOptions, ho.Timeout, log.WithName("admitpolicy")))
 	}

@@ -41,6 +41,9 @@ type reconciler struct {
 	syncer  *Syncer
 	traces  *Traces
 	exclude *atomic.Pointer[Exclusions]
+	// changed is called when the namespaces excluded from the webhook
+	// change.
+	changed func(context.Context)
 	tracker *readiness.Tracker
 	metrics *metrics
 
@@ -77,7 +80,10 @@ func (r *reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	want := desired(cfg, sets.Items)
 	r.traces.set(want.traces)
-	r.exclude.Store(&want.exclusions)
+	old := r.exclude.Swap(&want.exclusions)
+	if r.changed != nil && (old == nil || !old.Equal(want.exclusions, configv1alpha1.ProcessWebhook)) {
+		r.changed(ctx)
+	}
 	if !r.listed {
 		r.tracker.ExpectData(kindNames(want.kinds))
 		r.listed = true

@@ -57,3 +57,18 @@ func (e Exclusions) Equal(o Exclusions, process configv1alpha1.Process) bool {
 	return slices.Equal(e.byProcess[process], o.byProcess[process]) &&
 		slices.Equal(e.byProcess[configv1alpha1.ProcessAll], o.byProcess[configv1alpha1.ProcessAll])
 }
+
+// Namespaces lists the wildcards of the namespaces excluded from process,
+// by entries for it or for "*", sorted.
+func (e Exclusions) Namespaces(process configv1alpha1.Process) []string {
+	var out []string
+	for _, p := range []configv1alpha1.Process{process, configv1alpha1.ProcessAll} {
+		for _, w := range e.byProcess[p] {
+			if !slices.Contains(out, string(w)) {
+				out = append(out, string(w))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,8 +1,11 @@
 package datasync
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -22,6 +25,11 @@ type Sync struct {
 	syncer  *Syncer
 	traces  *Traces
 	exclude atomic.Pointer[Exclusions]
+
+	mu sync.Mutex
+	// onWebhookExclusions are called when the namespaces excluded from
+	// the webhook change.
+	onWebhookExclusions []func(context.Context)
 }
 
 // Setup adds the sync to mgr: a controller that reads the Config named
@@ -55,6 +63,7 @@ func Setup(mgr ctrl.Manager, inv Inventory, tracker *readiness.Tracker, namespac
 		syncer:  s.syncer,
 		traces:  s.traces,
 		exclude: &s.exclude,
+		changed: s.webhookExclusionsChanged,
 		tracker: tracker,
 		metrics: m,
 		failing: map[schema.GroupVersionKind]string{},
@@ -94,6 +103,37 @@ func (s *Sync) Excludes(process configv1alpha1.Process, namespace string) bool {
 	}
 	ex := s.exclude.Load()
 	return ex != nil && ex.Excludes(process, namespace)
+}
+
+// ExcludedNamespaces lists the wildcards of the namespaces the Config's
+// spec.match excludes from process, sorted.
+func (s *Sync) ExcludedNamespaces(process configv1alpha1.Process) []string {
+	if s == nil {
+		return nil
+	}
+	ex := s.exclude.Load()
+	if ex == nil {
+		return nil
+	}
+	return ex.Namespaces(process)
+}
+
+// OnWebhookExclusionsChange calls fn, from the Config's reconcile, each
+// time the namespaces the Config excludes from the webhook change (and
+// once when the Config is first read). Call it before the manager starts.
+func (s *Sync) OnWebhookExclusionsChange(fn func(context.Context)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onWebhookExclusions = append(s.onWebhookExclusions, fn)
+}
+
+func (s *Sync) webhookExclusionsChanged(ctx context.Context) {
+	s.mu.Lock()
+	fns := slices.Clone(s.onWebhookExclusions)
+	s.mu.Unlock()
+	for _, fn := range fns {
+		fn(ctx)
+	}
 }
 
 // Wanted is the number of distinct kinds the Config and the SyncSets ask

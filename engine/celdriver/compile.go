@@ -25,6 +25,11 @@ var builtinVariables = []Variable{
 	{Name: ParamsVariable, Expression: `has(params.spec) && has(params.spec.parameters) ? params.spec.parameters : null`},
 }
 
+// BuiltinVariables are the variables every template's own come after,
+// anyObject then params: a generated ValidatingAdmissionPolicy defines
+// them first too.
+func BuiltinVariables() []Variable { return append([]Variable(nil), builtinVariables...) }
+
 var (
 	// withParams declares params, for variables.
 	withParams = admissioncel.OptionalVariableDeclarations{HasParams: true}

@@ -44,8 +44,9 @@ type Source struct {
 	FailurePolicy   *string          `json:"failurePolicy,omitempty"`
 	MatchConditions []MatchCondition `json:"matchCondition,omitempty"`
 	Variables       []Variable       `json:"variables,omitempty"`
-	// GenerateVAP is accepted and kept; Portcullis does not generate
-	// ValidatingAdmissionPolicies.
+	// GenerateVAP, when set, decides whether the template gets a
+	// ValidatingAdmissionPolicy, over --default-create-vap-for-templates
+	// (see package vap).
 	GenerateVAP *bool `json:"generateVAP,omitempty"`
 }
 

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/audit/policyreport"
 	"github.com/portcullis-dev/portcullis/internal/manager"
 )
 
@@ -42,6 +43,9 @@ type runResult struct {
 	StatusWrites    int            `json:"statusWrites"`
 	ListErrors      int            `json:"listErrors"`
 	ReviewErrors    int            `json:"reviewErrors"`
+	// Reports are what the run did with reports, with -reports.
+	Reports       *policyreport.Stats `json:"reports,omitempty"`
+	ReportSpilled int64               `json:"reportSpilled"`
 }
 
 // runChild runs the manager, as `portcullis manager` would, with the audit
@@ -76,6 +80,8 @@ func child1(ctx context.Context, c config, res *childResult) error {
 	opts.Audit.Interval = 0
 	opts.Webhook.Enabled = false
 	opts.Webhook.Mutation = false
+	// Generated ValidatingAdmissionPolicies would refuse the objects.
+	opts.VAP.CreatePolicies, opts.VAP.CreateBindings = false, false
 	opts.PodID = benchPodID
 	opts.MetricsBindAddress = "0"
 	opts.HealthProbeBindAddress = "0"
@@ -90,6 +96,10 @@ func child1(ctx context.Context, c config, res *childResult) error {
 	aopts.Interval = 0
 	aopts.ChunkSize = c.chunk
 	aopts.Workers = c.workers
+	if c.reports {
+		aopts.Reports = audit.ReportsPolicyReport
+		aopts.ReportsPass = c.reportsPass
+	}
 	a, err := audit.New(m.Manager().GetConfig(), m.Engine(), aopts, ctrl.Log.WithName("audit"))
 	if err != nil {
 		return err
@@ -129,11 +139,15 @@ func child1(ctx context.Context, c config, res *childResult) error {
 		if err != nil {
 			return fmt.Errorf("audit run: %w", err)
 		}
-		res.Runs = append(res.Runs, runResult{
+		run := runResult{
 			Duration: rep.Duration(), PeakRSS: procStatus("VmHWM"), Kinds: len(rep.Resources),
 			ObjectsListed: rep.ObjectsListed, ObjectsReviewed: rep.ObjectsReviewed, Violations: rep.Violations,
 			ByAction: rep.ViolationsByAction, StatusWrites: rep.StatusWrites, ListErrors: rep.ListErrors, ReviewErrors: rep.ReviewErrors,
-		})
+		}
+		if c.reports {
+			run.Reports, run.ReportSpilled = &rep.Reports, rep.ReportSpilled
+		}
+		res.Runs = append(res.Runs, run)
 	}
 	cancel()
 	return <-done

@@ -44,6 +44,8 @@ type config struct {
 	verify      bool
 	keep        bool
 	cpuProfile  string
+	reports     bool
+	reportsPass bool
 
 	child      bool
 	kubeconfig string
@@ -61,6 +63,8 @@ func main() {
 	flag.BoolVar(&c.verify, "verify", true, "check each constraint's totalViolations against an offline review")
 	flag.BoolVar(&c.keep, "keep", false, "leave the control plane running at the end until interrupted")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the audit runs to this file")
+	flag.BoolVar(&c.reports, "reports", false, "write the results as PolicyReports (--audit-reports=policyreport), and check them against the statuses")
+	flag.BoolVar(&c.reportsPass, "reports-pass", false, "with -reports, write pass results too (--audit-reports-pass)")
 	flag.BoolVar(&c.child, "child", false, "internal: run the manager and the audit")
 	flag.StringVar(&c.kubeconfig, "child-kubeconfig", "", "internal: the child's kubeconfig")
 	flag.Parse()
@@ -87,8 +91,8 @@ func runParent(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("bench-audit: N=%d objects over %d namespaces, %d gatekeeper-library templates with one constraint each, GOMAXPROCS=%d\n",
-		c.n, c.namespaces, len(policies), runtime.GOMAXPROCS(0))
+	fmt.Printf("bench-audit: N=%d objects over %d namespaces, %d gatekeeper-library templates with one constraint each, GOMAXPROCS=%d, reports %v (pass results %v)\n",
+		c.n, c.namespaces, len(policies), runtime.GOMAXPROCS(0), c.reports, c.reportsPass)
 
 	cp, err := startControlPlane()
 	if err != nil {
@@ -147,6 +151,11 @@ func runParent(ctx context.Context, c config) error {
 	if err := compare(policies, totals, offline); err != nil {
 		return err
 	}
+	if c.reports {
+		if err := verifyReports(ctx, cp.config, c, policies, totals); err != nil {
+			return err
+		}
+	}
 	if c.keep {
 		fmt.Printf("Control plane kept running; KUBECONFIG=%s. Interrupt to stop.\n", kubeconfig)
 		<-ctx.Done()
@@ -167,7 +176,8 @@ func startChild(ctx context.Context, c config, kubeconfig string) (*child, error
 		return nil, fmt.Errorf("finding this program: %w", err)
 	}
 	args := []string{"-child", "-child-kubeconfig", kubeconfig, fmt.Sprintf("-runs=%d", c.runs),
-		fmt.Sprintf("-chunk=%d", c.chunk), fmt.Sprintf("-workers=%d", c.workers), "-cpuprofile=" + c.cpuProfile}
+		fmt.Sprintf("-chunk=%d", c.chunk), fmt.Sprintf("-workers=%d", c.workers), "-cpuprofile=" + c.cpuProfile,
+		fmt.Sprintf("-reports=%v", c.reports), fmt.Sprintf("-reports-pass=%v", c.reportsPass)}
 	cmd := exec.CommandContext(ctx, self, args...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -227,6 +237,12 @@ func printResult(res *childResult) {
 		fmt.Printf("Run %d: %s, peak RSS %s; %d kinds, %d objects listed, %d reviewed, %d violations %v, %d statuses written, %d list errors, %d review errors\n",
 			i+1, r.Duration.Round(time.Millisecond), mb(r.PeakRSS), r.Kinds, r.ObjectsListed, r.ObjectsReviewed,
 			r.Violations, r.ByAction, r.StatusWrites, r.ListErrors, r.ReviewErrors)
+		if r.Reports != nil {
+			fmt.Printf("Run %d reports: %s (CRDs installed in %s), %d reports of %d results, %d written (%s), %d unchanged, %d deleted, %d errors; %s of results spilled to disk\n",
+				i+1, r.Reports.Duration.Round(time.Millisecond), r.Reports.Install.Round(time.Millisecond), r.Reports.Reports,
+				r.Reports.Results, r.Reports.Writes, mb(r.Reports.Bytes/1024), r.Reports.Unchanged,
+				r.Reports.Deletes, r.Reports.Errors, mb(r.ReportSpilled/1024))
+		}
 	}
 }
 

@@ -19,6 +19,7 @@ func (m *Manager) setupWebhook() error {
 	o.EngineOptions = m.opts.Engine
 	o.Excluded = func(ns string) bool { return m.sync.Excludes(configv1alpha1.ProcessWebhook, ns) }
 	o.Trace = m.sync.Traces().Lookup
+	o.Reviewer = m.reviewer
 	if m.mutation != nil && slices.Contains(m.opts.Operations, OperationMutationWebhook) {
 		o.MutationSystem = m.mutation
 		o.MutationExcluded = func(ns string) bool { return m.sync.Excludes(configv1alpha1.ProcessMutationWebhook, ns) }
@@ -40,7 +41,8 @@ func (m *Manager) setupAudit() error {
 	o.ExemptNamespaceSuffixes = m.opts.Webhook.ExemptNamespaceSuffixes
 	o.Excluded = func(ns string) bool { return m.sync.Excludes(configv1alpha1.ProcessAudit, ns) }
 	o.Ready = m.Ready
-	if err := audit.Setup(m.mgr, m.engine, o); err != nil {
+	o.Namespace = m.opts.Namespace
+	if err := audit.Setup(m.mgr, m.reviewer, o); err != nil {
 		return fmt.Errorf("setting up the audit: %w", err)
 	}
 	return nil

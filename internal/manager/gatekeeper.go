@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/portcullis-dev/portcullis/internal/flagvalue"
+	"github.com/portcullis-dev/portcullis/vap"
 )
 
 // GatekeeperMark starts the --help line of every flag that Gatekeeper has
@@ -61,7 +62,6 @@ type gatekeeperOptions struct {
 	disabledBuiltins  []string
 	certServiceName   string
 	enableReferential bool
-	readinessRetries  int
 	auditFromCache    bool
 	cacheTTL          time.Duration
 	logLevelKey       string
@@ -83,17 +83,10 @@ var unsupported = []struct {
 	name, reason string
 	bool         bool
 }{
-	{"emit-admission-events", "Portcullis does not emit Kubernetes Events for admission violations yet; --log-denies logs them", true},
-	{"emit-audit-events", "Portcullis does not emit Kubernetes Events for audit violations yet; --log-audit-violations logs them", true},
-	{"admission-events-involved-namespace", "Portcullis does not emit admission Events yet", true},
-	{"audit-events-involved-namespace", "Portcullis does not emit audit Events yet", true},
 	{"log-stats-admission", "Portcullis does not log evaluation stats; see the gatekeeper_validation_request_* metrics", true},
 	{"log-stats-audit", "Portcullis does not log evaluation stats; see the gatekeeper_audit_* metrics", true},
 	{"enable-external-data", "Portcullis has no external data (Provider) yet", true},
 	{"external-data-provider-response-cache-ttl", "Portcullis has no external data (Provider) yet", false},
-	{"enable-generator-resource-expansion", "Portcullis has no ExpansionTemplate support yet", true},
-	{"default-create-vap-for-templates", "Portcullis does not generate ValidatingAdmissionPolicies yet", true},
-	{"default-create-vap-binding-for-constraints", "Portcullis does not generate ValidatingAdmissionPolicyBindings yet", true},
 	{"disable-enforcementaction-validation", "Portcullis always validates enforcementAction and scopedEnforcementActions", true},
 	{"enable-tls-healthcheck", "Portcullis's /healthz does not probe the webhook over TLS", true},
 	{"client-ca-name", "Portcullis's webhook does not authenticate the API server's client certificate yet: any client that reaches it is served", false},
@@ -101,8 +94,6 @@ var unsupported = []struct {
 	{"client-cert-name", "Portcullis has no external data (Provider) yet", false},
 	{"additional-validating-webhook-configs-to-rotate-certs", "Portcullis puts its CA only into its own webhook configuration", false},
 	{"additional-mutating-webhook-configs-to-rotate-certs", "Portcullis puts its CA only into its own webhook configurations", false},
-	{"default-wait-for-vapb-generation", "Portcullis does not generate ValidatingAdmissionPolicyBindings yet", false},
-	{"sync-vap-enforcement-scope", "Portcullis does not generate ValidatingAdmissionPolicies yet", true},
 	{"enable-violation-export", "Portcullis has no violation export (Connection) yet", true},
 	{"enable-admission-violation-export", "Portcullis has no violation export (Connection) yet", true},
 	{"audit-connection", "Portcullis has no violation export (Connection) yet", false},
@@ -111,6 +102,57 @@ var unsupported = []struct {
 	{"enable-mutation", "deprecated in Gatekeeper too, where it has no effect: mutation runs with --operation=mutation-webhook (and mutation-controller, mutation-status)", true},
 	{"metrics-addr", "controller-runtime's metrics are served with Portcullis's, on --prometheus-port (--metrics-bind-address)", false},
 	{"log-file", "Portcullis logs to stderr only", false},
+}
+
+// gatekeeperDefaults are the defaults of Gatekeeper's manager that differ
+// from Portcullis's, which --gatekeeper-defaults sets: its names, ports and
+// shutdown delay, and the webhook configuration left to its chart, which
+// renders it (the managers only write the CA into its caBundle).
+var gatekeeperDefaults = [][2]string{
+	{"namespace", "gatekeeper-system"},
+	{"port", "443"},
+	{"health-probe-bind-address", ":9090"},
+	{"metrics-bind-address", ":8888"},
+	{"webhook-service-name", "gatekeeper-webhook-service"},
+	{"cert-secret-name", "gatekeeper-webhook-server-cert"},
+	{"manager-service-account", "gatekeeper-admin"},
+	{"validating-webhook-configuration-name", "gatekeeper-validating-webhook-configuration"},
+	{"mutating-webhook-configuration-name", "gatekeeper-mutating-webhook-configuration"},
+	{"manage-webhook-configuration", "false"},
+	{"shutdown-delay", "10"},
+}
+
+// gatekeeperDefaultsFlag is --gatekeeper-defaults: true sets
+// gatekeeperDefaults on the flags not given, wherever it comes among them.
+type gatekeeperDefaultsFlag struct {
+	fs  *pflag.FlagSet
+	set bool
+}
+
+func (f *gatekeeperDefaultsFlag) String() string { return strconv.FormatBool(f.set) }
+
+func (*gatekeeperDefaultsFlag) Type() string { return "bool" }
+
+func (f *gatekeeperDefaultsFlag) Set(v string) error {
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a boolean", v)
+	}
+	f.set = on
+	if !on {
+		return nil
+	}
+	for _, d := range gatekeeperDefaults {
+		fl := f.fs.Lookup(d[0])
+		if fl == nil || fl.Changed {
+			continue
+		}
+		if err := fl.Value.Set(d[1]); err != nil {
+			return fmt.Errorf("setting Gatekeeper's default --%s=%s: %w", d[0], d[1], err)
+		}
+		fl.DefValue = d[1]
+	}
+	return nil
 }
 
 // Gatekeeper's --log-level-encoder values.
@@ -147,7 +189,7 @@ func (o *Options) addGatekeeperFlags(fs *pflag.FlagSet) {
 		"Rego builtin to refuse in templates, repeatable, as in Gatekeeper: http.send or {http.send} (the chart's default); same list as --disable-builtin")
 	fs.StringVar(&g.certServiceName, "cert-service-name", "", "Service in front of the webhook, whose DNS name the serving certificate carries; Gatekeeper's name for --webhook-service-name")
 	fs.BoolVar(&g.enableReferential, "enable-referential-rules", g.enableReferential, "let templates read data.inventory (objects synced by the Config and SyncSets); false refuses templates that do")
-	fs.IntVar(&g.readinessRetries, "readiness-retries", 0, "accepted; Portcullis counts a template or constraint that fails to load as done for /readyz (its error is in its status), which is Gatekeeper's 0; other values are logged as not supported")
+	fs.IntVar(&o.ReadinessRetries, "readiness-retries", o.ReadinessRetries, "times a ConstraintTemplate or constraint that fails to load is retried, a second apart, before /readyz stops waiting for it (its error is in its status); 0 counts the first failure as done, -1 waits until it loads")
 	fs.BoolVar(&g.auditFromCache, "audit-from-cache", false,
 		"accepted, changes nothing here: the audit always lists objects from the API server in --audit-chunk-size pages, never from the synced data; true is logged once")
 	fs.DurationVar(&g.cacheTTL, "external-data-provider-response-cache-ttl", 3*time.Minute, "accepted, not supported: Portcullis has no external data yet")
@@ -155,6 +197,12 @@ func (o *Options) addGatekeeperFlags(fs *pflag.FlagSet) {
 		"after SIGTERM, keep running and serving this long before stopping, in whole seconds as in Gatekeeper (10) or a Go duration; Gatekeeper's default is 10, Portcullis's 0")
 	fs.BoolVar(&o.EnablePprof, "enable-pprof", o.EnablePprof, "serve net/http/pprof on localhost:--pprof-port")
 	fs.IntVar(&o.PprofPort, "pprof-port", o.PprofPort, "port of pprof on localhost, with --enable-pprof")
+
+	gd := &gatekeeperDefaultsFlag{fs: fs}
+	fs.Var(gd, "gatekeeper-defaults", "take Gatekeeper's defaults where they differ from Portcullis's (namespace gatekeeper-system, --port 443, "+
+		"--health-probe-bind-address :9090, --metrics-bind-address :8888, the gatekeeper-* Service, Secret, ServiceAccount and webhook configuration names, "+
+		"--manage-webhook-configuration=false, --shutdown-delay 10); the image's /manager, which Gatekeeper's chart runs, sets it")
+	fs.Lookup("gatekeeper-defaults").NoOptDefVal = "true"
 
 	for _, f := range unsupported {
 		if fs.Lookup(f.name) != nil {
@@ -187,7 +235,9 @@ var gatekeeperNames = []string{
 	"disable-opa-builtin", "max-serving-threads", "tls-min-version", "validating-webhook-configuration-name", "mutating-webhook-configuration-name",
 	"disable-cert-rotation", "cert-service-name", "readiness-retries", "shutdown-delay", "enable-pprof", "pprof-port",
 	"enable-referential-rules", "kubeconfig", "log-level-key", "log-level-encoder", "enable-k8s-native-validation",
-	"default-k8s-native-validation-failure-policy",
+	"default-k8s-native-validation-failure-policy", "emit-admission-events", "admission-events-involved-namespace",
+	"emit-audit-events", "audit-events-involved-namespace", "enable-generator-resource-expansion",
+	vap.FlagCreatePolicies, vap.FlagCreateBindings, vap.FlagWaitForBindings, vap.FlagSyncScope,
 }
 
 // markGatekeeperFlags starts the help of Gatekeeper's flags with
@@ -278,8 +328,8 @@ func (o *Options) completeGatekeeper() error {
 	if changed("enable-referential-rules") {
 		o.Engine.DisableReferential = !g.enableReferential
 	}
-	if g.readinessRetries < -1 {
-		errs = append(errs, fmt.Errorf("--readiness-retries %d must be -1 (retry forever), 0 or positive", g.readinessRetries))
+	if o.ReadinessRetries < -1 {
+		errs = append(errs, fmt.Errorf("--readiness-retries %d must be -1 (retry forever), 0 or positive", o.ReadinessRetries))
 	}
 	if g.cacheTTL < 0 {
 		errs = append(errs, fmt.Errorf("--external-data-provider-response-cache-ttl %s must not be negative", g.cacheTTL))
@@ -337,12 +387,6 @@ func (o *Options) findUnsupported() []UnsupportedFlag {
 			continue
 		}
 		out = append(out, UnsupportedFlag{Flag: "--" + f.name, Value: v, Reason: f.reason})
-	}
-	if g.readinessRetries != 0 {
-		out = append(out, UnsupportedFlag{
-			Flag: "--readiness-retries", Value: strconv.Itoa(g.readinessRetries),
-			Reason: "a template or constraint that fails to load counts as done for /readyz at once, with its error in its status (Gatekeeper's 0)",
-		})
 	}
 	if g.auditFromCache {
 		out = append(out, UnsupportedFlag{

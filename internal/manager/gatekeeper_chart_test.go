@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -88,21 +89,26 @@ type gatekeeperPod struct {
 	metrics string
 }
 
-// startChartPod runs bin with a chart argument list, free ports in place of
-// the chart's, and what a pod gets from its Deployment or the control plane
-// instead: POD_NAME and POD_NAMESPACE, a kubeconfig, and the webhook
-// registered by URL on 127.0.0.1, as envtest has no Service.
+// startChartPod runs bin, the image's /manager, with a chart argument list,
+// free ports in place of the chart's, and what a pod gets from its
+// Deployment or the control plane instead: POD_NAME and POD_NAMESPACE, a
+// kubeconfig, and the webhook registered by URL on 127.0.0.1, as envtest
+// has no Service.
 func startChartPod(t *testing.T, bin, kubeconfig, name string, chartArgs []string) *gatekeeperPod {
+	t.Helper()
+	return startChartPodIn(t, bin, kubeconfig, gatekeeperNamespace, name, chartArgs, true)
+}
+
+// startChartPodIn is startChartPod in the release namespace namespace;
+// register says whether the pod registers its webhook configuration (by
+// URL), standing in for the chart's.
+func startChartPodIn(t *testing.T, bin, kubeconfig, namespace, name string, chartArgs []string, register bool) *gatekeeperPod {
 	t.Helper()
 	ports := map[string]string{}
 	for _, p := range []string{"PORT", "HEALTH", "METRICS"} {
-		n, err := loopback.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[p] = strconv.Itoa(n)
+		ports[p] = strconv.Itoa(unusedPort(t))
 	}
-	args := []string{"manager"}
+	var args []string
 	for _, a := range chartArgs {
 		for p, v := range ports {
 			a = strings.Replace(a, "="+p, "="+v, 1)
@@ -110,8 +116,14 @@ func startChartPod(t *testing.T, bin, kubeconfig, name string, chartArgs []strin
 		}
 		args = append(args, a)
 	}
+	// envtest has no Service to put in front of the webhook, nor the
+	// chart's webhook configuration: the manager registers the webhook by
+	// URL instead.
 	args = append(args, "--kubeconfig="+kubeconfig, "--webhook-url-host=127.0.0.1")
-	p := startProcessEnv(t, []string{"POD_NAME=" + name, "POD_NAMESPACE=" + gatekeeperNamespace}, bin, args...)
+	if register {
+		args = append(args, "--manage-webhook-configuration=true")
+	}
+	p := startProcessEnv(t, []string{"POD_NAME=" + name, "POD_NAMESPACE=" + namespace}, bin, args...)
 	return &gatekeeperPod{
 		process: p, name: name,
 		healthz: "http://127.0.0.1:" + ports["HEALTH"], metrics: "http://127.0.0.1:" + ports["METRICS"],
@@ -131,7 +143,12 @@ func TestGatekeeperChartArgs(t *testing.T) {
 	if err := env.Client.Create(ctx, ns); client.IgnoreAlreadyExists(err) != nil {
 		t.Fatal(err)
 	}
-	bin := buildPortcullis(t)
+	// The chart runs the image's /manager with its args: the binary
+	// started as manager (cli.ManagerEntryPoint), as the Dockerfile links it.
+	bin := filepath.Join(t.TempDir(), "manager")
+	if err := os.Symlink(buildPortcullis(t), bin); err != nil {
+		t.Fatal(err)
+	}
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(kubeconfig, env.Environment.KubeConfig, 0o600); err != nil {
 		t.Fatalf("writing kubeconfig: %v", err)
@@ -240,14 +257,7 @@ spec:
 	})
 
 	t.Run("controller-manager serves the webhook", func(t *testing.T) {
-		eventually(t, "a ConfigMap without the label to be denied", func(ctx context.Context) (bool, error) {
-			obj := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "denied", Namespace: appNS.Name}}
-			err := env.Client.Create(ctx, obj, client.DryRunAll)
-			if err == nil {
-				return false, fmt.Errorf("admitted")
-			}
-			return strings.Contains(err.Error(), "missing required labels"), err
-		})
+		waitRefused(t, appNS.Name, "missing required labels")
 		if !cm.output.Contains(`"webhook":true`, `"auditInterval":"0s"`, "Starting manager") {
 			t.Errorf("controller-manager did not start with the webhook and without the audit")
 		}
@@ -292,17 +302,17 @@ spec:
 			p     *gatekeeperPod
 			flags []string
 		}{
-			{cm, []string{"--enable-external-data", "--enable-generator-resource-expansion", "--external-data-provider-response-cache-ttl"}},
-			{audit, []string{"--enable-external-data", "--enable-generator-resource-expansion", "--external-data-provider-response-cache-ttl"}},
+			{cm, []string{"--enable-external-data", "--external-data-provider-response-cache-ttl"}},
+			{audit, []string{"--enable-external-data", "--external-data-provider-response-cache-ttl"}},
 		} {
 			for _, f := range c.flags {
 				if n := c.p.output.Count(`"flag":"`+f+`"`, "not supported"); n != 1 {
 					t.Errorf("%s logged %s %d times, want once", c.p.name, f, n)
 				}
 			}
-			for _, f := range []string{"--log-mutations", "--mutating-webhook-configuration-name", "--audit-from-cache", "--admission-events-involved-namespace"} {
+			for _, f := range []string{"--log-mutations", "--mutating-webhook-configuration-name", "--audit-from-cache", "--admission-events-involved-namespace", "--enable-generator-resource-expansion"} {
 				if n := c.p.output.Count(`"flag":"` + f + `"`); n != 0 {
-					t.Errorf("%s logged %s, set to false, as not supported", c.p.name, f)
+					t.Errorf("%s logged %s, set to false or supported, as not supported", c.p.name, f)
 				}
 			}
 		}
@@ -313,6 +323,47 @@ spec:
 		if n := audit.output.Count(`"flag":"--operation"`); n != 0 {
 			t.Errorf("audit logged --operation %d times as not supported", n)
 		}
+	})
+}
+
+// handedOut are the ports unusedPort gave: a port is free until its process
+// binds it, so two pods started in a row could be given the same one.
+var handedOut sync.Map
+
+// unusedPort is a free port on loopback not given before in this process.
+func unusedPort(t *testing.T) int {
+	t.Helper()
+	for {
+		n, err := loopback.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, taken := handedOut.LoadOrStore(n, true); !taken {
+			return n
+		}
+	}
+}
+
+// refusedConfigMap creates an unlabelled ConfigMap in namespace with a dry
+// run: nil if the webhook refuses it with want in the message.
+func refusedConfigMap(ctx context.Context, namespace, want string) error {
+	obj := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "refused", Namespace: namespace}}
+	err := env.Client.Create(ctx, obj, client.DryRunAll)
+	switch {
+	case err == nil:
+		return fmt.Errorf("admitted")
+	case !strings.Contains(err.Error(), want):
+		return err
+	}
+	return nil
+}
+
+// waitRefused waits for refusedConfigMap to hold.
+func waitRefused(t *testing.T, namespace, want string) {
+	t.Helper()
+	eventually(t, "an unlabelled ConfigMap to be refused", func(ctx context.Context) (bool, error) {
+		err := refusedConfigMap(ctx, namespace, want)
+		return err == nil, err
 	})
 }
 

@@ -39,6 +39,7 @@ func TestGatekeeperMetrics(t *testing.T) {
 	const kind = "K8sMetricsLabels"
 	apply(t, requiredLabels("v1", kind))
 	apply(t, plainConstraint(kind, "metrics-labels"))
+	apply(t, celTemplate("K8sMetricsCEL"))
 	apply(t, strings.Replace(strings.Replace(requiredLabels("v1", "K8sMetricsBroken"), "count(missing) > 0", "count(missing) >", 1),
 		"package requiredlabels", "package brokenlabels", 1))
 	eventually(t, "the constraint to be enforced", func(ctx context.Context) (bool, error) {
@@ -55,11 +56,13 @@ func TestGatekeeperMetrics(t *testing.T) {
 		ok := gaugeValue(got["gatekeeper_constraints"], "enforcement_action", "deny", "status", "active") >= 1 &&
 			gaugeValue(got["gatekeeper_constraint_templates"], "status", "active") >= 1 &&
 			gaugeValue(got["gatekeeper_constraint_templates"], "status", "error") >= 1 &&
+			gaugeValue(got["gatekeeper_constraint_templates_with_cel"]) >= 1 &&
 			gaugeValue(got["gatekeeper_sync"], "kind", "Namespace", "status", "active") >= 1 &&
 			gaugeValue(got["gatekeeper_watch_manager_watched_gvk"]) >= 2 &&
 			gaugeValue(got["gatekeeper_watch_manager_intended_watch_gvk"]) >= 2
-		return ok, fmt.Errorf("gauges: constraints %v, templates %v, sync %v, watched %v, intended %v",
+		return ok, fmt.Errorf("gauges: constraints %v, templates %v (with CEL %v), sync %v, watched %v, intended %v",
 			got["gatekeeper_constraints"].GetMetric(), got["gatekeeper_constraint_templates"].GetMetric(),
+			gaugeValue(got["gatekeeper_constraint_templates_with_cel"]),
 			got["gatekeeper_sync"].GetMetric(), gaugeValue(got["gatekeeper_watch_manager_watched_gvk"]),
 			gaugeValue(got["gatekeeper_watch_manager_intended_watch_gvk"]))
 	})
@@ -90,6 +93,28 @@ func TestGatekeeperMetrics(t *testing.T) {
 	if c := got["gatekeeper_constraint_template_ingestion_count"]; gaugeValue(c, "status", "active") < 1 || gaugeValue(c, "status", "error") < 1 {
 		t.Errorf("gatekeeper_constraint_template_ingestion_count: want an active and an error ingestion, got %v", c)
 	}
+}
+
+// celTemplate is a template with only K8sNativeValidation (CEL) code.
+func celTemplate(kind string) string {
+	return fmt.Sprintf(`apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: %s
+spec:
+  crd:
+    spec:
+      names:
+        kind: %s
+  targets:
+  - target: admission.k8s.gatekeeper.sh
+    code:
+    - engine: K8sNativeValidation
+      source:
+        validations:
+        - expression: "has(object.metadata.labels)"
+          message: "labels are required"
+`, strings.ToLower(kind), kind)
 }
 
 // readMetricList parses the list: names to sorted label names, and the

@@ -97,7 +97,30 @@ func TestGatekeeperFlags(t *testing.T) {
 			return o.Webhook.ServiceName == "gatekeeper-webhook-service"
 		}},
 		{[]string{"--readiness-retries=0"}, func(o Options) bool { return len(o.Unsupported()) == 0 }},
-		{[]string{"--readiness-retries=-1"}, func(o Options) bool { return hasUnsupported(o, "--readiness-retries") }},
+		{[]string{"--readiness-retries=-1"}, func(o Options) bool { return o.ReadinessRetries == -1 && len(o.Unsupported()) == 0 }},
+		{[]string{"--readiness-retries=3"}, func(o Options) bool { return o.ReadinessRetries == 3 }},
+		{[]string{"--emit-admission-events", "--admission-events-involved-namespace"}, func(o Options) bool {
+			return o.Webhook.EmitAdmissionEvents && o.Webhook.AdmissionEventsInvolvedNamespace && len(o.Unsupported()) == 0
+		}},
+		{[]string{"--emit-audit-events", "--audit-events-involved-namespace"}, func(o Options) bool {
+			return o.Audit.EmitEvents && o.Audit.EventsInvolvedNamespace && len(o.Unsupported()) == 0
+		}},
+		{[]string{"--gatekeeper-defaults"}, func(o Options) bool {
+			w := o.Webhook
+			return o.Namespace == "gatekeeper-system" && w.Port == 443 && o.HealthProbeBindAddress == ":9090" &&
+				o.MetricsBindAddress == ":8888" && w.ServiceName == "gatekeeper-webhook-service" &&
+				w.CertSecretName == "gatekeeper-webhook-server-cert" && w.ServiceAccount == "gatekeeper-admin" &&
+				w.ConfigurationName == "gatekeeper-validating-webhook-configuration" && !w.ManageConfiguration &&
+				o.ShutdownDelay == 10*time.Second && len(o.Unsupported()) == 0
+		}},
+		// Given flags win, before or after it.
+		{[]string{"--port=8443", "--gatekeeper-defaults", "--health-addr=:9091", "--shutdown-delay=0"}, func(o Options) bool {
+			return o.Webhook.Port == 8443 && o.HealthProbeBindAddress == ":9091" && o.ShutdownDelay == 0 && o.MetricsBindAddress == ":8888"
+		}},
+		{[]string{"--gatekeeper-defaults=false"}, func(o Options) bool { return o.Webhook.Port == 8443 && o.Namespace == DefaultNamespace }},
+		{nil, func(o Options) bool {
+			return o.Audit.LogViolations && !o.Webhook.EmitAdmissionEvents && !o.Audit.EmitEvents
+		}},
 		{[]string{"--shutdown-delay=10"}, func(o Options) bool { return o.ShutdownDelay == 10*time.Second }},
 		{[]string{"--shutdown-delay=500ms"}, func(o Options) bool { return o.ShutdownDelay == 500*time.Millisecond }},
 		{[]string{"--enable-pprof=true", "--pprof-port=6061"}, func(o Options) bool { return o.EnablePprof && o.PprofPort == 6061 }},
@@ -117,6 +140,18 @@ func TestGatekeeperFlags(t *testing.T) {
 			return c.LevelKey == "severity" && enc.s == "WARN"
 		}},
 		{nil, func(o Options) bool { return len(o.Log.EncoderConfigOptions) == 0 }},
+		// Gatekeeper's defaults: policies and bindings generated, bindings
+		// 30 s after their CRD, policies scoped like the webhook.
+		{nil, func(o Options) bool {
+			return o.VAP.CreatePolicies && o.VAP.CreateBindings && o.VAP.WaitForBindings == 30*time.Second &&
+				o.VAP.SyncEnforcementScope && o.VAP.DefaultFailurePolicy == "Fail"
+		}},
+		{[]string{"--default-create-vap-for-templates=false", "--default-create-vap-binding-for-constraints=false"}, func(o Options) bool {
+			return !o.VAP.CreatePolicies && !o.VAP.CreateBindings && len(o.Unsupported()) == 0
+		}},
+		{[]string{"--default-wait-for-vapb-generation=5"}, func(o Options) bool { return o.VAP.WaitForBindings == 5*time.Second }},
+		{[]string{"--sync-vap-enforcement-scope=false"}, func(o Options) bool { return !o.VAP.SyncEnforcementScope && len(o.Unsupported()) == 0 }},
+		{[]string{"--default-k8s-native-validation-failure-policy=Ignore"}, func(o Options) bool { return o.VAP.DefaultFailurePolicy == "Ignore" }},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -268,6 +303,8 @@ func TestGatekeeperBadFlags(t *testing.T) {
 		{[]string{"--enable-pprof", "--pprof-port=0"}, `--pprof-port 0`},
 		{[]string{"--log-level-encoder=upper"}, `--log-level-encoder "upper"`},
 		{[]string{"--log-level-key="}, `--log-level-key must not be empty`},
+		{[]string{"--default-wait-for-vapb-generation=-1"}, `"--default-wait-for-vapb-generation"`},
+		{[]string{"--default-wait-for-vapb-generation=soon"}, `"--default-wait-for-vapb-generation"`},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -25,6 +25,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
+	expansionv1alpha1 "github.com/portcullis-dev/portcullis/api/expansion/v1alpha1"
+	expansionv1beta1 "github.com/portcullis-dev/portcullis/api/expansion/v1beta1"
 	mutationsv1 "github.com/portcullis-dev/portcullis/api/mutations/v1"
 	mutationsv1alpha1 "github.com/portcullis-dev/portcullis/api/mutations/v1alpha1"
 	mutationsv1beta1 "github.com/portcullis-dev/portcullis/api/mutations/v1beta1"
@@ -33,6 +35,7 @@ import (
 	"github.com/portcullis-dev/portcullis/controllers"
 	"github.com/portcullis-dev/portcullis/controllers/datasync"
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/expansion"
 	"github.com/portcullis-dev/portcullis/internal/readiness"
 	"github.com/portcullis-dev/portcullis/mutation"
 )
@@ -54,18 +57,24 @@ type Manager struct {
 	sync    *datasync.Sync
 	// heartbeat renews this replica's Lease (nil: off).
 	heartbeat *controllers.Heartbeat
+	// expansion holds the ExpansionTemplates (nil with
+	// --enable-generator-resource-expansion=false); reviewer is the engine
+	// with it, which the webhook and the audit judge with.
+	expansion *expansion.System
+	reviewer  *expansion.Reviewer
 	// mutation holds the mutators (nil: no mutation operation).
 	mutation *mutation.System
 }
 
 // NewScheme returns the scheme of the manager's client: client-go's types,
-// apiextensions/v1, every version of ConstraintTemplate, Config, SyncSet and
-// the mutators.
+// apiextensions/v1, every version of ConstraintTemplate, Config, SyncSet,
+// ExpansionTemplate and the mutators.
 func NewScheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, frameworksapis.AddToScheme,
 		configv1alpha1.AddToScheme, syncsetv1alpha1.AddToScheme,
+		expansionv1alpha1.AddToScheme, expansionv1beta1.AddToScheme,
 		mutationsv1.AddToScheme, mutationsv1beta1.AddToScheme, mutationsv1alpha1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
@@ -117,9 +126,14 @@ func New(cfg *rest.Config, opts Options) (*Manager, error) {
 		cfg:     cfg,
 		mgr:     mgr,
 		engine:  eng,
-		tracker: readiness.NewTracker(),
+		tracker: newTracker(opts.ReadinessRetries),
 		watches: controllers.NewWatches(dyn, mgr.GetLogger().WithName("watches")),
 	}
+	if opts.EnableGeneratorResourceExpansion {
+		// Mutators are not applied to resultants yet: nil Mutator.
+		m.expansion = expansion.NewSystem(nil)
+	}
+	m.reviewer = &expansion.Reviewer{Engine: eng, System: m.expansion}
 	if err := m.setupChecks(); err != nil {
 		return nil, err
 	}
@@ -161,6 +175,10 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 		return fmt.Errorf("adding the constraint watches: %w", err)
 	}
 	kinds := controllers.NewKinds()
+	vr, err := m.newVAP()
+	if err != nil {
+		return err
+	}
 	tr := &controllers.TemplateReconciler{
 		Client:    m.mgr.GetClient(),
 		APIReader: m.mgr.GetAPIReader(),
@@ -171,6 +189,7 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 		Tracker:   m.tracker,
 		Replica:   m.replica(),
 		LeaveCRDs: !m.opts.generates(),
+		VAP:       vr,
 	}
 	if err := tr.SetupWithManager(m.mgr); err != nil {
 		return fmt.Errorf("setting up the ConstraintTemplate controller: %w", err)
@@ -182,9 +201,18 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 		Dynamic: dyn,
 		Tracker: m.tracker,
 		Replica: m.replica(),
+		VAP:     vr,
 	}
 	if err := cr.SetupWithManager(m.mgr); err != nil {
 		return fmt.Errorf("setting up the constraint controller: %w", err)
+	}
+	if m.expansion != nil {
+		er := &controllers.ExpansionReconciler{
+			Client: m.mgr.GetClient(), Dynamic: dyn, System: m.expansion, Tracker: m.tracker, Replica: m.replica(),
+		}
+		if err := er.SetupWithManager(m.mgr); err != nil {
+			return fmt.Errorf("setting up the ExpansionTemplate controller: %w", err)
+		}
 	}
 	syncOpts := m.opts.Sync
 	syncOpts.Replica = m.replica()
@@ -193,6 +221,9 @@ func (m *Manager) setupReconcilers(dyn dynamic.Interface) error {
 		return fmt.Errorf("setting up the sync of referential data: %w", err)
 	}
 	m.sync = ds
+	if vr != nil {
+		ds.OnWebhookExclusionsChange(vr.Rescope)
+	}
 	if err := registerWatchMetrics(m.watches, ds); err != nil {
 		return err
 	}
@@ -257,7 +288,8 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	ops := m.replica().Operations
 	log.Info("Starting manager", "podID", m.opts.PodID, "namespace", m.opts.Namespace, "leaderElection", m.opts.LeaderElect,
-		"operations", ops, "webhook", m.opts.Webhook.Enabled, "auditInterval", m.opts.Audit.Interval.String())
+		"operations", ops, "webhook", m.opts.Webhook.Enabled, "auditInterval", m.opts.Audit.Interval.String(),
+		"generatorResourceExpansion", m.opts.EnableGeneratorResourceExpansion)
 	if m.heartbeat != nil {
 		// Before any status entry of this replica: no pruner may take it
 		// for gone.
@@ -298,11 +330,26 @@ func delayedCancel(ctx context.Context, delay time.Duration) (context.Context, c
 	return runCtx, cancel
 }
 
+// newTracker is the readiness tracker, with --readiness-retries.
+func newTracker(retries int) *readiness.Tracker {
+	t := readiness.NewTracker()
+	t.SetRetries(retries)
+	return t
+}
+
 // Manager is the controller-runtime manager, for runnables to add to it.
 func (m *Manager) Manager() ctrl.Manager { return m.mgr }
 
 // Engine is the policy engine the controllers fill.
 func (m *Manager) Engine() *engine.Engine { return m.engine }
+
+// Reviewer is the engine with the ExpansionTemplates: what the webhook and
+// the audit judge with.
+func (m *Manager) Reviewer() *expansion.Reviewer { return m.reviewer }
+
+// Expansion is the expansion system the ExpansionTemplate controller
+// fills; nil with --enable-generator-resource-expansion=false.
+func (m *Manager) Expansion() *expansion.System { return m.expansion }
 
 // Ready reports whether every template and constraint that existed at
 // startup is loaded, as /readyz does.

@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis-dev/portcullis/controllers"
 	"github.com/portcullis-dev/portcullis/controllers/datasync"
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/vap"
 	"github.com/portcullis-dev/portcullis/webhook"
 )
 
@@ -72,7 +73,7 @@ type Options struct {
 	EnableK8sNativeValidation bool
 
 	// InstallCRDs installs or updates the CRDs (ConstraintTemplate, Config,
-	// SyncSet) at startup (--install-crds), from config/crd/crds.yaml
+	// SyncSet, ExpansionTemplate) at startup (--install-crds), from config/crd/crds.yaml
 	// embedded in the binary.
 	InstallCRDs bool
 
@@ -88,6 +89,13 @@ type Options struct {
 	// --port, --cert-dir, --webhook-url-host, --failure-policy,
 	// --exempt-namespace* and more; see webhook.Options).
 	Webhook webhook.Options
+
+	// VAP configures the generation of ValidatingAdmissionPolicies and
+	// their bindings from CEL templates and their constraints, by the
+	// replicas with --operation=generate (--default-create-vap-for-templates,
+	// --default-create-vap-binding-for-constraints,
+	// --default-wait-for-vapb-generation, --sync-vap-enforcement-scope).
+	VAP vap.Options
 
 	// Audit configures the periodic audit (--audit-*,
 	// --constraint-violations-limit, --log-audit-violations). It shares the
@@ -118,6 +126,17 @@ type Options struct {
 	// are gone, four times as often. 0 turns both off.
 	HeartbeatDuration time.Duration
 
+	// EnableGeneratorResourceExpansion expands workloads with the
+	// ExpansionTemplates (--enable-generator-resource-expansion, default
+	// true, as in Gatekeeper): the webhook and the audit then judge a
+	// Deployment, a Job or a CronJob by the Pods it would create too.
+	EnableGeneratorResourceExpansion bool
+
+	// ReadinessRetries is how many times a template or constraint that
+	// fails to load is retried before /readyz stops waiting for it
+	// (--readiness-retries, Gatekeeper's); -1 waits until it loads.
+	ReadinessRetries int
+
 	// EnablePprof serves net/http/pprof on localhost:PprofPort
 	// (--enable-pprof, --pprof-port).
 	EnablePprof bool
@@ -142,8 +161,11 @@ func NewOptions() Options {
 		ResultCacheSize:           engine.DefaultResultCacheSize,
 		Webhook:                   webhook.NewOptions(),
 		Audit:                     audit.NewOptions(),
+		VAP:                       vap.NewOptions(),
 		PprofPort:                 defaultPprofPort,
 		HeartbeatDuration:         controllers.DefaultHeartbeatDuration,
+
+		EnableGeneratorResourceExpansion: true,
 	}
 }
 
@@ -159,17 +181,20 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz; 0 turns them off")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "use leader election for runnables that need a single writer")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the leader election Lease (default --namespace)")
-	fs.BoolVar(&o.InstallCRDs, "install-crds", o.InstallCRDs, "install or update the CRDs (ConstraintTemplate, Config, SyncSet, the mutators) at startup")
+	fs.BoolVar(&o.InstallCRDs, "install-crds", o.InstallCRDs, "install or update the CRDs (ConstraintTemplate, Config, SyncSet, ExpansionTemplate, the mutators) at startup")
 	fs.BoolVar(&o.Engine.EnableHTTPSend, "enable-http-send", o.Engine.EnableHTTPSend, "allow the http.send Rego builtin")
 	fs.StringSliceVar(&o.Engine.DisabledBuiltins, "disable-builtin", o.Engine.DisabledBuiltins, "Rego builtin to refuse in templates (repeatable)")
 	fs.BoolVar(&o.EnableK8sNativeValidation, "enable-k8s-native-validation", o.EnableK8sNativeValidation, "run the K8sNativeValidation (CEL) code of templates that have both CEL and Rego, as Gatekeeper does; false runs their Rego (templates with only CEL run it either way)")
 	fs.StringVar(&o.Engine.DefaultK8sNativeValidationFailurePolicy, "default-k8s-native-validation-failure-policy", "Fail", "failurePolicy of the K8sNativeValidation (CEL) sources that set none: Fail (an evaluation error is a violation) or Ignore")
 	fs.DurationVar(&o.HeartbeatDuration, "replica-heartbeat-duration", o.HeartbeatDuration, "how long this replica's heartbeat Lease lasts unrenewed; a replica whose Pod is gone, or outside a cluster whose Lease is this stale, is gone, and the replicas with --operation=status remove its status.byPod entries; 0 turns heartbeats and pruning off")
 	fs.IntVar(&o.ResultCacheSize, "result-cache-size", o.ResultCacheSize, "constraint results to remember, keyed by the parts of the object each template reads, so that equal pods are judged once per template; 0 turns the cache off")
+	fs.BoolVar(&o.EnableGeneratorResourceExpansion, "enable-generator-resource-expansion", o.EnableGeneratorResourceExpansion,
+		"(beta) expand workloads with the ExpansionTemplates, so that the webhook and the audit also judge the resources they would create (a Deployment by its Pod)")
 	o.Sync.AddFlags(fs)
 	o.Webhook.AddFlags(fs)
 	o.Audit.AddFlags(fs)
 	o.Mutation.AddFlags(fs)
+	o.VAP.AddFlags(fs)
 	gofs := flag.NewFlagSet("zap", flag.ContinueOnError)
 	o.Log.BindFlags(gofs)
 	fs.AddGoFlagSet(gofs)
@@ -207,6 +232,10 @@ func (o *Options) Complete() error {
 		o.Operations = slices.Clone(AllOperations)
 	}
 	if err := o.Audit.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	o.VAP.DefaultFailurePolicy = o.Engine.DefaultK8sNativeValidationFailurePolicy
+	if err := o.VAP.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.HeartbeatDuration < 0 {

@@ -26,19 +26,35 @@ type Tracker struct {
 	templatesListed bool
 	templates       *objects
 	constraints     map[string]*objects // by kind
-	data            dataState           // see data.go
-	mutators        dataState           // see mutators.go
+	gates           []*gate             // data.go, expansion.go, mutators.go
 	ready           bool
+	// retries is Gatekeeper's --readiness-retries: how many failed loads
+	// of a template or constraint are retried before it counts as done;
+	// -1 never gives up.
+	retries int
 }
 
-// objects is a set of expected names and a set of handled ones.
+// objects is a set of expected names, a set of handled ones, and the
+// failed loads of each.
 type objects struct {
 	expected map[string]bool
 	done     map[string]bool
+	failures map[string]int
 }
 
 func newObjects() *objects {
-	return &objects{expected: map[string]bool{}, done: map[string]bool{}}
+	return &objects{expected: map[string]bool{}, done: map[string]bool{}, failures: map[string]int{}}
+}
+
+// failed records a failed load of name and reports whether it is to be
+// retried; when it is not, name is done.
+func (o *objects) failed(name string, retries int) bool {
+	o.failures[name]++
+	if retries >= 0 && o.failures[name] > retries {
+		o.done[name] = true
+		return false
+	}
+	return true
 }
 
 func (o *objects) pending() []string {
@@ -58,9 +74,38 @@ func NewTracker() *Tracker {
 	return &Tracker{
 		templates:   newObjects(),
 		constraints: map[string]*objects{},
-		data:        dataState{kinds: newObjects()},
-		mutators:    dataState{kinds: newObjects()},
+		gates:       newGates(),
 	}
+}
+
+// SetRetries sets how many times a template or constraint that fails to
+// load is retried before readiness stops waiting for it (Gatekeeper's
+// --readiness-retries): 0, the default, counts the first failure as done;
+// -1 waits until it loads.
+func (t *Tracker) SetRetries(n int) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.retries = n
+}
+
+// TemplateFailed records a failed load of a template. It reports whether
+// the caller is to retry it: the tracker is not ready yet and the
+// template's retries are not used up, so that it is not done. Otherwise
+// the template is done.
+func (t *Tracker) TemplateFailed(name string) bool {
+	retry := false
+	t.whileStarting(func() { retry = t.templates.failed(name, t.retries) })
+	return retry
+}
+
+// ConstraintFailed is TemplateFailed for a constraint.
+func (t *Tracker) ConstraintFailed(kind, name string) bool {
+	retry := false
+	t.whileStarting(func() { retry = t.kind(kind).failed(name, t.retries) })
+	return retry
 }
 
 // ExpectTemplates records the ConstraintTemplates that exist at startup.
@@ -163,16 +208,12 @@ func (t *Tracker) Check(_ *http.Request) error {
 			return fmt.Errorf("%d %s constraints not loaded yet, e.g. %q", len(p), k, p[0])
 		}
 	}
-	if err := t.checkData(); err != nil {
-		return err
-	}
-	if err := t.checkMutators(); err != nil {
+	if err := t.checkGates(); err != nil {
 		return err
 	}
 	t.ready = true
 	// Nothing is tracked once ready: free the sets.
 	t.templates, t.constraints = newObjects(), map[string]*objects{}
-	t.data.kinds = newObjects()
-	t.mutators.kinds = newObjects()
+	t.gates = newGates()
 	return nil
 }

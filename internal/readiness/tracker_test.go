@@ -95,3 +95,52 @@ func TestNilTracker(t *testing.T) {
 		t.Error("nil tracker is not ready")
 	}
 }
+
+// TestTrackerRetries: with --readiness-retries N a template or constraint
+// that fails to load is retried N times before it counts as done; with -1
+// it is retried until it loads, and once ready nothing is retried.
+func TestTrackerRetries(t *testing.T) {
+	for _, c := range []struct {
+		retries, failures int
+		ready             bool
+	}{
+		{0, 1, true}, {2, 1, false}, {2, 2, false}, {2, 3, true}, {-1, 100, false},
+	} {
+		tr := NewTracker()
+		tr.SetRetries(c.retries)
+		tr.ExpectTemplates([]string{"a"})
+		tr.ExpectConstraints("A", []string{"x"})
+		tr.ConstraintDone("A", "x")
+		retried := 0
+		for range c.failures {
+			if tr.TemplateFailed("a") {
+				retried++
+			}
+		}
+		if tr.Ready() != c.ready {
+			t.Errorf("retries %d, %d failures: ready %t, want %t", c.retries, c.failures, tr.Ready(), c.ready)
+		}
+		if want := c.failures - map[bool]int{true: 1, false: 0}[c.ready]; retried != want {
+			t.Errorf("retries %d, %d failures: %d retried, want %d", c.retries, c.failures, retried, want)
+		}
+		if !c.ready {
+			tr.TemplateDone("a") // it loaded at last
+			if !tr.Ready() {
+				t.Errorf("retries %d: not ready once the template loaded", c.retries)
+			}
+		}
+		if tr.TemplateFailed("a") || tr.ConstraintFailed("A", "x") {
+			t.Errorf("retries %d: a failure after ready is to be retried", c.retries)
+		}
+	}
+	tr := NewTracker()
+	tr.SetRetries(1)
+	tr.ExpectTemplates(nil)
+	tr.ExpectConstraints("A", []string{"x"})
+	if !tr.ConstraintFailed("A", "x") || tr.Ready() {
+		t.Error("a constraint's first failure with 1 retry: not retried, or ready")
+	}
+	if tr.ConstraintFailed("A", "x") || !tr.Ready() {
+		t.Error("a constraint's second failure with 1 retry: retried, or not ready")
+	}
+}

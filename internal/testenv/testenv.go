@@ -176,6 +176,16 @@ func InCI() bool {
 // $KUBEBUILDER_ASSETS if set, else <repo>/bin/k8s. The error wraps ErrNoAssets
 // when either binary is missing.
 func AssetsDir() (string, error) {
+	return assetsDir("kube-apiserver", "etcd")
+}
+
+// DevAssetsDir is AssetsDir for `portcullis dev`, which also runs
+// kube-controller-manager (built by `make envtest-assets` too).
+func DevAssetsDir() (string, error) {
+	return assetsDir("kube-apiserver", "etcd", "kube-controller-manager")
+}
+
+func assetsDir(names ...string) (string, error) {
 	dir := os.Getenv(assetsEnv)
 	if dir == "" {
 		root, err := RepoRoot()
@@ -185,7 +195,7 @@ func AssetsDir() (string, error) {
 		dir = filepath.Join(root, "bin", "k8s")
 	}
 	var missing []string
-	for _, name := range []string{"kube-apiserver", "etcd"} {
+	for _, name := range names {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
 			missing = append(missing, name)

@@ -21,8 +21,9 @@ import (
 )
 
 // Options returns the options of a manager whose replica ID is podID, with
-// no metrics server and no probes, and with its audit loop and its
-// webhooks off: a test turns on what it tests.
+// no metrics server and no probes, and with its audit loop, its webhooks
+// and its generation of ValidatingAdmissionPolicies off: a test turns on
+// what it tests.
 func Options(podID string) manager.Options {
 	opts := manager.NewOptions()
 	opts.PodID = podID
@@ -31,6 +32,7 @@ func Options(podID string) manager.Options {
 	opts.Audit.Interval = 0
 	opts.Webhook.Enabled = false
 	opts.Webhook.Mutation = false
+	opts.VAP.CreatePolicies, opts.VAP.CreateBindings = false, false
 	return opts
 }
 

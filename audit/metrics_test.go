@@ -1,0 +1,63 @@
+package audit
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// TestViolationSeries: portcullis_audit_violations has one series per
+// constraint, action and namespace while the violations span at most
+// maxNamespaces namespaces, else one per constraint and action with the
+// namespace empty; series a run no longer has are deleted.
+func TestViolationSeries(t *testing.T) {
+	deny := constraintKey{Kind: "K8sA", Name: "deny"}
+	warn := constraintKey{Kind: "K8sA", Name: "warn"}
+	series := map[seriesKey]int{
+		{constraint: deny, action: "deny", namespace: "a"}: 2,
+		{constraint: deny, action: "deny", namespace: "b"}: 3,
+		{constraint: deny, action: "deny", namespace: ""}:  1,
+		{constraint: warn, action: "warn", namespace: "a"}: 4,
+	}
+	list := func() string {
+		var out []string
+		ch := make(chan prometheus.Metric, 100)
+		violationsByConstraint.Collect(ch)
+		close(ch)
+		for pm := range ch {
+			var m dto.Metric
+			if err := pm.Write(&m); err != nil {
+				t.Fatal(err)
+			}
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			out = append(out, labels["constraint_name"]+"/"+labels["enforcement_action"]+"/"+labels["namespace"]+"="+
+				strconv.FormatFloat(m.GetGauge().GetValue(), 'g', -1, 64))
+		}
+		sort.Strings(out)
+		return strings.Join(out, " ")
+	}
+	recordViolationSeries(series, 2)
+	if got, want := list(), "deny/deny/=1 deny/deny/a=2 deny/deny/b=3 warn/warn/a=4"; got != want {
+		t.Errorf("by namespace: %s, want %s", got, want)
+	}
+	recordViolationSeries(series, 1)
+	if got, want := list(), "deny/deny/=6 warn/warn/=4"; got != want {
+		t.Errorf("above the limit: %s, want %s", got, want)
+	}
+	delete(series, seriesKey{constraint: warn, action: "warn", namespace: "a"})
+	recordViolationSeries(series, 0)
+	if got, want := list(), "deny/deny/=6"; got != want {
+		t.Errorf("limit 0, warn fixed: %s, want %s", got, want)
+	}
+	recordViolationSeries(nil, 100)
+	if got := list(); got != "" {
+		t.Errorf("no violations: %s, want no series", got)
+	}
+}

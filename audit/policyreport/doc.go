@@ -1,0 +1,2 @@
+// Package policyreport turns the audit's results into PolicyReports (wgpolicyk8s.io/v1alpha2, or openreports.io/v1alpha1 Reports where those CRDs are served), one per namespace and one for cluster-scoped objects: results are collected as the audit reviews, in bounded memory (spilled to a temporary file), and each report is written with server-side apply only when its content changed.
+package policyreport

@@ -1,0 +1,46 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/portcullis-dev/portcullis/expansion"
+	"github.com/portcullis-dev/portcullis/internal/manifest"
+)
+
+// ErrNotAnExpansion is returned for a test's expansion file that holds
+// something other than ExpansionTemplates, in gator's words.
+var ErrNotAnExpansion = errors.New("not an Expansion Template")
+
+// loadExpansion reads a test's expansion file, as gator's ReadExpansions
+// and NewExpander do: one or more ExpansionTemplates, and nothing else,
+// every one valid and none forming a cycle. Its errors name the file.
+func loadExpansion(dir, rel string) (*expansion.System, error) {
+	p := suitePath(dir, rel)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("reading ExpansionTemplate from %q: %w", p, err)
+	}
+	docs, err := manifest.Parse(p, data)
+	if err != nil {
+		return nil, fmt.Errorf("reading %q: %w", p, err)
+	}
+	if len(docs) == 0 {
+		return nil, fmt.Errorf("%w: %q defines no objects", ErrNotAnExpansion, p)
+	}
+	sys := expansion.NewSystem(nil)
+	for _, d := range docs {
+		if !expansion.IsTemplate(d.Object) {
+			return nil, fmt.Errorf("%w: %q: it holds %s %s %q", ErrNotAnExpansion, d.Source, d.Object.GetAPIVersion(), d.Object.GetKind(), d.Object.GetName())
+		}
+		t, err := expansion.FromUnstructured(d.Object)
+		if err == nil {
+			err = sys.Upsert(t)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("error upserting template %s (%s): %w", d.Object.GetName(), d.Source, err)
+		}
+	}
+	return sys, nil
+}
