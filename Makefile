@@ -156,7 +156,7 @@ bench-sync: envtest-assets ## Sync BENCH_SYNC_OBJECTS (10000) ConfigMaps through
 BENCH_WEBHOOK_FLAGS ?=
 
 .PHONY: bench-webhook
-bench-webhook: ## Load /v1/admit (TLS, keep-alive, open loop at 200-1,500/s) with every gatekeeper-library template: p50/p99, RSS, CPU-s per 1,000 requests, CPU profile. BENCH_WEBHOOK_FLAGS=-pods=replicas|distinct varies the Pod.
+bench-webhook: ## Load /v1/admit (TLS, keep-alive, open loop at 200-1,500/s) with every gatekeeper-library template: p50/p99, RSS, CPU-s per 1,000 requests, CPU profile. BENCH_WEBHOOK_FLAGS=-pods=replicas|distinct varies the Pod; -mode=mutate loads /v1/mutate with the library's 16 mutators instead.
 	go build -o $(LOCALBIN)/bench-webhook ./hack/bench-webhook
 	$(LOCALBIN)/bench-webhook -library "$(GATEKEEPER_LIBRARY)" -out $(LOCALBIN)/bench-webhook-out $(BENCH_WEBHOOK_FLAGS)
 

@@ -140,6 +140,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown constraint kind", []string{"test", "-f", "testdata/suite/template.yaml", "-f", "testdata/bad/orphan_constraint.yaml"}, []string{"orphan_constraint.yaml", "unknown kind", "K8sNoSuchTemplate"}},
 		{"rego that does not compile", []string{"test", "-f", "testdata/bad/broken_rego.yaml"}, []string{"broken_rego.yaml", "k8sbroken", "line 6", "column"}},
 		{"CEL that does not compile", []string{"test", "-f", "testdata/bad/broken_cel.yaml"}, []string{"broken_cel.yaml", "k8sbrokencel", "spec.targets[0].code[1].source.validations[2].expression", "undefined field 'nope'"}},
+		{"CEL over the cost budget", []string{"test", "-f", "testdata/bad/costly_cel.yaml"}, []string{"costly_cel.yaml", "k8scostlycel", "spec.targets[0].code[0].source.variables[0].expression", "estimated cost exceeds budget"}},
 		{"bench engine", []string{"bench", "--engine", "wasm", "-f", "testdata/suite/template.yaml"}, []string{"--engine", `"wasm"`}},
 		{"template name is not its lowercase kind", []string{"test", "-f", "testdata/bad/wrong_name.yaml"}, []string{"wrong_name.yaml", `"notthekind"`, `"k8ssomething"`}},
 		{"parameters fail the schema", []string{"test", "-f", "testdata/suite/template.yaml", "-f", "testdata/suite/constraint_invalid.yaml"}, []string{"constraint_invalid.yaml", "bad-params", "spec.parameters.labels"}},

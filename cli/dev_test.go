@@ -116,7 +116,7 @@ func TestDev(t *testing.T) {
 		strings.Count(stderr, "left running by") != 1 {
 		t.Errorf("want one line saying what the killed run left (%q)", want)
 	}
-	if !strings.Contains(stderr, "removed ValidatingWebhookConfiguration portcullis-validating-webhook-configuration, left by a run that did not stop cleanly") {
+	if !strings.Contains(stderr, "removed ValidatingWebhookConfiguration portcullis-validating-webhook-configuration and MutatingWebhookConfiguration portcullis-mutating-webhook-configuration, left by a run that did not stop cleanly") {
 		t.Error("the killed run's webhook configuration: want removed and said so")
 	}
 	if got := sortedLines(mustKubectl(t, dir, "kubectl get constrainttemplates -o name")); !slices.Equal(got, templates) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/manifest"
+	"github.com/portcullis-dev/portcullis/mutation"
 )
 
 const constraintGroup = "constraints.gatekeeper.sh"
@@ -33,6 +34,8 @@ type policySet struct {
 	// their constraints.
 	skipped            []string
 	skippedConstraints int
+	// mutators counts the mutators applied to the objects.
+	mutators int
 }
 
 // k8sNativeValidationUsage is the help of --enable-k8s-native-validation.
@@ -71,6 +74,16 @@ func newPolicySet(ctx context.Context, docs []manifest.Doc, opts engine.Options,
 		return nil, err
 	}
 	ps := &policySet{engine: eng}
+	// Mutators among the inputs mutate the other objects before they are
+	// reviewed, as the mutating webhook would before the validating one.
+	docs, off, err := splitMutators(docs)
+	if err != nil {
+		return nil, err
+	}
+	if err := mutateAll(ctx, off, docs); err != nil {
+		return nil, err
+	}
+	ps.mutators = off.Len()
 	var constraints, others []manifest.Doc
 	skippedKinds := map[string]bool{}
 	for _, d := range docs {
@@ -156,4 +169,22 @@ func toReviewItem(d manifest.Doc) (reviewItem, error) {
 		return reviewItem{}, fmt.Errorf("%s: AdmissionReview request object: %w", d.Source, err)
 	}
 	return reviewItem{source: d.Source, obj: obj, input: &engine.Admission{Request: ar.Request, Source: engine.SourceOriginal}}, nil
+}
+
+// splitMutators loads the mutators among docs and returns the other
+// docs, copied so that mutating them leaves the caller's alone.
+func splitMutators(docs []manifest.Doc) ([]manifest.Doc, *mutation.Offline, error) {
+	off, rest, err := loadOffline(docs)
+	if err != nil {
+		return nil, nil, err
+	}
+	if off.Len() == 0 {
+		return rest, off, nil
+	}
+	out := make([]manifest.Doc, len(rest))
+	for i, d := range rest {
+		d.Object = d.Object.DeepCopy()
+		out[i] = d
+	}
+	return out, off, nil
 }

@@ -43,8 +43,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return ee.code
 	}
 	fmt.Fprintf(stderr, "portcullis: %v\n", err)
-	if cmd != nil && (cmd.Name() == "test" || cmd.Name() == "verify" || cmd.Name() == "expand") {
-		// gator exits 1 on any error, bad flags and arguments included.
+	if cmd != nil && (cmd.Name() == "test" || cmd.Name() == "verify" || cmd.Name() == "expand" || cmd.Name() == "mutate") {
+		// gator exits 1 on any error, bad flags and arguments included;
+		// mutate does the same.
 		return 1
 	}
 	return 2
@@ -60,6 +61,6 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVerifyCmd(), newTestCmd(), newExpandCmd(), newBenchCmd(), newManagerCmd(), newDevCmd())
+	root.AddCommand(newVerifyCmd(), newTestCmd(), newExpandCmd(), newBenchCmd(), newManagerCmd(), newDevCmd(), newMutateCmd())
 	return root
 }

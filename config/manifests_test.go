@@ -47,6 +47,10 @@ func TestDefaultManifests(t *testing.T) {
 			"constrainttemplates.templates.gatekeeper.sh",
 			"configs.config.gatekeeper.sh",
 			"syncsets.syncset.gatekeeper.sh",
+			"assign.mutations.gatekeeper.sh",
+			"assignimage.mutations.gatekeeper.sh",
+			"assignmetadata.mutations.gatekeeper.sh",
+			"modifyset.mutations.gatekeeper.sh",
 			"expansiontemplate.expansion.gatekeeper.sh",
 		} {
 			find(t, objs, "CustomResourceDefinition", "", crd)

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
+	"github.com/portcullis-dev/portcullis/mutation"
 )
 
 // A replica is alive while its heartbeat Lease says so. Each replica
@@ -156,9 +157,9 @@ func (h *Heartbeat) fill(lease *coordinationv1.Lease, now metav1.MicroTime, secs
 // replica would look gone.
 var errNoHeartbeat = errors.New("this replica's own heartbeat Lease is missing: not pruning")
 
-// Pruner removes from the status.byPod of templates, constraints and the
-// Config the entries of replicas that are gone. It runs on the leader of
-// the replicas with --operation=status.
+// Pruner removes from the status.byPod of templates, constraints, the
+// Config and mutators the entries of replicas that are gone. It runs on
+// the leader of the replicas with --operation=status or mutation-status.
 type Pruner struct {
 	// Client reads templates and the Config from the manager's cache and
 	// deletes stale Leases; Reader reads Leases and Pods without a cache.
@@ -171,7 +172,11 @@ type Pruner struct {
 	Self string
 	// Interval is the time between passes.
 	Interval time.Duration
-	Log      logr.Logger
+	// Policies prunes templates, constraints and the Config (Gatekeeper's
+	// --operation=status); Mutators prunes the mutators
+	// (--operation=mutation-status).
+	Policies, Mutators bool
+	Log                logr.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -277,7 +282,7 @@ func (p *Pruner) Prune(ctx context.Context) (PruneReport, error) {
 		return rep, errNoHeartbeat
 	}
 	var errs []error
-	prune := func(what string, ids []string, res dynamic.ResourceInterface, name string, uid types.UID, constraint bool) {
+	var prune pruneFunc = func(what string, ids []string, res dynamic.ResourceInterface, name string, uid types.UID, constraint bool) {
 		var gone []string
 		for _, id := range ids {
 			if !live.alive(ctx, id) {
@@ -308,6 +313,14 @@ func (p *Pruner) Prune(ctx context.Context) (PruneReport, error) {
 		}
 	}
 
+	if p.Mutators {
+		errs = append(errs, p.pruneMutators(ctx, prune)...)
+	}
+	if !p.Policies {
+		errs = append(errs, p.deleteStale(ctx, live, &rep)...)
+		slices.Sort(rep.Leases)
+		return rep, errors.Join(errs...)
+	}
 	templates := &templatesv1.ConstraintTemplateList{}
 	if err := p.Client.List(ctx, templates); err != nil {
 		errs = append(errs, fmt.Errorf("listing ConstraintTemplates: %w", err))
@@ -347,6 +360,14 @@ func (p *Pruner) Prune(ctx context.Context) (PruneReport, error) {
 		errs = append(errs, fmt.Errorf("getting the Config: %w", err))
 	}
 
+	errs = append(errs, p.deleteStale(ctx, live, &rep)...)
+	slices.Sort(rep.Leases)
+	return rep, errors.Join(errs...)
+}
+
+// deleteStale deletes the heartbeat Leases of replicas gone.
+func (p *Pruner) deleteStale(ctx context.Context, live *liveness, rep *PruneReport) []error {
+	var errs []error
 	for id, lease := range live.leases {
 		if live.alive(ctx, id) {
 			continue
@@ -358,8 +379,31 @@ func (p *Pruner) Prune(ctx context.Context) (PruneReport, error) {
 		}
 		rep.Leases = append(rep.Leases, lease.Name)
 	}
-	slices.Sort(rep.Leases)
-	return rep, errors.Join(errs...)
+	return errs
+}
+
+// pruneFunc prunes the entries of replicas gone from one object's status.
+type pruneFunc func(what string, ids []string, res dynamic.ResourceInterface, name string, uid types.UID, constraint bool)
+
+// pruneMutators prunes the status of every mutator.
+func (p *Pruner) pruneMutators(ctx context.Context, prune pruneFunc) []error {
+	var errs []error
+	for _, kind := range mutation.Kinds {
+		list := &unstructured.UnstructuredList{}
+		gvk := MutatorGVK(kind)
+		gvk.Kind += "List"
+		list.SetGroupVersionKind(gvk)
+		if err := p.Reader.List(ctx, list); err != nil {
+			errs = append(errs, fmt.Errorf("listing %s: %w", kind, err))
+			continue
+		}
+		res := p.Dynamic.Resource(MutatorGVR(kind))
+		for i := range list.Items {
+			u := &list.Items[i]
+			prune(kind, byPodIDs(u), res, u.GetName(), u.GetUID(), false)
+		}
+	}
+	return errs
 }
 
 // removeByPod removes the byPod entries of ids.

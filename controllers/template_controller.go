@@ -76,14 +76,12 @@ type TemplateReconciler struct {
 	celTally metricTally
 }
 
-// knownTemplate is what this replica holds for a template.
+// knownTemplate is what this replica tracks of a template besides what
+// its engine holds (Engine.Template): the template's identity and kind,
+// and its last generation that did not compile.
 type knownTemplate struct {
 	uid  types.UID
 	kind string
-	// loaded is the template as the engine holds it, nil if it never
-	// compiled; generation is the generation it came from.
-	loaded     *templates.ConstraintTemplate
-	generation int64
 	// failed is the last generation that did not compile, and why, so
 	// that it is not compiled again on every event.
 	failed    int64
@@ -316,7 +314,8 @@ func (r *TemplateReconciler) load(ctx context.Context, ct *templatesv1.Constrain
 		r.known[ct.Name] = k
 	}
 	k.kind = kind
-	same := k.loaded != nil && k.generation == ct.Generation
+	held := r.Engine.Template(kind)
+	same := held != nil && held.UID == ct.UID && held.Generation == ct.Generation
 	failedErr := k.failedErr
 	if k.failed != ct.Generation {
 		failedErr = nil
@@ -337,7 +336,7 @@ func (r *TemplateReconciler) load(ctx context.Context, ct *templatesv1.Constrain
 		k.failed, k.failedErr = ct.Generation, err
 		return false, err
 	}
-	k.loaded, k.generation, k.failedErr = vct, ct.Generation, nil
+	k.failedErr = nil
 	r.Kinds.Set(kind, ct.Name)
 	r.metrics.reportCEL(&r.celTally, ct.Name, hasCEL(vct))
 	log.FromContext(ctx).Info("ConstraintTemplate compiled into the engine", "kind", kind, "generation", ct.Generation)
@@ -380,8 +379,8 @@ func (r *TemplateReconciler) unload(ctx context.Context, name string) error {
 	r.Watches.Remove(k.kind)
 	r.Tracker.CancelConstraints(k.kind)
 	r.metrics.reportCEL(&r.celTally, name, false)
-	if k.loaded != nil {
-		if err := r.Engine.RemoveTemplate(ctx, k.loaded); err != nil {
+	if held := r.Engine.Template(k.kind); held != nil {
+		if err := r.Engine.RemoveTemplate(ctx, held); err != nil {
 			return fmt.Errorf("removing template %s from the engine: %w", name, err)
 		}
 	}

@@ -57,7 +57,7 @@ func (r *TemplateReconciler) reconcileDelete(ctx context.Context, name string) e
 		return nil
 	}
 	kind := crd.Spec.Names.Kind
-	if k == nil || k.loaded != nil || k.kind != kind {
+	if k == nil || k.kind != kind || r.Engine.Template(kind) != nil {
 		if err := r.unload(ctx, name); err != nil {
 			return err
 		}

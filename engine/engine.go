@@ -11,13 +11,9 @@ import (
 	"sync/atomic"
 
 	apiconstraints "github.com/open-policy-agent/frameworks/constraint/pkg/apis/constraints"
-	"github.com/open-policy-agent/frameworks/constraint/pkg/client"
-	clienterrors "github.com/open-policy-agent/frameworks/constraint/pkg/client/errors"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/reviews"
-	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/instrumentation"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/types"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/portcullis-dev/portcullis/engine/celdriver"
@@ -73,9 +69,8 @@ type Options struct {
 
 // Engine judges objects against constraint templates and constraints. Reviews
 // run concurrently; changes to templates, constraints and data are
-// serialized, as the frameworks client requires.
+// serialized, as the drivers require.
 type Engine struct {
-	client *client.Client
 	target *target
 	driver *regodriver.Driver
 	cel    *celdriver.Driver
@@ -83,15 +78,13 @@ type Engine struct {
 	celFirst bool
 	// eps are the enforcement points the engine reviews for.
 	eps []string
-	// index is what reviews read (see index.go).
-	index atomic.Pointer[reviewIndex]
+	// reg is what the engine holds (see registry.go).
+	reg atomic.Pointer[registry]
 
 	// tracing is Options.Tracing: only then does a Response carry a trace.
 	tracing bool
 
-	mu          sync.Mutex // serializes mutations
-	templates   map[string]*templates.ConstraintTemplate
-	constraints map[string]int // constraints per template kind
+	mu sync.Mutex // serializes changes
 }
 
 // New builds an Engine with the Rego and the K8sNativeValidation drivers.
@@ -137,190 +130,25 @@ func New(opts Options) (*Engine, error) {
 		celOpts = append(celOpts, celdriver.GatherStats())
 	}
 	cel := celdriver.New(celOpts...)
-	// The frameworks client gives a template with several engines to the
-	// driver registered first; the engine's index (engineFor) agrees.
-	drivers := []client.Opt{client.Driver(cel), client.Driver(driver)}
-	if opts.DisableK8sNativeValidation {
-		drivers = []client.Opt{client.Driver(driver), client.Driver(cel)}
-	}
-	t := newTarget()
-	c, err := client.NewClient(append(drivers,
-		client.Targets(t),
-		client.EnforcementPoints(eps...),
-	)...)
-	if err != nil {
-		return nil, fmt.Errorf("creating constraint client: %w", err)
-	}
+	// A template with both engines runs on the one engineFor chooses;
+	// TestIndexMatchesClientReview checks the frameworks client agrees.
 	return &Engine{
-		client:      c,
-		target:      t,
-		driver:      driver,
-		cel:         cel,
-		celFirst:    !opts.DisableK8sNativeValidation,
-		eps:         eps,
-		tracing:     opts.Tracing,
-		templates:   map[string]*templates.ConstraintTemplate{},
-		constraints: map[string]int{},
+		target:   newTarget(),
+		driver:   driver,
+		cel:      cel,
+		celFirst: !opts.DisableK8sNativeValidation,
+		eps:      eps,
+		tracing:  opts.Tracing,
 	}, nil
-}
-
-// AddTemplate compiles a template and makes its kind available to
-// constraints. Adding a template equal to the one held is a no-op.
-func (e *Engine) AddTemplate(ctx context.Context, ct *templates.ConstraintTemplate) error {
-	if err := validateTemplate(ct); err != nil {
-		return err
-	}
-	// Compile before taking any lock: the frameworks client holds its
-	// lock while it adds the template, and then only swaps the compiled
-	// template in. CEL compiles in AddTemplate: it takes milliseconds.
-	eng := engineFor(ct, e.celFirst)
-	if eng == EngineRego {
-		if err := e.driver.Prepare(ctx, ct); err != nil {
-			return templateError(ct, err)
-		}
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, err := e.client.AddTemplate(ctx, ct); err != nil {
-		return templateError(ct, err)
-	}
-	e.indexTemplate(ct, eng)
-	e.templates[ct.Spec.CRD.Spec.Names.Kind] = ct.DeepCopy()
-	return nil
-}
-
-// RemoveTemplate removes a template and all its constraints.
-func (e *Engine) RemoveTemplate(ctx context.Context, ct *templates.ConstraintTemplate) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	// Out of the index first: a review must not query a kind the driver
-	// no longer holds.
-	e.unindexTemplate(ct.Spec.CRD.Spec.Names.Kind)
-	if _, err := e.client.RemoveTemplate(ctx, ct); err != nil {
-		return fmt.Errorf("removing template %q: %w", ct.GetName(), err)
-	}
-	delete(e.templates, ct.Spec.CRD.Spec.Names.Kind)
-	delete(e.constraints, ct.Spec.CRD.Spec.Names.Kind)
-	return nil
-}
-
-// CreateCRD builds the constraint CRD for a template, as apiextensions/v1.
-func (e *Engine) CreateCRD(ctx context.Context, ct *templates.ConstraintTemplate) (*apiextensionsv1.CustomResourceDefinition, error) {
-	if err := validateTemplate(ct); err != nil {
-		return nil, err
-	}
-	crd, err := e.client.CreateCRD(ctx, ct)
-	if err != nil {
-		return nil, fmt.Errorf("template %q: building constraint CRD: %w", ct.GetName(), err)
-	}
-	out := &apiextensionsv1.CustomResourceDefinition{}
-	if err := crdScheme.Convert(crd, out, nil); err != nil {
-		return nil, fmt.Errorf("template %q: converting constraint CRD: %w", ct.GetName(), err)
-	}
-	out.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
-	return out, nil
-}
-
-// AddConstraint validates a constraint against its template's schema and
-// starts enforcing it.
-func (e *Engine) AddConstraint(ctx context.Context, u *unstructured.Unstructured) error {
-	if err := ValidateEnforcementAction(u); err != nil {
-		return err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	existed := true
-	if _, err := e.client.GetConstraint(u); err != nil {
-		existed = false
-	}
-	c := u.DeepCopy()
-	unstructured.RemoveNestedField(c.Object, "status")
-	if _, err := e.client.AddConstraint(ctx, c); err != nil {
-		return fmt.Errorf("constraint %s %q: %w", u.GetKind(), u.GetName(), err)
-	}
-	// Index the constraint as the client stored it: parameter defaults
-	// applied, which results report.
-	stored, err := e.client.GetConstraint(c)
-	if err != nil {
-		return fmt.Errorf("constraint %s %q: reading it back: %w", u.GetKind(), u.GetName(), err)
-	}
-	if err := e.indexConstraint(stored); err != nil {
-		return fmt.Errorf("constraint %s %q: %w", u.GetKind(), u.GetName(), err)
-	}
-	if !existed {
-		e.constraints[u.GetKind()]++
-	}
-	return nil
-}
-
-// RemoveConstraint stops enforcing a constraint. Removing one that is not
-// held is not an error.
-func (e *Engine) RemoveConstraint(ctx context.Context, u *unstructured.Unstructured) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, err := e.client.GetConstraint(u); err != nil {
-		return nil
-	}
-	e.unindexConstraint(u.GetKind(), u.GetName())
-	if _, err := e.client.RemoveConstraint(ctx, u); err != nil {
-		return fmt.Errorf("removing constraint %s %q: %w", u.GetKind(), u.GetName(), err)
-	}
-	e.constraints[u.GetKind()]--
-	return nil
-}
-
-// ValidateConstraint checks a constraint against its template without
-// adding it: schema, match criteria and enforcement action.
-func (e *Engine) ValidateConstraint(u *unstructured.Unstructured) error {
-	if err := ValidateEnforcementAction(u); err != nil {
-		return err
-	}
-	if err := e.client.ValidateConstraint(u); err != nil {
-		return fmt.Errorf("constraint %s %q: %w", u.GetKind(), u.GetName(), err)
-	}
-	return nil
-}
-
-// AddData puts an object into data.inventory for referential policies.
-func (e *Engine) AddData(ctx context.Context, u *unstructured.Unstructured) error {
-	return e.changeData(ctx, u, "adding %s to inventory: %w", e.client.AddData)
-}
-
-// RemoveData removes an object from data.inventory.
-func (e *Engine) RemoveData(ctx context.Context, u *unstructured.Unstructured) error {
-	return e.changeData(ctx, u, "removing %s from inventory: %w", e.client.RemoveData)
-}
-
-// changeData applies one change of data.inventory under the engine's lock;
-// errf names the change, with the object and the error.
-func (e *Engine) changeData(ctx context.Context, u *unstructured.Unstructured, errf string, change func(context.Context, any) (*types.Responses, error)) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, err := change(ctx, u); err != nil {
-		obj := fmt.Sprintf("%s %s/%s", u.GroupVersionKind(), u.GetNamespace(), u.GetName())
-		return fmt.Errorf(errf, obj, targetError(err))
-	}
-	return nil
-}
-
-// WipeData clears all of data.inventory.
-func (e *Engine) WipeData(ctx context.Context) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, err := e.client.RemoveData(ctx, wipeData{}); err != nil {
-		return fmt.Errorf("wiping inventory: %w", err)
-	}
-	return nil
 }
 
 // Counts reports how many templates and constraints the engine holds.
 func (e *Engine) Counts() (templates, constraints int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, n := range e.constraints {
-		constraints += n
+	reg := e.loadRegistry()
+	for _, t := range reg.templates {
+		constraints += len(t.constraints)
 	}
-	return len(e.templates), constraints
+	return len(reg.templates), constraints
 }
 
 // Violation is one constraint's verdict on a reviewed object. Details and
@@ -433,18 +261,6 @@ func objectRef(ns, name string) string {
 	return fmt.Sprintf("%q", ns+"/"+name)
 }
 
-// targetError unwraps the frameworks client's per-target error map, whose
-// own error does not unwrap, to our target's error.
-func targetError(err error) error {
-	var em *clienterrors.ErrorMap
-	if errors.As(err, &em) && em != nil {
-		if e, ok := (*em)[TargetName]; ok {
-			return e
-		}
-	}
-	return err
-}
-
 // ErrEnforcementAction is returned for an unknown enforcement action.
 var ErrEnforcementAction = errors.New("invalid enforcementAction")
 
@@ -504,10 +320,8 @@ func ValidateEnforcementAction(u *unstructured.Unstructured) error {
 // TemplateEngine is the engine that evaluates a template kind held,
 // EngineRego or EngineCEL, or "" when the kind is not held.
 func (e *Engine) TemplateEngine(kind string) string {
-	for _, k := range e.loadIndex().kinds {
-		if k.kind == kind {
-			return k.engine
-		}
+	if t := e.loadRegistry().template(kind); t != nil && t.kind == kind {
+		return t.engine
 	}
 	return ""
 }
@@ -516,21 +330,19 @@ func (e *Engine) TemplateEngine(kind string) string {
 // evaluates them (EngineRego, EngineCEL).
 func (e *Engine) TemplatesByEngine() map[string]int {
 	out := map[string]int{}
-	for _, k := range e.loadIndex().kinds {
-		out[k.engine]++
+	for _, t := range e.loadRegistry().templates {
+		out[t.engine]++
 	}
 	return out
 }
 
 // TemplateKinds lists the kinds of the templates held, sorted.
 func (e *Engine) TemplateKinds() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := make([]string, 0, len(e.templates))
-	for k := range e.templates {
-		out = append(out, k)
+	reg := e.loadRegistry()
+	out := make([]string, 0, len(reg.templates))
+	for _, t := range reg.templates {
+		out = append(out, t.kind)
 	}
-	sort.Strings(out)
 	return out
 }
 

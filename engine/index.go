@@ -4,162 +4,22 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	apiconstraints "github.com/open-policy-agent/frameworks/constraint/pkg/apis/constraints"
-	"github.com/open-policy-agent/frameworks/constraint/pkg/client"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers"
 	clienterrors "github.com/open-policy-agent/frameworks/constraint/pkg/client/errors"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/reviews"
-	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/instrumentation"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/types"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-// The frameworks client stays the engine's store of templates and
-// constraints: it validates them, applies parameter defaults and builds
-// CRDs. Reviews, though, go through this index rather than client.Review,
-// which for every review takes the client's lock, allocates a map per
-// template and formats two keys per matched constraint. The index is an
-// immutable snapshot replaced on every change (changes are rare, reviews
-// constant), so a review reads it without a lock. It does what
-// client.Review does, in the same order: templates filtered by operation
-// at the webhook, constraints by enforcement point and match, one driver
-// Query, enforcement actions set on the results, match errors turned into
-// autorejections, and the results sorted the same way.
+// A review reads the registry (see registry.go) and does what the
+// frameworks client's Review does, in the same order: templates filtered
+// by operation at the webhook, constraints by enforcement point and match,
+// one Query per driver, enforcement actions set on the results, match
+// errors turned into autorejections, and the results sorted the same way.
 // TestIndexMatchesClientReview compares the two on the whole library.
-
-// reviewIndex is what reviews read: every template kind held, in kind
-// order, with its constraints.
-type reviewIndex struct {
-	kinds []*kindIndex
-}
-
-type kindIndex struct {
-	kind string
-	// engine evaluates the kind: EngineRego or EngineCEL.
-	engine string
-	// operations are the template's target operations; empty means all.
-	operations []string
-	// constraints are in name order.
-	constraints []*indexedConstraint
-}
-
-// indexedConstraint is a constraint as the client holds it (parameter
-// defaults applied, no status), with its matcher and actions.
-type indexedConstraint struct {
-	u            *unstructured.Unstructured
-	matcher      *matcher
-	action       string
-	actionsForEP map[string][]string
-}
-
-// loadIndex returns the current snapshot.
-func (e *Engine) loadIndex() *reviewIndex {
-	if ix := e.index.Load(); ix != nil {
-		return ix
-	}
-	return &reviewIndex{}
-}
-
-// updateKind replaces (or, with f returning nil, removes) one kind in a new
-// snapshot. Callers hold e.mu.
-func (e *Engine) updateKind(kind string, f func(old *kindIndex) *kindIndex) {
-	old := e.loadIndex()
-	next := &reviewIndex{kinds: make([]*kindIndex, 0, len(old.kinds)+1)}
-	var current *kindIndex
-	for _, k := range old.kinds {
-		if k.kind == kind {
-			current = k
-			continue
-		}
-		next.kinds = append(next.kinds, k)
-	}
-	if k := f(current); k != nil {
-		next.kinds = append(next.kinds, k)
-		slices.SortFunc(next.kinds, func(a, b *kindIndex) int { return strings.Compare(a.kind, b.kind) })
-	}
-	e.index.Store(next)
-}
-
-// indexTemplate adds or updates a template's kind, keeping its constraints.
-func (e *Engine) indexTemplate(ct *templates.ConstraintTemplate, engine string) {
-	var ops []string
-	if len(ct.Spec.Targets) == 1 {
-		for _, op := range ct.Spec.Targets[0].Operations {
-			ops = append(ops, string(op))
-		}
-	}
-	e.updateKind(ct.Spec.CRD.Spec.Names.Kind, func(old *kindIndex) *kindIndex {
-		k := &kindIndex{kind: ct.Spec.CRD.Spec.Names.Kind, engine: engine, operations: ops}
-		if old != nil {
-			k.constraints = old.constraints
-		}
-		return k
-	})
-}
-
-// indexConstraint adds or replaces a constraint, as the client stored it.
-func (e *Engine) indexConstraint(stored *unstructured.Unstructured) error {
-	m, err := e.target.ToMatcher(stored)
-	if err != nil {
-		return err
-	}
-	action, err := apiconstraints.GetEnforcementAction(stored)
-	if err != nil {
-		return err
-	}
-	forEP := map[string][]string{}
-	if apiconstraints.IsEnforcementActionScoped(action) {
-		if forEP, err = apiconstraints.GetEnforcementActionsForEP(stored, e.eps); err != nil {
-			return err
-		}
-	}
-	ic := &indexedConstraint{
-		u:            stored,
-		matcher:      m.(*matcher),
-		action:       action,
-		actionsForEP: forEP,
-	}
-	e.updateKind(stored.GetKind(), func(old *kindIndex) *kindIndex {
-		if old == nil {
-			return nil // the template is gone
-		}
-		k := &kindIndex{kind: old.kind, engine: old.engine, operations: old.operations}
-		k.constraints = make([]*indexedConstraint, 0, len(old.constraints)+1)
-		for _, c := range old.constraints {
-			if c.u.GetName() != stored.GetName() {
-				k.constraints = append(k.constraints, c)
-			}
-		}
-		k.constraints = append(k.constraints, ic)
-		slices.SortFunc(k.constraints, func(a, b *indexedConstraint) int { return strings.Compare(a.u.GetName(), b.u.GetName()) })
-		return k
-	})
-	return nil
-}
-
-// unindexConstraint removes a constraint.
-func (e *Engine) unindexConstraint(kind, name string) {
-	e.updateKind(kind, func(old *kindIndex) *kindIndex {
-		if old == nil {
-			return nil
-		}
-		k := &kindIndex{kind: old.kind, engine: old.engine, operations: old.operations}
-		for _, c := range old.constraints {
-			if c.u.GetName() != name {
-				k.constraints = append(k.constraints, c)
-			}
-		}
-		return k
-	})
-}
-
-// unindexTemplate removes a kind and its constraints.
-func (e *Engine) unindexTemplate(kind string) {
-	e.updateKind(kind, func(*kindIndex) *kindIndex { return nil })
-}
 
 // reviewIndexed reviews r at the enforcement point ep, as client.Review
 // would with reviews.EnforcementPoint(ep) and opts.
@@ -174,7 +34,7 @@ func (e *Engine) reviewIndexed(ctx context.Context, r *review, ep string, opts [
 		}
 	}
 	if eps == nil {
-		return nil, fmt.Errorf("%w, supported enforcement points: %v", client.ErrUnsupportedEnforcementPoints, e.eps)
+		return nil, fmt.Errorf("%w, supported enforcement points: %v", ErrUnsupportedEnforcementPoint, e.eps)
 	}
 	type actions struct {
 		action string
@@ -187,7 +47,7 @@ func (e *Engine) reviewIndexed(ctx context.Context, r *review, ep string, opts [
 		rejections []*types.Result
 	)
 	op := string(r.Operation)
-	for _, k := range e.loadIndex().kinds {
+	for _, k := range e.loadRegistry().templates {
 		if ep == apiconstraints.WebhookEnforcementPoint && len(k.operations) > 0 &&
 			!slices.Contains(k.operations, op) && !slices.Contains(k.operations, "*") {
 			continue

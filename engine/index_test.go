@@ -53,6 +53,7 @@ func TestIndexMatchesClientReview(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ref := referenceClient(t, e)
 	// The library's constraint.yaml files (not constraint2.yaml...) and
 	// example_*.yaml objects.
 	var constraints, objects []*unstructured.Unstructured
@@ -62,6 +63,9 @@ func TestIndexMatchesClientReview(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := e.AddTemplate(ctx, ct); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ref.AddTemplate(ctx, ct); err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range p.Constraints {
@@ -83,7 +87,11 @@ func TestIndexMatchesClientReview(t *testing.T) {
 	}
 	added := 0
 	for i, c := range constraints {
-		if err := e.AddConstraint(ctx, c); err != nil {
+		err := e.AddConstraint(ctx, c)
+		if _, refErr := ref.AddConstraint(ctx, c.DeepCopy()); (err == nil) != (refErr == nil) {
+			t.Errorf("constraint %s: engine %v, client %v", c.GetName(), err, refErr)
+		}
+		if err != nil {
 			continue // the library has a few constraints for other templates' versions
 		}
 		added++
@@ -111,7 +119,23 @@ func TestIndexMatchesClientReview(t *testing.T) {
 		if err := e.AddConstraint(ctx, v); err != nil {
 			t.Fatalf("variant of %s: %v", c.GetName(), err)
 		}
+		if _, err := ref.AddConstraint(ctx, v.DeepCopy()); err != nil {
+			t.Fatalf("variant of %s: client: %v", c.GetName(), err)
+		}
 		added++
+	}
+	// The registry holds what the client holds: each template as added,
+	// each constraint with its defaults applied.
+	for _, held := range e.loadRegistry().templates {
+		ct, err := ref.GetTemplate(held.template)
+		if err != nil || !ct.SemanticEqual(held.template) {
+			t.Errorf("template %s: client holds %v (%v)", held.kind, ct, err)
+		}
+		for _, c := range held.constraints {
+			if want, err := ref.GetConstraint(c.u); err != nil || !reflect.DeepEqual(want.Object, c.u.Object) {
+				t.Errorf("constraint %s %s: registry %v, client %v (%v)", held.kind, c.u.GetName(), c.u.Object, want, err)
+			}
+		}
 	}
 	compared, results := 0, 0
 	for _, u := range objects {
@@ -136,7 +160,7 @@ func TestIndexMatchesClientReview(t *testing.T) {
 				}
 				opts := []reviews.ReviewOpt{reviews.EnforcementPoint(ep)}
 				got, gotErr := e.reviewIndexed(ctx, r, ep, opts)
-				want, wantErr := e.client.Review(ctx, r, opts...)
+				want, wantErr := ref.Review(ctx, r, opts...)
 				name := fmt.Sprintf("%s %s/%s %s at %s", gvk.Kind, u.GetNamespace(), u.GetName(), op, ep)
 				if (gotErr == nil) != (wantErr == nil) {
 					t.Errorf("%s: error %v, client %v", name, gotErr, wantErr)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -65,10 +66,18 @@ func parseMatch(constraint *unstructured.Unstructured) (*compiledMatch, error) {
 	if !found {
 		return nil, nil
 	}
-	m := &compiledMatch{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &m.Match); err != nil {
+	var m Match
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &m); err != nil {
 		return nil, fmt.Errorf("spec.match: %w", err)
 	}
+	return compileMatch(m)
+}
+
+// compileMatch parses the selectors of m and checks its wildcards; errors
+// name the field under spec.match.
+func compileMatch(match Match) (*compiledMatch, error) {
+	m := &compiledMatch{Match: match}
+	var err error
 	if m.LabelSelector != nil {
 		if m.labelSelector, err = metav1.LabelSelectorAsSelector(m.LabelSelector); err != nil {
 			return nil, fmt.Errorf("spec.match.labelSelector: %w", err)
@@ -95,6 +104,36 @@ func parseMatch(constraint *unstructured.Unstructured) (*compiledMatch, error) {
 		}
 	}
 	return m, nil
+}
+
+// CompiledMatch is match criteria checked and compiled once, so that
+// mutators (package mutation) select objects exactly as constraints do.
+type CompiledMatch struct {
+	m *compiledMatch
+}
+
+// CompileMatch checks m (its selectors parse, its wildcards are well
+// formed; errors name the field under spec.match) and compiles it.
+func CompileMatch(m Match) (*CompiledMatch, error) {
+	c, err := compileMatch(m)
+	if err != nil {
+		return nil, err
+	}
+	return &CompiledMatch{m: c}, nil
+}
+
+// Matches reports whether obj meets the criteria. ns is its Namespace, or
+// the object's namespace is taken as unknown when ns is nil; source is
+// SourceOriginal or SourceGenerated ("" counts as original).
+func (c *CompiledMatch) Matches(obj *unstructured.Unstructured, ns *corev1.Namespace, source string) (bool, error) {
+	t := matchTarget{obj: obj, nsName: obj.GetNamespace(), source: source}
+	if ns != nil {
+		t.nsKnown, t.nsLabels = true, ns.Labels
+		if t.nsName == "" && !isNamespaceKind(obj) {
+			t.nsName = ns.Name
+		}
+	}
+	return c.m.matches(&t)
 }
 
 // matchTarget is what match criteria are evaluated against: one object (the

@@ -73,7 +73,7 @@ func (o *Object) toReview() (*review, bool, error) {
 	return r, false, err
 }
 
-// review is what the target hands the frameworks client: its JSON is
+// review is what the engine hands the drivers: its JSON is
 // input.review, and it carries the parsed objects so that matchers do not
 // decode the request again for every constraint.
 type review struct {
@@ -113,7 +113,7 @@ func (r *review) DecodedObjects() (object, oldObject map[string]any) {
 // NamespaceObject is the review's Namespace, namespaceObject in CEL.
 func (r *review) NamespaceObject() *corev1.Namespace { return r.namespace }
 
-// GetAdmissionRequest lets the frameworks client filter templates by operation.
+// GetAdmissionRequest is the request, which the CEL driver reads.
 func (r *review) GetAdmissionRequest() *admissionv1.AdmissionRequest {
 	return &r.AdmissionRequest
 }

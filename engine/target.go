@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/open-policy-agent/frameworks/constraint/pkg/core/constraints"
-	"github.com/open-policy-agent/frameworks/constraint/pkg/handler"
-	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -20,42 +17,23 @@ const TargetName = "admission.k8s.gatekeeper.sh"
 // ErrReviewType is returned for review inputs the target does not know.
 var ErrReviewType = errors.New("unsupported review type")
 
-// target implements handler.TargetHandler and handler.Cacher for
-// admission.k8s.gatekeeper.sh.
+// target is what the engine knows of admission.k8s.gatekeeper.sh: the
+// match schema of its constraints, their matchers, and the Namespaces
+// synced, which the matchers read.
 type target struct {
 	namespaces *namespaceCache
 }
 
-var (
-	_ handler.TargetHandler = &target{}
-	_ handler.Cacher        = &target{}
-)
-
 func newTarget() *target { return &target{namespaces: &namespaceCache{}} }
 
+// GetName is the target's name.
 func (t *target) GetName() string { return TargetName }
 
+// MatchSchema is the schema of spec.match in constraint CRDs.
 func (t *target) MatchSchema() apiextensions.JSONSchemaProps { return matchSchema() }
 
-func (t *target) GetCache() handler.Cache { return t.namespaces }
-
-// ProcessData maps an object to its data.inventory path:
+// inventoryKey maps an object to its data.inventory path:
 // cluster/<gv>/<kind>/<name> or namespace/<ns>/<gv>/<kind>/<name>.
-func (t *target) ProcessData(obj any) (bool, []string, any, error) {
-	switch o := obj.(type) {
-	case wipeData:
-		return true, nil, nil, nil
-	case *unstructured.Unstructured:
-		key, err := inventoryKey(o)
-		if err != nil {
-			return false, nil, nil, err
-		}
-		return true, key, o.Object, nil
-	default:
-		return false, nil, nil, nil
-	}
-}
-
 func inventoryKey(o *unstructured.Unstructured) ([]string, error) {
 	gvk := o.GroupVersionKind()
 	if gvk.Version == "" || gvk.Kind == "" {
@@ -71,38 +49,6 @@ func inventoryKey(o *unstructured.Unstructured) ([]string, error) {
 	return []string{"cluster", gv, gvk.Kind, o.GetName()}, nil
 }
 
-// HandleReview turns any supported input into a *review.
-func (t *target) HandleReview(obj any) (bool, any, error) {
-	var (
-		r   *review
-		err error
-	)
-	switch o := obj.(type) {
-	case *review:
-		return true, o, nil
-	case *Admission:
-		r, err = newAdmissionReview(o.Request, o.Namespace, o.Source)
-	case Admission:
-		r, err = newAdmissionReview(o.Request, o.Namespace, o.Source)
-	case *admissionv1.AdmissionRequest:
-		r, err = newAdmissionReview(o, nil, "")
-	case admissionv1.AdmissionRequest:
-		r, err = newAdmissionReview(&o, nil, "")
-	case *Object:
-		r, err = newObjectReview(o.Object, o.Namespace, o.Source)
-	case Object:
-		r, err = newObjectReview(o.Object, o.Namespace, o.Source)
-	case *unstructured.Unstructured:
-		r, err = newObjectReview(o, nil, "")
-	default:
-		return false, nil, nil
-	}
-	if err != nil {
-		return false, nil, err
-	}
-	return true, r, nil
-}
-
 // ValidateConstraint checks what the CRD schema cannot: the selectors parse
 // and the wildcards are well formed.
 func (t *target) ValidateConstraint(u *unstructured.Unstructured) error {
@@ -110,7 +56,8 @@ func (t *target) ValidateConstraint(u *unstructured.Unstructured) error {
 	return err
 }
 
-func (t *target) ToMatcher(u *unstructured.Unstructured) (constraints.Matcher, error) {
+// ToMatcher compiles a constraint's spec.match.
+func (t *target) ToMatcher(u *unstructured.Unstructured) (*matcher, error) {
 	m, err := parseMatch(u)
 	if err != nil {
 		return nil, err
@@ -164,9 +111,6 @@ func (m *matcher) Match(rv any) (bool, error) {
 	}
 	return false, nil
 }
-
-// wipeData is passed to RemoveData to clear all of data.inventory.
-type wipeData struct{}
 
 // namespaceCache holds Namespaces added as inventory, so that
 // namespaceSelector works for objects whose Namespace was synced.

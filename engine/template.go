@@ -198,7 +198,7 @@ func (e *CompileError) Error() string {
 	return fmt.Sprintf("template %q: %s: %s", e.Template, e.Field, e.Message)
 }
 
-// templateError explains why the frameworks client refused a template.
+// templateError explains why a driver or the CRD builder refused a template.
 // Parse and compile problems are located by re-parsing the template's own
 // Rego, which gives the line and column in the author's source.
 func templateError(ct *templates.ConstraintTemplate, err error) error {
@@ -213,7 +213,7 @@ func templateError(ct *templates.ConstraintTemplate, err error) error {
 }
 
 // located is a template error explained by a CompileError; it still
-// matches the frameworks client's error with errors.Is.
+// matches the driver's error with errors.Is.
 type located struct {
 	cerr  *CompileError
 	cause error

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/open-policy-agent/frameworks/constraint/pkg/client"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -381,7 +380,7 @@ func TestAddConstraintErrors(t *testing.T) {
 			wantErr: []string{"parameters"}},
 		{name: "parameters without a schema in v1beta1 (legacySchema)", c: newConstraint(t, "K8sLegacy", "legacy", "parameters: {x: 1}")},
 		{name: "missing template", c: newConstraint(t, "K8sMissing", "c", ""),
-			wantErr: []string{"K8sMissing"}, is: client.ErrMissingConstraintTemplate},
+			wantErr: []string{"K8sMissing"}, is: ErrMissingTemplate},
 		{name: "wrong group", c: func() *unstructured.Unstructured {
 			c := newConstraint(t, "K8sRequiredLabels", "c", "")
 			c.SetAPIVersion("constraints.example.com/v1beta1")

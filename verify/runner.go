@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"time"
 
 	apiconstraints "github.com/open-policy-agent/frameworks/constraint/pkg/apis/constraints"
@@ -15,9 +16,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	mutationsv1 "github.com/portcullis-dev/portcullis/api/mutations/v1"
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/expansion"
 	"github.com/portcullis-dev/portcullis/internal/manifest"
+	"github.com/portcullis-dev/portcullis/mutation"
 )
 
 // Runner runs suites. Each test gets its own engine; cases of a test share
@@ -122,6 +125,10 @@ func (r *Runner) runTest(ctx context.Context, suitePath string, t *Test) TestRes
 		return res
 	}
 	eng, sys, err := r.setup(ctx, suitePath, t)
+	var mutators []manifest.Doc
+	if err == nil {
+		mutators, err = readMutators(dir, t.Mutators)
+	}
 	switch {
 	case t.Invalid:
 		// gator's words: "constraint should have failed schema validation".
@@ -139,7 +146,7 @@ func (r *Runner) runTest(ctx context.Context, suitePath string, t *Test) TestRes
 				continue
 			}
 			cstart := time.Now()
-			trace, cerr := r.runCase(ctx, eng, sys, dir, c)
+			trace, cerr := r.runCase(ctx, eng, sys, dir, c, mutators)
 			res.Cases = append(res.Cases, CaseResult{Name: c.Name, Err: cerr, Runtime: time.Since(cstart), Trace: trace})
 		}
 	}
@@ -203,10 +210,10 @@ func (r *Runner) newEngine(ctx context.Context, dir string, t *Test) (*engine.En
 	return eng, cObj, nil
 }
 
-// runCase reviews a case's object, and what it expands into with the
-// test's ExpansionTemplates; an AdmissionReview is not expanded, as in
-// gator.
-func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, sys *expansion.System, dir string, c *Case) (*string, error) {
+// runCase reviews a case's object, mutated by the test's mutators if it
+// names any, and what it expands into with the test's ExpansionTemplates;
+// an AdmissionReview is neither mutated nor expanded, as in gator.
+func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, sys *expansion.System, dir string, c *Case, mutators []manifest.Doc) (*string, error) {
 	if c.Object == "" {
 		return nil, fmt.Errorf("%w: must define object", ErrInvalidCase)
 	}
@@ -229,9 +236,18 @@ func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, sys *expansion
 			return nil, fmt.Errorf("%w: path %q defines no YAML objects", ErrNoObjects, p)
 		}
 		for _, d := range docs {
+			if d.Object.GroupVersionKind().Group == mutationsv1.Group {
+				mutators = append(slices.Clip(mutators), d)
+				continue
+			}
 			if err := eng.AddData(ctx, d.Object); err != nil {
 				return nil, fmt.Errorf("%w: %s: %w", ErrAddInventory, d.Source, err)
 			}
+		}
+	}
+	if len(mutators) > 0 && !isAdmissionReview(obj) {
+		if err := mutate(ctx, obj, mutators); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.Object, err)
 		}
 	}
 	var (
@@ -349,6 +365,40 @@ func (a *Assertion) check(msgs []string) error {
 	if err != nil {
 		// gator prints the messages as Go prints a []string.
 		return fmt.Errorf("%w: got messages %v", err, msgs)
+	}
+	return nil
+}
+
+// readMutators reads the files of a test's mutators; each document must
+// be a mutator.
+func readMutators(dir string, paths []string) ([]manifest.Doc, error) {
+	var out []manifest.Doc
+	for _, p := range paths {
+		docs, err := manifest.ReadPath(suitePath(dir, p), nil)
+		if err != nil {
+			return nil, fmt.Errorf("mutators: %w", err)
+		}
+		for _, d := range docs {
+			if d.Object.GroupVersionKind().Group != mutationsv1.Group {
+				return nil, fmt.Errorf("%w: mutators: %s is a %s, not a mutator", ErrInvalidSuite, d.Source, d.Object.GetKind())
+			}
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// mutate applies the mutators to obj, in place, as the mutating webhook
+// would before the object is judged.
+func mutate(ctx context.Context, obj *unstructured.Unstructured, mutators []manifest.Doc) error {
+	off := mutation.NewOffline()
+	for _, d := range mutators {
+		if err := off.AddMutator(d.Object); err != nil {
+			return fmt.Errorf("%s: %w", d.Source, err)
+		}
+	}
+	if _, err := off.Mutate(ctx, obj); err != nil {
+		return fmt.Errorf("mutating: %w", err)
 	}
 	return nil
 }

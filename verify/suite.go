@@ -53,6 +53,11 @@ type Test struct {
 	// Expansion names a file of ExpansionTemplates: each case's object is
 	// also judged by what it expands into, as in gator.
 	Expansion string `json:"expansion,omitempty"`
+	// Mutators are files of mutators (Assign, AssignMetadata, ModifySet,
+	// AssignImage) applied to each case's object before it is judged, as
+	// the mutating webhook would; a Portcullis addition, which gator
+	// ignores. Mutators among a case's inventory files are applied too.
+	Mutators []string `json:"mutators,omitempty"`
 	// Invalid means the constraint must be refused by the template's schema.
 	Invalid bool    `json:"invalid,omitempty"`
 	Skip    bool    `json:"skip,omitempty"`

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/gklibrary"
@@ -28,9 +30,19 @@ import (
 // sample constraint, or skips without the library.
 func libraryEngine(b *testing.B, opts engine.Options) *engine.Engine {
 	b.Helper()
+	return libraryEngineOf(b, opts, nil)
+}
+
+// libraryEngineOf is libraryEngine with only the templates keep accepts
+// (all when keep is nil).
+func libraryEngineOf(b *testing.B, opts engine.Options, keep func(gklibrary.Policy) bool) *engine.Engine {
+	b.Helper()
 	lib, err := gklibrary.ReadTemplates(testenv.LibraryDir(b))
 	if err != nil {
 		b.Fatal(err)
+	}
+	if keep != nil {
+		lib = slices.DeleteFunc(lib, func(p gklibrary.Policy) bool { return !keep(p) })
 	}
 	eng, _, err := libengine.New(context.Background(), opts, lib)
 	if err != nil {
@@ -133,8 +145,11 @@ func BenchmarkReviewLibrary(b *testing.B) {
 }
 
 // BenchmarkAdmitBenchPod: one /v1/admit request at a time (HTTP without
-// TLS) for the Pod `make bench-webhook` sends, as a ReplicaSet's pods:
-// its name and uid vary, its spec does not.
+// TLS) for the Pod `make bench-webhook` sends: as a ReplicaSet's pods
+// (its name and uid vary, its spec does not), and as distinct Pods (its
+// image tag and a command vary too, so no result is cached), with CEL
+// first and with Rego only; and, to tell the engines apart, with only the
+// templates that have CEL, which run either their CEL or their Rego.
 func BenchmarkAdmitBenchPod(b *testing.B) {
 	root, err := testenv.RepoRoot()
 	if err != nil {
@@ -144,29 +159,63 @@ func BenchmarkAdmitBenchPod(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	eng := libraryEngine(b, engine.Options{})
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
-	h := webhook.NewAdmissionHandler(eng, webhook.HandlerOptions{
-		Namespaces: func(context.Context, string) (*corev1.Namespace, error) { return ns.DeepCopy(), nil },
-	})
-	const pods = 1000
-	bodies := make([][]byte, pods)
-	for i := range bodies {
-		name := fmt.Sprintf("web-7c9d-%05d", i)
-		pod := strings.NewReplacer("web-7c9d-@@SUFFIX@@", name, "@@OBJUID@@", fmt.Sprintf("uid-%d", i),
-			"@@TAG@@", "latest", "@@SLEEP@@", "3600").Replace(string(tmpl))
-		bodies[i] = reviewBody(b, request("CREATE", "Pod", "default", name, []byte(pod), nil))
+	for _, bc := range []struct {
+		name     string
+		distinct bool
+		opts     engine.Options
+		keep     func(gklibrary.Policy) bool
+	}{
+		{"replicas", false, engine.Options{}, nil},
+		{"distinct", true, engine.Options{}, nil},
+		{"distinct-rego", true, engine.Options{DisableK8sNativeValidation: true}, nil},
+		{"cel-templates", true, engine.Options{}, hasCEL},
+		{"cel-templates-rego", true, engine.Options{DisableK8sNativeValidation: true}, hasCEL},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			eng := libraryEngineOf(b, bc.opts, bc.keep)
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
+			h := webhook.NewAdmissionHandler(eng, webhook.HandlerOptions{
+				Namespaces: func(context.Context, string) (*corev1.Namespace, error) { return ns.DeepCopy(), nil },
+			})
+			const pods = 1000
+			bodies := make([][]byte, pods)
+			for i := range bodies {
+				name := fmt.Sprintf("web-7c9d-%05d", i)
+				tag, sleep := "latest", "3600"
+				if bc.distinct {
+					tag, sleep = fmt.Sprintf("1.%d", i), fmt.Sprint(3600+i)
+				}
+				pod := strings.NewReplacer("web-7c9d-@@SUFFIX@@", name, "@@OBJUID@@", fmt.Sprintf("uid-%d", i),
+					"@@TAG@@", tag, "@@SLEEP@@", sleep).Replace(string(tmpl))
+				bodies[i] = reviewBody(b, request("CREATE", "Pod", "default", name, []byte(pod), nil))
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			defer reportCPU(b, cpuTime(b))
+			for i := 0; i < b.N; i++ {
+				r := httptest.NewRequest(http.MethodPost, "/v1/admit", bytes.NewReader(bodies[i%pods]))
+				r.Header.Set("Content-Type", "application/json")
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"allowed":false`) {
+					b.Fatalf("HTTP %d: %s", w.Code, w.Body)
+				}
+			}
+		})
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	defer reportCPU(b, cpuTime(b))
-	for i := 0; i < b.N; i++ {
-		r := httptest.NewRequest(http.MethodPost, "/v1/admit", bytes.NewReader(bodies[i%pods]))
-		r.Header.Set("Content-Type", "application/json")
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"allowed":false`) {
-			b.Fatalf("HTTP %d: %s", w.Code, w.Body)
+}
+
+// hasCEL keeps the library templates that have K8sNativeValidation code.
+func hasCEL(p gklibrary.Policy) bool {
+	code, _, _ := unstructured.NestedSlice(p.Template.Object, "spec", "targets")
+	for _, t := range code {
+		m, _ := t.(map[string]any)
+		entries, _ := m["code"].([]any)
+		for _, e := range entries {
+			if em, _ := e.(map[string]any); em["engine"] == "K8sNativeValidation" {
+				return true
+			}
 		}
 	}
+	return false
 }

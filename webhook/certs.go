@@ -83,6 +83,13 @@ func setupCerts(mgr ctrl.Manager, o *Options, log logr.Logger) (*certSource, err
 		}
 		ready := make(chan struct{})
 		svc := o.ServiceName + "." + o.Namespace + ".svc"
+		var webhooks []rotator.WebhookInfo
+		if o.Enabled {
+			webhooks = append(webhooks, rotator.WebhookInfo{Name: o.ConfigurationName, Type: rotator.Validating})
+		}
+		if o.mutating() {
+			webhooks = append(webhooks, rotator.WebhookInfo{Name: o.MutatingConfigurationName, Type: rotator.Mutating})
+		}
 		err := rotator.AddRotator(mgr, &rotator.CertRotator{
 			SecretKey:      secret,
 			CertDir:        o.CertDir,
@@ -91,7 +98,7 @@ func setupCerts(mgr ctrl.Manager, o *Options, log logr.Logger) (*certSource, err
 			DNSName:        svc,
 			ExtraDNSNames:  []string{svc + ".cluster.local"},
 			IsReady:        ready,
-			Webhooks:       []rotator.WebhookInfo{{Name: o.ConfigurationName, Type: rotator.Validating}},
+			Webhooks:       webhooks,
 			FieldOwner:     fieldManager,
 			// Every replica serves, so every replica needs the certificate.
 			RequireLeaderElection: false,

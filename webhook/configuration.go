@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 
+	mutationsv1 "github.com/portcullis-dev/portcullis/api/mutations/v1"
 	"github.com/portcullis-dev/portcullis/expansion"
 )
 
@@ -131,6 +132,15 @@ func (o Options) Configuration(caBundle []byte) *admissionregistrationv1.Validat
 		{
 			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
 			Rule: admissionregistrationv1.Rule{
+				APIGroups:   []string{mutationsv1.Group},
+				APIVersions: []string{"*"},
+				Resources:   []string{"assign", "assignimage", "assignmetadata", "modifyset"},
+				Scope:       ptr.To(admissionregistrationv1.ClusterScope),
+			},
+		},
+		{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+			Rule: admissionregistrationv1.Rule{
 				APIGroups:   []string{expansion.Group},
 				APIVersions: []string{"*"},
 				Resources:   []string{"expansiontemplate"},
@@ -216,6 +226,14 @@ func (a *configurationApplier) applyUntilDone(ctx context.Context) {
 }
 
 func (a *configurationApplier) apply(ctx context.Context) error {
+	if a.opts.mutating() {
+		if err := a.applyMutating(ctx); err != nil {
+			return err
+		}
+	}
+	if !a.opts.Enabled {
+		return nil
+	}
 	vwc := a.opts.Configuration(a.certs.bundle())
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(vwc)
 	if err != nil {

@@ -145,7 +145,10 @@ func TestOptions(t *testing.T) {
 		{name: "no namespace", mod: func(o *webhook.Options) { o.Namespace = "" }, wantErr: "namespace"},
 		{name: "empty exemption", mod: func(o *webhook.Options) { o.ExemptNamespacePrefixes = []string{""} }, wantErr: "--exempt-namespace-prefix"},
 		{name: "bad thread count", mod: func(o *webhook.Options) { o.MaxServingThreads = -2 }, wantErr: "--max-serving-threads"},
-		{name: "disabled: nothing checked", mod: func(o *webhook.Options) { o.Enabled, o.FailurePolicy = false, "x" }},
+		{name: "disabled: nothing checked", mod: func(o *webhook.Options) { o.Enabled, o.Mutation, o.FailurePolicy = false, false, "x" }},
+		{name: "mutating only: its options checked", mod: func(o *webhook.Options) { o.Enabled, o.FailurePolicy, o.MutationFailurePolicy = false, "x", "y" }, wantErr: `--mutation-failure-policy "y"`},
+		{name: "mutation timeout", mod: func(o *webhook.Options) { o.MutationTimeoutSeconds = 31 }, wantErr: "--mutation-timeout-seconds 31"},
+		{name: "mutating configuration name", mod: func(o *webhook.Options) { o.MutatingConfigurationName = " " }, wantErr: "--mutating-webhook-configuration-name"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,5 +188,41 @@ func TestFlags(t *testing.T) {
 		!slices.Equal(o.ExemptNamespaces, []string{"a", "b"}) || o.ExemptNamespacePrefixes[0] != "kube-" ||
 		o.ExemptNamespaceSuffixes[0] != "-system" || o.MaxServingThreads != 4 || !o.LogDenies || o.ServiceAccount != "sa" {
 		t.Errorf("options %+v", o)
+	}
+}
+
+// TestMutatingConfigurationManifest: config/webhook holds the
+// MutatingWebhookConfiguration the manager applies with its defaults.
+func TestMutatingConfigurationManifest(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "config", "webhook", "mutating_webhook_configuration.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	if err := yaml.UnmarshalStrict(data, manifest); err != nil {
+		t.Fatal(err)
+	}
+	want := completed(t, nil).MutatingConfiguration(nil)
+	if len(manifest.Webhooks) != 1 {
+		t.Fatalf("%d webhooks, want 1", len(manifest.Webhooks))
+	}
+	got := manifest.Webhooks[0].DeepCopy()
+	if got.ClientConfig.Service == nil || got.ClientConfig.Service.Name != "webhook-service" || got.ClientConfig.Service.Namespace != "system" {
+		t.Fatalf("service %+v", got.ClientConfig.Service)
+	}
+	got.ClientConfig.Service.Name, got.ClientConfig.Service.Namespace = webhook.DefaultServiceName, "portcullis-system"
+	if !equality.Semantic.DeepEqual(got, &want.Webhooks[0]) {
+		g, _ := yaml.Marshal(got)
+		w, _ := yaml.Marshal(want.Webhooks[0])
+		t.Errorf("config/webhook differs from Options.MutatingConfiguration:\n--- manifest\n%s\n--- code\n%s", g, w)
+	}
+	w := want.Webhooks[0]
+	if *w.FailurePolicy != admissionregistrationv1.Ignore || *w.ReinvocationPolicy != admissionregistrationv1.NeverReinvocationPolicy ||
+		*w.TimeoutSeconds != 1 || w.Name != "mutation.gatekeeper.sh" || *w.ClientConfig.Service.Path != "/v1/mutate" {
+		t.Errorf("defaults: %+v", w)
 	}
 }

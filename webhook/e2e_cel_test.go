@@ -135,28 +135,42 @@ func TestCELTemplate(t *testing.T) {
 		}
 	})
 
-	t.Run("a template whose CEL does not compile is refused with the field", func(t *testing.T) {
-		broken := testenv.Parse(t, strings.Replace(string(tmpl), `'namespaceObject == null || size(variables.missing) == 0'`, `'namespaceObject == null || size(variables.mising) == 0'`, 1))
-		broken.SetName("pcbrokencel")
-		if err := unstructuredSet(broken.Object, "PcBrokenCel", "spec", "crd", "spec", "names", "kind"); err != nil {
-			t.Fatal(err)
-		}
-		err := env.Client.Create(ctx, broken)
-		if err == nil {
-			_ = env.Client.Delete(ctx, broken)
-			t.Fatal("the template was created")
-		}
-		t.Logf("kubectl would show: %v", err)
-		for _, want := range []string{`admission webhook "check-policy.gatekeeper.sh" denied the request`,
-			"spec.targets[0].code[0].source.validations[0].expression", "undefined field 'mising'"} {
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("error %q does not contain %q", err, want)
+	for _, bad := range []struct {
+		name, kind, expression, want string
+	}{
+		{"a template whose CEL does not compile is refused with the field", "PcBrokenCel",
+			`'namespaceObject == null || size(variables.mising) == 0'`, "undefined field 'mising'"},
+		{"a template whose CEL is over the cost budget is refused with the field", "PcCostlyCel",
+			`'namespaceObject == null || lists.range(3000).all(i, lists.range(3000).all(j, i != j || size(variables.missing) == 0))'`,
+			"estimated cost exceeds budget by factor of"},
+	} {
+		t.Run(bad.name, func(t *testing.T) {
+			const good = `'namespaceObject == null || size(variables.missing) == 0'`
+			if !strings.Contains(string(tmpl), good) {
+				t.Fatalf("the template has no %s", good)
 			}
-		}
-		if !apierrors.IsInvalid(err) {
-			t.Errorf("error is not 422 Invalid: %v", err)
-		}
-	})
+			broken := testenv.Parse(t, strings.Replace(string(tmpl), good, bad.expression, 1))
+			broken.SetName(strings.ToLower(bad.kind))
+			if err := unstructuredSet(broken.Object, bad.kind, "spec", "crd", "spec", "names", "kind"); err != nil {
+				t.Fatal(err)
+			}
+			err := env.Client.Create(ctx, broken)
+			if err == nil {
+				_ = env.Client.Delete(ctx, broken)
+				t.Fatal("the template was created")
+			}
+			t.Logf("kubectl would show: %v", err)
+			for _, want := range []string{`admission webhook "check-policy.gatekeeper.sh" denied the request`,
+				"spec.targets[0].code[0].source.validations[0].expression", bad.want} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+			}
+			if !apierrors.IsInvalid(err) {
+				t.Errorf("error is not 422 Invalid: %v", err)
+			}
+		})
+	}
 }
 
 func unstructuredSet(obj map[string]any, value string, path ...string) error {

@@ -74,16 +74,21 @@ func TestCertRotator(t *testing.T) {
 	wopts.Port, wopts.Host = port, "127.0.0.1"
 	wopts.CertDir = t.TempDir()
 	wopts.ConfigurationName = "rotator-test"
+	wopts.MutatingConfigurationName = "rotator-test"
 	m, err := managertest.Start(env.Config, mopts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: wopts.ConfigurationName}}
+	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: wopts.MutatingConfigurationName}}
 	t.Cleanup(func() {
 		// Its label webhook fails closed and its Service does not exist:
 		// remove it before anything else creates a namespace.
 		if err := env.Client.Delete(context.Background(), vwc); client.IgnoreNotFound(err) != nil {
 			t.Errorf("deleting the configuration: %v", err)
+		}
+		if err := env.Client.Delete(context.Background(), mwc); client.IgnoreNotFound(err) != nil {
+			t.Errorf("deleting the mutating configuration: %v", err)
 		}
 		if err := m.Stop(); err != nil {
 			t.Errorf("manager: %v", err)
@@ -122,6 +127,20 @@ func TestCertRotator(t *testing.T) {
 			if !bytes.Equal(w.ClientConfig.CABundle, ca) {
 				return fmt.Errorf("%s: caBundle is not the Secret's CA", w.Name)
 			}
+		}
+		return nil
+	})
+
+	eventually(t, "the mutating configuration to refer to the Service, with the CA injected", func(ctx context.Context) error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(mwc), mwc); err != nil {
+			return err
+		}
+		w := mwc.Webhooks[0]
+		if svc := w.ClientConfig.Service; svc == nil || svc.Name != webhook.DefaultServiceName || svc.Namespace != ns || *svc.Path != webhook.MutatePath {
+			return fmt.Errorf("%s: clientConfig %+v", w.Name, w.ClientConfig)
+		}
+		if !bytes.Equal(w.ClientConfig.CABundle, ca) {
+			return fmt.Errorf("%s: caBundle is not the Secret's CA", w.Name)
 		}
 		return nil
 	})

@@ -137,7 +137,31 @@ type Options struct {
 	// manager's expansion.Reviewer, so that a Deployment is also judged
 	// by the Pods it would create. Nil: the engine.
 	Reviewer Reviewer
+
+	// Mutation serves /v1/mutate and applies the
+	// MutatingWebhookConfiguration (--enable-mutation-webhook), once
+	// MutationSystem is set.
+	Mutation bool
+	// MutatingConfigurationName names the MutatingWebhookConfiguration
+	// (--mutating-webhook-configuration-name).
+	MutatingConfigurationName string
+	// MutationFailurePolicy is the mutating webhook's failurePolicy,
+	// Ignore or Fail (--mutation-failure-policy).
+	MutationFailurePolicy string
+	// MutationTimeoutSeconds is the API server's timeout for each call to
+	// /v1/mutate (--mutation-timeout-seconds).
+	MutationTimeoutSeconds int32
+	// MutationSystem applies the mutators: set it from the manager, which
+	// fills it. Nil: no mutating webhook.
+	MutationSystem Mutator
+	// MutationExcluded reports namespaces the Config excludes from the
+	// mutating webhook (spec.match[].processes: [mutation-webhook]). Nil:
+	// none.
+	MutationExcluded func(namespace string) bool
 }
+
+// mutating reports whether the mutating webhook is served.
+func (o *Options) mutating() bool { return o.Mutation && o.MutationSystem != nil }
 
 // NewOptions returns the defaults.
 func NewOptions() Options {
@@ -153,6 +177,11 @@ func NewOptions() Options {
 		TimeoutSeconds:      DefaultTimeoutSeconds,
 		MaxServingThreads:   defaultMaxServingThreads,
 		ServiceAccount:      DefaultServiceAccount,
+
+		Mutation:                  true,
+		MutatingConfigurationName: DefaultMutatingConfigurationName,
+		MutationFailurePolicy:     FailurePolicyIgnore,
+		MutationTimeoutSeconds:    DefaultMutationTimeoutSeconds,
 	}
 }
 
@@ -181,12 +210,16 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.EmitAdmissionEvents, "emit-admission-events", o.EmitAdmissionEvents, "emit a Warning Event for every violation found at admission (reasons FailedAdmission, WarningAdmission, DryrunViolation; source gatekeeper-webhook), in --namespace")
 	fs.BoolVar(&o.AdmissionEventsInvolvedNamespace, "admission-events-involved-namespace", o.AdmissionEventsInvolvedNamespace, "with --emit-admission-events, emit each Event in the namespace of the object it is about (cluster-scoped objects' in --namespace)")
 	fs.StringVar(&o.ServiceAccount, "manager-service-account", o.ServiceAccount, "the manager's ServiceAccount in --namespace (or a full user name), whose requests are always allowed")
+	fs.BoolVar(&o.Mutation, "enable-mutation-webhook", o.Mutation, "serve the mutating admission webhook /v1/mutate (with --operation mutation-webhook, or no --operation)")
+	fs.StringVar(&o.MutatingConfigurationName, "mutating-webhook-configuration-name", o.MutatingConfigurationName, "name of the MutatingWebhookConfiguration")
+	fs.StringVar(&o.MutationFailurePolicy, "mutation-failure-policy", o.MutationFailurePolicy, "what the API server does when the mutating webhook fails: Ignore or Fail")
+	fs.Int32Var(&o.MutationTimeoutSeconds, "mutation-timeout-seconds", o.MutationTimeoutSeconds, "API server timeout for each mutating webhook call, 1 to 30")
 }
 
 // Complete fills in the defaults that depend on other options and checks
 // them all. It is idempotent; Setup calls it too.
 func (o *Options) Complete() error {
-	if !o.Enabled {
+	if !o.Enabled && !o.Mutation {
 		return nil
 	}
 	if o.Host == "" && o.URLHost != "" && isLoopbackOrIP(o.URLHost) {
@@ -202,17 +235,28 @@ func (o *Options) Complete() error {
 	if _, err := o.tlsVersion(); err != nil {
 		errs = append(errs, err)
 	}
-	if o.FailurePolicy != FailurePolicyIgnore && o.FailurePolicy != FailurePolicyFail {
+	if o.Enabled && o.FailurePolicy != FailurePolicyIgnore && o.FailurePolicy != FailurePolicyFail {
 		errs = append(errs, fmt.Errorf("--failure-policy %q must be %s or %s", o.FailurePolicy, FailurePolicyIgnore, FailurePolicyFail))
 	}
-	if o.TimeoutSeconds < 1 || o.TimeoutSeconds > maxTimeoutSeconds {
+	if o.Enabled && (o.TimeoutSeconds < 1 || o.TimeoutSeconds > maxTimeoutSeconds) {
 		errs = append(errs, fmt.Errorf("--timeout-seconds %d must be between 1 and %d", o.TimeoutSeconds, maxTimeoutSeconds))
 	}
 	if o.MaxServingThreads < -1 {
 		errs = append(errs, fmt.Errorf("--max-serving-threads %d must be -1, 0 or positive", o.MaxServingThreads))
 	}
-	if strings.TrimSpace(o.ConfigurationName) == "" {
+	if o.Enabled && strings.TrimSpace(o.ConfigurationName) == "" {
 		errs = append(errs, errors.New("--validating-webhook-configuration-name must not be empty"))
+	}
+	if o.Mutation {
+		if strings.TrimSpace(o.MutatingConfigurationName) == "" {
+			errs = append(errs, errors.New("--mutating-webhook-configuration-name must not be empty"))
+		}
+		if o.MutationFailurePolicy != FailurePolicyIgnore && o.MutationFailurePolicy != FailurePolicyFail {
+			errs = append(errs, fmt.Errorf("--mutation-failure-policy %q must be %s or %s", o.MutationFailurePolicy, FailurePolicyIgnore, FailurePolicyFail))
+		}
+		if o.MutationTimeoutSeconds < 1 || o.MutationTimeoutSeconds > maxTimeoutSeconds {
+			errs = append(errs, fmt.Errorf("--mutation-timeout-seconds %d must be between 1 and %d", o.MutationTimeoutSeconds, maxTimeoutSeconds))
+		}
 	}
 	if strings.TrimSpace(o.Namespace) == "" {
 		errs = append(errs, errors.New("the webhook needs the manager's namespace"))

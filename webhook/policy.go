@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -13,11 +14,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	mutationsv1 "github.com/portcullis-dev/portcullis/api/mutations/v1"
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/expansion"
+	"github.com/portcullis-dev/portcullis/mutation"
 )
 
-// AdmitPolicyPath is where ConstraintTemplates, constraints and
+// AdmitPolicyPath is where ConstraintTemplates, constraints, mutators and
 // ExpansionTemplates are checked.
 const AdmitPolicyPath = "/v1/admitpolicy"
 
@@ -33,9 +36,10 @@ type ConstraintValidator interface {
 
 // PolicyHandler serves /v1/admitpolicy: it refuses, at kubectl apply, a
 // ConstraintTemplate whose Rego does not compile (with the compiler's
-// message, line and column) and a constraint whose parameters do not fit
+// message, line and column), a constraint whose parameters do not fit
 // its template's schema or whose enforcement action is unknown (with the
-// field path). Gatekeeper only reports these later, in status.
+// field path), and a mutator that does not compile (with the field path).
+// Gatekeeper only reports the first two later, in status.
 type PolicyHandler struct {
 	constraints ConstraintValidator
 	engineOpts  engine.Options
@@ -83,9 +87,10 @@ func (h *PolicyHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 		return allowed("subresource"), nil
 	}
 	if !isPolicy(req) {
-		return allowed("not a ConstraintTemplate, a constraint or an ExpansionTemplate"), nil
+		return allowed("not a ConstraintTemplate, a constraint, a mutator or an ExpansionTemplate"), nil
 	}
 	isTemplate := req.Kind.Group == engine.TemplateGroup && req.Kind.Kind == "ConstraintTemplate"
+	isMutator := req.Kind.Group == mutationsv1.Group
 	isExpansion := req.Kind.Group == expansion.Group && req.Kind.Kind == expansion.Kind
 	if herr := checkObjects(req); herr != nil {
 		return nil, herr
@@ -97,16 +102,20 @@ func (h *PolicyHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 	if isTemplate {
 		return h.checkTemplate(ctx, u)
 	}
+	if isMutator {
+		return checkMutator(u), nil
+	}
 	if isExpansion {
 		return checkExpansionTemplate(u), nil
 	}
 	return h.checkConstraint(u), nil
 }
 
-// isPolicy reports whether req is for a ConstraintTemplate, a constraint
-// or an ExpansionTemplate, which PolicyHandler checks.
+// isPolicy reports whether req is for a ConstraintTemplate, a constraint,
+// a mutator or an ExpansionTemplate, which PolicyHandler checks.
 func isPolicy(req *admissionv1.AdmissionRequest) bool {
 	return (req.Kind.Group == engine.TemplateGroup && req.Kind.Kind == "ConstraintTemplate") ||
+		req.Kind.Group == mutationsv1.Group ||
 		(req.Kind.Group == expansion.Group && req.Kind.Kind == expansion.Kind) ||
 		req.Kind.Group == ConstraintGroup
 }
@@ -164,6 +173,23 @@ func (h *PolicyHandler) checkConstraint(u *unstructured.Unstructured) *admission
 	}
 	if err := h.constraints.ValidateConstraint(u); err != nil {
 		return invalid(u, "spec", err)
+	}
+	return allowed("")
+}
+
+// checkMutator compiles a mutator as the manager will: a malformed
+// location, a value of the wrong type, an invalid image part, externalData
+// and the like are refused naming the field.
+func checkMutator(u *unstructured.Unstructured) *admissionv1.AdmissionResponse {
+	if !mutation.IsMutator(u.GroupVersionKind()) {
+		return allowed("not a mutator kind")
+	}
+	if _, err := mutation.New(u); err != nil {
+		field := mutation.Field(err)
+		if field == "" {
+			field = "spec"
+		}
+		return invalid(u, field, errors.New(strings.TrimPrefix(err.Error(), field+": ")))
 	}
 	return allowed("")
 }

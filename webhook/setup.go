@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -21,11 +22,14 @@ import (
 
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // Setup adds the webhook to mgr: its HTTPS server with /v1/admit,
-// /v1/admitlabel and /v1/admitpolicy, the serving certificate, the
-// ValidatingWebhookConfiguration and a "webhook" readiness check. eng is
+// /v1/admitlabel and /v1/admitpolicy (when opts.Enabled) and /v1/mutate
+// (when opts.Mutation, with a MutationSystem), the serving certificate,
+// the Validating- and MutatingWebhookConfiguration and a "webhook"
+// readiness check. eng is
 // the engine the manager's controllers fill. Nothing runs until mgr starts;
 // the server starts once the certificate is there and the caches are
 // synced, and the configuration is applied once the server answers.
@@ -33,10 +37,10 @@ import (
 // The server is a controller-runtime webhook server of its own, added to
 // mgr as a runnable, so that mgr needs no WebhookServer option.
 func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
-	if !opts.Enabled {
+	if !opts.Enabled && !opts.mutating() {
 		return nil
 	}
-	if eng == nil {
+	if opts.Enabled && eng == nil {
 		return errors.New("webhook: no engine")
 	}
 	if err := opts.Complete(); err != nil {
@@ -44,10 +48,6 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 	}
 	log := mgr.GetLogger().WithName("webhook")
 
-	metrics, err := NewMetrics(ctrlmetrics.Registry)
-	if err != nil {
-		return err
-	}
 	// The Namespace informer starts with the manager's caches, so that
 	// lookups hit a synced cache from the first request.
 	if _, err := mgr.GetCache().GetInformer(context.Background(), &corev1.Namespace{}, cache.BlockUntilSynced(false)); err != nil {
@@ -55,27 +55,6 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 	}
 	ho := opts.handlerOptions()
 	ho.Namespaces = CachedNamespaces(mgr.GetCache(), mgr.GetAPIReader())
-	ho.Metrics = metrics
-	ho.Log = log.WithName("admit")
-	if opts.EmitAdmissionEvents {
-		rec, err := violations.NewRecorder(mgr.GetConfig(), violations.ComponentWebhook, opts.Namespace, opts.AdmissionEventsInvolvedNamespace)
-		if err != nil {
-			return err
-		}
-		if err := mgr.Add(rec); err != nil {
-			return fmt.Errorf("adding the admission event recorder: %w", err)
-		}
-		ho.Events = rec
-	}
-	var rv Reviewer = eng
-	if opts.Reviewer != nil {
-		rv = opts.Reviewer
-	}
-	policy := NewPolicyHandler(eng, opts.EngineOptions, ho.Timeout, log.WithName("admitpolicy"))
-	ho.Policy = policy
-	ho.CheckPolicies = policyWebhookMissing(mgr.GetAPIReader(), opts.ConfigurationName)
-	admit := NewAdmissionHandler(rv, ho)
-	label := NewNamespaceLabelHandler(ho.Exemptions, log.WithName("admitlabel"))
 
 	certs, err := setupCerts(mgr, &opts, log)
 	if err != nil {
@@ -85,9 +64,46 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 	if err != nil {
 		return err
 	}
-	server.Register(AdmitPath, admit)
-	server.Register(AdmitLabelPath, label)
-	server.Register(AdmitPolicyPath, policy)
+	if opts.Enabled {
+		metrics, err := NewMetrics(ctrlmetrics.Registry)
+		if err != nil {
+			return err
+		}
+		ho := ho
+		ho.Metrics = metrics
+		ho.Log = log.WithName("admit")
+		if opts.EmitAdmissionEvents {
+			rec, err := violations.NewRecorder(mgr.GetConfig(), violations.ComponentWebhook, opts.Namespace, opts.AdmissionEventsInvolvedNamespace)
+			if err != nil {
+				return err
+			}
+			if err := mgr.Add(rec); err != nil {
+				return fmt.Errorf("adding the admission event recorder: %w", err)
+			}
+			ho.Events = rec
+		}
+		var rv Reviewer = eng
+		if opts.Reviewer != nil {
+			rv = opts.Reviewer
+		}
+		policy := NewPolicyHandler(eng, opts.EngineOptions, ho.Timeout, log.WithName("admitpolicy"))
+		ho.Policy = policy
+		ho.CheckPolicies = policyWebhookMissing(mgr.GetAPIReader(), opts.ConfigurationName)
+		server.Register(AdmitPath, NewAdmissionHandler(rv, ho))
+		server.Register(AdmitLabelPath, NewNamespaceLabelHandler(ho.Exemptions, log.WithName("admitlabel")))
+		server.Register(AdmitPolicyPath, policy)
+	}
+	if opts.mutating() {
+		metrics, err := NewMutationMetrics(ctrlmetrics.Registry)
+		if err != nil {
+			return err
+		}
+		ho := ho
+		ho.Excluded = opts.MutationExcluded
+		ho.Timeout = time.Duration(opts.MutationTimeoutSeconds) * time.Second
+		ho.Log = log.WithName("mutate")
+		server.Register(MutatePath, NewMutationHandler(opts.MutationSystem, ho, metrics))
+	}
 	if err := mgr.Add(&gatedServer{server: server, ready: certs.ready, log: log}); err != nil {
 		return fmt.Errorf("adding the webhook server: %w", err)
 	}
@@ -104,6 +120,7 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 		}
 	}
 	log.Info("Webhook set up", "port", opts.Port, "host", opts.Host, "certDir", opts.CertDir, "url", opts.URLHost != "",
+		"validating", opts.Enabled, "mutating", opts.mutating(),
 		"failurePolicy", opts.FailurePolicy, "delete", opts.EnableDeleteOperations, "connect", opts.EnableConnectOperations)
 	return nil
 }

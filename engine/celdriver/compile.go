@@ -1,15 +1,10 @@
 package celdriver
 
 import (
-	"context"
 	"fmt"
 
-	celtypes "github.com/google/cel-go/common/types"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
-	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apiserver/pkg/admission"
 	admissioncel "k8s.io/apiserver/pkg/admission/plugin/cel"
 	"k8s.io/apiserver/pkg/admission/plugin/policy/validating"
 	"k8s.io/apiserver/pkg/admission/plugin/webhook/matchconditions"
@@ -64,118 +59,63 @@ func compileTemplate(ct *templates.ConstraintTemplate, defaultPolicy string) (*c
 		}
 	}
 
+	costs, err := newCostChecker(cc)
+	if err != nil {
+		return nil, fmt.Errorf("template %q: creating the CEL cost estimator: %w", ct.GetName(), err)
+	}
+	for i, v := range src.Variables {
+		if err := costs.check(v.Expression, true, fmt.Sprintf("%s.variables[%d].expression", field, i)); err != nil {
+			return nil, err
+		}
+	}
+
+	c := &compiled{source: src, cc: cc, policy: admissionregistrationv1.Fail}
+	if src.failurePolicy(defaultPolicy) == FailurePolicyIgnore {
+		c.policy = admissionregistrationv1.Ignore
+	}
 	conds := make([]admissioncel.ExpressionAccessor, len(src.MatchConditions))
 	for i, mc := range src.MatchConditions {
 		conds[i] = &matchconditions.MatchCondition{Name: mc.Name, Expression: mc.Expression}
-		if err := check(cc, conds[i], fmt.Sprintf("%s.matchCondition[%d].expression", field, i)); err != nil {
+		if _, err := compileOne(cc, costs, conds[i], fmt.Sprintf("%s.matchCondition[%d].expression", field, i)); err != nil {
 			return nil, err
 		}
 	}
-	validations := make([]admissioncel.ExpressionAccessor, len(src.Validations))
-	messages := make([]admissioncel.ExpressionAccessor, len(src.Validations))
+	if len(conds) > 0 {
+		// Match conditions are rare: the apiserver's matcher evaluates
+		// them, in an activation of its own.
+		c.matcher = matchconditions.NewMatcher(cc.CompileCondition(conds, withoutParams, mode), &c.policy,
+			"K8sNativeValidation", "matchCondition", ct.GetName())
+	}
+	c.validations = make([]admissioncel.CompilationResult, len(src.Validations))
+	c.messages = make([]admissioncel.CompilationResult, len(src.Validations))
 	for i, v := range src.Validations {
-		validations[i] = &validating.ValidationCondition{Expression: v.Expression, Message: v.Message}
-		if err := check(cc, validations[i], fmt.Sprintf("%s.validations[%d].expression", field, i)); err != nil {
+		c.validations[i], err = compileOne(cc, costs, &validating.ValidationCondition{Expression: v.Expression, Message: v.Message},
+			fmt.Sprintf("%s.validations[%d].expression", field, i))
+		if err != nil {
 			return nil, err
 		}
 		if v.MessageExpression == "" {
-			continue // a nil accessor: no message expression
+			continue // no program: no message expression
 		}
-		messages[i] = &validating.MessageExpressionCondition{MessageExpression: v.MessageExpression}
-		if err := check(cc, messages[i], fmt.Sprintf("%s.validations[%d].messageExpression", field, i)); err != nil {
+		c.messages[i], err = compileOne(cc, costs, &validating.MessageExpressionCondition{MessageExpression: v.MessageExpression},
+			fmt.Sprintf("%s.validations[%d].messageExpression", field, i))
+		if err != nil {
 			return nil, err
 		}
 	}
-
-	policy := admissionregistrationv1.Fail
-	if src.failurePolicy(defaultPolicy) == FailurePolicyIgnore {
-		policy = admissionregistrationv1.Ignore
-	}
-	var matcher matchconditions.Matcher
-	if len(conds) > 0 {
-		matcher = matchconditions.NewMatcher(cc.CompileCondition(conds, withoutParams, mode), &policy,
-			"K8sNativeValidation", "matchCondition", ct.GetName())
-	}
-	// The apiserver's validator evaluates every message expression, in an
-	// activation of its own that computes again the variables they read,
-	// whatever the validations give. Most objects pass every validation:
-	// for them the messages are skipped (see onlyOnFailure).
-	validator := validating.NewValidator(
-		recordOutcome{cc.CompileCondition(validations, withoutParams, mode)},
-		matcher,
-		none{}, // templates have no audit annotations
-		onlyOnFailure{cc.CompileCondition(messages, withoutParams, mode)},
-		&policy, nil)
-	return &compiled{source: src, validator: validator}, nil
+	return c, nil
 }
 
-// check compiles one expression on its own to report its error with its
-// field; the validator compiles them again, together.
-func check(cc *admissioncel.CompositedCompiler, e admissioncel.ExpressionAccessor, field string) error {
-	if r := cc.CompileCELExpression(e, withoutParams, mode); r.Error != nil {
-		return compileError(field, r.Error)
+// compileOne compiles one expression with the composited compiler and
+// checks its estimated cost; an error names the field.
+func compileOne(cc *admissioncel.CompositedCompiler, costs *costChecker, e admissioncel.ExpressionAccessor, field string) (admissioncel.CompilationResult, error) {
+	r := cc.CompileCELExpression(e, withoutParams, mode)
+	if r.Error != nil {
+		return r, compileError(field, r.Error)
 	}
-	return nil
+	return r, costs.check(e.GetExpression(), false, field)
 }
 
 func compileError(field string, err error) error {
 	return &FieldError{Field: field, Message: err.Error()}
 }
-
-// outcome is where, during one Validate, recordOutcome notes whether a
-// validation failed or erred, for onlyOnFailure to read.
-type outcome struct{ notAllTrue bool }
-
-type outcomeKey struct{}
-
-// withOutcome returns a context for one Validate.
-func withOutcome(ctx context.Context) context.Context {
-	return context.WithValue(ctx, outcomeKey{}, &outcome{})
-}
-
-// recordOutcome evaluates the validations and notes in the context's
-// outcome whether any is not true.
-type recordOutcome struct {
-	admissioncel.ConditionEvaluator
-}
-
-func (r recordOutcome) ForInput(ctx context.Context, attrs *admission.VersionedAttributes, req *admissionv1.AdmissionRequest, vars admissioncel.OptionalVariableBindings, ns *corev1.Namespace, budget int64) ([]admissioncel.EvaluationResult, int64, error) {
-	results, remaining, err := r.ConditionEvaluator.ForInput(ctx, attrs, req, vars, ns, budget)
-	if o, ok := ctx.Value(outcomeKey{}).(*outcome); ok {
-		o.notAllTrue = err != nil
-		for _, res := range results {
-			if res.Error != nil || res.EvalResult != celtypes.True {
-				o.notAllTrue = true
-			}
-		}
-	}
-	return results, remaining, err
-}
-
-// onlyOnFailure evaluates the message expressions only when the outcome
-// says a validation is not true; otherwise the validator uses no message,
-// and none is evaluated. The one difference this makes: when every
-// validation holds but the message expressions would exceed the cost
-// budget, the apiserver's validator makes every decision an error; here
-// the object passes.
-type onlyOnFailure struct {
-	admissioncel.ConditionEvaluator
-}
-
-func (m onlyOnFailure) ForInput(ctx context.Context, attrs *admission.VersionedAttributes, req *admissionv1.AdmissionRequest, vars admissioncel.OptionalVariableBindings, ns *corev1.Namespace, budget int64) ([]admissioncel.EvaluationResult, int64, error) {
-	if o, ok := ctx.Value(outcomeKey{}).(*outcome); ok && !o.notAllTrue {
-		return nil, budget, nil
-	}
-	return m.ConditionEvaluator.ForInput(ctx, attrs, req, vars, ns, budget)
-}
-
-// none is a ConditionEvaluator of no expressions: for the audit
-// annotations templates do not have. The apiserver's evaluator of no expressions still
-// converts the whole request for them, on every call.
-type none struct{}
-
-func (none) ForInput(_ context.Context, _ *admission.VersionedAttributes, _ *admissionv1.AdmissionRequest, _ admissioncel.OptionalVariableBindings, _ *corev1.Namespace, budget int64) ([]admissioncel.EvaluationResult, int64, error) {
-	return nil, budget, nil
-}
-
-func (none) CompilationErrors() []error { return nil }

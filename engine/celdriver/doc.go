@@ -1,10 +1,12 @@
 // Package celdriver is a frameworks constraint driver for the
 // K8sNativeValidation (CEL) engine of ConstraintTemplates, with
-// Gatekeeper's semantics. It compiles and evaluates expressions with the
-// apiserver's ValidatingAdmissionPolicy packages (the composited compiler,
-// the validating policy validator, match conditions and cost limits), so
-// expressions, libraries, cost budgets and error messages behave as in the
-// apiserver and in Gatekeeper.
+// Gatekeeper's semantics. It compiles expressions with the apiserver's
+// ValidatingAdmissionPolicy packages (the composited compiler, match
+// conditions and cost limits), so expressions, libraries, cost budgets and
+// error messages behave as in the apiserver and in Gatekeeper, and
+// evaluates them as the apiserver's validating policy validator does, with
+// the review converted once for all constraints (see compiled;
+// TestMatchesValidator compares the two).
 //
 // A source is {validations[{expression, message, messageExpression}],
 // failurePolicy, matchCondition[{name, expression}], variables[{name,

@@ -21,7 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/admission"
-	"k8s.io/apiserver/pkg/admission/plugin/policy/validating"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"k8s.io/apiserver/pkg/authentication/user"
 )
@@ -45,17 +44,6 @@ type Driver struct {
 
 	mu         sync.RWMutex
 	validators map[string]*compiled // by template kind
-}
-
-// compiled is one template's compiled source.
-type compiled struct {
-	source    *Source
-	validator validating.Validator
-}
-
-// validate evaluates a constraint.
-func (c *compiled) validate(ctx context.Context, attrs *admission.VersionedAttributes, params runtime.Object, ns *corev1.Namespace, budget int64) validating.ValidateResult {
-	return c.validator.Validate(withOutcome(ctx), attrs.GetResource(), attrs, params, ns, budget, nil)
 }
 
 // Option configures a Driver.
@@ -221,6 +209,11 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 	if err != nil {
 		return nil, err
 	}
+	// Converted once for all the constraints.
+	in, err := newReviewVars(attrs, ns)
+	if err != nil {
+		return nil, err
+	}
 	stats := d.gatherStats || cfg.StatsEnabled
 	var trace *strings.Builder
 	if cfg.TracingEnabled {
@@ -242,21 +235,21 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 			return nil, fmt.Errorf("%w: missing Template %q for target %q", ErrReview, c.GetKind(), target)
 		}
 		start := time.Now()
-		res := comp.validate(ctx, attrs, c, ns, d.budget)
-		for i, dec := range res.Decisions {
+		decisions := comp.validate(ctx, in, c, d.budget)
+		for i, dec := range decisions {
 			if trace != nil {
-				fmt.Fprintf(trace, "%s %s: validations[%d]: %s", c.GetKind(), c.GetName(), i, dec.Evaluation)
-				if dec.Message != "" {
-					fmt.Fprintf(trace, ": %s", dec.Message)
+				fmt.Fprintf(trace, "%s %s: validations[%d]: %s", c.GetKind(), c.GetName(), i, dec.evaluation)
+				if dec.message != "" {
+					fmt.Fprintf(trace, ": %s", dec.message)
 				}
 				trace.WriteString("\n")
 			}
-			if dec.Action != validating.ActionDeny {
+			if !dec.deny {
 				continue
 			}
-			resp.Results = append(resp.Results, &types.Result{Target: target, Msg: dec.Message, Constraint: c})
+			resp.Results = append(resp.Results, &types.Result{Target: target, Msg: dec.message, Constraint: c})
 		}
-		if trace != nil && len(res.Decisions) == 0 {
+		if trace != nil && len(decisions) == 0 {
 			fmt.Fprintf(trace, "%s %s: not judged (a matchCondition is false, or the failurePolicy ignored an error)\n", c.GetKind(), c.GetName())
 		}
 		if stats {

@@ -3,12 +3,22 @@ package celdriver_test
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/engine/celdriver"
+	"github.com/portcullis-dev/portcullis/internal/gklibrary"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // BenchmarkCapabilities evaluates the gatekeeper-library's
@@ -47,4 +57,79 @@ func BenchmarkCapabilities(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkLibraryPod queries the driver once with every gatekeeper-library
+// template that has CEL and its first sample constraint, for the Pod
+// `make bench-webhook` sends (two containers that fail many of them).
+func BenchmarkLibraryPod(b *testing.B) {
+	lib, err := gklibrary.ReadTemplates(testenv.LibraryDir(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := celdriver.New()
+	ctx := context.Background()
+	var constraints []*unstructured.Unstructured
+	for _, p := range lib {
+		ct, err := engine.ParseTemplate(p.Template)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !engine.HasCode(ct, engine.EngineCEL) || p.Constraint == nil {
+			continue
+		}
+		if err := d.AddTemplate(ctx, ct); err != nil {
+			b.Fatal(err)
+		}
+		constraints = append(constraints, p.Constraint)
+	}
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	tmpl, err := os.ReadFile(filepath.Join(root, "hack", "bench-webhook", "pod.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	podJSON := strings.NewReplacer("@@SUFFIX@@", "x8k2q", "@@OBJUID@@", "uid", "@@TAG@@", "1.1", "@@SLEEP@@", "3600").Replace(string(tmpl))
+	r := &request{req: &admissionv1.AdmissionRequest{
+		UID:       "1",
+		Kind:      metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+		Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
+		Name:      "web-7c9d-x8k2q",
+		Namespace: "default",
+		Operation: admissionv1.Create,
+		UserInfo:  authUser("alice"),
+		Object:    runtime.RawExtension{Raw: []byte(podJSON)},
+	}, ns: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}}
+	resp, err := d.Query(ctx, testTarget, constraints, r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := len(resp.Results)
+	b.Logf("%d constraints, %d results", len(constraints), want)
+	b.ReportAllocs()
+	defer reportCPU(b, cpuTime(b))
+	for b.Loop() {
+		resp, err := d.Query(ctx, testTarget, constraints, r)
+		if err != nil || len(resp.Results) != want {
+			b.Fatalf("%v, %d results", err, len(resp.Results))
+		}
+	}
+}
+
+// cpuTime is this process's user+system CPU time.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process's CPU time per op (GC included) since
+// start: less sensitive than ns/op to what else the machine runs.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N)/1e3, "cpu-µs/op")
 }

@@ -79,6 +79,7 @@ func child1(ctx context.Context, c config, res *childResult) error {
 	// stay off.
 	opts.Audit.Interval = 0
 	opts.Webhook.Enabled = false
+	opts.Webhook.Mutation = false
 	// Generated ValidatingAdmissionPolicies would refuse the objects.
 	opts.VAP.CreatePolicies, opts.VAP.CreateBindings = false, false
 	opts.PodID = benchPodID

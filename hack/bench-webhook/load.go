@@ -24,7 +24,7 @@ type rateResult struct {
 	Rate          int
 	Sent          int
 	Errors        int // transport errors and non-200 answers
-	NotDenied     int // 200 answers that did not refuse the Pod
+	NotDenied     int // 200 answers that did not refuse the Pod (with -mode mutate: did not patch it)
 	Achieved      float64
 	P50, P90, P99 time.Duration
 	Max           time.Duration
@@ -51,6 +51,8 @@ type loader struct {
 	tmpl   string
 	pods   string
 	n      atomic.Uint64
+	// mutate expects patches (/v1/mutate) instead of refusals.
+	mutate bool
 }
 
 func newLoader(caFile, url, pods string) (*loader, error) {
@@ -141,7 +143,9 @@ func (l *loader) run(ctx context.Context, rate int, d time.Duration) rateResult 
 			switch {
 			case err != nil || code != http.StatusOK:
 				errs.Add(1)
-			case !bytes.Contains(body, []byte(`"allowed":false`)):
+			case l.mutate && !bytes.Contains(body, []byte(`"patch":`)):
+				notDenied.Add(1) // not mutated
+			case !l.mutate && !bytes.Contains(body, []byte(`"allowed":false`)):
 				notDenied.Add(1)
 			}
 		}(i, due)

@@ -1,8 +1,10 @@
 // Command bench-webhook measures /v1/admit under load (`make
-// bench-webhook`). It starts the webhook in a child process, which loads
-// every gatekeeper-library template with its first sample constraint and
-// serves webhook.NewAdmissionHandler on controller-runtime's webhook server
-// over TLS, as the manager does, without a cluster. It then sends
+// bench-webhook`), or /v1/mutate with -mode mutate. It starts the webhook
+// in a child process, which loads every gatekeeper-library template with
+// its first sample constraint and serves webhook.NewAdmissionHandler (or
+// loads the library's mutation samples and serves
+// webhook.NewMutationHandler) on controller-runtime's webhook server over
+// TLS, as the manager does, without a cluster. It then sends
 // AdmissionReviews for a two-container Pod that violates several
 // constraints, over TLS with keep-alive, in an open loop at each fixed rate,
 // and reports latency percentiles, the child's RSS and CPU-seconds per
@@ -49,6 +51,8 @@ type config struct {
 	resultCacheSize   int
 	celFirst          bool
 	pods              string
+	mode              string
+	mutationLibrary   string
 
 	server    bool
 	port      int
@@ -70,6 +74,8 @@ func main() {
 	flag.BoolVar(&c.celFirst, "enable-k8s-native-validation", true, "the server's --enable-k8s-native-validation: templates with CEL and Rego run their CEL")
 	flag.StringVar(&c.pods, "pods", podsSame, "what varies between requests: "+podsSame+" (only the request uid: one Pod sent again and again, as the issue's benchmark does), "+
 		podsReplicas+" (also the Pod's name and uid, as a ReplicaSet's pods), "+podsDistinct+" (also its containers' images and commands: no two Pods alike, so the result cache never helps)")
+	flag.StringVar(&c.mode, "mode", modeAdmit, "the endpoint under load: "+modeAdmit+" (/v1/admit, the library's templates) or "+modeMutate+" (/v1/mutate, the library's mutation samples)")
+	flag.StringVar(&c.mutationLibrary, "mutation-library", "", "gatekeeper-library's mutation directory, for -mode mutate (default: beside -library)")
 	flag.BoolVar(&c.server, "server", false, "internal: be the webhook server")
 	flag.IntVar(&c.port, "port", 0, "internal: the server's port")
 	flag.StringVar(&c.pprofAddr, "pprof-addr", "", "internal: the server's pprof address")
@@ -77,6 +83,13 @@ func main() {
 
 	if c.library == "" {
 		c.library = gklibrary.DefaultDir
+	}
+	if c.mutationLibrary == "" {
+		c.mutationLibrary = defaultMutationLibrary(c.library)
+	}
+	if c.mode != modeAdmit && c.mode != modeMutate {
+		fmt.Fprintf(os.Stderr, "bench-webhook: -mode %q is not %s or %s\n", c.mode, modeAdmit, modeMutate)
+		os.Exit(2)
 	}
 	if err := run(c); err != nil {
 		fmt.Fprintf(os.Stderr, "bench-webhook: %v\n", err)
@@ -130,7 +143,7 @@ func runLoad(ctx context.Context, c config) error {
 		return err
 	}
 	defer logFile.Close()
-	cmd := exec.CommandContext(ctx, self, "-server", "-library", c.library, "-port", strconv.Itoa(port),
+	cmd := exec.CommandContext(ctx, self, "-server", "-mode", c.mode, "-library", c.library, "-mutation-library", c.mutationLibrary, "-port", strconv.Itoa(port),
 		"-pprof-addr", pprofAddr, "-max-serving-threads", strconv.Itoa(c.maxServingThreads),
 		"-result-cache-size", strconv.Itoa(c.resultCacheSize),
 		"-enable-k8s-native-validation="+strconv.FormatBool(c.celFirst))
@@ -162,18 +175,32 @@ func runLoad(ctx context.Context, c config) error {
 		return fmt.Errorf("the server failed: %s %v", ready.Error, err) //nolint:errorlint // err may be nil, which %w would print as %!w(<nil>)
 	}
 	pid := cmd.Process.Pid
+	if c.mode == modeMutate {
+		fmt.Printf("Mode mutate: %d mutators from %s\n", ready.Mutators, c.mutationLibrary)
+	}
 	fmt.Printf("Server pid %d: %d templates, %d constraints loaded in %.1fs; GOMAXPROCS %s, GOGC %s, GOMEMLIMIT %s, --max-serving-threads %d, --result-cache-size %d, --enable-k8s-native-validation=%v\n",
 		pid, ready.Templates, ready.Constraints, ready.LoadSeconds, orDefault(os.Getenv("GOMAXPROCS"), fmt.Sprint(runtime.NumCPU())),
 		orDefault(c.gogc, orDefault(os.Getenv("GOGC"), "100")), orDefault(c.gomemlimit, orDefault(os.Getenv("GOMEMLIMIT"), "none")), c.maxServingThreads, c.resultCacheSize, c.celFirst)
 
 	fmt.Printf("Requests: -pods %s\n", c.pods)
-	l, err := newLoader(ready.CA, fmt.Sprintf("https://127.0.0.1:%d/v1/admit", port), c.pods)
+	path := "/v1/admit"
+	if c.mode == modeMutate {
+		path = "/v1/mutate"
+	}
+	l, err := newLoader(ready.CA, fmt.Sprintf("https://127.0.0.1:%d%s", port, path), c.pods)
 	if err != nil {
 		return err
 	}
+	l.mutate = c.mode == modeMutate
 	code, body, err := l.send(ctx, l.body())
 	if err != nil || code != 200 {
 		return fmt.Errorf("first request: HTTP %d %s: %v", code, body, err) //nolint:errorlint // err may be nil, which %w would print as %!w(<nil>)
+	}
+	if l.mutate {
+		if err := checkMutated(body); err != nil {
+			return err
+		}
+		return measure(ctx, c, l, pid, self, pprofAddr, rates)
 	}
 	var ar struct {
 		Response struct {
@@ -189,6 +216,11 @@ func runLoad(ctx context.Context, c config) error {
 	}
 	lines := strings.Split(ar.Response.Status.Message, "\n")
 	fmt.Printf("The Pod is refused (%d) with %d violations:\n  %s\n", ar.Response.Status.Code, len(lines), strings.Join(lines, "\n  "))
+	return measure(ctx, c, l, pid, self, pprofAddr, rates)
+}
+
+// measure runs the warm-up and every rate step, and prints the results.
+func measure(ctx context.Context, c config, l *loader, pid int, self, pprofAddr string, rates []int) error {
 	_, rssIdle, _ := procRSS(pid)
 
 	if c.warmup > 0 {
@@ -227,17 +259,21 @@ func runLoad(ctx context.Context, c config) error {
 		results = append(results, r)
 		fmt.Printf("  %5d/s: p50 %s p99 %s (%d sent, %d errors)\n", rate, ms(r.P50), ms(r.P99), r.Sent, r.Errors)
 	}
-	printResults(results, rssIdle)
+	printResults(results, rssIdle, c.mode)
 	if c.profileRate > 0 && profile != "" {
 		printProfile(self, profile, c.profileRate)
 	}
 	return nil
 }
 
-func printResults(results []rateResult, rssIdle int64) {
+func printResults(results []rateResult, rssIdle int64, mode string) {
 	fmt.Println()
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "rate/s\tachieved/s\tp50\tp90\tp99\tmax\tsent late p50\tp99\terrors\tnot denied\tCPU-s/1000 req\tserver CPU\tload gen CPU\tRSS MB\tpeak RSS MB\t")
+	unexpected := "not denied"
+	if mode == modeMutate {
+		unexpected = "not mutated"
+	}
+	fmt.Fprintln(w, "rate/s\tachieved/s\tp50\tp90\tp99\tmax\tsent late p50\tp99\terrors\t"+unexpected+"\tCPU-s/1000 req\tserver CPU\tload gen CPU\tRSS MB\tpeak RSS MB\t")
 	for _, r := range results {
 		secs := float64(r.Sent) / r.Achieved
 		fmt.Fprintf(w, "%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.3f\t%.0f%%\t%.0f%%\t%.0f\t%.0f\t\n",
@@ -247,7 +283,17 @@ func printResults(results []rateResult, rssIdle int64) {
 	_ = w.Flush()
 	fmt.Println("Latencies run from when each request was due, errors included; errors are non-200 answers (503: shed, over capacity).")
 	fmt.Println("\"Sent late\" is how long after it was due the load generator started each request: part of every latency, and not the server's.")
-	fmt.Printf("(RSS after loading, before any load: %.0f MB)\n\nGoals (set for one Pod sent again and again, -pods same):\n", float64(rssIdle)/1024)
+	fmt.Printf("(RSS after loading, before any load: %.0f MB)\n\n", float64(rssIdle)/1024)
+	if mode == modeMutate {
+		fmt.Println("Goal (issue 13: the 16 library mutators, one Pod per request):")
+		for _, r := range results {
+			if r.Rate == 200 {
+				check(fmt.Sprintf("at 200/s p99 %s <= 2 ms", ms(r.P99)), r.P99 <= 2*time.Millisecond)
+			}
+		}
+		return
+	}
+	fmt.Println("Goals (set for one Pod sent again and again, -pods same):")
 	var peak int64
 	p99ok := true
 	for _, r := range results {

@@ -22,7 +22,6 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -37,6 +36,7 @@ import (
 type serverReady struct {
 	Error       string `json:"error,omitempty"`
 	Templates   int    `json:"templates"`
+	Mutators    int    `json:"mutators"`
 	Constraints int    `json:"constraints"`
 	CA          string `json:"ca"` // PEM file
 	LoadSeconds float64
@@ -50,9 +50,16 @@ func runServer(ctx context.Context, c config) error {
 	logger := zapLogger()
 	ctrl.SetLogger(logger)
 	begin := time.Now()
-	eng, templates, constraints, err := loadLibrary(ctx, c.library, c.resultCacheSize, !c.celFirst)
-	if err != nil {
-		return report(serverReady{Error: err.Error()})
+	var (
+		eng                    *engine.Engine
+		templates, constraints int
+		err                    error
+	)
+	if c.mode == modeAdmit {
+		eng, templates, constraints, err = loadLibrary(ctx, c.library, c.resultCacheSize, !c.celFirst)
+		if err != nil {
+			return report(serverReady{Error: err.Error()})
+		}
 	}
 	dir, err := os.MkdirTemp("", "bench-webhook-certs-")
 	if err != nil {
@@ -68,7 +75,19 @@ func runServer(ctx context.Context, c config) error {
 	}
 	// The manager reads Namespaces from its informer cache, which hands
 	// out deep copies; so does this.
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default", Labels: map[string]string{"kubernetes.io/metadata.name": "default"}}}
+	ns := benchNamespace()
+	opts := webhook.NewOptions()
+	opts.Host, opts.Port, opts.CertDir = "127.0.0.1", c.port, dir
+	srv, err := webhook.NewServer(opts)
+	if err != nil {
+		return report(serverReady{Error: err.Error()})
+	}
+	mutators := 0
+	if c.mode == modeMutate {
+		if mutators, err = registerMutate(srv, c.mutationLibrary, ns, logger); err != nil {
+			return report(serverReady{Error: err.Error()})
+		}
+	}
 	h := webhook.NewAdmissionHandler(eng, webhook.HandlerOptions{
 		Namespaces:        func(context.Context, string) (*corev1.Namespace, error) { return ns.DeepCopy(), nil },
 		Exemptions:        webhook.NewExemptions([]string{"portcullis-system"}, nil, nil),
@@ -78,13 +97,9 @@ func runServer(ctx context.Context, c config) error {
 		Metrics:           metrics,
 		Log:               logger.WithName("webhook").WithName("admit"),
 	})
-	opts := webhook.NewOptions()
-	opts.Host, opts.Port, opts.CertDir = "127.0.0.1", c.port, dir
-	srv, err := webhook.NewServer(opts)
-	if err != nil {
-		return report(serverReady{Error: err.Error()})
+	if eng != nil {
+		srv.Register(webhook.AdmitPath, h)
 	}
-	srv.Register(webhook.AdmitPath, h)
 	done := make(chan error, 1)
 	go func() { done <- srv.Start(ctx) }()
 	go servePprof(ctx, c.pprofAddr, logger)
@@ -92,7 +107,7 @@ func runServer(ctx context.Context, c config) error {
 	if err := waitServing(ctx, c.port); err != nil {
 		return report(serverReady{Error: err.Error()})
 	}
-	if err := report(serverReady{Templates: templates, Constraints: constraints, CA: filepath.Join(dir, "tls.crt"),
+	if err := report(serverReady{Templates: templates, Constraints: constraints, Mutators: mutators, CA: filepath.Join(dir, "tls.crt"),
 		LoadSeconds: time.Since(begin).Seconds()}); err != nil {
 		return err
 	}

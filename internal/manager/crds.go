@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"k8s.io/apiextensions-apiserver/pkg/apihelpers"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,8 +20,10 @@ import (
 	"github.com/portcullis-dev/portcullis/controllers"
 )
 
-// crdEstablishTimeout bounds the wait for installed CRDs to be served.
-const crdEstablishTimeout = time.Minute
+// crdEstablishTimeout bounds the wait for all the installed CRDs to be
+// served. An API server on a loaded machine may take over a minute for the
+// mutators' large schemas.
+const crdEstablishTimeout = 3 * time.Minute
 
 // InstallCRDs applies the CustomResourceDefinitions in manifests (YAML
 // documents) with server-side apply, which changes nothing when they are up
@@ -47,17 +51,27 @@ func InstallCRDs(ctx context.Context, c client.Client, manifests []byte) error {
 		}
 		names = append(names, u.GetName())
 	}
-	for _, name := range names {
-		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, crdEstablishTimeout, true, func(ctx context.Context) (bool, error) {
-			crd := &apiextensionsv1.CustomResourceDefinition{}
-			if err := c.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
-				return false, client.IgnoreNotFound(err)
-			}
-			return apihelpers.IsCRDConditionTrue(crd, apiextensionsv1.Established), nil
-		})
-		if err != nil {
-			return fmt.Errorf("waiting for CRD %s to be established: %w", name, err)
+	// One List a poll for all of them: a Get per CRD every 100 ms would
+	// spend the client's rate limit that the starting controllers need.
+	pending := sets.New(names...)
+	var listErr error
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, crdEstablishTimeout, true, func(ctx context.Context) (bool, error) {
+		list := &apiextensionsv1.CustomResourceDefinitionList{}
+		if listErr = c.List(ctx, list); listErr != nil {
+			return false, nil // retried until the bound, then reported
 		}
+		for i := range list.Items {
+			if apihelpers.IsCRDConditionTrue(&list.Items[i], apiextensionsv1.Established) {
+				pending.Delete(list.Items[i].Name)
+			}
+		}
+		return pending.Len() == 0, nil
+	})
+	if err != nil {
+		if listErr != nil {
+			err = fmt.Errorf("%w (last error listing CRDs: %w)", err, listErr)
+		}
+		return fmt.Errorf("waiting for CRDs %s to be established: %w", strings.Join(sets.List(pending), ", "), err)
 	}
 	return nil
 }

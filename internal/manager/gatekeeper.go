@@ -41,9 +41,6 @@ var AllOperations = []Operation{
 	OperationMutationWebhook, OperationStatus, OperationWebhook,
 }
 
-// mutationOperations are the operations of a feature Portcullis lacks.
-var mutationOperations = []Operation{OperationMutationController, OperationMutationStatus, OperationMutationWebhook}
-
 // metricsBackend is the one --metrics-backend served.
 const metricsBackend = "prometheus"
 
@@ -90,22 +87,19 @@ var unsupported = []struct {
 	{"log-stats-audit", "Portcullis does not log evaluation stats; see the gatekeeper_audit_* metrics", true},
 	{"enable-external-data", "Portcullis has no external data (Provider) yet", true},
 	{"external-data-provider-response-cache-ttl", "Portcullis has no external data (Provider) yet", false},
-	{"log-mutations", "Portcullis has no mutation yet", true},
-	{"mutation-annotations", "Portcullis has no mutation yet", true},
-	{"mutating-webhook-configuration-name", "Portcullis has no mutation webhook yet", false},
 	{"disable-enforcementaction-validation", "Portcullis always validates enforcementAction and scopedEnforcementActions", true},
 	{"enable-tls-healthcheck", "Portcullis's /healthz does not probe the webhook over TLS", true},
 	{"client-ca-name", "Portcullis's webhook does not authenticate the API server's client certificate yet: any client that reaches it is served", false},
 	{"client-cn-name", "Portcullis's webhook does not authenticate the API server's client certificate yet", false},
 	{"client-cert-name", "Portcullis has no external data (Provider) yet", false},
 	{"additional-validating-webhook-configs-to-rotate-certs", "Portcullis puts its CA only into its own webhook configuration", false},
-	{"additional-mutating-webhook-configs-to-rotate-certs", "Portcullis has no mutation webhook yet", false},
+	{"additional-mutating-webhook-configs-to-rotate-certs", "Portcullis puts its CA only into its own webhook configurations", false},
 	{"enable-violation-export", "Portcullis has no violation export (Connection) yet", true},
 	{"enable-admission-violation-export", "Portcullis has no violation export (Connection) yet", true},
 	{"audit-connection", "Portcullis has no violation export (Connection) yet", false},
 	{"audit-channel", "Portcullis has no violation export (Connection) yet", false},
 	{"api-cache-dir", "the audit keeps nothing on disk: it lists objects page by page", false},
-	{"enable-mutation", "deprecated in Gatekeeper too; Portcullis has no mutation yet", true},
+	{"enable-mutation", "deprecated in Gatekeeper too, where it has no effect: mutation runs with --operation=mutation-webhook (and mutation-controller, mutation-status)", true},
 	{"metrics-addr", "controller-runtime's metrics are served with Portcullis's, on --prometheus-port (--metrics-bind-address)", false},
 	{"log-file", "Portcullis logs to stderr only", false},
 }
@@ -180,7 +174,8 @@ func (o *Options) addGatekeeperFlags(fs *pflag.FlagSet) {
 		"what this replica does, repeatable or comma-separated: webhook (serve the validating webhook), audit (run the audit), "+
 			"generate (create, update and delete the constraint CRDs; without it the replica waits for another to), "+
 			"status (accepted: every replica writes its own status.byPod entries, there is nothing to aggregate), "+
-			"mutation-webhook, mutation-status, mutation-controller (accepted, not supported: no mutation yet); default all, as in Gatekeeper. "+
+			"mutation-controller (load the mutators and write their status.byPod entries), mutation-webhook (serve the mutating webhook; loads the mutators too), "+
+			"mutation-status (loads the mutators; removes the mutators' status.byPod entries of replicas gone); default all, as in Gatekeeper. "+
 			"Every replica loads the templates and constraints")
 	fs.StringVar(&g.healthAddr, "health-addr", "", "address of /healthz and /readyz, e.g. :9090; Gatekeeper's name for --health-probe-bind-address")
 	fs.IntVar(&g.prometheusPort, "prometheus-port", 0, "port of the Prometheus /metrics endpoint on all addresses, e.g. 8888; sets --metrics-bind-address to :PORT")
@@ -235,9 +230,9 @@ func explainBackend(v string) error {
 // --help lines start with GatekeeperMark.
 var gatekeeperNames = []string{
 	"port", "host", "cert-dir", "health-addr", "prometheus-port", "metrics-backend", "logtostderr", "log-level",
-	"log-denies", "exempt-namespace", "exempt-namespace-prefix", "exempt-namespace-suffix", "operation",
+	"log-denies", "log-mutations", "mutation-annotations", "exempt-namespace", "exempt-namespace-prefix", "exempt-namespace-suffix", "operation",
 	"audit-interval", "constraint-violations-limit", "audit-chunk-size", "audit-match-kind-only", "audit-from-cache",
-	"disable-opa-builtin", "max-serving-threads", "tls-min-version", "validating-webhook-configuration-name",
+	"disable-opa-builtin", "max-serving-threads", "tls-min-version", "validating-webhook-configuration-name", "mutating-webhook-configuration-name",
 	"disable-cert-rotation", "cert-service-name", "readiness-retries", "shutdown-delay", "enable-pprof", "pprof-port",
 	"enable-referential-rules", "kubeconfig", "log-level-key", "log-level-encoder", "enable-k8s-native-validation",
 	"default-k8s-native-validation-failure-policy", "emit-admission-events", "admission-events-involved-namespace",
@@ -350,7 +345,8 @@ func (o *Options) completeGatekeeper() error {
 }
 
 // completeOperations turns --operation into what this replica runs: the
-// webhook with webhook, the audit with audit. Without --operation every
+// webhook with webhook, the mutating webhook with mutation-webhook, the
+// audit with audit. Without --operation every
 // operation is assigned and the Portcullis flags decide.
 func (o *Options) completeOperations() error {
 	if len(o.gatekeeper.operations) == 0 {
@@ -366,6 +362,11 @@ func (o *Options) completeOperations() error {
 		return fmt.Errorf("--enable-webhook=%t contradicts --operation %s: give one", o.Webhook.Enabled, strings.Join(o.gatekeeper.operations, ","))
 	}
 	o.Webhook.Enabled = webhook
+	mutating := slices.Contains(o.Operations, OperationMutationWebhook)
+	if o.flags.Changed("enable-mutation-webhook") && o.Webhook.Mutation != mutating {
+		return fmt.Errorf("--enable-mutation-webhook=%t contradicts --operation %s: give one", o.Webhook.Mutation, strings.Join(o.gatekeeper.operations, ","))
+	}
+	o.Webhook.Mutation = mutating
 	if !slices.Contains(o.Operations, OperationAudit) {
 		o.Audit.Interval = 0
 	}
@@ -386,13 +387,6 @@ func (o *Options) findUnsupported() []UnsupportedFlag {
 			continue
 		}
 		out = append(out, UnsupportedFlag{Flag: "--" + f.name, Value: v, Reason: f.reason})
-	}
-	if fs.Changed("operation") {
-		for _, op := range mutationOperations {
-			if slices.Contains(o.Operations, op) {
-				out = append(out, UnsupportedFlag{Flag: "--operation", Value: string(op), Reason: "Portcullis has no mutation yet"})
-			}
-		}
 	}
 	if g.auditFromCache {
 		out = append(out, UnsupportedFlag{

@@ -174,6 +174,11 @@ func TestGatekeeperChartArgs(t *testing.T) {
 		if err := env.Client.Delete(context.Background(), vwc); client.IgnoreNotFound(err) != nil {
 			t.Errorf("deleting the webhook configuration: %v", err)
 		}
+		mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		mwc.Name = "gatekeeper-mutating-webhook-configuration"
+		if err := env.Client.Delete(context.Background(), mwc); client.IgnoreNotFound(err) != nil {
+			t.Errorf("deleting the mutating webhook configuration: %v", err)
+		}
 	})
 	audit := startChartPod(t, bin, kubeconfig, "gatekeeper-audit-0", chartAuditArgs)
 	cm := startChartPod(t, bin, kubeconfig, "gatekeeper-controller-manager-0", chartControllerManagerArgs)
@@ -260,6 +265,16 @@ spec:
 		if audit.output.Contains("Serving webhook server") {
 			t.Errorf("the audit pod serves a webhook")
 		}
+		// --operation=mutation-webhook: the chart's mutating webhook
+		// configuration, by its name.
+		eventually(t, "the mutating webhook configuration", func(ctx context.Context) (bool, error) {
+			mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
+			err := env.Client.Get(ctx, client.ObjectKey{Name: "gatekeeper-mutating-webhook-configuration"}, mwc)
+			return err == nil && len(mwc.Webhooks) == 1 && mwc.Webhooks[0].Name == "mutation.gatekeeper.sh", err
+		})
+		if audit.output.Contains("Applied the mutating webhook configuration") {
+			t.Errorf("the audit pod (no --operation=mutation-webhook) applied the mutating webhook configuration")
+		}
 	})
 
 	t.Run("audit audits", func(t *testing.T) {
@@ -288,25 +303,26 @@ spec:
 			p     *gatekeeperPod
 			flags []string
 		}{
-			{cm, []string{"--enable-external-data", "--mutating-webhook-configuration-name", "--external-data-provider-response-cache-ttl"}},
-			{audit, []string{"--enable-external-data", "--mutating-webhook-configuration-name", "--external-data-provider-response-cache-ttl"}},
+			{cm, []string{"--enable-external-data", "--external-data-provider-response-cache-ttl"}},
+			{audit, []string{"--enable-external-data", "--external-data-provider-response-cache-ttl"}},
 		} {
 			for _, f := range c.flags {
 				if n := c.p.output.Count(`"flag":"`+f+`"`, "not supported"); n != 1 {
 					t.Errorf("%s logged %s %d times, want once", c.p.name, f, n)
 				}
 			}
-			for _, f := range []string{"--log-mutations", "--audit-from-cache", "--admission-events-involved-namespace", "--enable-generator-resource-expansion"} {
+			for _, f := range []string{"--log-mutations", "--mutating-webhook-configuration-name", "--audit-from-cache", "--admission-events-involved-namespace", "--enable-generator-resource-expansion"} {
 				if n := c.p.output.Count(`"flag":"` + f + `"`); n != 0 {
 					t.Errorf("%s logged %s, set to false or supported, as not supported", c.p.name, f)
 				}
 			}
 		}
-		if n := cm.output.Count(`"flag":"--operation"`, `"value":"mutation-webhook"`); n != 1 {
-			t.Errorf("controller-manager logged --operation=mutation-webhook %d times, want once", n)
+		// The mutation operations run: nothing is logged as not supported.
+		if n := cm.output.Count(`"flag":"--operation"`); n != 0 {
+			t.Errorf("controller-manager logged --operation %d times as not supported", n)
 		}
-		if n := audit.output.Count(`"flag":"--operation"`, `"value":"mutation-status"`); n != 1 {
-			t.Errorf("audit logged --operation=mutation-status %d times, want once", n)
+		if n := audit.output.Count(`"flag":"--operation"`); n != 0 {
+			t.Errorf("audit logged --operation %d times as not supported", n)
 		}
 	})
 }

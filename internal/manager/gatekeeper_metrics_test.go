@@ -29,6 +29,9 @@ func TestGatekeeperMetrics(t *testing.T) {
 	if _, err := webhook.NewMetrics(ctrlmetrics.Registry); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := webhook.NewMutationMetrics(ctrlmetrics.Registry); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := audit.New(env.Config, nil, audit.NewOptions(), logr.Discard()); err != nil {
 		t.Fatal(err)
 	}

@@ -186,13 +186,12 @@ func TestGatekeeperOperations(t *testing.T) {
 		{name: "none: all operations", webhook: true, audit: time.Minute, ops: AllOperations},
 		{
 			name: "the chart's controller-manager", args: []string{"--operation=webhook", "--operation=mutation-webhook"},
-			webhook: true, ops: []Operation{OperationMutationWebhook, OperationWebhook}, unsupported: []string{"mutation-webhook"},
+			webhook: true, ops: []Operation{OperationMutationWebhook, OperationWebhook},
 		},
 		{
 			name:  "the chart's audit",
 			args:  []string{"--audit-interval=60", "--operation=generate", "--operation=audit", "--operation=status", "--operation=mutation-status"},
 			audit: time.Minute, ops: []Operation{OperationAudit, OperationGenerate, OperationMutationStatus, OperationStatus},
-			unsupported: []string{"mutation-status"},
 		},
 		{name: "comma-separated", args: []string{"--operation=webhook,audit"}, webhook: true, audit: time.Minute, ops: []Operation{OperationAudit, OperationWebhook}},
 		{name: "audit with interval 0", args: []string{"--operation=audit", "--audit-interval=0"}, ops: []Operation{OperationAudit}},
@@ -200,7 +199,7 @@ func TestGatekeeperOperations(t *testing.T) {
 		{name: "generate only", args: []string{"--operation=generate"}, ops: []Operation{OperationGenerate}},
 		{
 			name: "mutation-controller", args: []string{"--operation=webhook", "--operation=mutation-controller"},
-			webhook: true, ops: []Operation{OperationMutationController, OperationWebhook}, unsupported: []string{"mutation-controller"},
+			webhook: true, ops: []Operation{OperationMutationController, OperationWebhook},
 		},
 		{name: "repeated", args: []string{"--operation=webhook", "--operation=webhook"}, webhook: true, ops: []Operation{OperationWebhook}},
 		{name: "agreeing --enable-webhook", args: []string{"--operation=webhook", "--enable-webhook=true"}, webhook: true, ops: []Operation{OperationWebhook}},
@@ -208,6 +207,11 @@ func TestGatekeeperOperations(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			o := mustParse(t, tc.args...)
+			mutating := slices.Contains(tc.ops, OperationMutationWebhook)
+			loads := slices.ContainsFunc(tc.ops, func(op Operation) bool { return strings.HasPrefix(string(op), "mutation-") })
+			if o.Webhook.Mutation != mutating || o.mutationEnabled() != loads {
+				t.Errorf("mutating webhook %t, mutators loaded %t; want %t, %t", o.Webhook.Mutation, o.mutationEnabled(), mutating, loads)
+			}
 			if generates := slices.Contains(tc.ops, OperationGenerate); o.generates() != generates {
 				t.Errorf("generates CRDs %t, want %t", o.generates(), generates)
 			}
@@ -291,6 +295,8 @@ func TestGatekeeperBadFlags(t *testing.T) {
 		{[]string{"--cert-service-name=a", "--webhook-service-name=b"}, `--cert-service-name and --webhook-service-name`},
 		{[]string{"--operation=audit", "--enable-webhook=true"}, `--enable-webhook=true contradicts --operation`},
 		{[]string{"--operation=webhook", "--enable-webhook=false"}, `--enable-webhook=false contradicts --operation`},
+		{[]string{"--operation=webhook", "--enable-mutation-webhook=true"}, `--enable-mutation-webhook=true contradicts --operation`},
+		{[]string{"--operation=mutation-webhook", "--enable-mutation-webhook=false"}, `--enable-mutation-webhook=false contradicts --operation`},
 		{[]string{"--disable-opa-builtin={}"}, `--disable-opa-builtin`},
 		{[]string{"--readiness-retries=-2"}, `--readiness-retries -2`},
 		{[]string{"--external-data-provider-response-cache-ttl=-1s"}, `--external-data-provider-response-cache-ttl`},

@@ -25,6 +25,9 @@ import (
 	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
 	expansionv1alpha1 "github.com/portcullis-dev/portcullis/api/expansion/v1alpha1"
 	expansionv1beta1 "github.com/portcullis-dev/portcullis/api/expansion/v1beta1"
+	mutationsv1 "github.com/portcullis-dev/portcullis/api/mutations/v1"
+	mutationsv1alpha1 "github.com/portcullis-dev/portcullis/api/mutations/v1alpha1"
+	mutationsv1beta1 "github.com/portcullis-dev/portcullis/api/mutations/v1beta1"
 	syncsetv1alpha1 "github.com/portcullis-dev/portcullis/api/syncset/v1alpha1"
 	"github.com/portcullis-dev/portcullis/config"
 	"github.com/portcullis-dev/portcullis/controllers"
@@ -32,6 +35,7 @@ import (
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/expansion"
 	"github.com/portcullis-dev/portcullis/internal/readiness"
+	"github.com/portcullis-dev/portcullis/mutation"
 )
 
 // LeaderElectionID names the leader election Lease.
@@ -56,17 +60,20 @@ type Manager struct {
 	// with it, which the webhook and the audit judge with.
 	expansion *expansion.System
 	reviewer  *expansion.Reviewer
+	// mutation holds the mutators (nil: no mutation operation).
+	mutation *mutation.System
 }
 
 // NewScheme returns the scheme of the manager's client: client-go's types,
-// apiextensions/v1, every version of ConstraintTemplate, Config, SyncSet
-// and ExpansionTemplate.
+// apiextensions/v1, every version of ConstraintTemplate, Config, SyncSet,
+// ExpansionTemplate and the mutators.
 func NewScheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, frameworksapis.AddToScheme,
 		configv1alpha1.AddToScheme, syncsetv1alpha1.AddToScheme,
 		expansionv1alpha1.AddToScheme, expansionv1beta1.AddToScheme,
+		mutationsv1.AddToScheme, mutationsv1beta1.AddToScheme, mutationsv1alpha1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return nil, fmt.Errorf("building scheme: %w", err)
@@ -129,6 +136,9 @@ func New(cfg *rest.Config, opts Options) (*Manager, error) {
 		return nil, err
 	}
 	if err := m.setupReconcilers(dyn); err != nil {
+		return nil, err
+	}
+	if err := m.setupMutation(dyn); err != nil {
 		return nil, err
 	}
 	if err := m.setupWebhook(); err != nil {
@@ -235,12 +245,15 @@ func (m *Manager) setupHeartbeat(dyn dynamic.Interface) error {
 	if err := m.mgr.Add(m.heartbeat); err != nil {
 		return fmt.Errorf("adding the heartbeat: %w", err)
 	}
-	if !slices.Contains(m.opts.Operations, OperationStatus) {
+	policies := slices.Contains(m.opts.Operations, OperationStatus)
+	mutators := m.opts.mutationEnabled() && slices.Contains(m.opts.Operations, OperationMutationStatus)
+	if !policies && !mutators {
 		return nil
 	}
 	p := &controllers.Pruner{
 		Client: m.mgr.GetClient(), Reader: m.mgr.GetAPIReader(), Dynamic: dyn, Watches: m.watches,
 		Namespace: m.opts.Namespace, Self: m.opts.PodID, Interval: d / 4, Log: m.mgr.GetLogger().WithName("status-pruner"),
+		Policies: policies, Mutators: mutators,
 	}
 	if err := m.mgr.Add(p); err != nil {
 		return fmt.Errorf("adding the status pruner: %w", err)

@@ -102,6 +102,10 @@ type Options struct {
 	// webhook's --exempt-namespace* flags.
 	Audit audit.Options
 
+	// Mutation configures the mutation system (--mutation-annotations,
+	// --log-mutations).
+	Mutation MutationOptions
+
 	// Log configures logging (the --zap-* flags, and Gatekeeper's
 	// --log-level).
 	Log zap.Options
@@ -177,7 +181,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz; 0 turns them off")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "use leader election for runnables that need a single writer")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the leader election Lease (default --namespace)")
-	fs.BoolVar(&o.InstallCRDs, "install-crds", o.InstallCRDs, "install or update the CRDs (ConstraintTemplate, Config, SyncSet, ExpansionTemplate) at startup")
+	fs.BoolVar(&o.InstallCRDs, "install-crds", o.InstallCRDs, "install or update the CRDs (ConstraintTemplate, Config, SyncSet, ExpansionTemplate, the mutators) at startup")
 	fs.BoolVar(&o.Engine.EnableHTTPSend, "enable-http-send", o.Engine.EnableHTTPSend, "allow the http.send Rego builtin")
 	fs.StringSliceVar(&o.Engine.DisabledBuiltins, "disable-builtin", o.Engine.DisabledBuiltins, "Rego builtin to refuse in templates (repeatable)")
 	fs.BoolVar(&o.EnableK8sNativeValidation, "enable-k8s-native-validation", o.EnableK8sNativeValidation, "run the K8sNativeValidation (CEL) code of templates that have both CEL and Rego, as Gatekeeper does; false runs their Rego (templates with only CEL run it either way)")
@@ -189,6 +193,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.Sync.AddFlags(fs)
 	o.Webhook.AddFlags(fs)
 	o.Audit.AddFlags(fs)
+	o.Mutation.AddFlags(fs)
 	o.VAP.AddFlags(fs)
 	gofs := flag.NewFlagSet("zap", flag.ContinueOnError)
 	o.Log.BindFlags(gofs)

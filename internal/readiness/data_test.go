@@ -74,3 +74,26 @@ func TestTrackerDataStaysReady(t *testing.T) {
 	nilTracker.ExpectData([]string{"x"})
 	nilTracker.DataDone("x")
 }
+
+func TestTrackerMutators(t *testing.T) {
+	tr := NewTracker()
+	tr.ExpectTemplates(nil)
+	if !tr.Ready() {
+		t.Fatal("not ready without mutation")
+	}
+	tr = NewTracker()
+	tr.ExpectTemplates(nil)
+	tr.RequireMutators()
+	if err := tr.Check(nil); err == nil || err.Error() != "mutators not listed yet" {
+		t.Fatalf("Check = %v, want mutators not listed yet", err)
+	}
+	tr.MutatorDone("Assign/b") // handled before it is expected
+	tr.ExpectMutators([]string{"Assign/a", "Assign/b"})
+	if err := tr.Check(nil); err == nil || err.Error() != `1 of 2 mutators not loaded yet, e.g. "Assign/a"` {
+		t.Fatalf("Check = %v", err)
+	}
+	tr.MutatorDone("Assign/a")
+	if err := tr.Check(nil); err != nil {
+		t.Fatalf("Check = %v, want ready", err)
+	}
+}

@@ -18,12 +18,14 @@ type gateID int
 const (
 	gateData gateID = iota
 	gateExpansions
+	gateMutators
 )
 
 func newGates() []*gate {
 	return []*gate{
 		gateData:       {names: newObjects(), notListed: "kinds to sync not listed yet", pending: "synced kinds not synced yet"},
 		gateExpansions: {names: newObjects(), notListed: "ExpansionTemplates not listed yet", pending: "ExpansionTemplates not loaded yet"},
+		gateMutators:   {names: newObjects(), notListed: "mutators not listed yet", pending: "mutators not loaded yet"},
 	}
 }
 

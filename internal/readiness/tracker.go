@@ -13,7 +13,8 @@ import (
 // handled: loaded into the engine, or left in a terminal error shown in its
 // status, or deleted; and, when the sync of data.inventory is set up
 // (RequireData), once the first sync of every kind listed at startup is
-// complete (data.go). Once ready it stays ready: objects created later do not
+// complete (data.go); and, with mutation (RequireMutators), once every
+// mutator that existed at startup is handled (mutators.go). Once ready it stays ready: objects created later do not
 // make a running replica unready.
 //
 // Objects may be handled before they are expected (the reconcilers and the
@@ -25,7 +26,7 @@ type Tracker struct {
 	templatesListed bool
 	templates       *objects
 	constraints     map[string]*objects // by kind
-	gates           []*gate             // data.go, expansion.go
+	gates           []*gate             // data.go, expansion.go, mutators.go
 	ready           bool
 	// retries is Gatekeeper's --readiness-retries: how many failed loads
 	// of a template or constraint are retried before it counts as done;

@@ -47,6 +47,22 @@ func requireLibrary(t testing.TB, dir string, err error) {
 	t.Skipf("Skipping: gatekeeper-library not found at %s (it comes from shared/ beside this repository)", dir)
 }
 
+// MutationLibraryDir returns the gatekeeper-library's mutation directory,
+// beside its library directory in shared/. Without it the test is
+// skipped, unless the environment variable CI is set, in which case it
+// fails.
+func MutationLibraryDir(t testing.TB) string {
+	t.Helper()
+	dir, err := LibraryPath()
+	if dir == "" {
+		t.Fatal(err)
+	}
+	dir = filepath.Join(filepath.Dir(dir), "mutation")
+	_, err = os.Stat(dir)
+	requireLibrary(t, dir, err)
+	return dir
+}
+
 // Library reads the gatekeeper-library in LibraryDir, every sample too
 // (gklibrary.ReadAll): the test is skipped without it (failed in CI), and
 // fails if the library holds no template.

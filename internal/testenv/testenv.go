@@ -19,6 +19,10 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	mutationsv1 "github.com/portcullis-dev/portcullis/api/mutations/v1"
+	mutationsv1alpha1 "github.com/portcullis-dev/portcullis/api/mutations/v1alpha1"
+	mutationsv1beta1 "github.com/portcullis-dev/portcullis/api/mutations/v1beta1"
 )
 
 const (
@@ -132,14 +136,17 @@ func (e *Env) Stop() error {
 	return e.Environment.Stop()
 }
 
-// NewScheme returns a scheme with client-go's types, apiextensions/v1 and
-// every version of the frameworks ConstraintTemplate.
+// NewScheme returns a scheme with client-go's types, apiextensions/v1,
+// every version of the frameworks ConstraintTemplate and of the mutators.
 func NewScheme() (*k8sruntime.Scheme, error) {
 	s := k8sruntime.NewScheme()
 	for _, add := range []func(*k8sruntime.Scheme) error{
 		clientgoscheme.AddToScheme,
 		apiextensionsv1.AddToScheme,
 		frameworksapis.AddToScheme,
+		mutationsv1.AddToScheme,
+		mutationsv1beta1.AddToScheme,
+		mutationsv1alpha1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return nil, fmt.Errorf("building scheme: %w", err)

@@ -15,8 +15,8 @@ const (
 	ProcessAudit   Process = "audit"
 	ProcessWebhook Process = "webhook"
 	ProcessSync    Process = "sync"
-	// ProcessMutationWebhook is accepted for Gatekeeper compatibility;
-	// Portcullis does not mutate.
+	// ProcessMutationWebhook is the mutating webhook: objects in the
+	// namespaces excluded for it are not mutated.
 	ProcessMutationWebhook Process = "mutation-webhook"
 	// ProcessAll stands for every process.
 	ProcessAll Process = "*"

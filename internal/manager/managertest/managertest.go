@@ -21,9 +21,9 @@ import (
 )
 
 // Options returns the options of a manager whose replica ID is podID, with
-// no metrics server and no probes, and with its audit loop, its webhook and
-// its generation of ValidatingAdmissionPolicies off: a test turns on what
-// it tests.
+// no metrics server and no probes, and with its audit loop, its webhooks
+// and its generation of ValidatingAdmissionPolicies off: a test turns on
+// what it tests.
 func Options(podID string) manager.Options {
 	opts := manager.NewOptions()
 	opts.PodID = podID
@@ -31,6 +31,7 @@ func Options(podID string) manager.Options {
 	opts.HealthProbeBindAddress = "0"
 	opts.Audit.Interval = 0
 	opts.Webhook.Enabled = false
+	opts.Webhook.Mutation = false
 	opts.VAP.CreatePolicies, opts.VAP.CreateBindings = false, false
 	return opts
 }
@@ -134,6 +135,9 @@ func StartWebhook(cfg *rest.Config, c client.Client, opts manager.Options, timeo
 		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
 		vwc.Name = w.Webhook.ConfigurationName
 		_ = c.Delete(context.Background(), vwc)
+		mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		mwc.Name = w.Webhook.MutatingConfigurationName
+		_ = c.Delete(context.Background(), mwc)
 	}
 	if err := m.WaitServing(w.Readyz, timeout); err != nil {
 		_ = m.Stop()

@@ -1,0 +1,108 @@
+package mutation
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// gatekeeperGroups are the API groups of Gatekeeper's own resources, which
+// the mutating webhook never mutates.
+var gatekeeperGroups = []string{
+	"templates.gatekeeper.sh", "constraints.gatekeeper.sh", "mutations.gatekeeper.sh", "config.gatekeeper.sh",
+	"externaldata.gatekeeper.sh", "expansion.gatekeeper.sh", "status.gatekeeper.sh", "syncset.gatekeeper.sh",
+}
+
+// IsGatekeeperGroup reports whether group holds Gatekeeper's own
+// resources, never mutated.
+func IsGatekeeperGroup(group string) bool { return slices.Contains(gatekeeperGroups, group) }
+
+// Offline applies mutators outside a cluster, as the mutating webhook
+// would to objects created (portcullis mutate, test and verify): the
+// Namespaces given are mutated first, then read by namespaceSelector and
+// fromMetadata for the objects in them; an object in a namespace not given
+// is taken to be in a Namespace without labels.
+type Offline struct {
+	// DefaultNamespace is the namespace of objects without
+	// metadata.namespace, unless their kind is one of Kubernetes'
+	// cluster-scoped kinds; "" leaves them outside any namespace.
+	DefaultNamespace string
+
+	system     *System
+	namespaces map[string]*corev1.Namespace
+	mutators   int
+}
+
+// clusterScoped are Kubernetes' built-in cluster-scoped kinds, which
+// DefaultNamespace does not apply to.
+var clusterScoped = []string{
+	"APIService", "CertificateSigningRequest", "ClusterRole", "ClusterRoleBinding", "ClusterTrustBundle", "ComponentStatus",
+	"CSIDriver", "CSINode", "CustomResourceDefinition", "FlowSchema", "IngressClass", "MutatingAdmissionPolicy",
+	"MutatingAdmissionPolicyBinding", "MutatingWebhookConfiguration", "Namespace", "Node", "PersistentVolume",
+	"PriorityClass", "PriorityLevelConfiguration", "RuntimeClass", "StorageClass", "ValidatingAdmissionPolicy",
+	"ValidatingAdmissionPolicyBinding", "ValidatingWebhookConfiguration", "VolumeAttachment", "VolumeAttributesClass",
+}
+
+// NewOffline returns an Offline with no mutator.
+func NewOffline() *Offline {
+	return &Offline{system: NewSystem(Options{}), namespaces: map[string]*corev1.Namespace{}}
+}
+
+// AddMutator checks and adds a mutator; it is refused when it does not
+// compile, or when it disagrees with one added before on a kind's schema,
+// as a cluster would leave both out.
+func (o *Offline) AddMutator(u *unstructured.Unstructured) error {
+	m, err := New(u)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", u.GetKind(), u.GetName(), err)
+	}
+	if _, err := o.system.Upsert(m); err != nil {
+		return fmt.Errorf("%s %q: %w", u.GetKind(), u.GetName(), err)
+	}
+	o.mutators++
+	return nil
+}
+
+// Len is the number of mutators added.
+func (o *Offline) Len() int { return o.mutators }
+
+// AddNamespace mutates a Namespace and records it for the objects in it.
+func (o *Offline) AddNamespace(ctx context.Context, u *unstructured.Unstructured) (bool, error) {
+	changed, err := o.Mutate(ctx, u)
+	if err != nil {
+		return false, err
+	}
+	o.namespaces[u.GetName()] = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: u.GetName(), Labels: u.GetLabels()}}
+	return changed, nil
+}
+
+// Mutate applies the mutators to obj, in place, as on a CREATE.
+func (o *Offline) Mutate(ctx context.Context, obj *unstructured.Unstructured) (bool, error) {
+	gvk := obj.GroupVersionKind()
+	if o.mutators == 0 || IsGatekeeperGroup(gvk.Group) {
+		return false, nil
+	}
+	name := obj.GetNamespace()
+	defaulted := name == "" && o.DefaultNamespace != "" && !slices.Contains(clusterScoped, gvk.Kind)
+	if defaulted {
+		// As the webhook reads the request's namespace; not printed.
+		name = o.DefaultNamespace
+		obj.SetNamespace(name)
+		defer obj.SetNamespace("")
+	}
+	var ns *corev1.Namespace
+	switch {
+	case gvk.Group == "" && gvk.Kind == "Namespace":
+		ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: obj.GetName(), Labels: obj.GetLabels()}}
+	case name != "":
+		ns = o.namespaces[name]
+		if ns == nil {
+			ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		}
+	}
+	return o.system.Mutate(ctx, obj, ns, "Original", Create)
+}
