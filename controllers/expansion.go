@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -66,7 +67,7 @@ func (r *ExpansionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.events = make(chan event.GenericEvent, 64)
 	r.Tracker.RequireExpansions()
 	if err := mgr.Add(&readiness.Lister{
-		Reader: mgr.GetAPIReader(), List: v1beta1.GroupVersion.WithKind("ExpansionTemplateList"),
+		Reader: mgr.GetAPIReader(), Lists: []schema.GroupVersionKind{v1beta1.GroupVersion.WithKind("ExpansionTemplateList")},
 		What: "ExpansionTemplates", Expect: r.Tracker.ExpectExpansions,
 	}); err != nil {
 		return fmt.Errorf("adding the ExpansionTemplate lister: %w", err)

@@ -11,6 +11,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -163,7 +164,7 @@ func (m *Manager) setupChecks() error {
 		return fmt.Errorf("adding the readiness check: %w", err)
 	}
 	if err := m.mgr.Add(&readiness.Lister{
-		Reader: m.mgr.GetAPIReader(), List: templatesv1.SchemeGroupVersion.WithKind("ConstraintTemplateList"),
+		Reader: m.mgr.GetAPIReader(), Lists: []schema.GroupVersionKind{templatesv1.SchemeGroupVersion.WithKind("ConstraintTemplateList")},
 		What: "ConstraintTemplates", Expect: m.tracker.ExpectTemplates,
 	}); err != nil {
 		return fmt.Errorf("adding the template lister: %w", err)
