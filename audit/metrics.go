@@ -136,7 +136,9 @@ func recordViolationSeries(series map[seriesKey]int, audited map[constraintKey]b
 		if _, ok := values[labels]; ok {
 			continue
 		}
-		if audited[constraintKey{Kind: labels[0], Name: labels[1]}] && (byNamespace || labels[3] == "") {
+		var c constraintKey
+		c.Kind, c.Name = labels[0], labels[1]
+		if audited[c] && (byNamespace || labels[3] == "") {
 			values[labels] = 0
 			continue
 		}
