@@ -39,8 +39,12 @@ type HandlerOptions struct {
 	// namespaceSelector and input.review.namespaceObject. Nil leaves it to
 	// the Namespaces synced into the engine.
 	Namespaces NamespaceGetter
-	// Exemptions are namespaces never judged.
-	Exemptions *Exemptions
+	// Namespace is the manager's own namespace, never judged (the managed
+	// configurations leave it out too). The namespaces --exempt-namespace
+	// names are judged unless they carry admission.gatekeeper.sh/ignore,
+	// which the configurations' namespaceSelector skips, as in Gatekeeper:
+	// the flags only allow that label (/v1/admitlabel).
+	Namespace string
 	// Trace reports whether a request by user on kind gvk is to be traced
 	// (Config spec.validation.traces), and whether the request's object is
 	// to be dumped with it. Nil: never.
@@ -178,8 +182,8 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 	if isNamespace {
 		nsName = req.Name
 	}
-	if h.opts.Exemptions.Exempt(nsName) {
-		return allowed(fmt.Sprintf("namespace %q is exempt", nsName)), nil
+	if h.opts.Namespace != "" && nsName == h.opts.Namespace {
+		return allowed(fmt.Sprintf("namespace %q is the manager's own", nsName)), nil
 	}
 	if nsName != "" && h.opts.Excluded != nil && h.opts.Excluded(nsName) {
 		return allowed("Namespace is set to be ignored by Gatekeeper config"), nil

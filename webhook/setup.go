@@ -85,7 +85,7 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 			rv = opts.Reviewer
 		}
 		server.Register(AdmitPath, NewAdmissionHandler(rv, ho))
-		server.Register(AdmitLabelPath, NewNamespaceLabelHandler(ho.Exemptions, log.WithName("admitlabel")))
+		server.Register(AdmitLabelPath, NewNamespaceLabelHandler(opts.exemptions(), log.WithName("admitlabel")))
 		server.Register(AdmitPolicyPath, NewPolicyHandler(eng, opts.EngineOptions, ho.Timeout, log.WithName("admitpolicy")))
 	}
 	if opts.mutating() {
