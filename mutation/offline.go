@@ -11,10 +11,11 @@ import (
 )
 
 // gatekeeperGroups are the API groups of Gatekeeper's own resources, which
-// the mutating webhook never mutates.
+// the mutating webhook never mutates: the groups Gatekeeper lists
+// (syncset.gatekeeper.sh is not among them, so SyncSets are mutated).
 var gatekeeperGroups = []string{
 	"templates.gatekeeper.sh", "constraints.gatekeeper.sh", "mutations.gatekeeper.sh", "config.gatekeeper.sh",
-	"externaldata.gatekeeper.sh", "expansion.gatekeeper.sh", "status.gatekeeper.sh", "syncset.gatekeeper.sh",
+	"externaldata.gatekeeper.sh", "expansion.gatekeeper.sh", "status.gatekeeper.sh",
 }
 
 // IsGatekeeperGroup reports whether group holds Gatekeeper's own
