@@ -17,7 +17,6 @@ import (
 
 	"github.com/portcullis-dev/portcullis/audit/policyreport"
 	"github.com/portcullis-dev/portcullis/engine"
-	"github.com/portcullis-dev/portcullis/internal/exemption"
 	"github.com/portcullis-dev/portcullis/internal/violations"
 )
 
@@ -51,7 +50,6 @@ type Auditor struct {
 	rest      rest.Interface // raw List pages of audited kinds
 	discovery discovery.DiscoveryInterface
 	log       logr.Logger
-	exempt    *exemption.Namespaces // Options.ExemptNamespaces and the rest
 	// reportWriter writes the reports, with Options.Reports.
 	reportWriter *policyreport.Writer
 
@@ -72,7 +70,7 @@ var (
 
 // Setup adds the audit loop to mgr, to run on the leader only. With
 // Options.Interval 0 the audit is disabled and nothing is added. The caller
-// fills the options that are not flags: the exempt namespaces, Excluded
+// fills the options that are not flags: Excluded
 // (the Config's exclusions for the audit) and Ready (the manager's
 // readiness, so that the first run waits until the engine holds every
 // template and constraint rather than clearing the statuses of those it
@@ -150,7 +148,6 @@ func New(cfg *rest.Config, reviewer Reviewer, opts Options, log logr.Logger) (*A
 		rest:      raw,
 		discovery: disc,
 		log:       log,
-		exempt:    opts.exemptions(),
 		byKind:    map[constraintKey]map[schema.GroupKind]int{},
 
 		reportWriter: writer,

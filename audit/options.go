@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/portcullis-dev/portcullis/audit/policyreport"
-	"github.com/portcullis-dev/portcullis/internal/exemption"
 	"github.com/portcullis-dev/portcullis/internal/flagvalue"
 	"github.com/portcullis-dev/portcullis/internal/violations"
 )
@@ -32,8 +31,7 @@ const (
 const ReportsPolicyReport = "policyreport"
 
 // Options configure the audit. Build them with NewOptions and bind them with
-// AddFlags; the exempt namespaces are shared with the webhook, so the caller
-// fills them from the flags it registers once.
+// AddFlags.
 type Options struct {
 	// Interval is the time between the end of a run and the start of the
 	// next (--audit-interval, whole seconds as in Gatekeeper or a Go
@@ -128,19 +126,13 @@ type Options struct {
 	// constraint); 0 never sets it.
 	MetricsMaxNamespaces int
 
-	// ExemptNamespaces, ExemptNamespacePrefixes and ExemptNamespaceSuffixes
-	// are namespaces whose objects are not audited (a Namespace is exempt
-	// when its own name is). They are not flags of this package: the
-	// manager fills them from --exempt-namespace, --exempt-namespace-prefix
-	// and --exempt-namespace-suffix, which the webhook shares.
-	ExemptNamespaces        []string
-	ExemptNamespacePrefixes []string
-	ExemptNamespaceSuffixes []string
-
 	// Excluded, when set, reports whether the Config's spec.match excludes
 	// a namespace from the audit (processes "audit" or "*"); its objects
-	// are skipped like those of exempt namespaces. The manager sets it from
-	// its sync of the Config. Not a flag.
+	// are skipped (a Namespace is skipped when its own name is). The
+	// manager sets it from its sync of the Config. Not a flag. The
+	// --exempt-namespace flags do not skip anything here: as in Gatekeeper,
+	// they only exempt from the webhook, and the audit still reviews
+	// those namespaces.
 	Excluded func(namespace string) bool
 
 	// Ready, when set, gates the first run of the loop: the audit waits
@@ -167,8 +159,7 @@ func NewOptions() Options {
 	}
 }
 
-// AddFlags binds the audit's own options to flags in fs. The exempt
-// namespace flags are not among them (see Options.ExemptNamespaces).
+// AddFlags binds the audit's own options to flags in fs.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Var(flagvalue.NewSeconds(&o.Interval), "audit-interval", "time between audit runs, in whole seconds as in Gatekeeper (60) or as a Go duration (1m30s); 0 disables the audit")
 	fs.BoolVar(&o.MatchKindOnly, "audit-match-kind-only", o.MatchKindOnly, "audit only the kinds constraints name in spec.match.kinds")
@@ -226,19 +217,7 @@ func (o *Options) Validate() error {
 	if o.StatusRefresh < 0 {
 		errs = append(errs, fmt.Errorf("--audit-status-refresh must not be negative, got %s", o.StatusRefresh))
 	}
-	for _, lists := range [][]string{o.ExemptNamespaces, o.ExemptNamespacePrefixes, o.ExemptNamespaceSuffixes} {
-		for _, s := range lists {
-			if s == "" {
-				errs = append(errs, errors.New("exempt namespaces, prefixes and suffixes must not be empty"))
-			}
-		}
-	}
 	return errors.Join(errs...)
-}
-
-// exemptions are the namespaces whose objects are not audited.
-func (o *Options) exemptions() *exemption.Namespaces {
-	return exemption.NewNamespaces(o.ExemptNamespaces, o.ExemptNamespacePrefixes, o.ExemptNamespaceSuffixes)
 }
 
 // workers is Workers with 0 meaning GOMAXPROCS.

@@ -14,7 +14,7 @@ func TestOptionsFlags(t *testing.T) {
 	o.AddFlags(fs)
 	for _, name := range []string{"exempt-namespace", "exempt-namespace-prefix", "exempt-namespace-suffix"} {
 		if fs.Lookup(name) != nil {
-			t.Errorf("AddFlags registers --%s, which the manager registers once for the webhook and the audit", name)
+			t.Errorf("AddFlags registers --%s, which exempts from the webhook only, as in Gatekeeper", name)
 		}
 	}
 	if o.Interval != 60*time.Second || o.ChunkSize != 500 || o.ViolationsLimit != 20 || o.Workers != 0 ||
@@ -46,7 +46,6 @@ func TestOptionsValidate(t *testing.T) {
 		"negative limit":    func(o *Options) { o.ViolationsLimit = -1 },
 		"negative workers":  func(o *Options) { o.Workers = -1 },
 		"negative refresh":  func(o *Options) { o.StatusRefresh = -time.Second },
-		"empty prefix":      func(o *Options) { o.ExemptNamespacePrefixes = []string{""} },
 		"unknown reports":   func(o *Options) { o.Reports = "kyverno" },
 		"pass, no reports":  func(o *Options) { o.ReportsPass = true },
 		"negative results":  func(o *Options) { o.Reports, o.ReportsMaxResults = ReportsPolicyReport, -1 },
@@ -69,16 +68,11 @@ func TestOptionsValidate(t *testing.T) {
 	}
 }
 
+// TestIsExempt: only the Config's exclusions skip a namespace in the audit.
 func TestIsExempt(t *testing.T) {
-	o := &Options{
-		ExemptNamespaces: []string{"kube-system"}, ExemptNamespacePrefixes: []string{"team-"}, ExemptNamespaceSuffixes: []string{"-sandbox"},
-		Excluded: func(ns string) bool { return ns == "excluded-by-config" },
-	}
-	for ns, want := range map[string]bool{
-		"kube-system": true, "kube-public": false, "team-a": true, "a-team": false, "x-sandbox": true, "sandbox": false, "default": false,
-		"excluded-by-config": true,
-	} {
-		if got := isExempt(o, o.exemptions(), ns); got != want {
+	o := &Options{Excluded: func(ns string) bool { return ns == "excluded-by-config" }}
+	for ns, want := range map[string]bool{"kube-system": false, "default": false, "excluded-by-config": true} {
+		if got := isExempt(o, ns); got != want {
 			t.Errorf("isExempt(%q) = %v, want %v", ns, got, want)
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/portcullis-dev/portcullis/audit/policyreport"
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/expansion"
-	"github.com/portcullis-dev/portcullis/internal/exemption"
 	"github.com/portcullis-dev/portcullis/internal/violations"
 )
 
@@ -198,7 +197,7 @@ func (r *run) record(w *worker, obj *unstructured.Unstructured, v *engine.Violat
 	r.a.opts.Events.Audit(gv, auditID(r.start))
 }
 
-// exempt reports whether obj is in an exempt or excluded namespace; a
+// exempt reports whether obj is in a namespace the Config excludes; a
 // Namespace is judged by its own name.
 func (r *run) exempt(obj *unstructured.Unstructured) bool {
 	ns := obj.GetNamespace()
@@ -208,11 +207,11 @@ func (r *run) exempt(obj *unstructured.Unstructured) bool {
 		}
 		ns = obj.GetName()
 	}
-	return isExempt(&r.a.opts, r.a.exempt, ns)
+	return isExempt(&r.a.opts, ns)
 }
 
-// isExempt reports whether the objects of namespace ns are not audited: ns
-// is exempt, or the Config excludes it.
-func isExempt(o *Options, exempt *exemption.Namespaces, ns string) bool {
-	return exempt.Exempt(ns) || (o.Excluded != nil && o.Excluded(ns))
+// isExempt reports whether the objects of namespace ns are not audited: the
+// Config excludes it from the audit.
+func isExempt(o *Options, ns string) bool {
+	return o.Excluded != nil && o.Excluded(ns)
 }

@@ -144,8 +144,9 @@ func TestChartCRDsAndRBAC(t *testing.T) {
 	}
 }
 
-// TestChartTemplate renders the chart with its defaults and with
-// nonDefaultValues, checks what each install gets, and applies each to an
+// TestChartTemplate renders the chart with its defaults, with
+// nonDefaultValues and with mutationValues, checks what each install
+// gets, and applies each to an
 // envtest API server with kubectl apply --dry-run=server, which validates
 // every object against its schema.
 func TestChartTemplate(t *testing.T) {
@@ -156,6 +157,7 @@ func TestChartTemplate(t *testing.T) {
 	}{
 		{"default", "portcullis-system", "", checkDefault},
 		{"non-default", "policy-system", nonDefaultValues, checkNonDefault},
+		{"mutation", "mutation-system", mutationValues, checkMutation},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rendered := renderRaw(t, c.namespace, c.values)
@@ -225,6 +227,15 @@ func TestChartSchema(t *testing.T) {
 		{[]string{"--set", "logDenies=maybe"}, "at '/logDenies': got string, want boolean"},
 		{[]string{"--set-json", `controllerManager.exemptNamespaces="kube-system"`}, "at '/controllerManager/exemptNamespaces': got string, want array"},
 		{[]string{"--set-json", `validatingWebhookExemptNamespacesLabels={"team":"infra"}`}, "at '/validatingWebhookExemptNamespacesLabels/team': got string, want array"},
+		{[]string{"--set", "disableMutation=maybe"}, "at '/disableMutation': got string, want boolean"},
+		{[]string{"--set", "logMutations=yes"}, "at '/logMutations': got string, want boolean"},
+		{[]string{"--set", "mutationAnnotations=1"}, "at '/mutationAnnotations': got number, want boolean"},
+		{[]string{"--set", "mutatingWebhookFailurePolicy=Sometimes"}, "at '/mutatingWebhookFailurePolicy': value must be one of 'Ignore', 'Fail'"},
+		{[]string{"--set", "mutatingWebhookReinvocationPolicy=Always"}, "at '/mutatingWebhookReinvocationPolicy': value must be one of 'Never', 'IfNeeded'"},
+		{[]string{"--set", "mutatingWebhookTimeoutSeconds=31"}, "at '/mutatingWebhookTimeoutSeconds'"},
+		{[]string{"--set", "mutatingWebhookName="}, "at '/mutatingWebhookName'"},
+		{[]string{"--set", "mutatingWebhookScope=Everywhere"}, "at '/mutatingWebhookScope'"},
+		{[]string{"--set-json", `mutatingWebhookExemptNamespacesLabels={"team":"infra"}`}, "at '/mutatingWebhookExemptNamespacesLabels/team': got string, want array"},
 	} {
 		args := append([]string{"template", "portcullis", chart}, c.set...)
 		out, stderr, err := testenv.TryHelm(t, helm, args...)

@@ -26,10 +26,6 @@ var (
 	}
 )
 
-// mutationFlags are the flags of mutation, which another branch builds: until
-// it lands they are accepted and logged as not supported.
-var mutationFlags = []string{"--operation", "--mutating-webhook-configuration-name", "--log-mutations", "--mutation-annotations"}
-
 func checkDefault(t *testing.T, objs []*unstructured.Unstructured) {
 	ns := "portcullis-system"
 	find(t, objs, "ServiceAccount", ns, "portcullis-controller-manager")
@@ -97,12 +93,7 @@ func checkDefault(t *testing.T, objs []*unstructured.Unstructured) {
 			t.Errorf("validation.gatekeeper.sh rules %s lack %s", rules, r)
 		}
 	}
-
-	mwc := find(t, objs, "MutatingWebhookConfiguration", "", "portcullis-mutating-webhook-configuration")
-	m := webhooks(t, mwc)["mutation.gatekeeper.sh"]
-	if got := fmt.Sprintf("%v %v %v %v", nested2(m, "clientConfig", "service", "path"), m["failurePolicy"], m["reinvocationPolicy"], m["timeoutSeconds"]); got != "/v1/mutate Ignore Never 1" {
-		t.Errorf("mutation.gatekeeper.sh: path, failurePolicy, reinvocationPolicy, timeout = %s", got)
-	}
+	checkDefaultMutation(t, objs, ns)
 }
 
 func checkNonDefault(t *testing.T, objs []*unstructured.Unstructured) {
@@ -134,7 +125,7 @@ func checkNonDefault(t *testing.T, objs []*unstructured.Unstructured) {
 		"--enable-referential-rules=false", "--enable-k8s-native-validation=false", "--disable-cert-rotation=true",
 		"--cert-secret-name=policy-certs", "--timeout-seconds=10", "--enable-delete-operations=true",
 		"--enable-connect-operations=true", "--max-serving-threads=4", "--validating-webhook-configuration-name=policy-validating")
-	hasArgs(t, cm, false, "--operation=mutation-webhook", "--disable-opa-builtin={http.send}")
+	hasArgs(t, cm, false, "--operation=mutation-webhook", "--disable-opa-builtin={http.send}", "--mutation-timeout-seconds=1")
 	hasArgs(t, au, true, "--audit-interval=30", "--constraint-violations-limit=50", "--audit-chunk-size=100",
 		"--audit-match-kind-only=true", "--emit-audit-events=true", "--audit-events-involved-namespace=true",
 		"--operation=generate", "--operation=audit", "--disable-cert-rotation=true", "--readiness-retries=2",
@@ -194,11 +185,11 @@ func checkNonDefault(t *testing.T, objs []*unstructured.Unstructured) {
 
 // TestChartArgs parses the rendered argument lists of both containers, for
 // the defaults and nonDefaultValues, with `portcullis manager`'s flags and
-// completes them: no flag is unknown or refused, each container does its
-// part of Gatekeeper's --operation split, and only mutation's flags (built
-// on another branch) may be logged as not supported.
+// completes them: no flag is unknown, refused or logged as not supported,
+// and each container does its part of Gatekeeper's --operation split,
+// mutation's included.
 func TestChartArgs(t *testing.T) {
-	for _, c := range []struct{ name, values string }{{"default", ""}, {"non-default", nonDefaultValues}} {
+	for _, c := range []struct{ name, values string }{{"default", ""}, {"non-default", nonDefaultValues}, {"mutation", mutationValues}} {
 		t.Run(c.name, func(t *testing.T) {
 			objs := render(t, "portcullis-system", c.values)
 			for _, d := range []struct {
@@ -221,14 +212,13 @@ func TestChartArgs(t *testing.T) {
 				if o.Webhook.Enabled != d.webhook || (o.Audit.Interval == 0) != d.webhook {
 					t.Errorf("%s: webhook %t, audit interval %s", d.name, o.Webhook.Enabled, o.Audit.Interval)
 				}
-				if !d.webhook && o.Audit.Interval != map[string]time.Duration{"default": time.Minute, "non-default": 30 * time.Second}[c.name] {
+				if !d.webhook && o.Audit.Interval != map[string]time.Duration{"default": time.Minute, "non-default": 30 * time.Second, "mutation": time.Minute}[c.name] {
 					t.Errorf("%s: audit interval %s", d.name, o.Audit.Interval)
 				}
 				for _, u := range o.Unsupported() {
-					if !slices.Contains(mutationFlags, u.Flag) || (u.Flag == "--operation" && !strings.HasPrefix(u.Value, "mutation-")) {
-						t.Errorf("%s: %s=%s is logged as not supported: %s", d.name, u.Flag, u.Value, u.Reason)
-					}
+					t.Errorf("%s: %s=%s is logged as not supported: %s", d.name, u.Flag, u.Value, u.Reason)
 				}
+				checkMutationOptions(t, d.name, &o, d.webhook, c.values)
 			}
 		})
 	}

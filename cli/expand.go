@@ -8,9 +8,11 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/manifest"
 )
 
@@ -31,14 +33,19 @@ Job's Pod. Input is every -n/--filename file or directory (.yaml, .yml, .json)
 and standard input whenever it is not a terminal. A resultant is named
 <parent>-<kind>, in its parent's namespace, owned by its parent.
 
-As in gator expand, -n is --filename and -f is --format. Mutators (Assign,
-AssignMetadata, ModifySet, AssignImage) are not applied to the resultants yet:
-each is named in a warning on standard error. OCI image inputs
+Mutators given (Assign, AssignMetadata, ModifySet, AssignImage) apply as in
+gator expand: to every object first, with source Original, as the mutating
+webhook would on CREATE, then to every resultant, with source Generated and
+as outside admission (only mutators for every operation), so that
+match.source chooses between them.
+
+As in gator expand, -n is --filename and -f is --format. OCI image inputs
 (gator's -i/--image) are not supported.
 
 The exit status is 1 on any error: input that cannot be read, an
 ExpansionTemplate that is invalid or forms a cycle, an object without its
-template's templateSource field.`,
+template's templateSource field, a mutator that does not compile or
+conflicts with another, a mutation that fails.`,
 		Example: `# expand resources in a manifest
 portcullis expand --filename="manifest.yaml"
 
@@ -103,14 +110,34 @@ portcullis expand --filename="manifest.yaml" --format=json --outputfile=results.
 // resultants sorted as gator sorts them: by name, apiVersion and kind,
 // descending.
 func expandAll(cmd *cobra.Command, docs []manifest.Doc) ([]*unstructured.Unstructured, error) {
-	warnMutators(cmd.ErrOrStderr(), docs)
-	sys, err := loadExpansion(docs)
+	ctx := cmd.Context()
+	// The mutators given mutate every object first (source Original, as
+	// the mutating webhook would on CREATE; Namespaces first), then the
+	// resultants (source Generated), as gator expand does.
+	objs, off, err := splitMutators(docs)
+	if err != nil {
+		return nil, err
+	}
+	sys, err := loadExpansion(objs, off.ForExpansion())
 	if err != nil || sys == nil {
 		return nil, err
 	}
+	if err := mutateAll(ctx, off, objs); err != nil {
+		return nil, err
+	}
+	namespaces := map[string]*corev1.Namespace{}
+	for _, d := range objs {
+		if gvk := d.Object.GroupVersionKind(); gvk.Group == "" && gvk.Kind == "Namespace" {
+			ns, err := engine.NamespaceFromUnstructured(d.Object)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", d.Source, err)
+			}
+			namespaces[ns.Name] = ns
+		}
+	}
 	var out []*unstructured.Unstructured
-	for _, d := range docs {
-		res, err := sys.Expand(cmd.Context(), d.Object, nil)
+	for _, d := range objs {
+		res, err := sys.Expand(ctx, d.Object, reviewNamespace(d.Object, namespaces))
 		if err != nil {
 			return nil, fmt.Errorf("error expanding resource %s (%s): %w", d.Object.GetName(), d.Source, err)
 		}

@@ -20,6 +20,7 @@ const (
 	xExpand     = xDir + "expand_deployments.yaml"
 	xDeployment = xDir + "deployment.yaml"
 	xBad        = "testdata/expansion-bad/"
+	xMut        = "testdata/expansion-mutators/"
 )
 
 // gatorCase is one run of the command line and what it must print.
@@ -133,10 +134,19 @@ func TestExpansionGatorTest(t *testing.T) {
 			stderr: []string{`warning: ExpansionTemplate "expand-to-configmaps": spec.generatedGVK v1 ConfigMap is matched by no constraint`},
 		},
 		{
-			name: "mutators are named as not applied", gator: "gator applies mutators to resultants; Portcullis does not yet, and says so",
-			args: append(policy, "-f", xExpand, "-f", xDeployment, "-f", xDir+"assign_mutator.yaml"), code: 1,
-			stdout: []string{"[Implied by expand-deployments]"},
-			stderr: []string{`warning: testdata/expansion/assign_mutator.yaml: Assign "always-pull-image" is not applied to expanded resources`},
+			name: "a mutator with source Generated fixes the resultant", gator: "NewExpander's mutation system mutates each resultant with source Generated before it is reviewed",
+			args: append(policy, "-f", xExpand, "-f", xDeployment, "-f", xMut+"owner_generated.yaml"), code: 0, exact: new(""),
+			not: []string{"warning"},
+		},
+		{
+			name: "a mutator with source Generated leaves real objects", gator: "match.source: Generated mutators apply only to expanded resources",
+			args: append(policy, "-f", xExpand, "-f", xDeployment, "-f", xDir+"pod.yaml", "-f", xMut+"owner_generated.yaml"), code: 1,
+			stdout: []string{`v1/Pod lonely: ["pods-need-owner"] Message: "you must provide labels: {\"owner\"}"`}, not: []string{"Deployment"},
+		},
+		{
+			name: "a mutator with source Original leaves the resultant", gator: "match.source: Original mutators do not apply to expanded resources",
+			args: append(policy, "-f", xExpand, "-f", xDeployment, "-f", xDir+"pod.yaml", "-f", xMut+"owner_original.yaml"), code: 1,
+			stdout: []string{`apps/v1/Deployment nginx-deployment: ["pods-need-owner"] Message: "[Implied by expand-deployments] you must provide labels`}, not: []string{"Pod lonely"},
 		},
 	}
 	for _, tc := range tests {
@@ -178,6 +188,15 @@ func TestExpansionGatorVerify(t *testing.T) {
 				"    --- PASS: one-violation-each\t(", "    --- PASS: cronjob-judged-by-its-jobs-pod\t(",
 				"    --- PASS: real-pod-spared\t(", "    --- PASS: deployment-spared\t(",
 				"ok\ttestdata/expansion/suite.yaml\t", "\nPASS\n\n",
+			},
+		},
+		{
+			name: "mutators apply to resultants", gator: "Portcullis's mutators: apply to the case's object, then to its resultants with source Generated",
+			args: []string{"verify", "-v", xMut + "suite.yaml"}, code: 0,
+			stdout: []string{
+				"--- PASS: generated-pods-labeled\t(", "--- PASS: original-pods-labeled\t(", "--- PASS: mutator-in-inventory\t(",
+				"    --- PASS: real-pod-still-refused\t(", "    --- PASS: deployment-refused\t(", "    --- PASS: deployment-refused-without\t(",
+				"ok\ttestdata/expansion-mutators/suite.yaml\t", "\nPASS\n\n",
 			},
 		},
 		{
@@ -224,6 +243,35 @@ spec:
   - args:
     - /bin/sh
     image: nginx:1.14.2
+    name: nginx
+    ports:
+    - containerPort: 80
+`
+
+// mutatedPod is basicPod as gator expand prints it with the mutators of
+// its basic-expansion fixture (test/gator/expand/fixtures/basic-expansion):
+// imagePullPolicy (source Generated), the tag latest (source All), the
+// annotation owner (source Generated, scope Namespaced); here also a
+// mutator for Original objects and one for CREATE only, which it lacks.
+const mutatedPod = `apiVersion: v1
+kind: Pod
+metadata:
+  annotations:
+    owner: admin
+  labels:
+    app: nginx
+  name: nginx-deployment-pod
+  ownerReferences:
+  - apiVersion: apps/v1
+    kind: Deployment
+    name: nginx-deployment
+    uid: ""
+spec:
+  containers:
+  - args:
+    - /bin/sh
+    image: nginx:latest
+    imagePullPolicy: Always
     name: nginx
     ports:
     - containerPort: 80
@@ -286,9 +334,23 @@ func TestExpand(t *testing.T) {
 			args: []string{"expand", "-i", "ghcr.io/x/y:1", "-n", xExpand}, code: 1, stderr: []string{"OCI image inputs (-i/--image) are not supported"},
 		},
 		{
-			name: "mutators named", gator: "gator applies mutators to resultants; Portcullis says it does not yet",
-			args: []string{"expand", "-n", xExpand, "-n", xDeployment, "-n", xDir + "assign_mutator.yaml"}, code: 0, exact: new(basicPod + "\n"),
-			stderr: []string{`Assign "always-pull-image" is not applied to expanded resources`},
+			name: "mutators apply to the resultant", gator: "test/gator/expand basic-expansion: Generated and All mutators change the Pod, Original ones and CREATE-only ones do not",
+			args: []string{
+				"expand", "-n", xExpand, "-n", xDeployment, "-n", xDir + "assign_mutator.yaml", "-n", xMut + "tag_latest.yaml",
+				"-n", xMut + "annotate_generated.yaml", "-n", xMut + "owner_original.yaml", "-n", xMut + "create_only.yaml",
+			},
+			code: 0, exact: new(mutatedPod + "\n"),
+		},
+		{
+			name: "the namespace given is read", gator: "test/gator/expand expand-with-ns: the resultant is in its parent's Namespace, which namespaceSelector reads",
+			args: []string{"expand", "-n", xExpand, "-n", xMut + "team_a.yaml"}, code: 0,
+			stdout: []string{"  labels:\n    app: api\n    team: a\n  name: api-pod\n  namespace: team-a\n"},
+		},
+		{
+			name: "a mutator that does not compile", gator: `"error parsing resources": the mutator is refused, exit 1`,
+			stdin: "apiVersion: mutations.gatekeeper.sh/v1\nkind: Assign\nmetadata: {name: bad}\nspec: {location: 'spec.containers[name: *', parameters: {assign: {value: x}}}\n",
+			args:  []string{"expand", "-n", xExpand, "-n", xDeployment}, code: 1, exact: new(""),
+			stderr: []string{`error expanding resources: <stdin>: Assign "bad": `},
 		},
 		{
 			name: "help", gator: "gator expand's flags",

@@ -34,8 +34,9 @@ type policySet struct {
 	// their constraints.
 	skipped            []string
 	skippedConstraints int
-	// mutators counts the mutators applied to the objects.
-	mutators int
+	// mutation holds the mutators given, applied to the objects and to
+	// what they expand into.
+	mutation *mutation.Offline
 }
 
 // k8sNativeValidationUsage is the help of --enable-k8s-native-validation.
@@ -83,7 +84,7 @@ func newPolicySet(ctx context.Context, docs []manifest.Doc, opts engine.Options,
 	if err := mutateAll(ctx, off, docs); err != nil {
 		return nil, err
 	}
-	ps.mutators = off.Len()
+	ps.mutation = off
 	var constraints, others []manifest.Doc
 	skippedKinds := map[string]bool{}
 	for _, d := range docs {

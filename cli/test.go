@@ -212,31 +212,34 @@ func reviewNamespace(obj *unstructured.Unstructured, given map[string]*corev1.Na
 func runGatorTest(cmd *cobra.Command, inputs []inputDoc, opts engine.Options) ([]*gatorResult, []*instrumentation.StatsEntry, error) {
 	ctx := cmd.Context()
 	docs := make([]manifest.Doc, len(inputs))
-	namespaces := map[string]*corev1.Namespace{}
 	for i, in := range inputs {
 		docs[i] = in.Doc
-		gvk := in.Object.GroupVersionKind()
-		if gvk.Group == "" && gvk.Kind == "Namespace" {
-			ns, err := engine.NamespaceFromUnstructured(in.Object)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", in.Source, err)
-			}
-			namespaces[ns.Name] = ns
-		}
 	}
 	ps, err := newPolicySet(ctx, docs, opts, nil)
 	if err != nil {
 		return nil, nil, err
 	}
+	// The Namespaces given, as the mutators given left them.
+	namespaces := map[string]*corev1.Namespace{}
+	for _, item := range ps.objects {
+		gvk := item.obj.GroupVersionKind()
+		if _, ok := item.input.(*engine.Object); ok && gvk.Group == "" && gvk.Kind == "Namespace" {
+			ns, err := engine.NamespaceFromUnstructured(item.obj)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", item.source, err)
+			}
+			namespaces[ns.Name] = ns
+		}
+	}
 	// Objects are also judged by what they expand into, as gator test
-	// does with the ExpansionTemplates given.
-	sys, err := loadExpansion(docs)
+	// does with the ExpansionTemplates given; the mutators given apply
+	// to the resultants (source Generated) as to the objects (Original).
+	sys, err := loadExpansion(docs, ps.mutation.ForExpansion())
 	if err != nil {
 		return nil, nil, err
 	}
 	if sys != nil {
 		stderr := cmd.ErrOrStderr()
-		warnMutators(stderr, docs)
 		for _, w := range sys.Unjudged(ps.constraintObjs) {
 			fmt.Fprintf(stderr, "warning: %s\n", w)
 		}

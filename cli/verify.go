@@ -33,8 +33,10 @@ standard output. The exit status is 1 on any failure or error.
 
 A test's expansion: file of ExpansionTemplates makes each case's object also be
 judged by what it expands into (a Deployment by its Pod), as in gator: those
-violations read "[Implied by <template>] <message>". Mutators are not applied
-to expanded objects yet.`,
+violations read "[Implied by <template>] <message>". A test's mutators: files
+(a Portcullis addition: gator has no mutators in suites) and mutators among a
+case's inventory apply to the case's object (source Original), then to what it
+expands into (source Generated), as in a cluster.`,
 		Example: `# Run all tests in label-tests.yaml
 portcullis verify label-tests.yaml
 

@@ -49,7 +49,7 @@ func (s *System) logApplied(msg, mutationID string, obj *unstructured.Unstructur
 		name = obj.GetGenerateName()
 	}
 	kv := []any{
-		"process", "mutation", "event_type", "mutation_applied", "mutation_id", mutationID,
+		"process", "mutation", "semantic", true, "Mutation Id", mutationID, "event_type", "mutation_applied",
 		"resource_group", gvk.Group, "resource_kind", gvk.Kind, "resource_api_version", gvk.Version,
 		"resource_namespace", obj.GetNamespace(), "resource_name", name, "resource_labels", obj.GetLabels(),
 	}

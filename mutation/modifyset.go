@@ -39,7 +39,8 @@ func (m *Mutator) buildModifySet(spec *mutationsv1.ModifySetSpec) error {
 
 // setSetter merges values into a list, or prunes them from it, as if the
 // list were a set: merged values missing are appended in order, pruned
-// ones removed wherever they are.
+// ones removed wherever they are. As in Gatekeeper, a merge into a list
+// that does not exist writes the values as given, duplicates included.
 type setSetter struct {
 	prune  bool
 	values []any
@@ -56,6 +57,14 @@ func (s *setSetter) set(obj map[string]any, key string, _ objectMeta) (bool, err
 		if list, ok = cur.([]any); !ok {
 			return false, fmt.Errorf("the object has %s there, not a list of values", describe(cur))
 		}
+	}
+	if !exists && !s.prune {
+		values := []any{}
+		if s.values != nil {
+			values = mutationsv1.CopyJSON(s.values).([]any)
+		}
+		obj[key] = values
+		return true, nil
 	}
 	if s.prune {
 		out := make([]any, 0, len(list))

@@ -166,6 +166,18 @@ func (m *Mutator) common(location string, match *mutationsv1.Match, tests []muta
 		return fmt.Errorf("spec.location: %w", err)
 	}
 	m.loc = loc
+	// The CRD's enums refuse these at apply; portcullis mutate, test and
+	// verify read files, so they say it here.
+	switch match.Source {
+	case "", engine.SourceAll, engine.SourceOriginal, engine.SourceGenerated:
+	default:
+		return fmt.Errorf("spec.match.source: invalid value %q: must be one of All, Generated, Original", match.Source)
+	}
+	switch match.Scope {
+	case "", "*", "Cluster", "Namespaced":
+	default:
+		return fmt.Errorf("spec.match.scope: invalid value %q: must be one of *, Cluster, Namespaced", match.Scope)
+	}
 	if m.match, err = engine.CompileMatch(engineMatch(match)); err != nil {
 		return err
 	}

@@ -11,10 +11,11 @@ import (
 )
 
 // gatekeeperGroups are the API groups of Gatekeeper's own resources, which
-// the mutating webhook never mutates.
+// the mutating webhook never mutates: the groups Gatekeeper lists
+// (syncset.gatekeeper.sh is not among them, so SyncSets are mutated).
 var gatekeeperGroups = []string{
 	"templates.gatekeeper.sh", "constraints.gatekeeper.sh", "mutations.gatekeeper.sh", "config.gatekeeper.sh",
-	"externaldata.gatekeeper.sh", "expansion.gatekeeper.sh", "status.gatekeeper.sh", "syncset.gatekeeper.sh",
+	"externaldata.gatekeeper.sh", "expansion.gatekeeper.sh", "status.gatekeeper.sh",
 }
 
 // IsGatekeeperGroup reports whether group holds Gatekeeper's own
@@ -94,15 +95,21 @@ func (o *Offline) Mutate(ctx context.Context, obj *unstructured.Unstructured) (b
 		obj.SetNamespace(name)
 		defer obj.SetNamespace("")
 	}
-	var ns *corev1.Namespace
+	return o.system.Mutate(ctx, obj, o.namespaceOf(obj, name), "Original", Create)
+}
+
+// namespaceOf is the Namespace of obj, in namespace name: a Namespace is
+// its own; one added, or one without labels, for a name; none without.
+func (o *Offline) namespaceOf(obj *unstructured.Unstructured, name string) *corev1.Namespace {
+	gvk := obj.GroupVersionKind()
 	switch {
 	case gvk.Group == "" && gvk.Kind == "Namespace":
-		ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: obj.GetName(), Labels: obj.GetLabels()}}
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: obj.GetName(), Labels: obj.GetLabels()}}
 	case name != "":
-		ns = o.namespaces[name]
-		if ns == nil {
-			ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		if ns := o.namespaces[name]; ns != nil {
+			return ns
 		}
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	}
-	return o.system.Mutate(ctx, obj, ns, "Original", Create)
+	return nil
 }

@@ -124,7 +124,7 @@ func (r *Runner) runTest(ctx context.Context, suitePath string, t *Test) TestRes
 		res.Skipped = true
 		return res
 	}
-	eng, sys, err := r.setup(ctx, suitePath, t)
+	eng, x, err := r.setup(ctx, suitePath, t)
 	var mutators []manifest.Doc
 	if err == nil {
 		mutators, err = readMutators(dir, t.Mutators)
@@ -146,7 +146,7 @@ func (r *Runner) runTest(ctx context.Context, suitePath string, t *Test) TestRes
 				continue
 			}
 			cstart := time.Now()
-			trace, cerr := r.runCase(ctx, eng, sys, dir, c, mutators)
+			trace, cerr := r.runCase(ctx, eng, x, dir, c, mutators)
 			res.Cases = append(res.Cases, CaseResult{Name: c.Name, Err: cerr, Runtime: time.Since(cstart), Trace: trace})
 		}
 	}
@@ -154,9 +154,9 @@ func (r *Runner) runTest(ctx context.Context, suitePath string, t *Test) TestRes
 	return res
 }
 
-// setup builds an engine holding the test's template and constraint, with
-// the test's ExpansionTemplates if it names any.
-func (r *Runner) setup(ctx context.Context, suitePath string, t *Test) (*engine.Engine, *expansion.System, error) {
+// setup builds an engine holding the test's template and constraint, and
+// reads the test's ExpansionTemplates if it names any.
+func (r *Runner) setup(ctx context.Context, suitePath string, t *Test) (*engine.Engine, *testExpansion, error) {
 	dir := filepath.Dir(suitePath)
 	if t.Template == "" {
 		return nil, nil, fmt.Errorf("%w: missing template", ErrInvalidSuite)
@@ -168,16 +168,16 @@ func (r *Runner) setup(ctx context.Context, suitePath string, t *Test) (*engine.
 	if err != nil || t.Expansion == "" {
 		return eng, nil, err
 	}
-	sys, err := loadExpansion(dir, t.Expansion)
+	x, err := loadExpansion(dir, t.Expansion)
 	if err != nil {
 		return nil, nil, err
 	}
 	if r.Warn != nil {
-		for _, w := range sys.Unjudged([]*unstructured.Unstructured{cObj}) {
+		for _, w := range x.plain.Unjudged([]*unstructured.Unstructured{cObj}) {
 			r.Warn(fmt.Sprintf("%s: test %q: %s", suitePath, t.Name, w))
 		}
 	}
-	return eng, sys, nil
+	return eng, x, nil
 }
 
 // newEngine builds an engine holding the test's template and constraint,
@@ -211,9 +211,10 @@ func (r *Runner) newEngine(ctx context.Context, dir string, t *Test) (*engine.En
 }
 
 // runCase reviews a case's object, mutated by the test's mutators if it
-// names any, and what it expands into with the test's ExpansionTemplates;
-// an AdmissionReview is neither mutated nor expanded, as in gator.
-func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, sys *expansion.System, dir string, c *Case, mutators []manifest.Doc) (*string, error) {
+// names any, and what it expands into with the test's ExpansionTemplates,
+// mutated by the same mutators (source Generated), as a cluster would; an
+// AdmissionReview is neither mutated nor expanded, as in gator.
+func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, x *testExpansion, dir string, c *Case, mutators []manifest.Doc) (*string, error) {
 	if c.Object == "" {
 		return nil, fmt.Errorf("%w: must define object", ErrInvalidCase)
 	}
@@ -245,10 +246,17 @@ func (r *Runner) runCase(ctx context.Context, eng *engine.Engine, sys *expansion
 			}
 		}
 	}
+	var resultants expansion.Mutator
 	if len(mutators) > 0 && !isAdmissionReview(obj) {
-		if err := mutate(ctx, obj, mutators); err != nil {
+		off, err := mutate(ctx, obj, mutators)
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.Object, err)
 		}
+		resultants = off.ForExpansion()
+	}
+	sys, err := x.system(resultants)
+	if err != nil {
+		return nil, err
 	}
 	var (
 		resp *engine.Response
@@ -389,16 +397,16 @@ func readMutators(dir string, paths []string) ([]manifest.Doc, error) {
 }
 
 // mutate applies the mutators to obj, in place, as the mutating webhook
-// would before the object is judged.
-func mutate(ctx context.Context, obj *unstructured.Unstructured, mutators []manifest.Doc) error {
+// would before the object is judged, and returns them.
+func mutate(ctx context.Context, obj *unstructured.Unstructured, mutators []manifest.Doc) (*mutation.Offline, error) {
 	off := mutation.NewOffline()
 	for _, d := range mutators {
 		if err := off.AddMutator(d.Object); err != nil {
-			return fmt.Errorf("%s: %w", d.Source, err)
+			return nil, fmt.Errorf("%s: %w", d.Source, err)
 		}
 	}
 	if _, err := off.Mutate(ctx, obj); err != nil {
-		return fmt.Errorf("mutating: %w", err)
+		return nil, fmt.Errorf("mutating: %w", err)
 	}
-	return nil
+	return off, nil
 }

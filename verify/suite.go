@@ -55,8 +55,10 @@ type Test struct {
 	Expansion string `json:"expansion,omitempty"`
 	// Mutators are files of mutators (Assign, AssignMetadata, ModifySet,
 	// AssignImage) applied to each case's object before it is judged, as
-	// the mutating webhook would; a Portcullis addition, which gator
-	// ignores. Mutators among a case's inventory files are applied too.
+	// the mutating webhook would, and to what it expands into (source
+	// Generated), as Gatekeeper's expansion does; a Portcullis addition,
+	// which gator ignores. Mutators among a case's inventory files are
+	// applied too.
 	Mutators []string `json:"mutators,omitempty"`
 	// Invalid means the constraint must be refused by the template's schema.
 	Invalid bool    `json:"invalid,omitempty"`

@@ -40,8 +40,12 @@ type HandlerOptions struct {
 	// namespaceSelector and input.review.namespaceObject. Nil leaves it to
 	// the Namespaces synced into the engine.
 	Namespaces NamespaceGetter
-	// Exemptions are namespaces never judged.
-	Exemptions *Exemptions
+	// Namespace is the manager's own namespace, never judged (the managed
+	// configurations leave it out too). The namespaces --exempt-namespace
+	// names are judged unless they carry admission.gatekeeper.sh/ignore,
+	// which the configurations' namespaceSelector skips, as in Gatekeeper:
+	// the flags only allow that label (/v1/admitlabel).
+	Namespace string
 	// Trace reports whether a request by user on kind gvk is to be traced
 	// (Config spec.validation.traces), and whether the request's object is
 	// to be dumped with it. Nil: never.
@@ -70,8 +74,8 @@ type HandlerOptions struct {
 	// is not there would be: judging them against half the policies would
 	// let through what the rest refuse. Nil means always ready.
 	Ready func() error
-	// Policy, when set, checks ConstraintTemplates, constraints and
-	// ExpansionTemplates as /v1/admitpolicy does before they are judged,
+	// Policy, when set, checks ConstraintTemplates, constraints, mutators
+	// and ExpansionTemplates as /v1/admitpolicy does before they are judged,
 	// as Gatekeeper's single validation webhook does: a
 	// ValidatingWebhookConfiguration without the check-policy webhook
 	// (Gatekeeper's own) still refuses policies that cannot work.
@@ -197,8 +201,8 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 	if isNamespace {
 		nsName = req.Name
 	}
-	if h.opts.Exemptions.Exempt(nsName) {
-		return allowed(fmt.Sprintf("namespace %q is exempt", nsName)), nil
+	if h.opts.Namespace != "" && nsName == h.opts.Namespace {
+		return allowed(fmt.Sprintf("namespace %q is the manager's own", nsName)), nil
 	}
 	if nsName != "" && h.opts.Excluded != nil && h.opts.Excluded(nsName) {
 		return allowed("Namespace is set to be ignored by Gatekeeper config"), nil

@@ -133,9 +133,19 @@ func TestAdmit(t *testing.T) {
 			wantAllowed: true, wantCode: 200, wantMessage: "Gatekeeper does not self-manage",
 		},
 		{
-			name:        "an exempt namespace is never judged",
-			req:         request(admissionv1.Create, "Pod", "kube-system", "sys", podJSON("sys", "kube-system", nil, "nginx:latest"), nil),
-			wantAllowed: true, wantCode: 200,
+			name:        "the manager's own namespace is never judged",
+			req:         request(admissionv1.Create, "Pod", "portcullis-system", "sys", podJSON("sys", "portcullis-system", owner, "nginx:latest"), nil),
+			wantAllowed: true, wantCode: 200, wantMessage: `namespace "portcullis-system" is the manager's own`,
+		},
+		{
+			// As in Gatekeeper: --exempt-namespace only allows the ignore
+			// label; the namespace is skipped by the configuration's
+			// namespaceSelector once it carries it, not by the handler.
+			name:        "a namespace --exempt-namespace names is judged",
+			req:         request(admissionv1.Create, "Pod", "kube-system", "sys", podJSON("sys", "kube-system", owner, "nginx:latest"), nil),
+			wantCode:    403,
+			wantMessage: "[no-latest] container c0 uses latest",
+			wantJudged:  true,
 		},
 		{
 			name:        "a namespace the Config excludes is never judged",
@@ -143,8 +153,8 @@ func TestAdmit(t *testing.T) {
 			wantAllowed: true, wantCode: 200, wantMessage: "Namespace is set to be ignored by Gatekeeper config",
 		},
 		{
-			name:        "an exempt Namespace object is never judged",
-			req:         request(admissionv1.Update, "Namespace", "", "team-sandbox", []byte(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team-sandbox"}}`), nil),
+			name:        "the manager's own Namespace object is never judged",
+			req:         request(admissionv1.Update, "Namespace", "", "portcullis-system", []byte(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"portcullis-system"}}`), nil),
 			wantAllowed: true, wantCode: 200,
 		},
 	}
@@ -162,7 +172,7 @@ func TestAdmit(t *testing.T) {
 					}
 					return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, nil
 				},
-				Exemptions:     webhook.NewExemptions([]string{"kube-system"}, []string{"team-"}, nil),
+				Namespace:      "portcullis-system",
 				Excluded:       func(ns string) bool { return ns == "excluded-by-config" },
 				ServiceAccount: saUser,
 				Log:            logs.logger(),

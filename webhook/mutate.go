@@ -38,7 +38,7 @@ type MutationHandler struct {
 }
 
 // NewMutationHandler builds the /v1/mutate handler around a Mutator. Of
-// the options, it reads Namespaces, Exemptions, Excluded (namespaces the
+// the options, it reads Namespaces, Namespace, Excluded (namespaces the
 // Config excludes from mutation-webhook), ServiceAccount, Timeout, Ready
 // and Log.
 func NewMutationHandler(m Mutator, o HandlerOptions, metrics *MutationMetrics) *MutationHandler {
@@ -91,8 +91,8 @@ func (h *MutationHandler) mutate(ctx context.Context, req *admissionv1.Admission
 	if isNamespace {
 		nsName = req.Name
 	}
-	if h.opts.Exemptions.Exempt(nsName) {
-		return allowed(fmt.Sprintf("namespace %q is exempt", nsName)), MutationSkip, nil
+	if h.opts.Namespace != "" && nsName == h.opts.Namespace {
+		return allowed(fmt.Sprintf("namespace %q is the manager's own", nsName)), MutationSkip, nil
 	}
 	if nsName != "" && h.opts.Excluded != nil && h.opts.Excluded(nsName) {
 		return allowed("Namespace is set to be ignored by Gatekeeper config"), MutationSkip, nil

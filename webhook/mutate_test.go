@@ -93,7 +93,7 @@ func TestMutationHandler(t *testing.T) {
 	}
 	sink := &logSink{}
 	h := webhook.NewMutationHandler(s, webhook.HandlerOptions{
-		Namespaces: namespaces, Exemptions: webhook.NewExemptions([]string{"kube-system"}, nil, nil),
+		Namespaces: namespaces, Namespace: "gk",
 		ServiceAccount: "system:serviceaccount:gk:gk", Log: sink.logger(),
 		Excluded: func(ns string) bool { return ns == "excluded" },
 	}, metrics)
@@ -134,7 +134,7 @@ func TestMutationHandler(t *testing.T) {
 		{"own service account", "Gatekeeper does not self-manage", func(r *admissionv1.AdmissionRequest) { r.UserInfo.Username = "system:serviceaccount:gk:gk" }},
 		{"DELETE", "Mutating only on create or update", func(r *admissionv1.AdmissionRequest) { r.Operation = admissionv1.Delete }},
 		{"gatekeeper resource", "Not mutating gatekeeper resources", func(r *admissionv1.AdmissionRequest) { r.Kind.Group = "mutations.gatekeeper.sh" }},
-		{"exempt", `namespace "kube-system" is exempt`, func(r *admissionv1.AdmissionRequest) { r.Namespace = "kube-system" }},
+		{"the manager's namespace", `namespace "gk" is the manager's own`, func(r *admissionv1.AdmissionRequest) { r.Namespace = "gk" }},
 		{"excluded by the Config", "Namespace is set to be ignored by Gatekeeper config", func(r *admissionv1.AdmissionRequest) { r.Namespace = "excluded" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,8 +16,9 @@ import (
 // carry it.
 const IgnoreLabel = "admission.gatekeeper.sh/ignore"
 
-// Exemptions are the namespaces the webhook never judges, by exact name,
-// prefix or suffix: the same as the audit's.
+// Exemptions are the namespaces allowed to carry IgnoreLabel, by exact
+// name, prefix or suffix (--exempt-namespace, -prefix and -suffix, and the
+// manager's own namespace).
 type Exemptions = exemption.Namespaces
 
 // NewExemptions builds Exemptions; empty entries are ignored.

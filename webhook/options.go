@@ -202,9 +202,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Int32Var(&o.TimeoutSeconds, "timeout-seconds", o.TimeoutSeconds, "API server timeout for each webhook call, 1 to 30; reviews stop at it")
 	fs.BoolVar(&o.EnableDeleteOperations, "enable-delete-operations", o.EnableDeleteOperations, "judge DELETE requests, on the object being deleted")
 	fs.BoolVar(&o.EnableConnectOperations, "enable-connect-operations", o.EnableConnectOperations, "judge CONNECT requests such as pods/exec and pods/attach")
-	fs.StringSliceVar(&o.ExemptNamespaces, "exempt-namespace", o.ExemptNamespaces, "namespace never judged, allowed to carry the admission.gatekeeper.sh/ignore label (repeatable)")
-	fs.StringSliceVar(&o.ExemptNamespacePrefixes, "exempt-namespace-prefix", o.ExemptNamespacePrefixes, "exempt every namespace with this prefix (repeatable)")
-	fs.StringSliceVar(&o.ExemptNamespaceSuffixes, "exempt-namespace-suffix", o.ExemptNamespaceSuffixes, "exempt every namespace with this suffix (repeatable)")
+	fs.StringSliceVar(&o.ExemptNamespaces, "exempt-namespace", o.ExemptNamespaces, "namespace allowed to carry the admission.gatekeeper.sh/ignore label, which the webhook configurations skip; without the label it is judged and audited, as in Gatekeeper (repeatable)")
+	fs.StringSliceVar(&o.ExemptNamespacePrefixes, "exempt-namespace-prefix", o.ExemptNamespacePrefixes, "allow the admission.gatekeeper.sh/ignore label on every namespace with this prefix (repeatable)")
+	fs.StringSliceVar(&o.ExemptNamespaceSuffixes, "exempt-namespace-suffix", o.ExemptNamespaceSuffixes, "allow the admission.gatekeeper.sh/ignore label on every namespace with this suffix (repeatable)")
 	fs.IntVar(&o.MaxServingThreads, "max-serving-threads", o.MaxServingThreads, "reviews running at once: -1 for GOMAXPROCS, 0 for no bound")
 	fs.BoolVar(&o.LogDenies, "log-denies", o.LogDenies, "log every violation found at admission, as Gatekeeper does (\"denied admission: ...\" with its process, event_type, constraint_* and resource_* keys); dryrun ones are logged without it too")
 	fs.BoolVar(&o.EmitAdmissionEvents, "emit-admission-events", o.EmitAdmissionEvents, "emit a Warning Event for every violation found at admission (reasons FailedAdmission, WarningAdmission, DryrunViolation; source gatekeeper-webhook), in --namespace")
@@ -302,7 +302,8 @@ func (o *Options) serviceAccountUser() string {
 	return serviceAccountUsernamePrefix + o.Namespace + ":" + o.ServiceAccount
 }
 
-// exemptions are the namespaces never judged: the flags plus the manager's.
+// exemptions are the namespaces that may carry admission.gatekeeper.sh/ignore:
+// the flags' plus the manager's.
 func (o *Options) exemptions() *Exemptions {
 	names := append([]string{}, o.ExemptNamespaces...)
 	if o.Namespace != "" {
@@ -315,7 +316,7 @@ func (o *Options) exemptions() *Exemptions {
 // Setup adds from the manager (Namespaces, Metrics and Log).
 func (o *Options) handlerOptions() HandlerOptions {
 	return HandlerOptions{
-		Exemptions:        o.exemptions(),
+		Namespace:         o.Namespace,
 		Trace:             o.Trace,
 		Excluded:          o.Excluded,
 		ServiceAccount:    o.serviceAccountUser(),

@@ -90,7 +90,7 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 		ho.Policy = policy
 		ho.CheckPolicies = policyWebhookMissing(mgr.GetAPIReader(), opts.ConfigurationName)
 		server.Register(AdmitPath, NewAdmissionHandler(rv, ho))
-		server.Register(AdmitLabelPath, NewNamespaceLabelHandler(ho.Exemptions, log.WithName("admitlabel")))
+		server.Register(AdmitLabelPath, NewNamespaceLabelHandler(opts.exemptions(), log.WithName("admitlabel")))
 		server.Register(AdmitPolicyPath, policy)
 	}
 	if opts.mutating() {

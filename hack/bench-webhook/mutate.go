@@ -77,7 +77,7 @@ func registerMutate(srv ctrlwebhook.Server, dir string, ns *corev1.Namespace, lo
 	}
 	h := webhook.NewMutationHandler(s, webhook.HandlerOptions{
 		Namespaces:     func(context.Context, string) (*corev1.Namespace, error) { return ns.DeepCopy(), nil },
-		Exemptions:     webhook.NewExemptions([]string{"portcullis-system"}, nil, nil),
+		Namespace:      "portcullis-system",
 		ServiceAccount: "system:serviceaccount:portcullis-system:portcullis-controller-manager",
 		Timeout:        time.Duration(webhook.DefaultMutationTimeoutSeconds) * time.Second,
 		Log:            log.WithName("webhook").WithName("mutate"),

@@ -90,7 +90,7 @@ func runServer(ctx context.Context, c config) error {
 	}
 	h := webhook.NewAdmissionHandler(eng, webhook.HandlerOptions{
 		Namespaces:        func(context.Context, string) (*corev1.Namespace, error) { return ns.DeepCopy(), nil },
-		Exemptions:        webhook.NewExemptions([]string{"portcullis-system"}, nil, nil),
+		Namespace:         "portcullis-system",
 		ServiceAccount:    "system:serviceaccount:portcullis-system:portcullis-controller-manager",
 		Timeout:           3 * time.Second,
 		MaxServingThreads: c.maxServingThreads,

@@ -36,9 +36,6 @@ func (m *Manager) setupAudit() error {
 	if o.Interval == 0 {
 		return nil
 	}
-	o.ExemptNamespaces = m.opts.Webhook.ExemptNamespaces
-	o.ExemptNamespacePrefixes = m.opts.Webhook.ExemptNamespacePrefixes
-	o.ExemptNamespaceSuffixes = m.opts.Webhook.ExemptNamespaceSuffixes
 	o.Excluded = func(ns string) bool { return m.sync.Excludes(configv1alpha1.ProcessAudit, ns) }
 	o.Ready = m.Ready
 	o.Namespace = m.opts.Namespace

@@ -131,6 +131,25 @@ func startChartPodIn(t *testing.T, bin, kubeconfig, namespace, name string, char
 	}
 }
 
+// deleteWebhookConfigurations deletes, when the test ends, the
+// <prefix>-validating- and <prefix>-mutating-webhook-configuration that a
+// chart pod registered.
+func deleteWebhookConfigurations(t *testing.T, prefix string) {
+	t.Helper()
+	t.Cleanup(func() {
+		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		vwc.Name = prefix + "-validating-webhook-configuration"
+		if err := env.Client.Delete(context.Background(), vwc); client.IgnoreNotFound(err) != nil {
+			t.Errorf("deleting the webhook configuration: %v", err)
+		}
+		mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		mwc.Name = prefix + "-mutating-webhook-configuration"
+		if err := env.Client.Delete(context.Background(), mwc); client.IgnoreNotFound(err) != nil {
+			t.Errorf("deleting the mutating webhook configuration: %v", err)
+		}
+	})
+}
+
 // TestGatekeeperChartArgs starts `portcullis manager` twice, with the
 // argument lists of Gatekeeper's chart's controller-manager and audit
 // Deployments: both start, become ready and serve metrics; the first
@@ -168,18 +187,7 @@ func TestGatekeeperChartArgs(t *testing.T) {
 
 	// Leave no webhook behind pointing at a closed port (this cleanup runs
 	// after the processes are killed).
-	t.Cleanup(func() {
-		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-		vwc.Name = "gatekeeper-validating-webhook-configuration"
-		if err := env.Client.Delete(context.Background(), vwc); client.IgnoreNotFound(err) != nil {
-			t.Errorf("deleting the webhook configuration: %v", err)
-		}
-		mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
-		mwc.Name = "gatekeeper-mutating-webhook-configuration"
-		if err := env.Client.Delete(context.Background(), mwc); client.IgnoreNotFound(err) != nil {
-			t.Errorf("deleting the mutating webhook configuration: %v", err)
-		}
-	})
+	deleteWebhookConfigurations(t, "gatekeeper")
 	audit := startChartPod(t, bin, kubeconfig, "gatekeeper-audit-0", chartAuditArgs)
 	cm := startChartPod(t, bin, kubeconfig, "gatekeeper-controller-manager-0", chartControllerManagerArgs)
 	waitChartPodReady(t, audit)

@@ -110,7 +110,8 @@ func TestGatekeeperFlags(t *testing.T) {
 			return o.Namespace == "gatekeeper-system" && w.Port == 443 && o.HealthProbeBindAddress == ":9090" &&
 				o.MetricsBindAddress == ":8888" && w.ServiceName == "gatekeeper-webhook-service" &&
 				w.CertSecretName == "gatekeeper-webhook-server-cert" && w.ServiceAccount == "gatekeeper-admin" &&
-				w.ConfigurationName == "gatekeeper-validating-webhook-configuration" && !w.ManageConfiguration &&
+				w.ConfigurationName == "gatekeeper-validating-webhook-configuration" &&
+				w.MutatingConfigurationName == "gatekeeper-mutating-webhook-configuration" && !w.ManageConfiguration &&
 				o.ShutdownDelay == 10*time.Second && len(o.Unsupported()) == 0
 		}},
 		// Given flags win, before or after it.

@@ -128,18 +128,18 @@ func New(cfg *rest.Config, opts Options) (*Manager, error) {
 		tracker: newTracker(opts.ReadinessRetries),
 		watches: controllers.NewWatches(dyn, mgr.GetLogger().WithName("watches")),
 	}
+	// Before expansion: the mutators apply to resultants.
+	if err := m.setupMutation(dyn); err != nil {
+		return nil, err
+	}
 	if opts.EnableGeneratorResourceExpansion {
-		// Mutators are not applied to resultants yet: nil Mutator.
-		m.expansion = expansion.NewSystem(nil)
+		m.expansion = expansion.NewSystem(m.expansionMutator())
 	}
 	m.reviewer = &expansion.Reviewer{Engine: eng, System: m.expansion}
 	if err := m.setupChecks(); err != nil {
 		return nil, err
 	}
 	if err := m.setupReconcilers(dyn); err != nil {
-		return nil, err
-	}
-	if err := m.setupMutation(dyn); err != nil {
 		return nil, err
 	}
 	if err := m.setupWebhook(); err != nil {

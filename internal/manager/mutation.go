@@ -9,6 +9,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/portcullis-dev/portcullis/controllers"
+	"github.com/portcullis-dev/portcullis/expansion"
 	"github.com/portcullis-dev/portcullis/mutation"
 )
 
@@ -72,6 +73,17 @@ func (m *Manager) setupMutation(dyn dynamic.Interface) error {
 		return fmt.Errorf("setting up the mutator controllers: %w", err)
 	}
 	return nil
+}
+
+// expansionMutator applies the mutators to what ExpansionTemplates
+// generate before it is judged, as Gatekeeper's expansion does; none
+// when this replica runs no mutation operation (Gatekeeper's mutation
+// system is empty then).
+func (m *Manager) expansionMutator() expansion.Mutator {
+	if m.mutation == nil {
+		return nil
+	}
+	return m.mutation.ForExpansion()
 }
 
 // Mutation is the mutation system the mutator controllers fill; nil when
