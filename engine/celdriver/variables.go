@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 
 	celtypes "github.com/google/cel-go/common/types"
@@ -34,6 +35,9 @@ type compiledVariable struct {
 	// expression and, recursively, those of the variables it reads. It is
 	// empty when the value may differ between constraints.
 	shareKey string
+	// reads are the indexes of the variables a shared variable's
+	// expression names.
+	reads []int
 }
 
 var variableRef = regexp.MustCompile(`\bvariables\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)`)
@@ -44,9 +48,9 @@ var variableRef = regexp.MustCompile(`\bvariables\s*\.\s*([A-Za-z_][A-Za-z0-9_]*
 // variables.<name>, or reads a variable not declared before it, is not
 // shared.
 func shareKeys(vars []compiledVariable) {
-	byName := make(map[string]*compiledVariable, len(vars))
+	byName := make(map[string]int, len(vars))
 	for i := range vars {
-		byName[vars[i].name] = &vars[i]
+		byName[vars[i].name] = i
 	}
 	// Variables may only read those declared before them, so one pass in
 	// order suffices.
@@ -59,22 +63,28 @@ func shareKeys(vars []compiledVariable) {
 			// Reads params, or variables otherwise than by name.
 			continue
 		}
-		var key strings.Builder
+		var (
+			key   strings.Builder
+			reads []int
+		)
 		key.WriteString(expr)
 		shared := true
 		for _, m := range refs {
-			dep := byName[m[1]]
-			if dep == nil || dep.shareKey == "" || dep == v {
+			j, ok := byName[m[1]]
+			if !ok || j == i || vars[j].shareKey == "" {
 				shared = false
 				break
 			}
 			key.WriteString("\x00")
 			key.WriteString(m[1])
 			key.WriteString("=")
-			key.WriteString(dep.shareKey)
+			key.WriteString(vars[j].shareKey)
+			if !slices.Contains(reads, j) {
+				reads = append(reads, j)
+			}
 		}
 		if shared {
-			v.shareKey = key.String()
+			v.shareKey, v.reads = key.String(), reads
 		}
 	}
 }
@@ -118,7 +128,7 @@ func (c *compiled) variables(ctx context.Context, act *activation) *lazy.MapValu
 
 // shared returns the value of a shared variable in the review in,
 // evaluating it the first time: in an activation whose variables are
-// those it may read, each recording that it was read.
+// those its expression names, each recording that it was read.
 func (c *compiled) shared(ctx context.Context, in *reviewVars, v *compiledVariable) *sharedValue {
 	if sv := in.shared[v.shareKey]; sv != nil {
 		return sv
@@ -126,11 +136,8 @@ func (c *compiled) shared(ctx context.Context, in *reviewVars, v *compiledVariab
 	sv := &sharedValue{}
 	act := &activation{in: in}
 	m := lazy.NewMapValue(variablesType)
-	for i := range c.vars {
-		dep := &c.vars[i]
-		if dep.shareKey == "" {
-			continue
-		}
+	for _, j := range v.reads {
+		dep := &c.vars[j]
 		m.Append(dep.name, func(*lazy.MapValue) ref.Val {
 			sv.read = append(sv.read, dep.name)
 			return c.shared(ctx, in, dep).val
