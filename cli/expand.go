@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/manifest"
+	"github.com/portcullis-dev/portcullis/mutation"
 )
 
 func newExpandCmd() *cobra.Command {
@@ -34,10 +36,11 @@ and standard input whenever it is not a terminal. A resultant is named
 <parent>-<kind>, in its parent's namespace, owned by its parent.
 
 Mutators given (Assign, AssignMetadata, ModifySet, AssignImage) apply as in
-gator expand: to every object first, with source Original, as the mutating
-webhook would on CREATE, then to every resultant, with source Generated and
-as outside admission (only mutators for every operation), so that
-match.source chooses between them.
+gator expand: to every object first, with source Original, then to every
+resultant, with source Generated, so that match.source chooses between
+them; both as outside admission, so only mutators for every operation
+apply. Namespaces given are read as they are, for namespaceSelector and
+fromMetadata.
 
 As in gator expand, -n is --filename and -f is --format. OCI image inputs
 (gator's -i/--image) are not supported.
@@ -111,9 +114,9 @@ portcullis expand --filename="manifest.yaml" --format=json --outputfile=results.
 // descending.
 func expandAll(cmd *cobra.Command, docs []manifest.Doc) ([]*unstructured.Unstructured, error) {
 	ctx := cmd.Context()
-	// The mutators given mutate every object first (source Original, as
-	// the mutating webhook would on CREATE; Namespaces first), then the
-	// resultants (source Generated), as gator expand does.
+	// The mutators given mutate every object first (source Original), then
+	// the resultants (source Generated), both with no operation, as gator
+	// expand does.
 	objs, off, err := splitMutators(docs)
 	if err != nil {
 		return nil, err
@@ -122,7 +125,7 @@ func expandAll(cmd *cobra.Command, docs []manifest.Doc) ([]*unstructured.Unstruc
 	if err != nil || sys == nil {
 		return nil, err
 	}
-	if err := mutateAll(ctx, off, objs); err != nil {
+	if err := mutateBases(ctx, off, objs); err != nil {
 		return nil, err
 	}
 	namespaces := map[string]*corev1.Namespace{}
@@ -148,6 +151,32 @@ func expandAll(cmd *cobra.Command, docs []manifest.Doc) ([]*unstructured.Unstruc
 	key := func(o *unstructured.Unstructured) string { return o.GetName() + o.GetAPIVersion() + o.GetKind() }
 	sort.SliceStable(out, func(i, j int) bool { return key(out[i]) > key(out[j]) })
 	return out, nil
+}
+
+// mutateBases mutates every object of docs but the Namespaces, as gator
+// expand mutates each object before it expands it: source Original and no
+// operation (only mutators for every operation apply), the Namespaces given
+// read as they are.
+func mutateBases(ctx context.Context, off *mutation.Offline, docs []manifest.Doc) error {
+	isNamespace := func(d manifest.Doc) bool {
+		gvk := d.Object.GroupVersionKind()
+		return gvk.Group == "" && gvk.Kind == "Namespace"
+	}
+	for _, d := range docs {
+		if isNamespace(d) {
+			off.KeepNamespace(d.Object)
+		}
+	}
+	m := off.ForExpansion()
+	for _, d := range docs {
+		if isNamespace(d) || mutation.IsGatekeeperGroup(d.Object.GroupVersionKind().Group) {
+			continue
+		}
+		if _, err := m.Mutate(ctx, d.Object, nil, engine.SourceOriginal); err != nil {
+			return fmt.Errorf("%s: %w", d.Source, err)
+		}
+	}
+	return nil
 }
 
 // formatResources renders resources as gator expand does: YAML (the

@@ -342,6 +342,10 @@ func TestExpand(t *testing.T) {
 			code: 0, exact: new(mutatedPod + "\n"),
 		},
 		{
+			name: "the object expanded is mutated with no operation", gator: "Expander.Expand mutates the base with a Mutable that has no Operation: a CREATE-only mutator does not apply",
+			args: []string{"expand", "-n", xExpand, "-n", xDeployment, "-n", xMut + "create_only_deployment.yaml"}, code: 0, exact: new(basicPod + "\n"),
+		},
+		{
 			name: "the namespace given is read", gator: "test/gator/expand expand-with-ns: the resultant is in its parent's Namespace, which namespaceSelector reads",
 			args: []string{"expand", "-n", xExpand, "-n", xMut + "team_a.yaml"}, code: 0,
 			stdout: []string{"  labels:\n    app: api\n    team: a\n  name: api-pod\n  namespace: team-a\n"},

@@ -77,8 +77,13 @@ func (o *Offline) AddNamespace(ctx context.Context, u *unstructured.Unstructured
 	if err != nil {
 		return false, err
 	}
-	o.namespaces[u.GetName()] = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: u.GetName(), Labels: u.GetLabels()}}
+	o.KeepNamespace(u)
 	return changed, nil
+}
+
+// KeepNamespace records a Namespace as it is, for the objects in it.
+func (o *Offline) KeepNamespace(u *unstructured.Unstructured) {
+	o.namespaces[u.GetName()] = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: u.GetName(), Labels: u.GetLabels()}}
 }
 
 // Mutate applies the mutators to obj, in place, as on a CREATE.

@@ -147,7 +147,8 @@ func BenchmarkReviewLibrary(b *testing.B) {
 // BenchmarkAdmitBenchPod: one /v1/admit request at a time (HTTP without
 // TLS) for the Pod `make bench-webhook` sends: as a ReplicaSet's pods
 // (its name and uid vary, its spec does not), and as distinct Pods (its
-// image tag and a command vary too, so no result is cached), with CEL
+// image tag and a command vary too, so few results are cached; with the
+// result cache off, none is), with CEL
 // first and with Rego only; and, to tell the engines apart, with only the
 // templates that have CEL, which run either their CEL or their Rego.
 func BenchmarkAdmitBenchPod(b *testing.B) {
@@ -167,6 +168,7 @@ func BenchmarkAdmitBenchPod(b *testing.B) {
 	}{
 		{"replicas", false, engine.Options{}, nil},
 		{"distinct", true, engine.Options{}, nil},
+		{"distinct-nocache", true, engine.Options{ResultCacheSize: -1}, nil},
 		{"distinct-rego", true, engine.Options{DisableK8sNativeValidation: true}, nil},
 		{"cel-templates", true, engine.Options{}, hasCEL},
 		{"cel-templates-rego", true, engine.Options{DisableK8sNativeValidation: true}, hasCEL},

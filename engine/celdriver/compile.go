@@ -48,16 +48,22 @@ func compileTemplate(ct *templates.ConstraintTemplate, defaultPolicy string) (*c
 	if err != nil {
 		return nil, fmt.Errorf("template %q: creating the CEL compiler: %w", ct.GetName(), err)
 	}
+	vars := make([]compiledVariable, 0, len(builtinVariables)+len(src.Variables))
 	for _, v := range builtinVariables {
-		if r := cc.CompileAndStoreVariable(&validating.Variable{Name: v.Name, Expression: v.Expression}, withParams, mode); r.Error != nil {
+		r := cc.CompileAndStoreVariable(&validating.Variable{Name: v.Name, Expression: v.Expression}, withParams, mode)
+		if r.Error != nil {
 			return nil, fmt.Errorf("template %q: compiling built-in variable %s: %w", ct.GetName(), v.Name, r.Error)
 		}
+		vars = append(vars, compiledVariable{name: v.Name, result: r})
 	}
 	for i, v := range src.Variables {
-		if r := cc.CompileAndStoreVariable(&validating.Variable{Name: v.Name, Expression: v.Expression}, withParams, mode); r.Error != nil {
+		r := cc.CompileAndStoreVariable(&validating.Variable{Name: v.Name, Expression: v.Expression}, withParams, mode)
+		if r.Error != nil {
 			return nil, compileError(fmt.Sprintf("%s.variables[%d].expression", field, i), r.Error)
 		}
+		vars = append(vars, compiledVariable{name: v.Name, result: r})
 	}
+	shareKeys(vars)
 
 	costs, err := newCostChecker(cc)
 	if err != nil {
@@ -69,7 +75,7 @@ func compileTemplate(ct *templates.ConstraintTemplate, defaultPolicy string) (*c
 		}
 	}
 
-	c := &compiled{source: src, cc: cc, policy: admissionregistrationv1.Fail}
+	c := &compiled{source: src, cc: cc, vars: vars, policy: admissionregistrationv1.Fail}
 	if src.failurePolicy(defaultPolicy) == FailurePolicyIgnore {
 		c.policy = admissionregistrationv1.Ignore
 	}

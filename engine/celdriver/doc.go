@@ -5,7 +5,8 @@
 // conditions and cost limits), so expressions, libraries, cost budgets and
 // error messages behave as in the apiserver and in Gatekeeper, and
 // evaluates them as the apiserver's validating policy validator does, with
-// the review converted once for all constraints (see compiled;
+// the review converted once for all constraints, and the variables that
+// read no params evaluated once per review (see compiled;
 // TestMatchesValidator compares the two).
 //
 // A source is {validations[{expression, message, messageExpression}],

@@ -26,16 +26,21 @@ import (
 // compiled is one template's compiled source: the programs the
 // apiserver's composited compiler built, which Query evaluates the way
 // the apiserver's ValidatingAdmissionPolicy validator does
-// (validating.NewValidator), with two savings. The apiserver's validator
+// (validating.NewValidator), with three savings. The apiserver's validator
 // converts the object, the request and the Namespace again for every
 // policy, and evaluates the message expressions in a second activation
 // that computes the variables again; here the review is converted once for
 // every constraint of every template (reviewVars), a constraint's
-// parameters are read where they are stored, and each constraint is
-// judged in one activation. TestMatchesValidator compares the two.
+// parameters are read where they are stored, each constraint is judged in
+// one activation, and variables that read no params are evaluated once per
+// review (see variables.go). TestMatchesValidator compares the two.
 type compiled struct {
 	source *Source
-	cc     *admissioncel.CompositedCompiler // holds the variables
+	// cc compiled the template and holds its variables (the tests build
+	// the apiserver's validator from it).
+	cc *admissioncel.CompositedCompiler
+	// vars are the variables, built-in ones first, in the order compiled.
+	vars   []compiledVariable
 	policy admissionregistrationv1.FailurePolicyType
 	// matcher evaluates the match conditions; nil when there are none.
 	matcher matchconditions.Matcher
@@ -49,6 +54,9 @@ type compiled struct {
 type reviewVars struct {
 	attrs                                 *admission.VersionedAttributes
 	object, oldObject, request, namespace any
+	// shared are the values of the variables shared by all constraints,
+	// by shareKey (see variables.go).
+	shared map[string]*sharedValue
 }
 
 // newReviewVars converts a review's variables once.
@@ -83,10 +91,12 @@ func unstructuredContent(o runtime.Object) any {
 
 // activation is what one constraint's expressions see: the review's
 // variables, params (the constraint), and its lazily evaluated variables.
+// cost is what the variables evaluated since it was last taken cost.
 type activation struct {
 	in        *reviewVars
 	params    any
 	variables ref.Val
+	cost      int64
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -142,9 +152,8 @@ func (c *compiled) validate(ctx context.Context, in *reviewVars, params *unstruc
 			return nil
 		}
 	}
-	cctx := c.cc.CreateContext(ctx)
 	act := &activation{in: in, params: params.Object}
-	act.variables = cctx.Variables(act)
+	act.variables = c.variables(ctx, act)
 
 	results := make([]ref.Val, len(c.validations))
 	evalErrs := make([]error, len(c.validations))
@@ -152,7 +161,7 @@ func (c *compiled) validate(ctx context.Context, in *reviewVars, params *unstruc
 	remaining := budget
 	for i := range c.validations {
 		var err error
-		results[i], evalErrs[i], remaining, err = evaluate(cctx, act, &c.validations[i], remaining)
+		results[i], evalErrs[i], remaining, err = evaluate(ctx, act, &c.validations[i], remaining)
 		if err != nil {
 			return []decision{c.errorDecision(err.Error())}
 		}
@@ -178,7 +187,7 @@ func (c *compiled) validate(ctx context.Context, in *reviewVars, params *unstruc
 		if c.messages[i].Program == nil || evalErrs[i] != nil || results[i] == celtypes.True {
 			continue
 		}
-		messages[i], _, remaining, messageErr = evaluate(cctx, act, &c.messages[i], remaining)
+		messages[i], _, remaining, messageErr = evaluate(ctx, act, &c.messages[i], remaining)
 		if messageErr != nil {
 			break
 		}
@@ -227,10 +236,11 @@ func failureMessage(value ref.Val, v Validation) string {
 // apiserver's activation does (admissioncel's Evaluate). It returns the
 // value, or the evaluation error the expression gave; err is an error that
 // ends the constraint's evaluation (the budget is spent).
-func evaluate(cctx admissioncel.CompositionContext, act *activation, r *admissioncel.CompilationResult, remaining int64) (val ref.Val, evalErr error, left int64, err error) {
-	out, details, err := r.Program.ContextEval(cctx, act)
+func evaluate(ctx context.Context, act *activation, r *admissioncel.CompilationResult, remaining int64) (val ref.Val, evalErr error, left int64, err error) {
+	out, details, err := r.Program.ContextEval(ctx, act)
 	// The variables evaluated for this expression, lazily.
-	cost := cctx.GetAndResetCost()
+	cost := act.cost
+	act.cost = 0
 	if cost > remaining {
 		return nil, nil, -1, outOfBudget()
 	}

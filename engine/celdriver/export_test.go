@@ -68,3 +68,19 @@ func denies(deny bool) string {
 	}
 	return "admits"
 }
+
+// SharedVariables names the variables of a template whose values are
+// shared by all constraints in a review.
+func SharedVariables(ct *templates.ConstraintTemplate) ([]string, error) {
+	c, err := compileTemplate(ct, FailurePolicyFail)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, v := range c.vars {
+		if v.shareKey != "" {
+			out = append(out, v.name)
+		}
+	}
+	return out, nil
+}

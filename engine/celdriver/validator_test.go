@@ -132,6 +132,20 @@ validations:
 - expression: 'false'
   messageExpression: '"pairs: " + string(object.spec.items.map(a, object.spec.items.map(b, a + b)).size())'
 `
+	// nested is shared by the constraints (it reads no params), and so is
+	// the costly variable it reads: each constraint must still be charged
+	// for both.
+	nested := `
+variables:
+- name: pairs
+  expression: 'object.spec.items.map(a, object.spec.items.map(b, a + b)).size()'
+- name: hasPairs
+  expression: 'variables.pairs > 0'
+validations:
+- expression: 'variables.hasPairs'
+- expression: 'false'
+  messageExpression: '"pairs: " + string(variables.pairs)'
+`
 	for _, tc := range []struct {
 		name, src string
 		object    obj
@@ -150,6 +164,8 @@ validations:
 		{"within budget", budget, big, celconfig.PerCallLimit, "pairs: 100"},
 		{"out of budget in a message", budget, big, 250_000, "failed messageExpression: validation failed due to running out of cost budget"},
 		{"out of budget in a variable", budget, big, 1000, "running out of cost budget"},
+		{"shared variables", nested, big, celconfig.PerCallLimit, "b deny: denies: pairs: 100"},
+		{"out of budget in a shared variable read by another", nested, big, 1000, "b error: denies: validation failed due to running out of cost budget"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := admissionFor(t, admissionv1.Create, tc.object, nil)
