@@ -71,7 +71,7 @@ func testOptions() audit.Options {
 // StatusOnChange nothing.
 func TestAuditFindsAndClears(t *testing.T) {
 	const ns = "audit-basic"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "bad", 3, nil)
 	configMaps(t, ns, "good", 2, map[string]string{"owner": "me"})
 	apply(t, requiredLabel("AuditBasic"))
@@ -164,7 +164,7 @@ func TestAuditFindsAndClears(t *testing.T) {
 // ones, and counts all.
 func TestAuditPagesAndLimit(t *testing.T) {
 	const ns = "audit-many"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "cm", 1200, nil)
 	apply(t, requiredLabel("AuditMany"))
 	c := apply(t, constraint("AuditMany", "many", ns, "deny"))[0]
@@ -203,7 +203,7 @@ func TestAuditPagesAndLimit(t *testing.T) {
 // scoped one that does not name the audit is not reported.
 func TestAuditEnforcementActions(t *testing.T) {
 	const ns = "audit-actions"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "cm", 2, nil)
 	apply(t, requiredLabel("AuditActions"))
 	cs := apply(t, constraint("AuditActions", "dryrun", ns, "dryrun")+"\n---\n"+
@@ -265,7 +265,7 @@ spec:
 // for them.
 func TestAuditExemptNamespaces(t *testing.T) {
 	for _, ns := range []string{"audit-exempt-kept", "audit-exempt-byname", "exempt-prefix-a", "a-exempt-suffix", "audit-excluded"} {
-		namespace(t, ns, nil)
+		testenv.EnsureNamespace(t, env.Client, ns, nil)
 		configMaps(t, ns, "cm", 1, nil)
 	}
 	apply(t, requiredLabel("AuditExempt"))
@@ -303,7 +303,7 @@ spec:
 // TestAuditMatchKindOnly lists only the kinds constraints name.
 func TestAuditMatchKindOnly(t *testing.T) {
 	const ns = "audit-kinds"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "cm", 1, nil)
 	apply(t, requiredLabel("AuditKinds"))
 	waitEnforced(t, apply(t, constraint("AuditKinds", "kinds", ns, "deny"))[0])
@@ -326,7 +326,7 @@ func TestAuditMatchKindOnly(t *testing.T) {
 // interval on the leader.
 func TestAuditLoop(t *testing.T) {
 	const ns = "audit-loop"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "cm", 2, nil)
 	apply(t, requiredLabel("AuditLoop"))
 	c := apply(t, constraint("AuditLoop", "loop", ns, "deny"))[0]
@@ -403,7 +403,7 @@ func histogramCount(t *testing.T, name string) uint64 {
 // Without LogViolations, no violation lines.
 func TestAuditLogs(t *testing.T) {
 	const ns = "audit-logs"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "cm", 2, map[string]string{"app": "web"})
 	apply(t, requiredLabel("AuditLogs"))
 	waitEnforced(t, apply(t, constraint("AuditLogs", "logs", ns, "warn"))[0])

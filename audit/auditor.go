@@ -199,6 +199,9 @@ func (a *Auditor) RunOnce(ctx context.Context) (Report, error) {
 	defer a.mu.Unlock()
 	r := newRun(a)
 	err := r.do(ctx)
+	if r.namespaces != nil {
+		r.report.NamespaceErrors = r.namespaces.errors()
+	}
 	rep := r.report
 	rep.End = time.Now()
 	a.logRun(&rep, err)
@@ -207,7 +210,13 @@ func (a *Auditor) RunOnce(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	recordRun(&rep)
-	recordViolationSeries(rep.series, a.opts.MetricsMaxNamespaces)
+	audited := make(map[constraintKey]bool, len(rep.Constraints))
+	for _, c := range rep.Constraints {
+		if c.Skipped == "" {
+			audited[constraintKey{Kind: c.Kind, Name: c.Name}] = true
+		}
+	}
+	recordViolationSeries(rep.series, audited, a.opts.MetricsMaxNamespaces)
 	return rep, nil
 }
 
@@ -230,6 +239,7 @@ func (a *Auditor) logRun(rep *Report, err error) {
 		"statusWrites", rep.StatusWrites,
 		"listErrors", rep.ListErrors,
 		"reviewErrors", rep.ReviewErrors,
+		"namespaceErrors", rep.NamespaceErrors,
 		"statusErrors", rep.StatusErrors,
 	}
 	if a.reportWriter != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // hookedReviewer is the shared engine with a hook called before each
@@ -112,7 +113,7 @@ func setConversion(ctx context.Context, name string, broken bool) error {
 // violations found for it before; the kinds that listed are updated.
 func TestAuditListFailureKeepsViolations(t *testing.T) {
 	const ns = "audit-broken"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	apply(t, widgetCRD)
 	t.Cleanup(func() { _ = setWidgetConversion(context.Background(), false) }) // before the CRD is deleted
 	eventually(t, "widgets to be served", func(ctx context.Context) (bool, error) {
@@ -227,7 +228,7 @@ spec:
 // is logged and counted. Neither stops the run.
 func TestAuditEngineErrors(t *testing.T) {
 	const ns = "audit-boom"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "boom", 1, map[string]string{"boom": "yes"})
 	configMaps(t, ns, "fine", 1, nil)
 	configMaps(t, ns, "review-fails", 1, nil)
@@ -305,7 +306,7 @@ spec:
 // fail the run.
 func TestAuditTemplateRemovedDuringRun(t *testing.T) {
 	const ns = "audit-gone"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "trigger", 1, nil)
 	tmpl := apply(t, requiredLabel("AuditGone"))[0]
 	waitEnforced(t, apply(t, constraint("AuditGone", "gone", ns, "deny"))[0])
@@ -335,7 +336,7 @@ func TestAuditTemplateRemovedDuringRun(t *testing.T) {
 // skipped without error.
 func TestAuditConstraintDeletedDuringRun(t *testing.T) {
 	const ns = "audit-deleted"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "trigger", 1, nil)
 	apply(t, requiredLabel("AuditDeleted"))
 	c := apply(t, constraint("AuditDeleted", "deleted", ns, "deny"))[0]

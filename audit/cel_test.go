@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // TestAuditCEL audits with a CEL-only template (templates/namespacelabels):
@@ -16,8 +18,8 @@ func TestAuditCEL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	namespace(t, "audit-cel-bare", map[string]string{"team": "a"})
-	namespace(t, "audit-cel-labeled", map[string]string{"team": "a", "cost-center": "cc-1"})
+	testenv.EnsureNamespace(t, env.Client, "audit-cel-bare", map[string]string{"team": "a"})
+	testenv.EnsureNamespace(t, env.Client, "audit-cel-labeled", map[string]string{"team": "a", "cost-center": "cc-1"})
 	configMaps(t, "audit-cel-bare", "cm", 3, nil)
 	configMaps(t, "audit-cel-labeled", "cm", 2, nil)
 	apply(t, string(tmpl))

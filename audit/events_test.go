@@ -23,8 +23,8 @@ import (
 // object itself.
 func TestAuditEvents(t *testing.T) {
 	const ns, gkNamespace = "audit-events", "audit-events-system"
-	namespace(t, ns, nil)
-	namespace(t, gkNamespace, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, gkNamespace, nil)
 	configMaps(t, ns, "ev", 2, nil)
 	apply(t, requiredLabel("AuditEvents"))
 	waitEnforced(t, apply(t, constraint("AuditEvents", "events", ns, "dryrun"))[0])

@@ -7,6 +7,9 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/portcullis-dev/portcullis/expansion"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // expandDeployments is Gatekeeper's example ExpansionTemplate, with an
@@ -64,7 +67,7 @@ func waitExpansionLoaded(t *testing.T, name string) {
 // enforcementAction override.
 func TestAuditExpansion(t *testing.T) {
 	const ns = "audit-expansion"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	apply(t, requiredLabel("K8sAuditPodOwner"))
 	c := apply(t, fmt.Sprintf(`apiVersion: constraints.gatekeeper.sh/v1beta1
 kind: K8sAuditPodOwner
@@ -122,5 +125,45 @@ spec:
 	runOnce(t, newAuditor(t, testOptions(), nil))
 	if s := readStatus(t, "K8sAuditPodOwner", "pods-need-owner"); s.total != 0 {
 		t.Errorf("without expansion: totalViolations %d, %+v", s.total, s.violations)
+	}
+}
+
+// TestAuditExpansionFails: an object that cannot be expanded (its
+// ExpansionTemplate's templateSource is missing) keeps its own violations
+// (review finding 7); the failure counts as a review error.
+func TestAuditExpansionFails(t *testing.T) {
+	const ns = "audit-expansion-fails"
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
+	apply(t, requiredLabel("K8sAuditExpFails"))
+	c := apply(t, constraint("K8sAuditExpFails", "cms-need-owner", ns, "deny"))[0]
+	waitEnforced(t, c)
+	apply(t, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: no-owner\n  namespace: "+ns+"\n")
+	sys := expansion.NewSystem(nil)
+	tm, err := expansion.FromUnstructured(testenv.Parse(t, `apiVersion: expansion.gatekeeper.sh/v1beta1
+kind: ExpansionTemplate
+metadata:
+  name: expand-configmaps
+spec:
+  applyTo:
+  - groups: [""]
+    kinds: [ConfigMap]
+    versions: [v1]
+  templateSource: spec.template
+  generatedGVK: {group: "", version: v1, kind: Pod}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sys.Upsert(tm); err != nil {
+		t.Fatal(err)
+	}
+
+	rep := runOnce(t, newAuditor(t, testOptions(), &expansion.Reviewer{Engine: mgr.Engine(), System: sys}))
+	s := readStatus(t, "K8sAuditExpFails", "cms-need-owner")
+	if s.total != 1 || len(s.violations) != 1 || s.violations[0].Name != "no-owner" || s.violations[0].Message != "ConfigMap no-owner has no label owner" {
+		t.Errorf("totalViolations %d, violations %+v; want the ConfigMap's own violation", s.total, s.violations)
+	}
+	if rep.ReviewErrors == 0 {
+		t.Error("the failed expansion counts as no review error")
 	}
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -124,20 +123,6 @@ func eventually(t *testing.T, what string, cond func(ctx context.Context) (bool,
 	testenv.Eventually(t, testenv.Poll{Timeout: waitTimeout}, what, testenv.Holds(cond))
 }
 
-// namespace creates a Namespace; envtest has no namespace controller, so
-// it is left behind, empty, when the test's objects are deleted.
-func namespace(t *testing.T, name string, labels map[string]string) {
-	t.Helper()
-	u := &unstructured.Unstructured{}
-	u.SetAPIVersion("v1")
-	u.SetKind("Namespace")
-	u.SetName(name)
-	u.SetLabels(labels)
-	if err := env.Client.Create(t.Context(), u); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("creating Namespace %s: %v", name, err)
-	}
-}
-
 // configMaps creates n ConfigMaps named <prefix>-0000... in ns, in
 // parallel, and deletes them when the test ends.
 func configMaps(t *testing.T, ns, prefix string, n int, labels map[string]string) {
@@ -181,15 +166,6 @@ func configMaps(t *testing.T, ns, prefix string, n int, labels map[string]string
 	})
 }
 
-// getConstraint reads a constraint live.
-func getConstraint(ctx context.Context, kind, name string) (*unstructured.Unstructured, error) {
-	u := &unstructured.Unstructured{}
-	u.SetAPIVersion(audit.ConstraintGroup + "/v1beta1")
-	u.SetKind(kind)
-	err := env.Client.Get(ctx, client.ObjectKey{Name: name}, u)
-	return u, err
-}
-
 // waitEnforced waits until the shared manager enforces the constraint.
 func waitEnforced(t *testing.T, c *unstructured.Unstructured) {
 	t.Helper()
@@ -207,7 +183,7 @@ type auditStatus struct {
 
 func readStatus(t *testing.T, kind, name string) auditStatus {
 	t.Helper()
-	u, err := getConstraint(t.Context(), kind, name)
+	u, err := testenv.GetConstraint(t.Context(), env.Client, kind, name)
 	if err != nil {
 		t.Fatalf("getting %s %s: %v", kind, name, err)
 	}

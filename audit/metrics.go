@@ -99,8 +99,8 @@ func recordRun(rep *Report) {
 }
 
 // seriesState is the label sets portcullis_audit_violations has, so that
-// the next run deletes the ones it does not set (rather than resetting
-// the vector, which scrapes in between would see empty).
+// the next run sets to 0 or deletes the ones it does not find (rather than
+// resetting the vector, which scrapes in between would see empty).
 var seriesState struct {
 	mu   sync.Mutex
 	last map[[4]string]bool
@@ -108,8 +108,13 @@ var seriesState struct {
 
 // recordViolationSeries sets portcullis_audit_violations from a run's
 // series: by namespace while they span at most maxNamespaces namespaces,
-// else summed per constraint and action with the namespace empty.
-func recordViolationSeries(series map[seriesKey]int, maxNamespaces int) {
+// else summed per constraint and action with the namespace empty. A series
+// of the last run that this one did not find goes to 0 while its
+// constraint is audited (in audited) and its namespace label is still in
+// use (the counts are split by namespace, or it is the empty one), so that
+// a namespace whose violations vanished reads 0; it is deleted with its
+// constraint, and when the counts stop being split by namespace.
+func recordViolationSeries(series map[seriesKey]int, audited map[constraintKey]bool, maxNamespaces int) {
 	namespaces := map[string]bool{}
 	for k := range series {
 		if k.namespace != "" {
@@ -127,13 +132,20 @@ func recordViolationSeries(series map[seriesKey]int, maxNamespaces int) {
 	}
 	seriesState.mu.Lock()
 	defer seriesState.mu.Unlock()
+	for labels := range seriesState.last {
+		if _, ok := values[labels]; ok {
+			continue
+		}
+		var c constraintKey
+		c.Kind, c.Name = labels[0], labels[1]
+		if audited[c] && (byNamespace || labels[3] == "") {
+			values[labels] = 0
+			continue
+		}
+		violationsByConstraint.DeleteLabelValues(labels[:]...)
+	}
 	for labels, v := range values {
 		violationsByConstraint.WithLabelValues(labels[:]...).Set(v)
-	}
-	for labels := range seriesState.last {
-		if _, ok := values[labels]; !ok {
-			violationsByConstraint.DeleteLabelValues(labels[:]...)
-		}
 	}
 	seriesState.last = make(map[[4]string]bool, len(values))
 	for labels := range values {

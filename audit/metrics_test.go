@@ -13,7 +13,10 @@ import (
 // TestViolationSeries: portcullis_audit_violations has one series per
 // constraint, action and namespace while the violations span at most
 // maxNamespaces namespaces, else one per constraint and action with the
-// namespace empty; series a run no longer has are deleted.
+// namespace empty. A series a run no longer finds reads 0 while its
+// constraint is audited and the counts are split by namespace (review
+// finding 10); it is deleted with its constraint, or when the counts are
+// summed.
 func TestViolationSeries(t *testing.T) {
 	deny := constraintKey{Kind: "K8sA", Name: "deny"}
 	warn := constraintKey{Kind: "K8sA", Name: "warn"}
@@ -23,6 +26,7 @@ func TestViolationSeries(t *testing.T) {
 		{constraint: deny, action: "deny", namespace: ""}:  1,
 		{constraint: warn, action: "warn", namespace: "a"}: 4,
 	}
+	both := map[constraintKey]bool{deny: true, warn: true}
 	list := func() string {
 		var out []string
 		ch := make(chan prometheus.Metric, 100)
@@ -43,21 +47,46 @@ func TestViolationSeries(t *testing.T) {
 		sort.Strings(out)
 		return strings.Join(out, " ")
 	}
-	recordViolationSeries(series, 2)
+	seriesState.last = nil
+	violationsByConstraint.Reset()
+	recordViolationSeries(series, both, 2)
 	if got, want := list(), "deny/deny/=1 deny/deny/a=2 deny/deny/b=3 warn/warn/a=4"; got != want {
 		t.Errorf("by namespace: %s, want %s", got, want)
 	}
-	recordViolationSeries(series, 1)
+	// Namespace b's violations vanish, the warn constraint's too: 0.
+	delete(series, seriesKey{constraint: deny, action: "deny", namespace: "b"})
+	delete(series, seriesKey{constraint: warn, action: "warn", namespace: "a"})
+	recordViolationSeries(series, both, 2)
+	if got, want := list(), "deny/deny/=1 deny/deny/a=2 deny/deny/b=0 warn/warn/a=0"; got != want {
+		t.Errorf("violations vanished: %s, want %s", got, want)
+	}
+	// Still 0 a run later.
+	recordViolationSeries(series, both, 2)
+	if got, want := list(), "deny/deny/=1 deny/deny/a=2 deny/deny/b=0 warn/warn/a=0"; got != want {
+		t.Errorf("a run later: %s, want %s", got, want)
+	}
+	// The warn constraint is deleted: its series goes.
+	recordViolationSeries(series, map[constraintKey]bool{deny: true}, 2)
+	if got, want := list(), "deny/deny/=1 deny/deny/a=2 deny/deny/b=0"; got != want {
+		t.Errorf("warn deleted: %s, want %s", got, want)
+	}
+	series[seriesKey{constraint: deny, action: "deny", namespace: "b"}] = 3
+	series[seriesKey{constraint: warn, action: "warn", namespace: "a"}] = 4
+	recordViolationSeries(series, both, 1)
 	if got, want := list(), "deny/deny/=6 warn/warn/=4"; got != want {
 		t.Errorf("above the limit: %s, want %s", got, want)
 	}
 	delete(series, seriesKey{constraint: warn, action: "warn", namespace: "a"})
-	recordViolationSeries(series, 0)
-	if got, want := list(), "deny/deny/=6"; got != want {
+	recordViolationSeries(series, both, 0)
+	if got, want := list(), "deny/deny/=6 warn/warn/=0"; got != want {
 		t.Errorf("limit 0, warn fixed: %s, want %s", got, want)
 	}
-	recordViolationSeries(nil, 100)
+	recordViolationSeries(nil, both, 100)
+	if got, want := list(), "deny/deny/=0 warn/warn/=0"; got != want {
+		t.Errorf("no violations: %s, want %s", got, want)
+	}
+	recordViolationSeries(nil, nil, 100)
 	if got := list(); got != "" {
-		t.Errorf("no violations: %s, want no series", got)
+		t.Errorf("no constraints: %s, want no series", got)
 	}
 }

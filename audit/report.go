@@ -38,10 +38,15 @@ type Report struct {
 
 	// ListErrors counts the kinds (or, when discovery failed, the API
 	// groups) not listed completely; ReviewErrors the objects the engine
-	// failed to review; StatusErrors the statuses not written.
+	// failed to review, or to expand (their own violations still count);
+	// StatusErrors the statuses not written.
 	ListErrors   int
 	ReviewErrors int
 	StatusErrors int
+	// NamespaceErrors counts the Namespaces that could not be read (other
+	// than not found): their objects were reviewed without them, and
+	// their reports left as they were.
+	NamespaceErrors int
 
 	// Reports are what the run did with the reports (Options.Reports):
 	// written only by a run that completed. Reports.Errors also counts a

@@ -178,9 +178,8 @@ func (r *run) writeReports(ctx context.Context) {
 	in := policyreport.Input{
 		Collector: r.reports.collector,
 		Start:     r.start,
-		Live: func(name string) bool {
-			ns := r.namespaces.get(ctx, name)
-			return ns != nil && ns.DeletionTimestamp == nil
+		Live: func(name string) (bool, error) {
+			return r.namespaces.live(ctx, name)
 		},
 	}
 	if !r.fail.empty() {

@@ -82,8 +82,8 @@ func (l *lines) find(parts ...string) string {
 // written.
 func TestReportsRefused(t *testing.T) {
 	const refused, ok = "rep-refused", "rep-ok"
-	namespace(t, refused, nil)
-	namespace(t, ok, nil)
+	testenv.EnsureNamespace(t, env.Client, refused, nil)
+	testenv.EnsureNamespace(t, env.Client, ok, nil)
 	configMaps(t, refused, "bad", 1, nil)
 	configMaps(t, ok, "bad", 1, nil)
 	apply(t, requiredLabel("ReportsRefused"))
@@ -138,7 +138,7 @@ func TestReportsRefused(t *testing.T) {
 // were; the next complete run replaces them.
 func TestReportsInterrupted(t *testing.T) {
 	const ns = "rep-interrupted"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "bad", 3, nil)
 	apply(t, requiredLabel("ReportsInterrupted"))
 	waitEnforced(t, apply(t, constraint("ReportsInterrupted", "owner", ns, "deny"))[0])
@@ -195,7 +195,7 @@ func breakGadgets(ctx context.Context, broken bool) error {
 // the others.
 func TestReportsKeepFailedKinds(t *testing.T) {
 	const ns = "rep-failed-kind"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	apply(t, gadgetCRD)
 	gadget := func(name string) *unstructured.Unstructured {
 		u := &unstructured.Unstructured{}
@@ -275,7 +275,7 @@ spec:
 // deletes its PolicyReports.
 func TestReportsOpenReports(t *testing.T) {
 	const ns = "rep-openreports"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "bad", 2, nil)
 	apply(t, requiredLabel("ReportsOpen"))
 	waitEnforced(t, apply(t, constraint("ReportsOpen", "owner", ns, "warn"))[0])

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/portcullis-dev/portcullis/audit/policyreport"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 const reportGolden = "testdata/policyreport.golden.yaml"
@@ -27,7 +28,7 @@ var update = flag.Bool("update", false, "rewrite "+reportGolden+" from the repor
 // report with a result or a severity the schema does not allow is refused.
 func TestReportGolden(t *testing.T) {
 	const ns = "rep-golden"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "bad", 2, nil)
 	apply(t, titledTemplate("ReportsGolden", "Required Label"))
 	for _, c := range apply(t, withSeverity(constraint("ReportsGolden", "owner", ns, "deny"), "critical")+"---\n"+

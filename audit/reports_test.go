@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/api/wgpolicyk8s/v1alpha2"
 	"github.com/portcullis-dev/portcullis/audit/policyreport"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // TestReports: one run writes one PolicyReport per namespace with
@@ -21,11 +22,12 @@ import (
 // enforcement actions, the severity and category, and right summaries;
 // kubectl lists them; a run that finds the same writes nothing; a fixed
 // object drops out on the next run; a namespace whose results vanish has
-// its report emptied, then deleted; a deleted namespace's report goes.
+// its report emptied, then deleted, and its violation counts at 0; a
+// deleted namespace's report goes.
 func TestReports(t *testing.T) {
 	const nsA, nsB = "repmain-a", "repmain-b"
-	namespace(t, nsA, nil)
-	namespace(t, nsB, map[string]string{"team": "b"})
+	testenv.EnsureNamespace(t, env.Client, nsA, nil)
+	testenv.EnsureNamespace(t, env.Client, nsB, map[string]string{"team": "b"})
 	configMaps(t, nsA, "bad", 3, nil)
 	configMaps(t, nsA, "good", 2, map[string]string{"owner": "me"})
 	configMaps(t, nsB, "bad", 2, nil)
@@ -140,9 +142,16 @@ spec:
 		}
 	}
 
-	// A namespace whose results vanish: emptied, then deleted.
+	// A namespace whose results vanish: emptied, then deleted; its
+	// violation counts read 0 (review finding 10).
 	labelAll(t, nsB, "owner", "x")
 	runOnce(t, a)
+	for _, c := range [][2]string{{"deny-owner", "deny"}, {"dryrun-owner", "dryrun"}} {
+		if got := gauge(t, "portcullis_audit_violations", map[string]string{"constraint_kind": "ReportsLabel",
+			"constraint_name": c[0], "enforcement_action": c[1], "namespace": nsB}); got != 0 {
+			t.Errorf("portcullis_audit_violations{%s, %s} = %v after its fix, want 0", c[0], nsB, got)
+		}
+	}
 	b4 := only(t, nsReports(t, nsB), nsB)
 	if len(b4.results) != 0 || b4.summary != (v1alpha2.PolicyReportSummary{}) {
 		t.Errorf("%s after its fix: %d results, summary %+v; want an empty report", nsB, len(b4.results), b4.summary)
@@ -167,7 +176,7 @@ spec:
 // an object matched without violating it.
 func TestReportsPass(t *testing.T) {
 	const ns = "rep-pass"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "bad", 2, nil)
 	configMaps(t, ns, "good", 3, map[string]string{"owner": "me"})
 	apply(t, requiredLabel("ReportsPass"))
@@ -205,7 +214,7 @@ func TestReportsPass(t *testing.T) {
 // gets numbered reports, and loses the ones it no longer needs.
 func TestReportsSplit(t *testing.T) {
 	const ns = "rep-split"
-	namespace(t, ns, nil)
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	configMaps(t, ns, "bad", 5, nil)
 	apply(t, requiredLabel("ReportsSplit"))
 	waitEnforced(t, apply(t, constraint("ReportsSplit", "owner", ns, "deny"))[0])

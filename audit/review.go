@@ -2,16 +2,16 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2"
 
 	"github.com/portcullis-dev/portcullis/audit/policyreport"
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/expansion"
 	"github.com/portcullis-dev/portcullis/internal/violations"
 )
 
@@ -121,7 +121,10 @@ func (r *run) work(ctx context.Context, items <-chan item, w *worker) {
 		}
 		var ns *corev1.Namespace
 		if name := obj.GetNamespace(); name != "" {
-			ns = r.namespaces.get(ctx, name)
+			// A failure is logged once and counted by the cache; the
+			// object is reviewed without its Namespace, as the engine
+			// then judges namespaceSelectors unknown.
+			ns, _ = r.namespaces.get(ctx, name)
 		}
 		in := &engine.Object{Object: obj, Namespace: ns, Source: engine.SourceOriginal, ListMatched: r.reports != nil && r.reports.pass}
 		resp, err := r.a.reviewer.Review(ctx, in, engine.EnforcementPointAudit)
@@ -132,9 +135,14 @@ func (r *run) work(ctx context.Context, items <-chan item, w *worker) {
 			w.reviewErrors++
 			reviewErrors.Inc()
 			r.log.Error(err, "Reviewing an object failed", "gvk", obj.GroupVersionKind().String(), "object", klog.KObj(obj))
-			continue
+			// A failed expansion leaves the object's own verdict, which
+			// stands (the object counts as a review error, not reviewed).
+			if _, ok := errors.AsType[*expansion.Error](err); !ok || resp == nil {
+				continue
+			}
+		} else {
+			w.reviewed++
 		}
-		w.reviewed++
 		for i := range resp.Violations {
 			r.record(w, obj, &resp.Violations[i])
 		}
@@ -206,45 +214,4 @@ func (r *run) exempt(obj *unstructured.Unstructured) bool {
 // Config excludes it from the audit.
 func isExempt(o *Options, ns string) bool {
 	return o.Excluded != nil && o.Excluded(ns)
-}
-
-// namespaceCache holds the Namespaces listed at the start of a run. One
-// created later is read once on first use; a missing one is remembered as
-// missing.
-type namespaceCache struct {
-	client dynamic.ResourceInterface
-	mu     sync.RWMutex
-	m      map[string]*corev1.Namespace
-}
-
-func newNamespaceCache(client dynamic.ResourceInterface) *namespaceCache {
-	return &namespaceCache{client: client, m: map[string]*corev1.Namespace{}}
-}
-
-func (c *namespaceCache) add(u *unstructured.Unstructured) {
-	u.SetManagedFields(nil)
-	ns, err := engine.NamespaceFromUnstructured(u)
-	if err != nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.m[ns.Name] = ns
-}
-
-func (c *namespaceCache) get(ctx context.Context, name string) *corev1.Namespace {
-	c.mu.RLock()
-	ns, ok := c.m[name]
-	c.mu.RUnlock()
-	if ok {
-		return ns
-	}
-	if u, err := c.client.Get(ctx, name, metav1.GetOptions{}); err == nil {
-		u.SetManagedFields(nil)
-		ns, _ = engine.NamespaceFromUnstructured(u)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.m[name] = ns
-	return ns
 }

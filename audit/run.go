@@ -189,7 +189,7 @@ func (r *run) addConstraint(gvr schema.GroupVersionResource, u *unstructured.Uns
 // namespaceSelector cannot be judged, so a failure stops the run.
 func (r *run) loadNamespaces(ctx context.Context) error {
 	nsGVR := schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
-	r.namespaces = newNamespaceCache(r.a.dynamic.Resource(nsGVR))
+	r.namespaces = newNamespaceCache(r.a.dynamic.Resource(nsGVR), r.log)
 	_, err := r.pages(ctx, nsGVR, func(list *unstructured.UnstructuredList) error {
 		for i := range list.Items {
 			r.namespaces.add(&list.Items[i])

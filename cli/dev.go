@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -50,6 +51,7 @@ else bin/k8s); when missing they are built with hack/build-control-plane.sh.`,
 			}
 			o.Manager = mopts
 			o.Stdout, o.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			o.HoldAt = os.Getenv(dev.HoldEnv) // tests only
 			if err := dev.Run(cmd.Context(), o); err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "portcullis dev: %v\n", err)
 				return exitError{code: 1}

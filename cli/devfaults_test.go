@@ -4,43 +4,49 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/portcullis-dev/portcullis/internal/dev"
 )
 
 // TestDevSignalDuringStartup stops `portcullis dev` with a signal (SIGTERM,
-// SIGINT as Ctrl-C sends it, SIGHUP as a closed terminal does) at each step
-// of its start-up: it exits at once (well within its bounds), says it
-// was interrupted, and leaves no process, no PID record and no lock
-// holder. The next start then has nothing to recover.
+// SIGINT as Ctrl-C sends it, SIGHUP as a closed terminal does) in each step
+// of its start-up, held there (dev.HoldEnv) so that the signal always lands
+// mid-step: it exits at once (well within its bounds), says it was
+// interrupted in that step, and leaves no process, no PID record and no
+// lock holder. The next start then has nothing to recover.
 func TestDevSignalDuringStartup(t *testing.T) {
 	h := newDevHarness(t)
 	dir := t.TempDir()
 	steps := []struct {
-		line, name string
-		sig        syscall.Signal
+		hold, doing, name string
+		sig               syscall.Signal
 	}{
-		{"portcullis dev: starting etcd and kube-apiserver", "SIGTERM", syscall.SIGTERM},
+		{dev.HoldControlPlane, "starting etcd and kube-apiserver", "SIGTERM", syscall.SIGTERM},
 		// A closed terminal.
-		{"portcullis dev: starting kube-controller-manager", "SIGHUP", syscall.SIGHUP},
-		{"portcullis dev: starting the manager", "SIGINT", syscall.SIGINT},
-		{"portcullis dev: applying", "SIGTERM", syscall.SIGTERM},
+		{dev.HoldControllerManager, "starting kube-controller-manager", "SIGHUP", syscall.SIGHUP},
+		{dev.HoldManager, "starting the manager", "SIGINT", syscall.SIGINT},
+		{dev.HoldSamples, "applying the samples", "SIGTERM", syscall.SIGTERM},
 	}
 	for _, s := range steps {
-		p := h.start(t, "signaled at "+strings.TrimPrefix(s.line, "portcullis dev: "), dir, "--samples")
-		if !p.waitStderr(s.line, devLineBound) {
-			t.Fatalf("%s: no %q on stderr within %s", p.name, s.line, devLineBound)
+		held := *h
+		held.env = append(slices.Clone(h.env), dev.HoldEnv+"="+s.hold)
+		p := held.start(t, "signaled at "+s.hold, dir, "--samples")
+		line := "portcullis dev: holding at " + s.hold
+		if !p.waitStderr(line, devLineBound) {
+			t.Fatalf("%s: no %q on stderr within %s", p.name, line, devLineBound)
 		}
 		code := p.signalAndWait(s.sig, devStopBound)
 		stderr := p.stderr.String()
-		switch {
-		case strings.Contains(stderr, "portcullis dev: ready"):
-			// The step ended before the signal arrived; nothing to check.
-			t.Logf("%s: became ready before the signal", p.name)
-		case code != 1 || !strings.Contains(stderr, "interrupted by "+s.name):
-			t.Errorf("%s: exit %d, want 1 and a message saying it was interrupted by %s", p.name, code, s.name)
+		if want := "interrupted by " + s.name + " while " + s.doing; code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("%s: exit %d, want 1 and a message saying %q", p.name, code, want)
+		}
+		if strings.Contains(stderr, "portcullis dev: ready") {
+			t.Errorf("%s: ready, though held at %s", p.name, s.hold)
 		}
 		if strings.Contains(stderr, "left running by") {
 			t.Errorf("%s: the previous signaled run left processes behind", p.name)

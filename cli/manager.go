@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"os/signal"
 	"syscall"
@@ -39,13 +40,23 @@ existed at startup is loaded; Prometheus metrics are on --metrics-bind-address.`
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			// After the first signal, a second one ends the process at once,
-			// --shutdown-delay or not, as in Gatekeeper.
+			// --shutdown-delay or not, as in Gatekeeper: the handler is
+			// removed before the context ends, so that nothing the
+			// manager does once it has ended (its "Stopping after
+			// --shutdown-delay" line) comes before it.
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			sigs := make(chan os.Signal, 1)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
 			go func() {
-				<-ctx.Done()
-				stop()
+				select {
+				case <-sigs:
+				case <-ctx.Done():
+				}
+				signal.Stop(sigs)
+				cancel()
 			}()
 			return m.Start(ctrl.LoggerInto(ctx, logger))
 		},

@@ -56,14 +56,7 @@ func (r *ConstraintReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := builder.TypedControllerManagedBy[ConstraintRequest](mgr).
 		Named("constraint").
 		WatchesRawSource(r.Watches.Source())
-	if r.VAP != nil {
-		if ok, _ := r.VAP.Available(); ok {
-			// A binding changed or deleted by others is put back.
-			b = b.WatchesRawSource(source.TypedKind(mgr.GetCache(), &admissionregistrationv1.ValidatingAdmissionPolicyBinding{},
-				handler.TypedEnqueueRequestsFromMapFunc(constraintForBinding)))
-		}
-	}
-	return b.WithOptions(controller.TypedOptions[ConstraintRequest]{
+	c, err := b.WithOptions(controller.TypedOptions[ConstraintRequest]{
 		MaxConcurrentReconciles: 4,
 		NeedLeaderElection:      new(false),
 		LogConstructor: func(req *ConstraintRequest) logr.Logger {
@@ -73,7 +66,15 @@ func (r *ConstraintReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return base.WithValues("kind", req.Kind, "name", req.Name)
 		},
 	}).
-		Complete(r)
+		Build(r)
+	if err != nil || r.VAP == nil {
+		return err
+	}
+	// A binding changed or deleted by others is put back.
+	return watchWhenServed(mgr, r.VAP, "ValidatingAdmissionPolicyBindings", func() error {
+		return c.Watch(source.TypedKind(mgr.GetCache(), &admissionregistrationv1.ValidatingAdmissionPolicyBinding{},
+			handler.TypedEnqueueRequestsFromMapFunc(constraintForBinding)))
+	})
 }
 
 // +kubebuilder:rbac:groups=constraints.gatekeeper.sh,resources=*,verbs=get;list;watch

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,12 +17,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/portcullis-dev/portcullis/api/expansion/v1alpha1"
 	"github.com/portcullis-dev/portcullis/api/expansion/v1beta1"
 	"github.com/portcullis-dev/portcullis/expansion"
+	"github.com/portcullis-dev/portcullis/internal/metrics"
 	"github.com/portcullis-dev/portcullis/internal/readiness"
 )
 
@@ -67,7 +66,10 @@ func (r *ExpansionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.metrics = m
 	r.events = make(chan event.GenericEvent, 64)
 	r.Tracker.RequireExpansions()
-	if err := mgr.Add(&expansionLister{reader: mgr.GetAPIReader(), tracker: r.Tracker}); err != nil {
+	if err := mgr.Add(&readiness.Lister{
+		Reader: mgr.GetAPIReader(), Lists: []schema.GroupVersionKind{v1beta1.GroupVersion.WithKind("ExpansionTemplateList")},
+		What: "ExpansionTemplates", Expect: r.Tracker.ExpectExpansions,
+	}); err != nil {
 		return fmt.Errorf("adding the ExpansionTemplate lister: %w", err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
@@ -161,40 +163,6 @@ func (r *ExpansionReconciler) writeStatus(ctx context.Context, et *v1beta1.Expan
 	return nil
 }
 
-// expansionLister tells the readiness tracker which ExpansionTemplates
-// exist at startup.
-type expansionLister struct {
-	reader  client.Reader
-	tracker *readiness.Tracker
-}
-
-var _ manager.LeaderElectionRunnable = (*expansionLister)(nil)
-
-func (l *expansionLister) NeedLeaderElection() bool { return false }
-
-func (l *expansionLister) Start(ctx context.Context) error {
-	log := log.FromContext(ctx).WithName("readiness")
-	list := &metav1.PartialObjectMetadataList{}
-	list.SetGroupVersionKind(v1beta1.GroupVersion.WithKind("ExpansionTemplateList"))
-	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		if err := l.reader.List(ctx, list); err != nil {
-			log.Error(err, "Listing ExpansionTemplates, will retry")
-			return false, nil
-		}
-		return true, nil
-	})
-	if err != nil {
-		return nil // stopped before the list succeeded
-	}
-	names := make([]string, 0, len(list.Items))
-	for _, it := range list.Items {
-		names = append(names, it.Name)
-	}
-	l.tracker.ExpectExpansions(names)
-	log.Info("Waiting for ExpansionTemplates to load", "count", len(names))
-	return nil
-}
-
 // expansionMetrics is Gatekeeper's gatekeeper_expansion_templates gauge.
 type expansionMetrics struct {
 	templates *prometheus.GaugeVec
@@ -212,7 +180,7 @@ func newExpansionMetrics() (*expansionMetrics, error) {
 			Name: "gatekeeper_expansion_templates",
 			Help: "Number of observed expansion templates, by status (active, error)",
 		}, []string{"status"})
-		if g, expansionMetricsErr = registerMetric(g); expansionMetricsErr != nil {
+		if g, expansionMetricsErr = metrics.Register(ctrlmetrics.Registry, g); expansionMetricsErr != nil {
 			return
 		}
 		for _, s := range metricStatuses {

@@ -1,8 +1,6 @@
 package controllers
 
 import (
-	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -11,6 +9,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/metrics"
 )
 
 // The status label of Gatekeeper's constraint and template metrics.
@@ -84,23 +83,23 @@ func newControllerMetrics() (*controllerMetrics, error) {
 			}),
 		}
 		var err error
-		if m.constraints, err = registerMetric(m.constraints); err != nil {
+		if m.constraints, err = metrics.Register(ctrlmetrics.Registry, m.constraints); err != nil {
 			metricsErr = err
 			return
 		}
-		if m.templates, err = registerMetric(m.templates); err != nil {
+		if m.templates, err = metrics.Register(ctrlmetrics.Registry, m.templates); err != nil {
 			metricsErr = err
 			return
 		}
-		if m.ingestCount, err = registerMetric(m.ingestCount); err != nil {
+		if m.ingestCount, err = metrics.Register(ctrlmetrics.Registry, m.ingestCount); err != nil {
 			metricsErr = err
 			return
 		}
-		if m.ingestDuration, err = registerMetric(m.ingestDuration); err != nil {
+		if m.ingestDuration, err = metrics.Register(ctrlmetrics.Registry, m.ingestDuration); err != nil {
 			metricsErr = err
 			return
 		}
-		if m.templatesWithCEL, err = registerMetric(m.templatesWithCEL); err != nil {
+		if m.templatesWithCEL, err = metrics.Register(ctrlmetrics.Registry, m.templatesWithCEL); err != nil {
 			metricsErr = err
 			return
 		}
@@ -113,21 +112,6 @@ func newControllerMetrics() (*controllerMetrics, error) {
 		sharedMetrics = m
 	})
 	return sharedMetrics, metricsErr
-}
-
-// registerMetric registers c, or returns the collector already registered
-// under its name.
-func registerMetric[C prometheus.Collector](c C) (C, error) {
-	err := ctrlmetrics.Registry.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, fmt.Errorf("registering the controller metrics: %w", err)
 }
 
 // metricLabels are the labels one template or constraint counts under:

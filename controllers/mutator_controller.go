@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -102,7 +101,18 @@ func (r *Mutators) SetupWithManager(mgr ctrl.Manager) error {
 			return fmt.Errorf("setting up the %s controller: %w", kind, err)
 		}
 	}
-	return mgr.Add(&mutatorLister{reader: r.Reader, tracker: r.Tracker})
+	lists := make([]schema.GroupVersionKind, 0, len(mutation.Kinds))
+	for _, kind := range mutation.Kinds {
+		gvk := MutatorGVK(kind)
+		gvk.Kind += "List"
+		lists = append(lists, gvk)
+	}
+	return mgr.Add(&readiness.Lister{
+		Reader: r.Reader, Lists: lists, What: "mutators", Expect: r.Tracker.ExpectMutators,
+		Key: func(list schema.GroupVersionKind, name string) string {
+			return strings.TrimSuffix(list.Kind, "List") + "/" + name
+		},
+	})
 }
 
 // +kubebuilder:rbac:groups=mutations.gatekeeper.sh,resources=*,verbs=get;list;watch
@@ -215,41 +225,4 @@ func setMutatorReady(status map[string]any, generation int64) error {
 		break
 	}
 	return setCondition(status, cond)
-}
-
-// mutatorLister tells the readiness tracker which mutators exist at
-// startup. It runs on every replica.
-type mutatorLister struct {
-	reader  client.Reader
-	tracker *readiness.Tracker
-}
-
-func (l *mutatorLister) NeedLeaderElection() bool { return false }
-
-func (l *mutatorLister) Start(ctx context.Context) error {
-	log := log.FromContext(ctx).WithName("readiness")
-	var keys []string
-	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		keys = keys[:0]
-		for _, kind := range mutation.Kinds {
-			list := &metav1.PartialObjectMetadataList{}
-			gvk := MutatorGVK(kind)
-			gvk.Kind += "List"
-			list.SetGroupVersionKind(gvk)
-			if err := l.reader.List(ctx, list); err != nil {
-				log.Error(err, "Listing mutators, will retry", "kind", kind)
-				return false, nil
-			}
-			for _, it := range list.Items {
-				keys = append(keys, kind+"/"+it.Name)
-			}
-		}
-		return true, nil
-	})
-	if err != nil {
-		return nil // stopped before the list succeeded
-	}
-	l.tracker.ExpectMutators(keys)
-	log.Info("Waiting for mutators to load", "count", len(keys))
-	return nil
 }

@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/portcullis-dev/portcullis/internal/metrics"
 	"github.com/portcullis-dev/portcullis/mutation"
 )
 
@@ -53,19 +55,19 @@ func newMutatorMetrics() (*mutatorMetrics, error) {
 			}, []string{"status"}),
 		}
 		var err error
-		if m.mutators, err = registerMetric(m.mutators); err != nil {
+		if m.mutators, err = metrics.Register(ctrlmetrics.Registry, m.mutators); err != nil {
 			mutatorMetricsErr = err
 			return
 		}
-		if m.conflicting, err = registerMetric(m.conflicting); err != nil {
+		if m.conflicting, err = metrics.Register(ctrlmetrics.Registry, m.conflicting); err != nil {
 			mutatorMetricsErr = err
 			return
 		}
-		if m.ingestCount, err = registerMetric(m.ingestCount); err != nil {
+		if m.ingestCount, err = metrics.Register(ctrlmetrics.Registry, m.ingestCount); err != nil {
 			mutatorMetricsErr = err
 			return
 		}
-		if m.ingestDuration, err = registerMetric(m.ingestDuration); err != nil {
+		if m.ingestDuration, err = metrics.Register(ctrlmetrics.Registry, m.ingestDuration); err != nil {
 			mutatorMetricsErr = err
 			return
 		}

@@ -109,28 +109,25 @@ func (r *TemplateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// the template owns it or it was left without one.
 		Watches(&apiextensionsv1.CustomResourceDefinition{}, handler.EnqueueRequestsFromMapFunc(templateForCRD)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4, NeedLeaderElection: new(false)})
-	if r.watchPolicies(mgr) {
-		// A policy changed or deleted by others is put back; a change of
-		// what the webhook judges (its configuration, the Config's
-		// exclusions) rescopes them.
-		b = b.Watches(&admissionregistrationv1.ValidatingAdmissionPolicy{}, handler.EnqueueRequestsFromMapFunc(templateForPolicy)).
-			Watches(&admissionregistrationv1.ValidatingWebhookConfiguration{}, handler.EnqueueRequestsFromMapFunc(r.VAP.WebhookConfigurationChanged)).
-			WatchesRawSource(source.Channel(r.VAP.Events(), &handler.EnqueueRequestForObject{}))
-	}
-	return b.Complete(r)
-}
-
-// watchPolicies reports whether this replica generates policies and the
-// API server serves them.
-func (r *TemplateReconciler) watchPolicies(mgr ctrl.Manager) bool {
 	if r.VAP == nil {
-		return false
+		return b.Complete(r)
 	}
-	ok, err := r.VAP.Available()
+	// A change of what the webhook judges (the Config's exclusions)
+	// rescopes the policies.
+	c, err := b.WatchesRawSource(source.Channel(r.VAP.Events(), &handler.EnqueueRequestForObject{})).Build(r)
 	if err != nil {
-		mgr.GetLogger().Error(err, "Not watching ValidatingAdmissionPolicies: changes made to them by others are not undone")
+		return err
 	}
-	return ok
+	// A policy changed or deleted by others is put back; a change of the
+	// webhook's configuration rescopes them.
+	return watchWhenServed(mgr, r.VAP, "ValidatingAdmissionPolicies", func() error {
+		if err := c.Watch(source.Kind[client.Object](mgr.GetCache(), &admissionregistrationv1.ValidatingAdmissionPolicy{},
+			handler.EnqueueRequestsFromMapFunc(templateForPolicy))); err != nil {
+			return err
+		}
+		return c.Watch(source.Kind[client.Object](mgr.GetCache(), &admissionregistrationv1.ValidatingWebhookConfiguration{},
+			handler.EnqueueRequestsFromMapFunc(r.VAP.WebhookConfigurationChanged)))
+	})
 }
 
 // templateForPolicy maps a policy to the template that controls it.

@@ -3,6 +3,7 @@ package expansion
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/open-policy-agent/frameworks/constraint/pkg/instrumentation"
@@ -42,31 +43,54 @@ var _ Engine = (*Reviewer)(nil)
 // TemplateKinds lists the constraint kinds the Engine holds.
 func (r *Reviewer) TemplateKinds() []string { return r.Engine.TemplateKinds() }
 
-// Review judges in and what it expands into.
+// Error is the failure of expanding an object, or of reviewing what it
+// expands into. Review returns it with the object's own verdict, and the
+// violations of the resultants it could review: a failed expansion drops
+// no violation of the object itself.
+type Error struct {
+	Err error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Review judges in and what it expands into. When the expansion or the
+// review of a resultant fails, it returns the response so far (in judged,
+// with the resultants that could be reviewed) and an *Error.
 func (r *Reviewer) Review(ctx context.Context, in engine.ReviewInput, enforcementPoint string) (*engine.Response, error) {
 	resp, err := r.Engine.Review(ctx, in, enforcementPoint)
 	if err != nil || r.System == nil {
 		return resp, err
 	}
 	base, err := r.newBase(in)
-	if err != nil || base == nil {
-		return resp, err
+	if err != nil {
+		return resp, &Error{Err: err}
+	}
+	if base == nil {
+		return resp, nil
 	}
 	resultants, err := r.System.Expand(ctx, base.obj, base.ns)
 	if err != nil {
-		return nil, fmt.Errorf("expanding %s: %w", describe(base.obj), err)
+		return resp, &Error{Err: fmt.Errorf("expanding %s: %w", describe(base.obj), err)}
 	}
+	var errs []error
 	for i := range resultants {
 		res := &resultants[i]
 		rin, err := base.input(res.Object)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		rresp, err := r.Engine.Review(ctx, rin, enforcementPoint)
 		if err != nil {
-			return nil, fmt.Errorf("reviewing %s, expanded from %s by ExpansionTemplate %q: %w", describe(res.Object), describe(base.obj), res.TemplateName, err)
+			errs = append(errs, fmt.Errorf("reviewing %s, expanded from %s by ExpansionTemplate %q: %w", describe(res.Object), describe(base.obj), res.TemplateName, err))
+			continue
 		}
 		Aggregate(resp, rresp, res)
+	}
+	if len(errs) > 0 {
+		return resp, &Error{Err: errors.Join(errs...)}
 	}
 	return resp, nil
 }

@@ -3,6 +3,7 @@ package expansion
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -217,18 +218,25 @@ func TestReviewerAdmission(t *testing.T) {
 }
 
 // TestReviewerErrors: what cannot be expanded fails the review with an
-// error naming the object, the template and the field.
+// *Error naming the object, the template and the field, beside the
+// object's own verdict, which it does not drop (review finding 7).
 func TestReviewerErrors(t *testing.T) {
-	r := &Reviewer{Engine: newEngine(t, engine.Options{}, ownerConstraint("pods-need-owner", "", "")), System: system(t, nil, expandDeployments)}
+	everything := "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sOwner\nmetadata: {name: all-need-owner}\n"
+	r := &Reviewer{Engine: newEngine(t, engine.Options{}, everything), System: system(t, nil, expandDeployments)}
 	noTemplate := strings.Replace(deployment, "  template:\n", "  notemplate:\n", 1)
-	_, err := r.Review(context.Background(), &engine.Object{Object: parse(t, noTemplate)}, engine.EnforcementPointAudit)
+	resp, err := r.Review(context.Background(), &engine.Object{Object: parse(t, noTemplate)}, engine.EnforcementPointAudit)
 	want := `expanding Deployment "web/Nginx-Deployment": ExpansionTemplate "expand-deployments": templateSource not found: Deployment "web/Nginx-Deployment" has no field spec.template`
-	if err == nil || err.Error() != want {
-		t.Errorf("Review = %v\nwant %s", err, want)
+	var expErr *Error
+	if !errors.As(err, &expErr) || err.Error() != want {
+		t.Errorf("Review = %v\nwant an *Error: %s", err, want)
+	}
+	wantOwn := []string{"[all-need-owner] Deployment Nginx-Deployment has no owner label (operation ) (deny [deny])"}
+	if got := messages(resp); !reflect.DeepEqual(got, wantOwn) {
+		t.Errorf("with the expansion failed, violations:\n%s\nwant the object's own:\n%s", strings.Join(got, "\n"), strings.Join(wantOwn, "\n"))
 	}
 	// Without a System, or with nothing to expand, the engine's answer.
 	plain := &Reviewer{Engine: r.Engine}
-	if resp, err := plain.Review(context.Background(), &engine.Object{Object: parse(t, noTemplate)}, engine.EnforcementPointAudit); err != nil || len(resp.Violations) != 0 {
+	if resp, err := plain.Review(context.Background(), &engine.Object{Object: parse(t, noTemplate)}, engine.EnforcementPointAudit); err != nil || !reflect.DeepEqual(messages(resp), wantOwn) {
 		t.Errorf("without a System: %v, %v", resp, err)
 	}
 	if _, err := r.Review(context.Background(), &engine.Admission{}, engine.EnforcementPointWebhook); err == nil {

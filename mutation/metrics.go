@@ -1,11 +1,12 @@
 package mutation
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portcullis-dev/portcullis/internal/metrics"
 )
 
 // iterationBuckets are Gatekeeper's for
@@ -26,16 +27,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Help:    "The distribution of Mutation System iterations before convergence, by success",
 		Buckets: iterationBuckets,
 	}, []string{"success"})
-	if err := reg.Register(h); err != nil {
-		are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err)
-		if !ok {
-			return nil, fmt.Errorf("registering gatekeeper_mutation_system_iterations: %w", err)
-		}
-		existing, ok := are.ExistingCollector.(*prometheus.HistogramVec)
-		if !ok {
-			return nil, fmt.Errorf("registering gatekeeper_mutation_system_iterations: %w", err)
-		}
-		h = existing
+	h, err := metrics.Register(reg, h)
+	if err != nil {
+		return nil, fmt.Errorf("registering gatekeeper_mutation_system_iterations: %w", err)
 	}
 	m := &Metrics{}
 	for i, ok := range []bool{false, true} {

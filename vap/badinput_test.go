@@ -35,7 +35,7 @@ func TestBadInput(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	ensureNamespaces(t, "vap-bad")
+	testenv.EnsureNamespaces(t, env.Client, "vap-bad")
 
 	// The API server refuses a validation message with a line break;
 	// the engine takes it.

@@ -85,7 +85,7 @@ func TestPolicyEnforcedWithoutWebhook(t *testing.T) {
 	)
 	exempt := func(o *manager.Options) { o.Webhook.ExemptNamespaces = []string{"vap-exempt"} }
 	_, stop := startManager(t, podID, exempt)
-	ensureNamespaces(t, "vap-deny", "vap-warn", "vap-dryrun", "vap-exempt", "vap-excluded", manager.DefaultNamespace)
+	testenv.EnsureNamespaces(t, env.Client, "vap-deny", "vap-warn", "vap-dryrun", "vap-exempt", "vap-excluded", manager.DefaultNamespace)
 	objects.Apply(t, labelsTemplate(template, kind, ""))
 
 	// The policy.

@@ -75,16 +75,6 @@ func eventually(t *testing.T, what string, cond func(ctx context.Context) error)
 	testenv.Eventually(t, testenv.Poll{Timeout: waitTimeout}, what, cond)
 }
 
-func ensureNamespaces(t *testing.T, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}
-		if err := env.Client.Create(t.Context(), ns); client.IgnoreAlreadyExists(err) != nil {
-			t.Fatalf("creating namespace %s: %v", n, err)
-		}
-	}
-}
-
 func getPolicy(ctx context.Context, name string) (*admissionregistrationv1.ValidatingAdmissionPolicy, error) {
 	p := &admissionregistrationv1.ValidatingAdmissionPolicy{}
 	return p, env.Client.Get(ctx, client.ObjectKey{Name: name}, p)
@@ -107,17 +97,6 @@ func gone(ctx context.Context, obj client.Object, name string) error {
 	return fmt.Errorf("%T %s still exists", obj, name)
 }
 
-// byPod returns podID's entry in an object's status.byPod.
-func byPod(u *unstructured.Unstructured, podID string) map[string]any {
-	list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
-	for _, e := range list {
-		if m, ok := e.(map[string]any); ok && m["id"] == podID {
-			return m
-		}
-	}
-	return nil
-}
-
 func getObject(ctx context.Context, apiVersion, kind, name string) (*unstructured.Unstructured, error) {
 	return getObjectFrom(ctx, env.Client, apiVersion, kind, name)
 }
@@ -136,7 +115,7 @@ func vapStatus(ctx context.Context, template, podID string) (map[string]any, err
 	if err != nil {
 		return nil, err
 	}
-	e := byPod(u, podID)
+	e := testenv.ByPod(u, podID)
 	if e == nil {
 		return nil, fmt.Errorf("no byPod entry for %s: %v", podID, u.Object["status"])
 	}

@@ -1,12 +1,13 @@
 package vap
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	imetrics "github.com/portcullis-dev/portcullis/internal/metrics"
 )
 
 // Label values of the status label, Gatekeeper's.
@@ -45,14 +46,10 @@ func getMetrics() (*metrics, error) {
 			}, []string{"status"}),
 		}
 		for _, g := range []**prometheus.GaugeVec{&m.policies, &m.bindings} {
-			if err := ctrlmetrics.Registry.Register(*g); err != nil {
-				are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err)
-				existing, isGauge := are.ExistingCollector.(*prometheus.GaugeVec)
-				if !ok || !isGauge {
-					metricsErr = fmt.Errorf("registering the ValidatingAdmissionPolicy metrics: %w", err)
-					return
-				}
-				*g = existing
+			var err error
+			if *g, err = imetrics.Register(ctrlmetrics.Registry, *g); err != nil {
+				metricsErr = fmt.Errorf("registering the ValidatingAdmissionPolicy metrics: %w", err)
+				return
 			}
 			(*g).WithLabelValues(metricActive)
 			(*g).WithLabelValues(metricError)

@@ -73,7 +73,7 @@ func TestNoPolicyAPI(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		e := byPod(ct, podID)
+		e := testenv.ByPod(ct, podID)
 		s, _ := e["vapGenerationStatus"].(map[string]any)
 		if w, _ := s["warning"].(string); s["state"] != vap.StateError || !strings.Contains(w, "validatingAdmissionPolicy API is not enabled") || e["errors"] != nil {
 			return fmt.Errorf("byPod entry %v", e)

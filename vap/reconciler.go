@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -12,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -95,6 +98,37 @@ func (r *Reconciler) Available() (bool, error) {
 	ok := found == 2
 	r.available = &ok
 	return ok, nil
+}
+
+// Discovery backoff of WaitAvailable: the wait between two attempts
+// doubles from the first to the cap.
+const (
+	discoveryRetryFirst = time.Second
+	discoveryRetryCap   = 2 * time.Minute
+)
+
+// WaitAvailable asks Available until it knows the answer: a failed
+// discovery (the API server restarting, a timeout) is logged and retried
+// after a wait doubling from 1s to at most 2 minutes, so that a transient
+// failure at start-up decides nothing for good. It returns ctx's cause
+// when ctx ends first.
+func (r *Reconciler) WaitAvailable(ctx context.Context) (bool, error) {
+	backoff := wait.Backoff{Duration: discoveryRetryFirst, Factor: 2, Cap: discoveryRetryCap, Steps: math.MaxInt32}
+	for {
+		ok, err := r.Available()
+		if err == nil {
+			return ok, nil
+		}
+		delay := backoff.Step()
+		r.Log.Error(err, "Discovering the ValidatingAdmissionPolicy API failed; retrying", "after", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, context.Cause(ctx)
+		case <-t.C:
+		}
+	}
 }
 
 // Events are the templates to reconcile again because what the webhook

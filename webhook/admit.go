@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/expansion"
 	"github.com/portcullis-dev/portcullis/internal/violations"
 )
 
@@ -73,7 +74,17 @@ type HandlerOptions struct {
 	// is not there would be: judging them against half the policies would
 	// let through what the rest refuse. Nil means always ready.
 	Ready func() error
-	Log   logr.Logger
+	// Policy, when set, checks ConstraintTemplates, constraints, mutators
+	// and ExpansionTemplates as /v1/admitpolicy does before they are judged,
+	// as Gatekeeper's single validation webhook does: a
+	// ValidatingWebhookConfiguration without the check-policy webhook
+	// (Gatekeeper's own) still refuses policies that cannot work.
+	Policy *PolicyHandler
+	// CheckPolicies reports whether Policy is to check them: not when the
+	// deployed configuration has the check-policy webhook, which does.
+	// Nil: always.
+	CheckPolicies func(ctx context.Context) bool
+	Log           logr.Logger
 }
 
 // AdmissionHandler serves /v1/admit: it judges any admission request with
@@ -177,6 +188,14 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 	if h.opts.ServiceAccount != "" && req.UserInfo.Username == h.opts.ServiceAccount {
 		return allowed("Gatekeeper does not self-manage"), nil
 	}
+	if h.opts.Policy != nil && isPolicy(req) && (h.opts.CheckPolicies == nil || h.opts.CheckPolicies(ctx)) {
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		resp, err := h.opts.Policy.admit(pctx, req)
+		cancel()
+		if err != nil || !resp.Allowed {
+			return resp, err
+		}
+	}
 	isNamespace := req.Kind.Group == "" && req.Kind.Kind == "Namespace"
 	nsName := req.Namespace
 	if isNamespace {
@@ -217,7 +236,7 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 	}
 	res, err := h.reviewer.Review(ctx, in, engine.EnforcementPointWebhook)
 	if err != nil {
-		return nil, reviewError(ctx, err, timeout)
+		return h.expansionFailed(ctx, req, res, err, timeout)
 	}
 	if in.Trace {
 		kv := []any{"uid", req.UID, "user", req.UserInfo.Username, "kind", req.Kind.Kind,
@@ -233,6 +252,32 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 		return nil, fmt.Errorf("review did not finish within %s: %w", timeout, ctx.Err())
 	}
 	return h.verdict(req, res.Violations), nil
+}
+
+// expansionFailed answers a review that failed: when only the expansion
+// failed (an *expansion.Error) and the object's own violations already
+// deny it, the denial stands, with the failure as a warning; otherwise
+// the error, as Gatekeeper fails a request it cannot expand, and the
+// failure policy decides.
+func (h *AdmissionHandler) expansionFailed(ctx context.Context, req *admissionv1.AdmissionRequest, res *engine.Response, err error, timeout time.Duration) (*admissionv1.AdmissionResponse, error) {
+	var expErr *expansion.Error
+	if res == nil || ctx.Err() != nil || !errors.As(err, &expErr) || !denies(res.Violations) {
+		return nil, reviewError(ctx, err, timeout)
+	}
+	h.opts.Log.Error(err, "Expanding the object failed; denied by its own violations", requestKeys(req)...)
+	resp := h.verdict(req, res.Violations)
+	resp.Warnings = append(resp.Warnings, "expansion failed, only the object itself was judged: "+err.Error())
+	return resp, nil
+}
+
+// denies tells whether a violation has the deny action.
+func denies(vs []engine.Violation) bool {
+	for i := range vs {
+		if vs[i].HasAction(engine.ActionDeny) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkReady answers 503 until the engine holds every policy.

@@ -1,11 +1,12 @@
 package webhook
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portcullis-dev/portcullis/internal/metrics"
 )
 
 // Decisions, the admission_status label of the request metrics.
@@ -54,27 +55,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Help:    "Time /v1/admit took to answer, from reading the request to writing the response, in seconds",
 		Buckets: durationBuckets,
 	}, []string{"admission_status", "admission_dryrun"})
-	if err := reg.Register(count); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return nil, fmt.Errorf("registering %s: %w", requestCountName, err)
-		}
-		existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
-		if !ok {
-			return nil, fmt.Errorf("registering %s: %w", requestCountName, err)
-		}
-		count = existing
+	var err error
+	if count, err = metrics.Register(reg, count); err != nil {
+		return nil, fmt.Errorf("registering %s: %w", requestCountName, err)
 	}
-	if err := reg.Register(duration); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return nil, fmt.Errorf("registering %s: %w", requestDurationName, err)
-		}
-		existing, ok := are.ExistingCollector.(*prometheus.HistogramVec)
-		if !ok {
-			return nil, fmt.Errorf("registering %s: %w", requestDurationName, err)
-		}
-		duration = existing
+	if duration, err = metrics.Register(reg, duration); err != nil {
+		return nil, fmt.Errorf("registering %s: %w", requestDurationName, err)
 	}
 	m := &Metrics{}
 	for i, d := range decisions {

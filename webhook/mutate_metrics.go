@@ -1,11 +1,12 @@
 package webhook
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portcullis-dev/portcullis/internal/metrics"
 )
 
 // Outcomes of /v1/mutate, the mutation_status label of its metrics:
@@ -40,11 +41,11 @@ func NewMutationMetrics(reg prometheus.Registerer) (*MutationMetrics, error) {
 		Buckets: durationBuckets,
 	}, []string{"mutation_status"})
 	var err error
-	if count, err = register(reg, count); err != nil {
-		return nil, err
+	if count, err = metrics.Register(reg, count); err != nil {
+		return nil, fmt.Errorf("registering the mutation webhook metrics: %w", err)
 	}
-	if duration, err = register(reg, duration); err != nil {
-		return nil, err
+	if duration, err = metrics.Register(reg, duration); err != nil {
+		return nil, fmt.Errorf("registering the mutation webhook metrics: %w", err)
 	}
 	m := &MutationMetrics{}
 	for i, o := range mutationOutcomes {
@@ -52,20 +53,6 @@ func NewMutationMetrics(reg prometheus.Registerer) (*MutationMetrics, error) {
 		m.duration[i] = duration.WithLabelValues(o)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector registered before it.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, fmt.Errorf("registering the mutation webhook metrics: %w", err)
 }
 
 // observe records one request. A nil *MutationMetrics records nothing.

@@ -86,12 +86,12 @@ func (h *PolicyHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 	if req.SubResource != "" {
 		return allowed("subresource"), nil
 	}
+	if !isPolicy(req) {
+		return allowed("not a ConstraintTemplate, a constraint, a mutator or an ExpansionTemplate"), nil
+	}
 	isTemplate := req.Kind.Group == engine.TemplateGroup && req.Kind.Kind == "ConstraintTemplate"
 	isMutator := req.Kind.Group == mutationsv1.Group
 	isExpansion := req.Kind.Group == expansion.Group && req.Kind.Kind == expansion.Kind
-	if !isTemplate && !isMutator && !isExpansion && req.Kind.Group != ConstraintGroup {
-		return allowed("not a ConstraintTemplate, a constraint, a mutator or an ExpansionTemplate"), nil
-	}
 	if herr := checkObjects(req); herr != nil {
 		return nil, herr
 	}
@@ -109,6 +109,15 @@ func (h *PolicyHandler) admit(ctx context.Context, req *admissionv1.AdmissionReq
 		return checkExpansionTemplate(u), nil
 	}
 	return h.checkConstraint(u), nil
+}
+
+// isPolicy reports whether req is for a ConstraintTemplate, a constraint,
+// a mutator or an ExpansionTemplate, which PolicyHandler checks.
+func isPolicy(req *admissionv1.AdmissionRequest) bool {
+	return (req.Kind.Group == engine.TemplateGroup && req.Kind.Kind == "ConstraintTemplate") ||
+		req.Kind.Group == mutationsv1.Group ||
+		(req.Kind.Group == expansion.Group && req.Kind.Kind == expansion.Kind) ||
+		req.Kind.Group == ConstraintGroup
 }
 
 // checkTemplate compiles the template on its own, as the manager will.

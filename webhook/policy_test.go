@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -40,15 +41,7 @@ func TestPolicy(t *testing.T) {
 	httpSend := strings.Replace(tagTemplate, `endswith(c.image, concat(":", ["", input.parameters.tag]))`,
 		`http.send({"method": "get", "url": "http://example.com"})`, 1)
 	tagConstraint := constraint("K8sNoLatest", "no-latest", "  parameters:\n    tag: latest\n")
-	tests := []struct {
-		name      string
-		op        admissionv1.Operation
-		doc       string
-		wantOK    bool
-		wantIn    []string // in the message
-		wantCause string   // field of the first cause, if any
-		wantWarn  string
-	}{
+	tests := []policyCase{
 		{name: "template that compiles", doc: tagTemplate, wantOK: true},
 		{name: "template update that compiles", op: admissionv1.Update, doc: tagTemplate, wantOK: true},
 		{name: "v1beta1 template", doc: strings.Replace(tagTemplate, "templates.gatekeeper.sh/v1", "templates.gatekeeper.sh/v1beta1", 1), wantOK: true},
@@ -91,45 +84,70 @@ func TestPolicy(t *testing.T) {
 		},
 		{name: "DELETE is not checked", op: admissionv1.Delete, doc: brokenRego, wantOK: true},
 	}
+	// /v1/admit checks them as /v1/admitpolicy does, as Gatekeeper's
+	// single webhook does (review finding 9); it carries no warning of
+	// the check.
+	admit := webhook.NewAdmissionHandler(eng, webhook.HandlerOptions{Policy: h})
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			op := tc.op
-			if op == "" {
-				op = admissionv1.Create
-			}
-			req := policyRequest(t, op, tc.doc)
-			if op == admissionv1.Delete {
-				req.OldObject, req.Object = req.Object, req.OldObject
-			}
-			code, resp, body := serve(t, h, reviewBody(t, req))
-			if code != http.StatusOK {
-				t.Fatalf("HTTP %d: %s", code, body)
-			}
-			if resp.Allowed != tc.wantOK {
-				t.Fatalf("allowed %v, want %v: %+v", resp.Allowed, tc.wantOK, resp.Result)
-			}
-			if tc.wantWarn != "" && (len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], tc.wantWarn)) {
-				t.Errorf("warnings %q, want %q", resp.Warnings, tc.wantWarn)
-			}
-			if tc.wantOK {
-				return
-			}
-			t.Logf("refused: %s", resp.Result.Message)
-			if resp.Result.Code != http.StatusUnprocessableEntity || resp.Result.Reason != metav1.StatusReasonInvalid {
-				t.Errorf("result %d %s, want 422 Invalid", resp.Result.Code, resp.Result.Reason)
-			}
-			for _, want := range tc.wantIn {
-				if !strings.Contains(resp.Result.Message, want) {
-					t.Errorf("message %q does not contain %q", resp.Result.Message, want)
-				}
-			}
-			if tc.wantCause != "" {
-				d := resp.Result.Details
-				if d == nil || len(d.Causes) == 0 || d.Causes[0].Field != tc.wantCause || !strings.Contains(d.Causes[0].Message, "line ") {
-					out, _ := yaml.Marshal(d)
-					t.Errorf("details %s, want a cause at %s with its line", out, tc.wantCause)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkPolicy(t, h, tc) })
+		tc.wantWarn = ""
+		t.Run(tc.name+" via /v1/admit", func(t *testing.T) { checkPolicy(t, admit, tc) })
+	}
+	// Not when the configuration has the check-policy webhook, which
+	// checks them: the broken template is judged as any object.
+	skip := webhook.NewAdmissionHandler(eng, webhook.HandlerOptions{Policy: h, CheckPolicies: func(context.Context) bool { return false }})
+	checkPolicy(t, skip, policyCase{doc: brokenRego, wantOK: true})
+}
+
+// policyCase is one policy object and how /v1/admitpolicy answers it.
+type policyCase struct {
+	name      string
+	op        admissionv1.Operation
+	doc       string
+	wantOK    bool
+	wantIn    []string // in the message
+	wantCause string   // field of the first cause, if any
+	wantWarn  string
+}
+
+// checkPolicy sends tc's object to h and checks the answer.
+func checkPolicy(t *testing.T, h http.Handler, tc policyCase) {
+	t.Helper()
+	op := tc.op
+	if op == "" {
+		op = admissionv1.Create
+	}
+	req := policyRequest(t, op, tc.doc)
+	if op == admissionv1.Delete {
+		req.OldObject, req.Object = req.Object, req.OldObject
+	}
+	code, resp, body := serve(t, h, reviewBody(t, req))
+	if code != http.StatusOK {
+		t.Fatalf("HTTP %d: %s", code, body)
+	}
+	if resp.Allowed != tc.wantOK {
+		t.Fatalf("allowed %v, want %v: %+v", resp.Allowed, tc.wantOK, resp.Result)
+	}
+	if tc.wantWarn != "" && (len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], tc.wantWarn)) {
+		t.Errorf("warnings %q, want %q", resp.Warnings, tc.wantWarn)
+	}
+	if tc.wantOK {
+		return
+	}
+	t.Logf("refused: %s", resp.Result.Message)
+	if resp.Result.Code != http.StatusUnprocessableEntity || resp.Result.Reason != metav1.StatusReasonInvalid {
+		t.Errorf("result %d %s, want 422 Invalid", resp.Result.Code, resp.Result.Reason)
+	}
+	for _, want := range tc.wantIn {
+		if !strings.Contains(resp.Result.Message, want) {
+			t.Errorf("message %q does not contain %q", resp.Result.Message, want)
+		}
+	}
+	if tc.wantCause != "" {
+		d := resp.Result.Details
+		if d == nil || len(d.Causes) == 0 || d.Causes[0].Field != tc.wantCause || !strings.Contains(d.Causes[0].Message, "line ") {
+			out, _ := yaml.Marshal(d)
+			t.Errorf("details %s, want a cause at %s with its line", out, tc.wantCause)
+		}
 	}
 }

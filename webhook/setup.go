@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -84,9 +86,12 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 		if opts.Reviewer != nil {
 			rv = opts.Reviewer
 		}
+		policy := NewPolicyHandler(eng, opts.EngineOptions, ho.Timeout, log.WithName("admitpolicy"))
+		ho.Policy = policy
+		ho.CheckPolicies = policyWebhookMissing(mgr.GetAPIReader(), opts.ConfigurationName)
 		server.Register(AdmitPath, NewAdmissionHandler(rv, ho))
 		server.Register(AdmitLabelPath, NewNamespaceLabelHandler(opts.exemptions(), log.WithName("admitlabel")))
-		server.Register(AdmitPolicyPath, NewPolicyHandler(eng, opts.EngineOptions, ho.Timeout, log.WithName("admitpolicy")))
+		server.Register(AdmitPolicyPath, policy)
 	}
 	if opts.mutating() {
 		metrics, err := NewMutationMetrics(ctrlmetrics.Registry)
@@ -118,6 +123,27 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 		"validating", opts.Enabled, "mutating", opts.mutating(),
 		"failurePolicy", opts.FailurePolicy, "delete", opts.EnableDeleteOperations, "connect", opts.EnableConnectOperations)
 	return nil
+}
+
+// policyWebhookMissing returns a function that reports whether the
+// ValidatingWebhookConfiguration name, as deployed, lacks the check-policy
+// webhook (Gatekeeper's has none), so that /v1/admit checks policy objects
+// itself; or that it cannot be read. It reads it live, by name (policy
+// objects are written seldom), which Gatekeeper's chart's role, limited to
+// that name, allows where a watch of every configuration is not.
+func policyWebhookMissing(r client.Reader, name string) func(ctx context.Context) bool {
+	return func(ctx context.Context) bool {
+		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		if err := r.Get(ctx, client.ObjectKey{Name: name}, vwc); err != nil {
+			return true
+		}
+		for _, w := range vwc.Webhooks {
+			if w.Name == PolicyWebhookName {
+				return false
+			}
+		}
+		return true
+	}
 }
 
 // NewServer builds the controller-runtime webhook server for the options:

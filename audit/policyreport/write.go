@@ -115,8 +115,9 @@ type Input struct {
 	// this run.
 	Start time.Time
 	// Live reports whether a namespace exists and is not being deleted:
-	// the reports of others are deleted.
-	Live func(namespace string) bool
+	// the reports of others are deleted. An error (the namespace could not
+	// be read) leaves its reports as they are.
+	Live func(namespace string) (bool, error)
 	// Kept, when set, tells the kinds that failed to list this run: the
 	// results the current reports hold for them are kept.
 	Kept func(apiVersion, kind string) bool
@@ -271,11 +272,19 @@ func (w *Writer) removeAPI(ctx context.Context, api API) *Stats {
 // syncNamespace writes the reports of one namespace.
 func (w *Writer) syncNamespace(ctx context.Context, api API, in *Input, ns string, current []existing) Stats {
 	var s Stats
-	if ns != "" && !in.Live(ns) {
-		for _, e := range current {
-			w.delete(ctx, api, ns, e.name, &s)
+	if ns != "" {
+		live, err := in.Live(ns)
+		if err != nil {
+			w.log.Error(err, "Whether the namespace exists is unknown; its reports are left as they are", "namespace", ns)
+			s.Errors++
+			return s
 		}
-		return s
+		if !live {
+			for _, e := range current {
+				w.delete(ctx, api, ns, e.name, &s)
+			}
+			return s
+		}
 	}
 	results, err := in.Collector.Results(ns)
 	if err != nil {
@@ -345,8 +354,15 @@ func (w *Writer) syncNamespace(ctx context.Context, api API, in *Input, ns strin
 			stamps[hashResult(&previous[i])] = previous[i].Timestamp
 		}
 		now := metav1.Timestamp{Seconds: in.Start.Unix()}
+		errs := s.Errors
 		for _, p := range changed {
 			w.apply(ctx, api, ns, p, p.results(in.Collector, stamps, now), &s)
+		}
+		if s.Errors > errs {
+			// The results of the reports beyond are in the ones not
+			// written: they stay until a run writes those.
+			w.log.Info("Keeping the namespace's extra reports, as a write failed", "namespace", ns)
+			return s
 		}
 	}
 	// Reports beyond the ones written: their results are in the others.

@@ -1,13 +1,14 @@
 package datasync
 
 import (
-	"errors"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	imetrics "github.com/portcullis-dev/portcullis/internal/metrics"
 )
 
 // Reasons of portcullis_sync_errors_total.
@@ -83,40 +84,28 @@ func getMetrics() (*metrics, error) {
 			}),
 			byGVK: map[schema.GroupVersionKind][2]int{},
 		}
-		m.errors, metricsErr = register(ctrlmetrics.Registry, m.errors)
+		m.errors, metricsErr = imetrics.Register(ctrlmetrics.Registry, m.errors)
 		if metricsErr != nil {
 			return
 		}
-		if m.invalidKinds, metricsErr = register(ctrlmetrics.Registry, m.invalidKinds); metricsErr != nil {
+		if m.invalidKinds, metricsErr = imetrics.Register(ctrlmetrics.Registry, m.invalidKinds); metricsErr != nil {
 			return
 		}
-		if m.objects, metricsErr = register(ctrlmetrics.Registry, m.objects); metricsErr != nil {
+		if m.objects, metricsErr = imetrics.Register(ctrlmetrics.Registry, m.objects); metricsErr != nil {
 			return
 		}
-		if m.syncObjects, metricsErr = register(ctrlmetrics.Registry, m.syncObjects); metricsErr != nil {
+		if m.syncObjects, metricsErr = imetrics.Register(ctrlmetrics.Registry, m.syncObjects); metricsErr != nil {
 			return
 		}
-		if m.syncDuration, metricsErr = register(ctrlmetrics.Registry, m.syncDuration); metricsErr != nil {
+		if m.syncDuration, metricsErr = imetrics.Register(ctrlmetrics.Registry, m.syncDuration); metricsErr != nil {
 			return
 		}
-		if m.syncLastRun, metricsErr = register(ctrlmetrics.Registry, m.syncLastRun); metricsErr != nil {
+		if m.syncLastRun, metricsErr = imetrics.Register(ctrlmetrics.Registry, m.syncLastRun); metricsErr != nil {
 			return
 		}
 		sharedMetrics = m
 	})
 	return sharedMetrics, metricsErr
-}
-
-// register registers c, or returns the collector already registered under
-// its name.
-func register[C prometheus.Collector](r prometheus.Registerer, c C) (C, error) {
-	err := r.Register(c)
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
 }
 
 func (m *metrics) countError(reason string) {

@@ -29,10 +29,11 @@ func findAssets(ctx context.Context, dir string, out io.Writer) (string, error) 
 	if dir == "" {
 		dir = filepath.Join("bin", "k8s")
 	}
-	dir, err := filepath.Abs(dir)
+	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("assets dir %s: %w", dir, err)
 	}
+	dir = abs
 	missing := func() []string {
 		var m []string
 		for _, b := range assetNames {
@@ -121,11 +122,11 @@ func (r *run) startControlPlane(ctx context.Context, bound time.Duration) (*cont
 	cp.logs = []*os.File{etcdLog, apiLog}
 	// Our wait bounds the start; envtest's must not end it first.
 	etcd := &envtest.Etcd{
-		Path: filepath.Join(r.assets, "etcd"), DataDir: filepath.Join(r.dataDir, "etcd"),
+		Path: filepath.Join(r.assets, "etcd"), DataDir: filepath.Join(r.dataDir, etcdDir),
 		StartTimeout: bound + time.Minute, StopTimeout: 10 * time.Second, Out: etcdLog, Err: etcdLog,
 	}
 	api := &envtest.APIServer{
-		Path: filepath.Join(r.assets, "kube-apiserver"), CertDir: filepath.Join(r.dataDir, "apiserver"),
+		Path: filepath.Join(r.assets, "kube-apiserver"), CertDir: filepath.Join(r.dataDir, apiserverDir),
 		StartTimeout: bound + time.Minute, StopTimeout: 10 * time.Second, Out: apiLog, Err: apiLog,
 	}
 	cp.plane = &envtest.ControlPlane{Etcd: etcd, APIServer: api}
@@ -200,7 +201,7 @@ func (r *run) startControlPlane(ctx context.Context, bound time.Duration) (*cont
 	cp.caFile = filepath.Join(api.CertDir, "serving-ca.crt")
 	if err := os.WriteFile(cp.caFile, api.CA, 0o600); err != nil {
 		_ = cp.stop()
-		return nil, err
+		return nil, fmt.Errorf("writing the API server's CA for kube-controller-manager: %w", err)
 	}
 	return cp, nil
 }
@@ -230,11 +231,11 @@ func (cp *controlPlane) kubeconfig(dataDir, name, user string) (string, error) {
 	}
 	kc, err := u.KubeConfig()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("building the kubeconfig of the user %s: %w", user, err)
 	}
 	path := filepath.Join(dataDir, name)
 	if err := os.WriteFile(path, kc, 0o600); err != nil {
-		return "", err
+		return "", fmt.Errorf("writing the kubeconfig of the user %s: %w", user, err)
 	}
 	return path, nil
 }

@@ -53,7 +53,7 @@ func loadState(dataDir string) (st state, note string, err error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if _, serr := os.Stat(filepath.Join(dataDir, "etcd", "member")); serr != nil {
+		if _, serr := os.Stat(filepath.Join(dataDir, etcdDir, "member")); serr != nil {
 			return state{Format: dataDirFormat}, "", nil
 		}
 		// Format 1 applied the samples on every start: they are there.

@@ -62,7 +62,22 @@ type Options struct {
 	// Manager is the manager's options, from ManagerOptions.
 	Manager        manager.Options
 	Stdout, Stderr io.Writer
+	// HoldAt, for tests only, holds start-up at the end of the step it
+	// names (one of the Hold* steps) until a signal or --timeout, so that
+	// a signal always lands mid-step. The CLI takes it from HoldEnv.
+	HoldAt string
 }
+
+// HoldEnv is the environment variable the CLI reads Options.HoldAt from.
+const HoldEnv = "PORTCULLIS_DEV_HOLD_AT"
+
+// The start-up steps Options.HoldAt may name.
+const (
+	HoldControlPlane      = "control-plane"
+	HoldControllerManager = "controller-manager"
+	HoldManager           = "manager"
+	HoldSamples           = "samples"
+)
 
 // run is one `portcullis dev`.
 type run struct {
@@ -85,16 +100,18 @@ type run struct {
 func Run(parent context.Context, o Options) (retErr error) {
 	begin := time.Now()
 	r := &run{o: o, stdout: o.Stdout, stderr: o.Stderr}
+	var err error
+	if r.dataDir, err = filepath.Abs(o.DataDir); err != nil {
+		return fmt.Errorf("data dir %s: %w", o.DataDir, err)
+	}
+	// Before the signal handler, which reads them.
+	r.records = newRecords(r.dataDir)
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	defer r.handleSignals(cancel)()
 
-	var err error
-	if r.dataDir, err = filepath.Abs(o.DataDir); err != nil {
-		return err
-	}
 	if err := os.MkdirAll(r.dataDir, 0o755); err != nil {
-		return err
+		return fmt.Errorf("creating the data dir: %w", err)
 	}
 	lock, err := lockDataDir(r.dataDir)
 	if err != nil {
@@ -108,7 +125,6 @@ func Run(parent context.Context, o Options) (retErr error) {
 	if err != nil {
 		return err
 	}
-	r.records = newRecords(r.dataDir)
 	stopped, err := r.stopLeftovers(lock.previous)
 	if err != nil {
 		return err
@@ -166,9 +182,12 @@ func Run(parent context.Context, o Options) (retErr error) {
 		return startErr(startCtx, "starting etcd and kube-apiserver", err)
 	}
 	stops = append(stops, cp.stop)
+	if err := r.hold(startCtx, HoldControlPlane); err != nil {
+		return startErr(startCtx, "starting etcd and kube-apiserver", err)
+	}
 	cs, err := kubernetes.NewForConfig(cp.cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("creating a client of the API server: %w", err)
 	}
 	removed, err := removeWebhookConfigurations(startCtx, cs, wopts.ConfigurationName)
 	if err != nil {
@@ -184,6 +203,9 @@ func Run(parent context.Context, o Options) (retErr error) {
 		return startErr(startCtx, "starting kube-controller-manager", err)
 	}
 	stops = append(stops, kcm.stop)
+	if err := r.hold(startCtx, HoldControllerManager); err != nil {
+		return startErr(startCtx, "starting kube-controller-manager", err)
+	}
 
 	fmt.Fprintf(r.stderr, "portcullis dev: starting the manager (CRDs, controllers, webhook on 127.0.0.1:%d, audit every %s; log in %s)\n",
 		wopts.Port, opts.Audit.Interval, logFile.Name())
@@ -202,6 +224,9 @@ func Run(parent context.Context, o Options) (retErr error) {
 		}
 		return err
 	})
+	if err := r.hold(startCtx, HoldManager); err != nil {
+		return startErr(startCtx, "starting the manager", err)
+	}
 
 	if wopts.Enabled && wopts.ManageConfiguration {
 		probe := webhookProbe(cs, probeNamespace(wopts, opts.Namespace))
@@ -213,6 +238,9 @@ func Run(parent context.Context, o Options) (retErr error) {
 	switch {
 	case o.Samples || (!o.NoSamples && st.Samples == ""):
 		if err := r.applySamples(startCtx, cp.cfg, o.TemplatesDir, samplesBound); err != nil {
+			return startErr(startCtx, "applying the samples", err)
+		}
+		if err := r.hold(startCtx, HoldSamples); err != nil {
 			return startErr(startCtx, "applying the samples", err)
 		}
 		st.Samples = samplesApplied
@@ -231,6 +259,17 @@ func Run(parent context.Context, o Options) (retErr error) {
 		return err
 	}
 	return r.serve(ctx, m)
+}
+
+// hold holds start-up at the end of step until ctx ends, when
+// Options.HoldAt names it, and returns why it ended.
+func (r *run) hold(ctx context.Context, step string) error {
+	if r.o.HoldAt != step {
+		return nil
+	}
+	fmt.Fprintf(r.stderr, "portcullis dev: holding at %s (%s)\n", step, HoldEnv)
+	<-ctx.Done()
+	return context.Cause(ctx)
 }
 
 // startErr is the error of the start-up step doing what; interrupted by
@@ -361,12 +400,10 @@ func (r *run) handleSignals(cancel context.CancelCauseFunc) func() {
 		}
 		select {
 		case s := <-sigs:
-			if r.records != nil {
-				left := r.records.live()
-				fmt.Fprintf(r.stderr, "portcullis dev: %s again: killing %s\n", sigName(s), listProcs(left))
-				for _, p := range left {
-					_ = syscall.Kill(p.PID, syscall.SIGKILL)
-				}
+			left := r.records.live()
+			fmt.Fprintf(r.stderr, "portcullis dev: %s again: killing %s\n", sigName(s), listProcs(left))
+			for _, p := range left {
+				_ = syscall.Kill(p.PID, syscall.SIGKILL)
 			}
 		case <-done:
 		}
@@ -395,7 +432,7 @@ func sigName(s os.Signal) string {
 func devLogger(dataDir string) (logr.Logger, *os.File, error) {
 	logFile, err := os.OpenFile(filepath.Join(dataDir, "portcullis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return logr.Logger{}, nil, err
+		return logr.Logger{}, nil, fmt.Errorf("opening the manager's log: %w", err)
 	}
 	logger := zap.New(zap.WriteTo(logFile), zap.UseDevMode(true))
 	ctrl.SetLogger(logger)

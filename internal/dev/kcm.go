@@ -51,23 +51,29 @@ var Controllers = []string{
 
 // controllerManager is the running kube-controller-manager.
 type controllerManager struct {
+	*child
+	log *os.File
+}
+
+// child is a process a run started, reaped by a goroutine of its own.
+type child struct {
+	name   string
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when it exits
 	err    error         // its Wait error, once exited is closed
-	log    *os.File
 }
 
 // startControllerManager starts kube-controller-manager with Controllers,
 // as a system:masters user, and waits at most bound until its /healthz
 // answers.
 func (r *run) startControllerManager(ctx context.Context, cp *controlPlane, bound time.Duration) (*controllerManager, error) {
-	kubeconfig, err := cp.kubeconfig(r.dataDir, "controller-manager.kubeconfig", "system:kube-controller-manager")
+	kubeconfig, err := cp.kubeconfig(r.dataDir, kcmKubeconfig, "system:kube-controller-manager")
 	if err != nil {
 		return nil, err
 	}
 	port, err := loopback.FreePort()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("choosing kube-controller-manager's port: %w", err)
 	}
 	certDir := filepath.Join(r.dataDir, "controller-manager")
 	if err := os.MkdirAll(certDir, 0o700); err != nil {
@@ -78,7 +84,7 @@ func (r *run) startControllerManager(ctx context.Context, cp *controlPlane, boun
 		return nil, err
 	}
 	cmd := exec.Command(filepath.Join(r.assets, "kube-controller-manager"),
-		"--kubeconfig="+kubeconfig,
+		kcmKubeconfigArg+kubeconfig, // ownerFlag
 		"--authentication-kubeconfig="+kubeconfig,
 		"--authorization-kubeconfig="+kubeconfig,
 		// Only /healthz is asked for; no front proxy to trust.
@@ -96,21 +102,12 @@ func (r *run) startControllerManager(ctx context.Context, cp *controlPlane, boun
 	// Its own process group: Ctrl-C reaches this process only, which stops
 	// everything in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	c, err := r.startRecorded("kube-controller-manager", cmd)
+	if err != nil {
 		log.Close()
-		return nil, fmt.Errorf("starting kube-controller-manager: %w", err)
+		return nil, err
 	}
-	cm := &controllerManager{cmd: cmd, exited: make(chan struct{}), log: log}
-	if p, ok := identify("kube-controller-manager", cmd.Process.Pid); ok {
-		if err := r.records.add(p); err != nil {
-			_ = cm.stop()
-			return nil, err
-		}
-	}
-	go func() {
-		cm.err = cmd.Wait()
-		close(cm.exited)
-	}()
+	cm := &controllerManager{child: c, log: log}
 
 	client := &http.Client{
 		Timeout:   2 * time.Second,
@@ -156,25 +153,51 @@ func lastLogLine(path, fallback string) string {
 	return fallback
 }
 
-// stop sends SIGTERM, then SIGKILL after 10s.
+// stop stops kube-controller-manager and closes its log.
 func (cm *controllerManager) stop() error {
 	defer cm.log.Close()
+	return cm.child.stop()
+}
+
+// startRecorded starts cmd, reaps it whenever it exits, and records it
+// as name; one that cannot be recorded is stopped.
+func (r *run) startRecorded(name string, cmd *exec.Cmd) (*child, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, exited: make(chan struct{})}
+	// Waited for before anything can fail, so that it is always reaped.
+	go func() {
+		c.err = cmd.Wait()
+		close(c.exited)
+	}()
+	if p, ok := identify(name, cmd.Process.Pid); ok {
+		if err := r.records.add(p); err != nil {
+			_ = c.stop()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// stop sends SIGTERM, then SIGKILL after 10s.
+func (c *child) stop() error {
 	select {
-	case <-cm.exited:
+	case <-c.exited:
 		return nil
 	default:
 	}
-	_ = cm.cmd.Process.Signal(syscall.SIGTERM)
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-cm.exited:
+	case <-c.exited:
 		return nil
 	case <-time.After(10 * time.Second):
 	}
-	_ = cm.cmd.Process.Kill()
+	_ = c.cmd.Process.Kill()
 	select {
-	case <-cm.exited:
-		return fmt.Errorf("kube-controller-manager did not stop within 10s of SIGTERM: killed")
+	case <-c.exited:
+		return fmt.Errorf("%s did not stop within 10s of SIGTERM: killed", c.name)
 	case <-time.After(5 * time.Second):
-		return fmt.Errorf("kube-controller-manager (PID %d) did not stop, even killed", cm.cmd.Process.Pid)
+		return fmt.Errorf("%s (PID %d) did not stop, even killed", c.name, c.cmd.Process.Pid)
 	}
 }

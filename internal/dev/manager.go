@@ -66,17 +66,17 @@ func ManagerOptions(args []string) (manager.Options, error) {
 	var err error
 	if !fs.Changed("port") {
 		if opts.Webhook.Port, err = loopback.FreePort(); err != nil {
-			return opts, err
+			return opts, fmt.Errorf("choosing the webhook's port: %w", err)
 		}
 	}
 	if !fs.Changed("metrics-bind-address") && !fs.Changed("prometheus-port") {
 		if opts.MetricsBindAddress, err = loopback.FreeAddr(); err != nil {
-			return opts, err
+			return opts, fmt.Errorf("choosing the metrics address: %w", err)
 		}
 	}
 	if !fs.Changed("health-probe-bind-address") && !fs.Changed("health-addr") {
 		if opts.HealthProbeBindAddress, err = loopback.FreeAddr(); err != nil {
-			return opts, err
+			return opts, fmt.Errorf("choosing the health probe address: %w", err)
 		}
 	}
 	if err := opts.Complete(); err != nil {
@@ -118,11 +118,11 @@ type devManager struct {
 func (r *run) startManager(ctx context.Context, cfg *rest.Config, opts manager.Options, logger logr.Logger, bound time.Duration) (*devManager, error) {
 	scheme := k8sruntime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("building the client's scheme: %w", err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("creating a client of the API server: %w", err)
 	}
 	ns := &corev1.Namespace{}
 	ns.Name = opts.Namespace
@@ -131,7 +131,7 @@ func (r *run) startManager(ctx context.Context, cfg *rest.Config, opts manager.O
 	}
 	m, err := manager.New(cfg, opts)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("building the manager: %w", err)
 	}
 	mgrCtx, cancel := context.WithCancel(ctrl.LoggerInto(context.Background(), logger))
 	d := &devManager{cancel: cancel, done: make(chan error, 1), delay: opts.ShutdownDelay}
@@ -196,6 +196,9 @@ func (d *devManager) stop() error {
 		}
 		return nil
 	case <-time.After(d.delay + 20*time.Second):
+		if d.delay > 0 {
+			return fmt.Errorf("the manager did not stop within 20s of its --shutdown-delay (%s)", d.delay)
+		}
 		return errors.New("the manager did not stop within 20s")
 	}
 }

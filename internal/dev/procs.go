@@ -22,9 +22,32 @@ import (
 const processesFile = "processes"
 
 // childNames are the programs a run starts; a process running one of them
-// with the data dir on its command line belongs to a run of that data dir
+// with its ownerFlag for the data dir belongs to a run of that data dir
 // even when no record names it (killed before it was written).
 var childNames = []string{"etcd", "kube-apiserver", "kube-controller-manager"}
+
+// Where the children of a run keep their state, under the data dir.
+const (
+	etcdDir          = "etcd"      // etcd's --data-dir
+	apiserverDir     = "apiserver" // kube-apiserver's --cert-dir
+	kcmKubeconfig    = "controller-manager.kubeconfig"
+	kcmKubeconfigArg = "--kubeconfig="
+)
+
+// ownerFlag is the argument, exactly as a run passes it, that ties a child
+// to its data dir: etcd's --data-dir (envtest renders --data-dir=DIR),
+// kube-apiserver's --cert-dir and kube-controller-manager's --kubeconfig.
+func ownerFlag(name, dataDir string) string {
+	switch name {
+	case "etcd":
+		return "--data-dir=" + filepath.Join(dataDir, etcdDir)
+	case "kube-apiserver":
+		return "--cert-dir=" + filepath.Join(dataDir, apiserverDir)
+	case "kube-controller-manager":
+		return kcmKubeconfigArg + filepath.Join(dataDir, kcmKubeconfig)
+	}
+	return ""
+}
 
 // proc is one process: what it runs and the identity of its PID.
 type proc struct {
@@ -152,9 +175,10 @@ func childrenOf(ppid int) []proc {
 	return out
 }
 
-// usingDir lists the live processes, other than this one, that run one of
-// childNames with dir on their command line: etcd's --data-dir,
-// kube-apiserver's --cert-dir, kube-controller-manager's --kubeconfig.
+// usingDir lists the live processes, other than this one, that run one
+// of childNames with the ownerFlag of dir among their arguments. Nothing
+// else counts: envtest's control planes, or another data dir's, may have
+// dir in their paths.
 func usingDir(dir string) []proc {
 	self := os.Getpid()
 	var out []proc
@@ -163,13 +187,14 @@ func usingDir(dir string) []proc {
 			continue
 		}
 		args := cmdline(pid)
-		if len(args) == 0 || !slices.Contains(childNames, filepath.Base(args[0])) {
+		if len(args) == 0 {
 			continue
 		}
-		if !strings.Contains(strings.Join(args[1:], " "), dir+string(filepath.Separator)) {
+		name := filepath.Base(args[0])
+		if !slices.Contains(childNames, name) || !slices.Contains(args[1:], ownerFlag(name, dir)) {
 			continue
 		}
-		if p, ok := identify(filepath.Base(args[0]), pid); ok {
+		if p, ok := identify(name, pid); ok {
 			out = append(out, p)
 		}
 	}

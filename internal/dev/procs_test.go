@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -189,5 +190,86 @@ func TestSigName(t *testing.T) {
 		if got := sigName(sig); got != want {
 			t.Errorf("sigName(%v) = %q, want %q", sig, got, want)
 		}
+	}
+}
+
+// TestUsingDir: only a child running with the very flag a run of the data
+// dir passes counts as that run's; a process whose paths merely lie under
+// the data dir (envtest's under /tmp, another data dir inside this one) is
+// not stopped.
+func TestUsingDir(t *testing.T) {
+	bin := t.TempDir()
+	dataDir := filepath.Join(t.TempDir(), "dev")
+	for _, name := range childNames {
+		// bash under the child's name: its arguments after the script
+		// are its command line, untouched.
+		if err := os.Symlink("/bin/bash", filepath.Join(bin, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func(name, arg string) int {
+		cmd := exec.Command(filepath.Join(bin, name), "-c", "sleep 60; :", arg)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+		return cmd.Process.Pid
+	}
+	owned := map[int]string{}
+	for _, name := range childNames {
+		owned[start(name, ownerFlag(name, dataDir))] = name
+	}
+	others := map[int]string{
+		start("etcd", "--data-dir="+filepath.Join(dataDir, "k8s_test_framework-1")):            "etcd of a dir under the data dir",
+		start("etcd", "--data-dir="+dataDir):                                                   "etcd of the data dir itself",
+		start("kube-apiserver", "--cert-dir="+filepath.Join(dataDir, "other", apiserverDir)):   "kube-apiserver of a data dir inside it",
+		start("kube-controller-manager", "--kubeconfig="+filepath.Join(dataDir, "kubeconfig")): "kube-controller-manager with another kubeconfig",
+		start("etcd", "--cert-dir="+filepath.Join(dataDir, apiserverDir)):                      "etcd with kube-apiserver's flag",
+	}
+	var found map[int]bool
+	for range 50 { // until every child has exec'd
+		found = map[int]bool{}
+		for _, p := range usingDir(dataDir) {
+			found[p.PID] = true
+		}
+		if len(found) >= len(owned) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for pid, name := range owned {
+		if !found[pid] {
+			t.Errorf("%s (PID %d) run with %s not found", name, pid, ownerFlag(name, dataDir))
+		}
+	}
+	for pid, what := range others {
+		if found[pid] {
+			t.Errorf("%s (PID %d) taken for the data dir's", what, pid)
+		}
+	}
+}
+
+// TestStartRecordedUnrecorded: a child whose PID cannot be recorded is
+// stopped and reaped, not left a zombie.
+func TestStartRecordedUnrecorded(t *testing.T) {
+	r := &run{records: newRecords(filepath.Join(t.TempDir(), "missing"))}
+	cmd := exec.Command("sleep", "60")
+	if _, err := r.startRecorded("sleep", cmd); err == nil {
+		t.Fatal("recording into a missing directory succeeded")
+	}
+	pid := cmd.Process.Pid
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, ok := readStat(pid)
+		if !ok {
+			return // stopped and reaped
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PID %d still there (state %c) a minute after it could not be recorded", pid, st.State)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

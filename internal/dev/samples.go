@@ -40,7 +40,7 @@ func (r *run) applySamples(ctx context.Context, cfg *rest.Config, dir string, bo
 	newClient := func() (client.Client, error) { return client.New(cfg, client.Options{}) }
 	c, err := newClient()
 	if err != nil {
-		return err
+		return fmt.Errorf("creating a client of the API server: %w", err)
 	}
 	var applied []*unstructured.Unstructured
 	apply := func(path string, retry bool) error {

@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // template returns a template of kind with the given Rego and targets
@@ -191,7 +193,7 @@ func TestBadInput(t *testing.T) {
 		if msg, _ := first["message"].(string); e["enforced"] != false || first["code"] != "constraint_error" || !strings.Contains(msg, "labels") {
 			t.Errorf("byPod entry = %v, want enforced false and a constraint_error about labels", e)
 		}
-		c, err := getConstraint(t.Context(), "K8sSchemaChange", "labels-list")
+		c, err := testenv.GetConstraint(t.Context(), env.Client, "K8sSchemaChange", "labels-list")
 		if err != nil {
 			t.Fatal(err)
 		}

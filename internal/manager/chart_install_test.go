@@ -68,7 +68,7 @@ func TestChartInstall(t *testing.T) {
 	if cmArgs == nil || auditArgs == nil {
 		t.Fatalf("the chart rendered no controller-manager or audit Deployment:\n%s", rendered)
 	}
-	ensureNamespaces(t, chartNamespace)
+	testenv.EnsureNamespaces(t, env.Client, chartNamespace)
 	appNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "chart-app"}}
 	if err := env.Client.Create(ctx, appNS); client.IgnoreAlreadyExists(err) != nil {
 		t.Fatal(err)
@@ -130,7 +130,7 @@ spec:
 	}
 	waitRefused(t, appNS.Name, "[chart-owner] missing required labels")
 	eventually(t, "the audit to report the ConfigMap", func(ctx context.Context) (bool, error) {
-		u, err := getConstraint(ctx, kind, "chart-owner")
+		u, err := testenv.GetConstraint(ctx, env.Client, kind, "chart-owner")
 		if err != nil {
 			return false, err
 		}

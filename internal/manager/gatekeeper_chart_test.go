@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/portcullis-dev/portcullis/internal/loopback"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // gatekeeperNamespace is the chart's release namespace in the test.
@@ -230,7 +231,7 @@ spec:
 			err := gatekeeperConstraintEnforced(ctx, kind, "must-have-owner", []string{cm.name})
 			return err == nil, err
 		})
-		u, err := getConstraint(ctx, kind, "must-have-owner")
+		u, err := testenv.GetConstraint(ctx, env.Client, kind, "must-have-owner")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +242,7 @@ spec:
 			{cm, "[mutation-webhook webhook]"},
 			{audit, "[audit generate mutation-status status]"},
 		} {
-			e := byPod(u, c.p.name)
+			e := testenv.ByPod(u, c.p.name)
 			if fmt.Sprint(e["operations"]) != c.ops || e["constraintUID"] != string(u.GetUID()) {
 				t.Errorf("%s's constraint entry %v, want operations %s and constraintUID %s", c.p.name, e, c.ops, u.GetUID())
 			}
@@ -250,7 +251,7 @@ spec:
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e := byPod(ct, cm.name); fmt.Sprint(e["operations"]) != "[mutation-webhook webhook]" || e["templateUID"] != string(ct.GetUID()) {
+		if e := testenv.ByPod(ct, cm.name); fmt.Sprint(e["operations"]) != "[mutation-webhook webhook]" || e["templateUID"] != string(ct.GetUID()) {
 			t.Errorf("controller-manager's template entry %v, want Gatekeeper's operations and templateUID", e)
 		}
 	})
@@ -288,7 +289,7 @@ spec:
 		// The first run may have come before the constraint; the next
 		// is 60 s later.
 		eventually(t, "the audit to report the ConfigMap", func(ctx context.Context) (bool, error) {
-			u, err := getConstraint(ctx, kind, "must-have-owner")
+			u, err := testenv.GetConstraint(ctx, env.Client, kind, "must-have-owner")
 			if err != nil {
 				return false, err
 			}

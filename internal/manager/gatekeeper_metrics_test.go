@@ -15,6 +15,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 	"github.com/portcullis-dev/portcullis/webhook"
 )
 
@@ -34,7 +35,7 @@ func TestGatekeeperMetrics(t *testing.T) {
 	if _, err := audit.New(env.Config, nil, audit.NewOptions(), logr.Discard()); err != nil {
 		t.Fatal(err)
 	}
-	ensureNamespaces(t, manager.DefaultNamespace)
+	testenv.EnsureNamespaces(t, env.Client, manager.DefaultNamespace)
 	apply(t, syncConfig(manager.DefaultNamespace, "config", []schema.GroupVersionKind{{Version: "v1", Kind: "Namespace"}}))
 	const kind = "K8sMetricsLabels"
 	apply(t, requiredLabels("v1", kind))

@@ -19,6 +19,7 @@ import (
 	configv1alpha1 "github.com/portcullis-dev/portcullis/api/config/v1alpha1"
 	"github.com/portcullis-dev/portcullis/controllers"
 	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // gatekeeperConstraintEnforced is the check of Gatekeeper's end-to-end
@@ -33,7 +34,7 @@ func gatekeeperConstraintEnforced(ctx context.Context, kind, name string, webhoo
 	if len(webhookPods) == 0 {
 		return fmt.Errorf("no webhook pods")
 	}
-	u, err := getConstraint(ctx, kind, name)
+	u, err := testenv.GetConstraint(ctx, env.Client, kind, name)
 	if err != nil {
 		return err
 	}
@@ -140,7 +141,7 @@ func TestStatusOfGoneReplicasRemoved(t *testing.T) {
 	lease("prune-stale", time.Now().Add(-time.Hour), nil)
 	lease(deletedPod.Name, time.Now(), deletedPod)
 	fakes := []string{"prune-no-lease", "prune-stale", deletedPod.Name, livePod.Name}
-	u, err := getConstraint(ctx, kind, "pruned")
+	u, err := testenv.GetConstraint(ctx, env.Client, kind, "pruned")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestStatusOfGoneReplicasRemoved(t *testing.T) {
 		return byPodIDs(u), nil
 	}
 	eventually(t, "the entries of the replicas gone to be removed", func(ctx context.Context) (bool, error) {
-		got, err := ids(getConstraint(ctx, kind, "pruned"))
+		got, err := ids(testenv.GetConstraint(ctx, env.Client, kind, "pruned"))
 		want := strings.Join([]string{auditPod.podID, webhookPod.podID, livePod.Name}, ",")
 		want = strings.Join(slices.Sorted(strings.SplitSeq(want, ",")), ",")
 		return got == want, fmt.Errorf("byPod ids %s, want %s (err %v)", got, want, err)
@@ -184,7 +185,7 @@ func TestStatusOfGoneReplicasRemoved(t *testing.T) {
 				{auditPod.podID, "[audit generate mutation-controller mutation-status mutation-webhook status webhook]"},
 				{webhookPod.podID, "[webhook]"},
 			} {
-				e := byPod(c, r.id)
+				e := testenv.ByPod(c, r.id)
 				if e == nil || e["configUID"] != string(cfg.GetUID()) || fmt.Sprint(e["operations"]) != r.ops || e["observedGeneration"] != c.GetGeneration() || e["errors"] != nil {
 					return false, fmt.Errorf("entry of %s: %v, want configUID, operations %s, observedGeneration %d", r.id, e, r.ops, c.GetGeneration())
 				}

@@ -136,21 +136,6 @@ func getTemplate(ctx context.Context, name string) (*unstructured.Unstructured, 
 	return get(ctx, "templates.gatekeeper.sh/v1", "ConstraintTemplate", name)
 }
 
-func getConstraint(ctx context.Context, kind, name string) (*unstructured.Unstructured, error) {
-	return get(ctx, "constraints.gatekeeper.sh/v1beta1", kind, name)
-}
-
-// byPod returns the byPod entry of podID in u's status.
-func byPod(u *unstructured.Unstructured, podID string) map[string]any {
-	list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
-	for _, e := range list {
-		if m, ok := e.(map[string]any); ok && m["id"] == podID {
-			return m
-		}
-	}
-	return nil
-}
-
 // condition returns the condition of type typ in u's status.
 func condition(u *unstructured.Unstructured, typ string) map[string]any {
 	list, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
@@ -169,7 +154,7 @@ func templateLoaded(ctx context.Context, name, podID string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	e := byPod(u, podID)
+	e := testenv.ByPod(u, podID)
 	if e == nil {
 		return false, fmt.Errorf("no byPod entry for %s: %v", podID, u.Object["status"])
 	}
@@ -189,7 +174,7 @@ func templateError(ctx context.Context, name, podID string) (map[string]any, err
 	if err != nil {
 		return nil, err
 	}
-	e := byPod(u, podID)
+	e := testenv.ByPod(u, podID)
 	if e == nil {
 		return nil, fmt.Errorf("no byPod entry for %s", podID)
 	}

@@ -9,10 +9,9 @@ import (
 	frameworksapis "github.com/open-policy-agent/frameworks/constraint/pkg/apis"
 	templatesv1 "github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -164,7 +163,10 @@ func (m *Manager) setupChecks() error {
 	if err := m.mgr.AddReadyzCheck("policies-loaded", m.tracker.Check); err != nil {
 		return fmt.Errorf("adding the readiness check: %w", err)
 	}
-	if err := m.mgr.Add(&templateLister{reader: m.mgr.GetAPIReader(), tracker: m.tracker}); err != nil {
+	if err := m.mgr.Add(&readiness.Lister{
+		Reader: m.mgr.GetAPIReader(), Lists: []schema.GroupVersionKind{templatesv1.SchemeGroupVersion.WithKind("ConstraintTemplateList")},
+		What: "ConstraintTemplates", Expect: m.tracker.ExpectTemplates,
+	}); err != nil {
 		return fmt.Errorf("adding the template lister: %w", err)
 	}
 	return nil
@@ -361,35 +363,3 @@ func (m *Manager) Watches() *controllers.Watches { return m.watches }
 // Sync is the sync of referential data: its readiness, and the Config's
 // traces and namespace exclusions for the webhook and the audit.
 func (m *Manager) Sync() *datasync.Sync { return m.sync }
-
-// templateLister tells the readiness tracker which templates exist at
-// startup. It runs on every replica, leader or not.
-type templateLister struct {
-	reader  client.Reader
-	tracker *readiness.Tracker
-}
-
-func (l *templateLister) NeedLeaderElection() bool { return false }
-
-func (l *templateLister) Start(ctx context.Context) error {
-	log := log.FromContext(ctx).WithName("readiness")
-	list := &metav1.PartialObjectMetadataList{}
-	list.SetGroupVersionKind(templatesv1.SchemeGroupVersion.WithKind("ConstraintTemplateList"))
-	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		if err := l.reader.List(ctx, list); err != nil {
-			log.Error(err, "Listing ConstraintTemplates, will retry")
-			return false, nil
-		}
-		return true, nil
-	})
-	if err != nil {
-		return nil // stopped before the list succeeded
-	}
-	names := make([]string, 0, len(list.Items))
-	for _, it := range list.Items {
-		names = append(names, it.Name)
-	}
-	l.tracker.ExpectTemplates(names)
-	log.Info("Waiting for ConstraintTemplates to load", "count", len(names))
-	return nil
-}

@@ -150,7 +150,7 @@ func TestTemplateLifecycle(t *testing.T) {
 			msgs, err := review(ctx, m.Engine(), pod)
 			return len(msgs) == 1 && strings.Contains(msgs[0], `"team"`), fmt.Errorf("violations %q, err %v", msgs, err)
 		})
-		u, err := getConstraint(ctx, kind, "must-have-team")
+		u, err := testenv.GetConstraint(ctx, env.Client, kind, "must-have-team")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +223,7 @@ func TestTemplateLifecycle(t *testing.T) {
 		if _, n := m.Engine().Counts(); n != 0 {
 			t.Errorf("engine holds %d constraints, want 0", n)
 		}
-		_, err = getConstraint(ctx, kind, "must-have-team")
+		_, err = testenv.GetConstraint(ctx, env.Client, kind, "must-have-team")
 		if err == nil || (!apierrors.IsNotFound(err) && !isNoMatch(err)) {
 			t.Errorf("constraint still readable after its template was deleted: %v", err)
 		}

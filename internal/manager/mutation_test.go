@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 	"github.com/portcullis-dev/portcullis/mutation"
 )
 
@@ -28,7 +29,7 @@ func mutatorState(ctx context.Context, kind, name, podID string) (entry map[stri
 	if err != nil {
 		return nil, "", err
 	}
-	e := byPod(u, podID)
+	e := testenv.ByPod(u, podID)
 	if e == nil {
 		return nil, "", fmt.Errorf("no byPod entry for %s: %v", podID, u.Object["status"])
 	}
@@ -236,7 +237,7 @@ func TestMutatorNameLength(t *testing.T) {
 // TestMutatorStatusOfGoneReplicasRemoved: with --operation=mutation-status
 // the entries of replicas gone are removed from mutators too.
 func TestMutatorStatusOfGoneReplicasRemoved(t *testing.T) {
-	ensureNamespaces(t, manager.DefaultNamespace)
+	testenv.EnsureNamespaces(t, env.Client, manager.DefaultNamespace)
 	const pod = "pod-mutation-status"
 	startManager(t, startOpts{podID: pod, options: func(o *manager.Options) {
 		o.HeartbeatDuration = 2 * time.Second

@@ -112,7 +112,7 @@ func TestRBAC(t *testing.T) {
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(cfg), cfg); err != nil {
 			return false, err
 		}
-		return byPod(cfg, m.podID) != nil, fmt.Errorf("status %v", cfg.Object["status"])
+		return testenv.ByPod(cfg, m.podID) != nil, fmt.Errorf("status %v", cfg.Object["status"])
 	})
 }
 

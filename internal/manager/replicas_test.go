@@ -161,7 +161,7 @@ type auditState struct {
 
 func auditStatus(t *testing.T, kind, name string) auditState {
 	t.Helper()
-	u, err := getConstraint(t.Context(), kind, name)
+	u, err := testenv.GetConstraint(t.Context(), env.Client, kind, name)
 	if err != nil {
 		t.Fatalf("getting %s %s: %v", kind, name, err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/controllers/datasync"
 	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // benchSyncEnv turns TestSyncBenchmark on and sets how many ConfigMaps it
@@ -42,7 +43,7 @@ func TestSyncBenchmark(t *testing.T) {
 	if n <= 0 {
 		t.Skipf("Skipping: set %s to the number of ConfigMaps to sync (make bench-sync)", benchSyncEnv)
 	}
-	ensureNamespaces(t, manager.DefaultNamespace)
+	testenv.EnsureNamespaces(t, env.Client, manager.DefaultNamespace)
 	begin := time.Now()
 	createBenchConfigMaps(t, n)
 	t.Logf("Created %d ConfigMaps in %d namespaces in %s", n, benchNamespaces, time.Since(begin).Round(time.Millisecond))
@@ -115,7 +116,7 @@ func createBenchConfigMaps(t *testing.T, n int) {
 	}
 	for i := range benchNamespaces {
 		ns := fmt.Sprintf("sync-bench-%d", i)
-		ensureNamespaces(t, ns)
+		testenv.EnsureNamespaces(t, env.Client, ns)
 		t.Cleanup(func() {
 			_ = c.DeleteAllOf(context.Background(), &corev1.ConfigMap{}, client.InNamespace(ns))
 		})

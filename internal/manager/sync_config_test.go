@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/controllers/datasync"
 	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 func configMap(ns, name string, annotations string) string {
@@ -25,7 +26,7 @@ func configMap(ns, name string, annotations string) string {
 // and the last-applied annotation.
 func TestSyncConfigChanges(t *testing.T) {
 	const ns, excludedNS = "sync-cm", "sync-excl-a"
-	ensureNamespaces(t, manager.DefaultNamespace, ns, excludedNS)
+	testenv.EnsureNamespaces(t, env.Client, manager.DefaultNamespace, ns, excludedNS)
 	lastApplied := `kubectl.kubernetes.io/last-applied-configuration: '{"big":"copy"}', team: a`
 	apply(t, configMap(ns, "one", lastApplied)+"---\n"+configMap(ns, "two", "")+"---\n"+configMap(ns, "three", ""))
 	apply(t, configMap(excludedNS, "one", "")+"---\n"+configMap(excludedNS, "two", ""))
@@ -81,7 +82,7 @@ func TestSyncConfigChanges(t *testing.T) {
 // Config stops syncing what only it listed, while a SyncSet's kinds go on.
 func TestSyncBadInput(t *testing.T) {
 	const ns = "sync-bad"
-	ensureNamespaces(t, manager.DefaultNamespace, ns)
+	testenv.EnsureNamespaces(t, env.Client, manager.DefaultNamespace, ns)
 	apply(t, configMap(ns, "one", ""))
 	widget := schema.GroupVersionKind{Group: "example.com", Version: "v1", Kind: "Widget"}
 	incomplete := schema.GroupVersionKind{Kind: "Service"}

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,18 +23,6 @@ var (
 	ingressGVK       = schema.GroupVersionKind{Group: "networking.k8s.io", Version: "v1", Kind: "Ingress"}
 	secretGVK        = schema.GroupVersionKind{Version: "v1", Kind: "Secret"}
 )
-
-// ensureNamespaces creates namespaces that may exist already. They are not
-// deleted: without a namespace controller, envtest never finishes that.
-func ensureNamespaces(t *testing.T, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}
-		if err := env.Client.Create(t.Context(), ns); client.IgnoreAlreadyExists(err) != nil {
-			t.Fatalf("creating namespace %s: %v", n, err)
-		}
-	}
-}
 
 // syncConfig is a Config named name in namespace ns that syncs kinds and
 // excludes the given namespaces from the sync.

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/portcullis-dev/portcullis/internal/manager"
+	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // requireNetworkPolicy is a referential template: pods labeled app=prop
@@ -117,7 +118,7 @@ func loadPolicy(t *testing.T, m *running, kind, rego string) {
 // a NetworkPolicy selecting it.
 func TestSyncNetworkPolicy(t *testing.T) {
 	const ns = "sync-np"
-	ensureNamespaces(t, manager.DefaultNamespace, ns)
+	testenv.EnsureNamespaces(t, env.Client, manager.DefaultNamespace, ns)
 	apply(t, syncConfig(manager.DefaultNamespace, "config", []schema.GroupVersionKind{networkPolicyGVK}))
 	apply(t, networkPolicy(ns, "other", "other")) // there before the manager
 	m := startManager(t, startOpts{})
@@ -161,7 +162,7 @@ func TestSyncNetworkPolicy(t *testing.T) {
 // TestSyncIngressHost: no two Ingresses may use the same host, across
 // namespaces; deleting the first frees the host.
 func TestSyncIngressHost(t *testing.T) {
-	ensureNamespaces(t, manager.DefaultNamespace, "sync-ing-a", "sync-ing-b")
+	testenv.EnsureNamespaces(t, env.Client, manager.DefaultNamespace, "sync-ing-a", "sync-ing-b")
 	apply(t, syncConfig(manager.DefaultNamespace, "config", []schema.GroupVersionKind{ingressGVK}))
 	m := startManager(t, startOpts{})
 	waitReady(t, m)

@@ -19,14 +19,7 @@ func ConstraintEntry(ctx context.Context, c client.Reader, kind, name, podID str
 	if err := c.Get(ctx, client.ObjectKey{Name: name}, u); err != nil {
 		return nil, err
 	}
-	var e map[string]any
-	list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
-	for _, item := range list {
-		if m, ok := item.(map[string]any); ok && m["id"] == podID {
-			e = m
-			break
-		}
-	}
+	e := ByPod(u, podID)
 	if e == nil {
 		return nil, fmt.Errorf("no byPod entry for %s: %v", podID, u.Object["status"])
 	}
@@ -57,4 +50,25 @@ func WaitEnforced(t testing.TB, p Poll, c client.Reader, kind, name, podID strin
 	Eventually(t, p, kind+" "+name+" to be enforced", func(ctx context.Context) error {
 		return ConstraintEnforced(ctx, c, kind, name, podID)
 	})
+}
+
+// ByPod returns the entry of the replica podID in u's status.byPod, nil
+// if there is none.
+func ByPod(u *unstructured.Unstructured, podID string) map[string]any {
+	list, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
+	for _, item := range list {
+		if m, ok := item.(map[string]any); ok && m["id"] == podID {
+			return m
+		}
+	}
+	return nil
+}
+
+// GetConstraint reads the constraint kind/name (v1beta1).
+func GetConstraint(ctx context.Context, c client.Reader, kind, name string) (*unstructured.Unstructured, error) {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion("constraints.gatekeeper.sh/v1beta1")
+	u.SetKind(kind)
+	err := c.Get(ctx, client.ObjectKey{Name: name}, u)
+	return u, err
 }

@@ -1,0 +1,101 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/portcullis-dev/portcullis/engine"
+)
+
+// namespaceCache holds the Namespaces listed at the start of a run. One
+// created later is read once on first use; a missing one (NotFound) is
+// remembered as missing. A read that fails otherwise (timeout, 429, 5xx)
+// is not remembered, so the next use asks again, but the namespace is
+// marked unknown for the rest of the run: its reports are left alone.
+type namespaceCache struct {
+	client dynamic.ResourceInterface
+	log    logr.Logger
+	mu     sync.RWMutex
+	m      map[string]*corev1.Namespace
+	// failed are the namespaces whose read failed this run, with the
+	// first error.
+	failed map[string]error
+}
+
+func newNamespaceCache(client dynamic.ResourceInterface, log logr.Logger) *namespaceCache {
+	return &namespaceCache{client: client, log: log, m: map[string]*corev1.Namespace{}, failed: map[string]error{}}
+}
+
+func (c *namespaceCache) add(u *unstructured.Unstructured) {
+	u.SetManagedFields(nil)
+	ns, err := engine.NamespaceFromUnstructured(u)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[ns.Name] = ns
+}
+
+// get returns the Namespace name, nil when it does not exist. A read that
+// fails other than NotFound returns the error, logged once a namespace.
+func (c *namespaceCache) get(ctx context.Context, name string) (*corev1.Namespace, error) {
+	c.mu.RLock()
+	ns, ok := c.m[name]
+	c.mu.RUnlock()
+	if ok {
+		return ns, nil
+	}
+	u, err := c.client.Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err == nil:
+		u.SetManagedFields(nil)
+		ns, err = engine.NamespaceFromUnstructured(u)
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		err = fmt.Errorf("reading Namespace %s: %w", name, err)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if _, said := c.failed[name]; !said && ctx.Err() == nil {
+			c.failed[name] = err
+			c.log.Error(err, "Reading a Namespace failed; its objects are reviewed without it, and its reports are left as they are", "namespace", name)
+		}
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[name] = ns
+	return ns, nil
+}
+
+// live reports whether a namespace exists and is not being deleted; an
+// error when it could not be read, this time or earlier in the run.
+func (c *namespaceCache) live(ctx context.Context, name string) (bool, error) {
+	c.mu.RLock()
+	err := c.failed[name]
+	c.mu.RUnlock()
+	if err != nil {
+		return false, err
+	}
+	ns, err := c.get(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	return ns != nil && ns.DeletionTimestamp == nil, nil
+}
+
+// errors counts the namespaces whose read failed this run.
+func (c *namespaceCache) errors() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.failed)
+}
