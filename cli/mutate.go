@@ -73,6 +73,10 @@ kubectl get pod web -o yaml | portcullis mutate -f mutators/ -f - -o json`,
 				}
 				docs = append(docs, d...)
 			}
+			if len(docs) == 0 {
+				// As portcullis test and expand, and gator, say it.
+				return fatalf(stderr, "no input data identified")
+			}
 			out, err := mutateDocs(cmd, docs, output, diff, namespace)
 			if err != nil {
 				return fatalf(stderr, "%v", err)
@@ -200,14 +204,19 @@ func objectDiff(before, after *unstructured.Unstructured, source string) (string
 	if a == b {
 		return "", nil
 	}
-	name := after.GetKind() + "/" + after.GetName()
-	if ns := after.GetNamespace(); ns != "" {
-		name = after.GetKind() + "/" + ns + "/" + after.GetName()
-	}
 	return difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
 		A: lines(a), B: lines(b),
-		FromFile: name + " (" + source + ")", ToFile: name + " (mutated)", Context: 3,
+		FromFile: diffName(before) + " (" + source + ")", ToFile: diffName(after) + " (mutated)", Context: 3,
 	})
+}
+
+// diffName names obj in a diff header: kind/namespace/name, or kind/name.
+// Each side names its own object: a mutator may change the kind.
+func diffName(obj *unstructured.Unstructured) string {
+	if ns := obj.GetNamespace(); ns != "" {
+		return obj.GetKind() + "/" + ns + "/" + obj.GetName()
+	}
+	return obj.GetKind() + "/" + obj.GetName()
 }
 
 // lines splits text after each newline, with no empty last line.

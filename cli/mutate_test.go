@@ -242,6 +242,9 @@ func TestMutateErrors(t *testing.T) {
 	}{
 		{name: "no input", args: []string{}, want: "no input: give at least one -f"},
 		{name: "bad output", args: []string{"-o", "xml", "-f", pod}, want: `-o: "xml" is not yaml or json`},
+		// As portcullis test and expand, and gator, say it.
+		{name: "an empty file", args: []string{"-f", writeFile(t, dir, "empty.yaml", "---\n---\n")}, want: "no input data identified"},
+		{name: "an empty directory", args: []string{"-f", t.TempDir()}, want: "no input data identified"},
 		{name: "missing file", args: []string{"-f", filepath.Join(dir, "nothing.yaml")}, want: "nothing.yaml"},
 		{name: "bad location", mutators: strings.Replace(sidecarMutator, `"spec.containers[name: proxy]"`, `"spec.containers[name: proxy"`, 1),
 			want: `bad-location.yaml#0: Assign "sidecar": spec.location: invalid location`},
@@ -300,5 +303,30 @@ func TestVerifyAppliesMutators(t *testing.T) {
 	code, out, errOut := run(t, "", "verify", "-v", "testdata/mutation/suite.yaml")
 	if code != 0 || !strings.Contains(out, "--- PASS: label-added") || !strings.Contains(out, "--- PASS: mutator-in-inventory") || !strings.Contains(out, "--- PASS: refused") {
 		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestMutateDiffNames: each side of a --diff header names its own object,
+// so a mutator that changes the kind shows both kinds.
+func TestMutateDiffNames(t *testing.T) {
+	dir := t.TempDir()
+	mut := writeFile(t, dir, "kind.yaml", `apiVersion: mutations.gatekeeper.sh/v1
+kind: Assign
+metadata:
+  name: kind
+spec:
+  applyTo:
+  - groups: [""]
+    kinds: ["Pod"]
+    versions: ["v1"]
+  location: kind
+  parameters:
+    assign:
+      value: Secret
+`)
+	pod := writeFile(t, dir, "pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: default\n")
+	code, out, errOut := run(t, "", "mutate", "--diff", "-f", mut, "-f", pod)
+	if code != 0 || !strings.Contains(out, "--- Pod/default/web (") || !strings.Contains(out, "+++ Secret/default/web (mutated)") {
+		t.Errorf("exit %d, stderr %q, diff:\n%s", code, errOut, out)
 	}
 }
