@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/manifest"
-	"github.com/portcullis-dev/portcullis/mutation"
 )
 
 func newExpandCmd() *cobra.Command {
@@ -125,12 +123,12 @@ func expandAll(cmd *cobra.Command, docs []manifest.Doc) ([]*unstructured.Unstruc
 	if err != nil || sys == nil {
 		return nil, err
 	}
-	if err := mutateBases(ctx, off, objs); err != nil {
+	if err := mutateAll(ctx, off, objs, true); err != nil {
 		return nil, err
 	}
 	namespaces := map[string]*corev1.Namespace{}
 	for _, d := range objs {
-		if gvk := d.Object.GroupVersionKind(); gvk.Group == "" && gvk.Kind == "Namespace" {
+		if engine.IsNamespace(d.Object) {
 			ns, err := engine.NamespaceFromUnstructured(d.Object)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", d.Source, err)
@@ -151,32 +149,6 @@ func expandAll(cmd *cobra.Command, docs []manifest.Doc) ([]*unstructured.Unstruc
 	key := func(o *unstructured.Unstructured) string { return o.GetName() + o.GetAPIVersion() + o.GetKind() }
 	sort.SliceStable(out, func(i, j int) bool { return key(out[i]) > key(out[j]) })
 	return out, nil
-}
-
-// mutateBases mutates every object of docs but the Namespaces, as gator
-// expand mutates each object before it expands it: source Original and no
-// operation (only mutators for every operation apply), the Namespaces given
-// read as they are.
-func mutateBases(ctx context.Context, off *mutation.Offline, docs []manifest.Doc) error {
-	isNamespace := func(d manifest.Doc) bool {
-		gvk := d.Object.GroupVersionKind()
-		return gvk.Group == "" && gvk.Kind == "Namespace"
-	}
-	for _, d := range docs {
-		if isNamespace(d) {
-			off.KeepNamespace(d.Object)
-		}
-	}
-	m := off.ForExpansion()
-	for _, d := range docs {
-		if isNamespace(d) || mutation.IsGatekeeperGroup(d.Object.GroupVersionKind().Group) {
-			continue
-		}
-		if _, err := m.Mutate(ctx, d.Object, nil, engine.SourceOriginal); err != nil {
-			return fmt.Errorf("%s: %w", d.Source, err)
-		}
-	}
-	return nil
 }
 
 // formatResources renders resources as gator expand does: YAML (the

@@ -81,7 +81,7 @@ func newPolicySet(ctx context.Context, docs []manifest.Doc, opts engine.Options,
 	if err != nil {
 		return nil, err
 	}
-	if err := mutateAll(ctx, off, docs); err != nil {
+	if err := mutateAll(ctx, off, docs, false); err != nil {
 		return nil, err
 	}
 	ps.mutation = off

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	mutationsv1 "github.com/portcullis-dev/portcullis/api/mutations/v1"
+	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/manifest"
 	"github.com/portcullis-dev/portcullis/mutation"
 )
@@ -105,7 +106,7 @@ func mutateDocs(cmd *cobra.Command, docs []manifest.Doc, output string, diff boo
 	for i, d := range objects {
 		originals[i] = d.Object.DeepCopy()
 	}
-	if err := mutateAll(ctx, off, objects); err != nil {
+	if err := mutateAll(ctx, off, objects, false); err != nil {
 		return "", err
 	}
 	var b strings.Builder
@@ -147,25 +148,37 @@ func loadOffline(docs []manifest.Doc) (*mutation.Offline, []manifest.Doc, error)
 }
 
 // mutateAll mutates the Namespaces among docs first, then the rest, in
-// place.
-func mutateAll(ctx context.Context, off *mutation.Offline, docs []manifest.Doc) error {
-	isNamespace := func(d manifest.Doc) bool {
-		gvk := d.Object.GroupVersionKind()
-		return gvk.Group == "" && gvk.Kind == "Namespace"
+// place, as the mutating webhook would on CREATE. asExpand mutates as gator
+// expand does before it expands an object: the Namespaces are read as they
+// are, the rest mutated with source Original and no operation (only
+// mutators for every operation apply).
+func mutateAll(ctx context.Context, off *mutation.Offline, docs []manifest.Doc, asExpand bool) error {
+	for _, d := range docs {
+		switch {
+		case !engine.IsNamespace(d.Object):
+		case asExpand:
+			off.KeepNamespace(d.Object)
+		default:
+			if _, err := off.AddNamespace(ctx, d.Object); err != nil {
+				return fmt.Errorf("%s: %w", d.Source, err)
+			}
+		}
+	}
+	mutate := off.Mutate
+	if asExpand {
+		m := off.ForExpansion()
+		mutate = func(ctx context.Context, obj *unstructured.Unstructured) (bool, error) {
+			if mutation.IsGatekeeperGroup(obj.GroupVersionKind().Group) {
+				return false, nil
+			}
+			return m.Mutate(ctx, obj, nil, engine.SourceOriginal)
+		}
 	}
 	for _, d := range docs {
-		if !isNamespace(d) {
+		if engine.IsNamespace(d.Object) {
 			continue
 		}
-		if _, err := off.AddNamespace(ctx, d.Object); err != nil {
-			return fmt.Errorf("%s: %w", d.Source, err)
-		}
-	}
-	for _, d := range docs {
-		if isNamespace(d) {
-			continue
-		}
-		if _, err := off.Mutate(ctx, d.Object); err != nil {
+		if _, err := mutate(ctx, d.Object); err != nil {
 			return fmt.Errorf("%s: %w", d.Source, err)
 		}
 	}

@@ -288,7 +288,7 @@ func request(t testing.TB, op admissionv1.Operation, object, oldObject *unstruct
 		Object:    rawOf(t, object),
 		OldObject: rawOf(t, oldObject),
 	}
-	if isNamespaceKind(ref) {
+	if IsNamespace(ref) {
 		// The API server names a Namespace's own name as the request's
 		// namespace.
 		req.Namespace = ref.GetName()

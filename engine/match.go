@@ -129,7 +129,7 @@ func (c *CompiledMatch) Matches(obj *unstructured.Unstructured, ns *corev1.Names
 	t := matchTarget{obj: obj, nsName: obj.GetNamespace(), source: source}
 	if ns != nil {
 		t.nsKnown, t.nsLabels = true, ns.Labels
-		if t.nsName == "" && !isNamespaceKind(obj) {
+		if t.nsName == "" && !IsNamespace(obj) {
 			t.nsName = ns.Name
 		}
 	}
@@ -147,7 +147,8 @@ type matchTarget struct {
 	process  string
 }
 
-func isNamespaceKind(obj *unstructured.Unstructured) bool {
+// IsNamespace reports whether obj is a core Namespace.
+func IsNamespace(obj *unstructured.Unstructured) bool {
 	gvk := obj.GroupVersionKind()
 	return gvk.Group == "" && gvk.Kind == "Namespace"
 }
@@ -155,7 +156,7 @@ func isNamespaceKind(obj *unstructured.Unstructured) bool {
 // matches ANDs the match criteria, in Gatekeeper's order and semantics.
 func (m *compiledMatch) matches(t *matchTarget) (bool, error) {
 	obj := t.obj
-	isNS := isNamespaceKind(obj)
+	isNS := IsNamespace(obj)
 	if !m.kindsMatch(obj) {
 		return false, nil
 	}

@@ -161,7 +161,7 @@ func fillRequestMeta(r *review, obj *unstructured.Unstructured) {
 	if r.Name == "" {
 		r.Name = obj.GetName()
 	}
-	if r.Namespace == "" && !isNamespaceKind(obj) {
+	if r.Namespace == "" && !IsNamespace(obj) {
 		r.Namespace = obj.GetNamespace()
 	}
 }
@@ -185,7 +185,7 @@ func newObjectReview(obj *unstructured.Unstructured, ns *corev1.Namespace, sourc
 		namespace: ns,
 		source:    source,
 	}
-	if !isNamespaceKind(obj) {
+	if !IsNamespace(obj) {
 		r.Namespace = obj.GetNamespace()
 	}
 	return r, nil
