@@ -188,10 +188,11 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 	if h.opts.ServiceAccount != "" && req.UserInfo.Username == h.opts.ServiceAccount {
 		return allowed("Gatekeeper does not self-manage"), nil
 	}
+	// One deadline for all of it: the API server waits for the whole.
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	if h.opts.Policy != nil && isPolicy(req) && (h.opts.CheckPolicies == nil || h.opts.CheckPolicies(ctx)) {
-		pctx, cancel := context.WithTimeout(ctx, timeout)
-		resp, err := h.opts.Policy.admit(pctx, req)
-		cancel()
+		resp, err := h.opts.Policy.admit(ctx, req)
 		if err != nil || !resp.Allowed {
 			return resp, err
 		}
@@ -214,8 +215,6 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 		return nil, err
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	var ns *corev1.Namespace
 	if h.opts.Namespaces != nil && req.Namespace != "" && !isNamespace {
 		var err error

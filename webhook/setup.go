@@ -88,7 +88,13 @@ func Setup(mgr ctrl.Manager, eng *engine.Engine, opts Options) error {
 		}
 		policy := NewPolicyHandler(eng, opts.EngineOptions, ho.Timeout, log.WithName("admitpolicy"))
 		ho.Policy = policy
-		ho.CheckPolicies = policyWebhookMissing(mgr.GetAPIReader(), opts.ConfigurationName)
+		if opts.ManageConfiguration {
+			// The configuration it applies always has check-policy: no
+			// read per request to learn it.
+			ho.CheckPolicies = func(context.Context) bool { return false }
+		} else {
+			ho.CheckPolicies = policyWebhookMissing(mgr.GetAPIReader(), opts.ConfigurationName)
+		}
 		server.Register(AdmitPath, NewAdmissionHandler(rv, ho))
 		server.Register(AdmitLabelPath, NewNamespaceLabelHandler(opts.exemptions(), log.WithName("admitlabel")))
 		server.Register(AdmitPolicyPath, policy)
