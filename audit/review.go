@@ -202,7 +202,7 @@ func (r *run) record(w *worker, obj *unstructured.Unstructured, v *engine.Violat
 func (r *run) exempt(obj *unstructured.Unstructured) bool {
 	ns := obj.GetNamespace()
 	if ns == "" {
-		if gvk := obj.GroupVersionKind(); gvk.Group != "" || gvk.Kind != "Namespace" {
+		if !engine.IsNamespace(obj) {
 			return false
 		}
 		ns = obj.GetName()

@@ -222,8 +222,7 @@ func runGatorTest(cmd *cobra.Command, inputs []inputDoc, opts engine.Options) ([
 	// The Namespaces given, as the mutators given left them.
 	namespaces := map[string]*corev1.Namespace{}
 	for _, item := range ps.objects {
-		gvk := item.obj.GroupVersionKind()
-		if _, ok := item.input.(*engine.Object); ok && gvk.Group == "" && gvk.Kind == "Namespace" {
+		if _, ok := item.input.(*engine.Object); ok && engine.IsNamespace(item.obj) {
 			ns, err := engine.NamespaceFromUnstructured(item.obj)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", item.source, err)

@@ -31,9 +31,3 @@ func (m *Mutator) apply(obj *unstructured.Unstructured) (outcome, error) {
 	_, o, err := w.walk(obj.Object, 0)
 	return o, err
 }
-
-// Applies reports whether the mutator would be applied to obj: the same
-// check Mutate makes before applying it.
-func (m *Mutator) Applies(obj *unstructured.Unstructured, ns *corev1.Namespace, source string, op Operation) (bool, error) {
-	return m.matches(obj, ns, source, op)
-}

@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/portcullis-dev/portcullis/engine"
 )
 
 // gatekeeperGroups are the API groups of Gatekeeper's own resources, which
@@ -106,9 +108,8 @@ func (o *Offline) Mutate(ctx context.Context, obj *unstructured.Unstructured) (b
 // namespaceOf is the Namespace of obj, in namespace name: a Namespace is
 // its own; one added, or one without labels, for a name; none without.
 func (o *Offline) namespaceOf(obj *unstructured.Unstructured, name string) *corev1.Namespace {
-	gvk := obj.GroupVersionKind()
 	switch {
-	case gvk.Group == "" && gvk.Kind == "Namespace":
+	case engine.IsNamespace(obj):
 		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: obj.GetName(), Labels: obj.GetLabels()}}
 	case name != "":
 		if ns := o.namespaces[name]; ns != nil {

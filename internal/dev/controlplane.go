@@ -69,7 +69,7 @@ func findAssets(ctx context.Context, dir string, out io.Writer) (string, error) 
 	case <-ctx.Done():
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done //nolint:errcheck // killed: its error says only that
-		return "", fmt.Errorf("building the control plane: %w", stopCause(ctx))
+		return "", fmt.Errorf("building the control plane: %w", context.Cause(ctx))
 	}
 	if err != nil {
 		return "", fmt.Errorf("building the control plane with %s: %w", script, err)

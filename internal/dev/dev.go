@@ -333,7 +333,7 @@ func (r *run) stopAll(stops []func() error) error {
 		_ = os.Remove(r.o.ReadyFile)
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("stopping: %w", joinErrs(errs))
+		return fmt.Errorf("stopping: %w", errors.Join(errs...))
 	}
 	if len(stops) > 0 {
 		fmt.Fprintln(r.stderr, "portcullis dev: stopped")

@@ -1,7 +1,6 @@
 package dev
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -51,6 +50,3 @@ func joinAnd(s []string) string {
 	}
 	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
-
-// joinErrs joins errors on one line each.
-func joinErrs(errs []error) error { return errors.Join(errs...) }

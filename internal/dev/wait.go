@@ -59,7 +59,7 @@ func waitFor(ctx context.Context, out io.Writer, what string, bound, interval ti
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%s: %w%s", what, stopCause(ctx), because(reason))
+			return fmt.Errorf("%s: %w%s", what, context.Cause(ctx), because(reason))
 		case <-t.C:
 		}
 	}
@@ -70,15 +70,6 @@ func because(reason string) string {
 		return ""
 	}
 	return ": " + reason
-}
-
-// stopCause is why ctx ended: ErrInterrupted for a signal, the start-up
-// timeout otherwise.
-func stopCause(ctx context.Context) error {
-	if c := context.Cause(ctx); c != nil {
-		return c
-	}
-	return ctx.Err()
 }
 
 // lastLine returns the last non-empty line of a log file, shortened, as a
