@@ -15,7 +15,8 @@ import (
 func loadExpansion(docs []manifest.Doc, mutator expansion.Mutator) (*expansion.System, error) {
 	var sys *expansion.System
 	for _, d := range docs {
-		if !expansion.IsTemplate(d.Object) {
+		// A mistake in the kind or version is an error, not an object.
+		if !expansion.InGroup(d.Object) {
 			continue
 		}
 		if sys == nil {

@@ -330,6 +330,18 @@ func TestExpand(t *testing.T) {
 			stderr: []string{`error expanding resources: error expanding resource nginx-deployment (testdata/expansion/deployment.yaml): ExpansionTemplate "expand-pod-templates": templateSource not found: Deployment "nginx-deployment" has no field spec.podTemplate`},
 		},
 		{
+			name: "kind misspelled", gator: "the object is not taken for an object to expand: an error, as gator's scheme decoding has",
+			stdin: strings.Replace(readTestdata(t, xExpand), "kind: ExpansionTemplate\n", "kind: ExpansionTemplates\n", 1) + "\n---\n" + readTestdata(t, xDeployment),
+			args: []string{"expand"}, code: 1, exact: new(""),
+			stderr: []string{`error expanding resources: error creating expander: error upserting template expand-deployments (<stdin>#0): invalid ExpansionTemplate: ExpansionTemplates "expand-deployments" is not an ExpansionTemplate.expansion.gatekeeper.sh`},
+		},
+		{
+			name: "version not served", gator: "Gatekeeper serves v1alpha1 and v1beta1",
+			stdin: strings.Replace(readTestdata(t, xExpand), "expansion.gatekeeper.sh/v1alpha1", "expansion.gatekeeper.sh/v1", 1) + "\n---\n" + readTestdata(t, xDeployment),
+			args: []string{"expand"}, code: 1, exact: new(""),
+			stderr: []string{`invalid ExpansionTemplate: ExpansionTemplate "expand-deployments": apiVersion: ExpansionTemplate is served as expansion.gatekeeper.sh/v1alpha1 and v1beta1, not expansion.gatekeeper.sh/v1`},
+		},
+		{
 			name: "OCI images refused", gator: "-i/--image (not supported here: said in --help)",
 			args: []string{"expand", "-i", "ghcr.io/x/y:1", "-n", xExpand}, code: 1, stderr: []string{"OCI image inputs (-i/--image) are not supported"},
 		},

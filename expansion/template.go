@@ -14,6 +14,7 @@ import (
 	"github.com/portcullis-dev/portcullis/api/expansion/v1alpha1"
 	"github.com/portcullis-dev/portcullis/api/expansion/v1beta1"
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/manifest"
 )
 
 // Group and Kind of the ExpansionTemplate.
@@ -82,6 +83,15 @@ func IsTemplate(u *unstructured.Unstructured) bool {
 	return gvk.Group == Group && gvk.Kind == Kind
 }
 
+// InGroup reports whether u is in the ExpansionTemplate's API group: an
+// ExpansionTemplate, or a mistake for one (FromUnstructured says which).
+func InGroup(u *unstructured.Unstructured) bool {
+	return u.GroupVersionKind().Group == Group
+}
+
+// versions are the versions Gatekeeper's CRD serves.
+var versions = []string{"v1alpha1", "v1beta1"}
+
 // FromUnstructured converts an ExpansionTemplate read from YAML or JSON.
 // Both versions have the same fields, so either converts. Fields of the
 // wrong type are an error naming the template.
@@ -89,8 +99,12 @@ func FromUnstructured(u *unstructured.Unstructured) (*Template, error) {
 	if !IsTemplate(u) {
 		return nil, fmt.Errorf("%w: %s %q is not an %s.%s", ErrInvalidTemplate, u.GetKind(), u.GetName(), Kind, Group)
 	}
+	if v := u.GroupVersionKind().Version; !slices.Contains(versions, v) {
+		return nil, fmt.Errorf("%w: %s %q: apiVersion: %s is served as %s/%s, not %s/%s",
+			ErrInvalidTemplate, Kind, u.GetName(), Kind, Group, strings.Join(versions, " and "), Group, v)
+	}
 	t := &v1alpha1.ExpansionTemplate{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, t); err != nil {
+	if err := manifest.Decode(u.Object, t, ""); err != nil {
 		return nil, fmt.Errorf("%w: %s %q: %w", ErrInvalidTemplate, Kind, u.GetName(), err)
 	}
 	return FromV1Alpha1(t), nil

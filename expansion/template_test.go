@@ -85,8 +85,17 @@ func TestFromUnstructured(t *testing.T) {
 	})
 	t.Run("field of the wrong type", func(t *testing.T) {
 		_, err := FromUnstructured(parse(t, strings.Replace(expandJobs, "templateSource: spec.template", "templateSource: [spec]", 1)))
-		if err == nil || !strings.Contains(err.Error(), `ExpansionTemplate "expand-jobs"`) || !errors.Is(err, ErrInvalidTemplate) {
-			t.Errorf("err = %v, want one naming the template", err)
+		if err == nil || !strings.Contains(err.Error(), `ExpansionTemplate "expand-jobs": spec.templateSource: a list, not a string`) || !errors.Is(err, ErrInvalidTemplate) {
+			t.Errorf("err = %v, want one naming the template and the field", err)
+		}
+	})
+	t.Run("version not served", func(t *testing.T) {
+		u := parse(t, expandJobs)
+		u.SetAPIVersion(Group + "/v1")
+		_, err := FromUnstructured(u)
+		if err == nil || !strings.Contains(err.Error(), `ExpansionTemplate "expand-jobs": apiVersion: ExpansionTemplate is served as expansion.gatekeeper.sh/v1alpha1 and v1beta1, not expansion.gatekeeper.sh/v1`) ||
+			!errors.Is(err, ErrInvalidTemplate) {
+			t.Errorf("err = %v", err)
 		}
 	})
 }

@@ -81,7 +81,9 @@ func TestNewErrors(t *testing.T) {
 		{"path test condition", "kind: Assign\nspec:" + applyToPod + "\n  location: spec.x\n  parameters:\n    assign:\n      value: x\n    pathTests:\n    - subPath: spec\n      condition: Exists",
 			`spec.parameters.pathTests[0].condition: "Exists" is not MustExist or MustNotExist`},
 		{"spec not an object", "kind: Assign\nspec: 3", "spec:"},
-		{"spec field type", "kind: Assign\nspec:\n  location: [a]", "spec:"},
+		{"spec field type", "kind: Assign\nspec:\n  location: [a]", "spec.location: a list, not a string"},
+		{"fromList type", "kind: ModifySet\nspec:" + applyToPod + "\n  location: spec.containers[name: *].args\n  parameters:\n    values:\n      fromList: --v",
+			"spec.parameters.values.fromList: a string, not a list"},
 
 		{"metadata location", "kind: AssignMetadata\nspec:\n  location: metadata.name\n  parameters:\n    assign:\n      value: x",
 			`spec.location: "metadata.name" is not metadata.labels.<key> or metadata.annotations.<key>`},

@@ -13,6 +13,7 @@ import (
 
 	mutationsv1 "github.com/portcullis-dev/portcullis/api/mutations/v1"
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/internal/manifest"
 	"github.com/portcullis-dev/portcullis/mutation/path"
 )
 
@@ -149,10 +150,7 @@ func New(u *unstructured.Unstructured) (*Mutator, error) {
 
 // decodeSpec decodes spec into out, naming spec in the error.
 func decodeSpec(raw map[string]any, out any) error {
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, out); err != nil {
-		return fmt.Errorf("spec: %w", err)
-	}
-	return nil
+	return manifest.Decode(raw, out, "spec")
 }
 
 // common checks and compiles what every mutator has: the location (which
