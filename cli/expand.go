@@ -8,11 +8,9 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
-	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/internal/manifest"
 )
 
@@ -126,14 +124,10 @@ func expandAll(cmd *cobra.Command, docs []manifest.Doc) ([]*unstructured.Unstruc
 	if err := mutateAll(ctx, off, objs, true); err != nil {
 		return nil, err
 	}
-	namespaces := map[string]*corev1.Namespace{}
+	namespaces := givenNamespaces{}
 	for _, d := range objs {
-		if engine.IsNamespace(d.Object) {
-			ns, err := engine.NamespaceFromUnstructured(d.Object)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", d.Source, err)
-			}
-			namespaces[ns.Name] = ns
+		if err := namespaces.add(d.Object, d.Source); err != nil {
+			return nil, err
 		}
 	}
 	var out []*unstructured.Unstructured

@@ -190,10 +190,26 @@ func denies(r *gatorResult) bool {
 	return r.EnforcementAction == engine.ActionDeny || slices.Contains(r.ScopedActions, engine.ActionDeny)
 }
 
+// givenNamespaces are the Namespaces given among the inputs, by name.
+type givenNamespaces map[string]*corev1.Namespace
+
+// add keeps obj, read from source, if it is a Namespace.
+func (g givenNamespaces) add(obj *unstructured.Unstructured, source string) error {
+	if !engine.IsNamespace(obj) {
+		return nil
+	}
+	ns, err := engine.NamespaceFromUnstructured(obj)
+	if err != nil {
+		return fmt.Errorf("%s: %w", source, err)
+	}
+	g[ns.Name] = ns
+	return nil
+}
+
 // reviewNamespace is the Namespace gator reviews an object with: an empty
 // one for an object without metadata.namespace, the Namespace given in the
 // input, a bare "default", or none (nil).
-func reviewNamespace(obj *unstructured.Unstructured, given map[string]*corev1.Namespace) *corev1.Namespace {
+func reviewNamespace(obj *unstructured.Unstructured, given givenNamespaces) *corev1.Namespace {
 	ns := obj.GetNamespace()
 	if ns == "" {
 		return &corev1.Namespace{}
@@ -220,14 +236,13 @@ func runGatorTest(cmd *cobra.Command, inputs []inputDoc, opts engine.Options) ([
 		return nil, nil, err
 	}
 	// The Namespaces given, as the mutators given left them.
-	namespaces := map[string]*corev1.Namespace{}
+	namespaces := givenNamespaces{}
 	for _, item := range ps.objects {
-		if _, ok := item.input.(*engine.Object); ok && engine.IsNamespace(item.obj) {
-			ns, err := engine.NamespaceFromUnstructured(item.obj)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", item.source, err)
-			}
-			namespaces[ns.Name] = ns
+		if _, ok := item.input.(*engine.Object); !ok {
+			continue
+		}
+		if err := namespaces.add(item.obj, item.source); err != nil {
+			return nil, nil, err
 		}
 	}
 	// Objects are also judged by what they expand into, as gator test

@@ -1,6 +1,8 @@
 package mutation_test
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -8,21 +10,21 @@ import (
 )
 
 // The examples of Gatekeeper's mutation documentation, each on a Pod.
+// They are in testdata/gatekeeper-docs, as written there (the webhook's
+// end-to-end test applies them through the API server too).
+
+// docsExample reads the example mutator named name.
+func docsExample(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "gatekeeper-docs", name+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
 
 func TestAssignMetadataAnnotation(t *testing.T) {
-	s := system(t, mutation.Options{}, `
-apiVersion: mutations.gatekeeper.sh/v1
-kind: AssignMetadata
-metadata:
-  name: demo-annotation-owner
-spec:
-  match:
-    scope: Namespaced
-  location: "metadata.annotations.owner"
-  parameters:
-    assign:
-      value: "admin"
-`)
+	s := system(t, mutation.Options{}, docsExample(t, "demo-annotation-owner"))
 	out, changed := mutate(t, s, obj(t, nginxPod), namespace("bar", nil), mutation.Create)
 	if !changed || out.GetAnnotations()["owner"] != "admin" {
 		t.Fatalf("annotations = %v, changed %t; want owner: admin", out.GetAnnotations(), changed)
@@ -42,30 +44,7 @@ spec:
 }
 
 func TestAssignPrivilegedPathTest(t *testing.T) {
-	s := system(t, mutation.Options{}, `
-apiVersion: mutations.gatekeeper.sh/v1
-kind: Assign
-metadata:
-  name: demo-privileged
-spec:
-  applyTo:
-  - groups: [""]
-    kinds: ["Pod"]
-    versions: ["v1"]
-  match:
-    scope: Namespaced
-    kinds:
-    - apiGroups: ["*"]
-      kinds: ["Pod"]
-    namespaces: ["bar"]
-  location: "spec.containers[name:foo].securityContext.privileged"
-  parameters:
-    assign:
-      value: false
-    pathTests:
-    - subPath: "spec.containers[name:foo]"
-      condition: MustExist
-`)
+	s := system(t, mutation.Options{}, docsExample(t, "demo-privileged"))
 	out, changed := mutate(t, s, obj(t, nginxPod), namespace("bar", nil), mutation.Create)
 	if !changed || field(t, out, "spec", "containers", 1, "securityContext", "privileged") != false {
 		t.Fatalf("containers = %v", field(t, out, "spec", "containers"))
@@ -95,27 +74,7 @@ func unstructuredRemoveContainer(p interface{ UnstructuredContent() map[string]a
 }
 
 func TestAssignImagePullPolicyExceptSystem(t *testing.T) {
-	s := system(t, mutation.Options{}, `
-apiVersion: mutations.gatekeeper.sh/v1
-kind: Assign
-metadata:
-  name: demo-image-pull-policy
-spec:
-  applyTo:
-  - groups: [""]
-    kinds: ["Pod"]
-    versions: ["v1"]
-  match:
-    scope: Namespaced
-    kinds:
-    - apiGroups: ["*"]
-      kinds: ["Pod"]
-    excludedNamespaces: ["system"]
-  location: "spec.containers[name:*].imagePullPolicy"
-  parameters:
-    assign:
-      value: Always
-`)
+	s := system(t, mutation.Options{}, docsExample(t, "demo-image-pull-policy"))
 	out, _ := mutate(t, s, obj(t, nginxPod), namespace("bar", nil), mutation.Create)
 	for i := range 2 {
 		if got := field(t, out, "spec", "containers", i, "imagePullPolicy"); got != "Always" {
@@ -130,27 +89,7 @@ spec:
 }
 
 func TestAssignOperations(t *testing.T) {
-	s := system(t, mutation.Options{}, `
-apiVersion: mutations.gatekeeper.sh/v1
-kind: Assign
-metadata:
-  name: demo-env-create-only
-spec:
-  applyTo:
-  - groups: [""]
-    kinds: ["Pod"]
-    versions: ["v1"]
-    operations: ["CREATE"]
-  match:
-    scope: Namespaced
-    kinds:
-    - apiGroups: ["*"]
-      kinds: ["Pod"]
-  location: "spec.containers[name:*].env[name:DEPLOYMENT_TIMESTAMP].value"
-  parameters:
-    assign:
-      value: "2024-01-01T00:00:00Z"
-`)
+	s := system(t, mutation.Options{}, docsExample(t, "demo-env-create-only"))
 	out, changed := mutate(t, s, obj(t, nginxPod), namespace("bar", nil), mutation.Create)
 	want := []any{map[string]any{"name": "DEPLOYMENT_TIMESTAMP", "value": "2024-01-01T00:00:00Z"}}
 	if !changed || !reflect.DeepEqual(field(t, out, "spec", "containers", 0, "env"), want) {
@@ -164,30 +103,7 @@ spec:
 }
 
 func TestAssignSidecar(t *testing.T) {
-	s := system(t, mutation.Options{}, `
-apiVersion: mutations.gatekeeper.sh/v1
-kind: Assign
-metadata:
-  name: demo-sidecar
-spec:
-  applyTo:
-  - groups: [""]
-    kinds: ["Pod"]
-    versions: ["v1"]
-  match:
-    scope: Namespaced
-    kinds:
-    - apiGroups: ["*"]
-      kinds: ["Pod"]
-  location: "spec.containers[name:networking]"
-  parameters:
-    assign:
-      value:
-        name: "networking"
-        imagePullPolicy: Always
-        image: quay.io/foo/bar:latest
-        command: ["/bin/bash", "-c", "sleep INF"]
-`)
+	s := system(t, mutation.Options{}, docsExample(t, "demo-sidecar"))
 	out, changed := mutate(t, s, obj(t, nginxPod), namespace("bar", nil), mutation.Create)
 	sidecar := map[string]any{"name": "networking", "imagePullPolicy": "Always", "image": "quay.io/foo/bar:latest", "command": []any{"/bin/bash", "-c", "sleep INF"}}
 	if !changed || !reflect.DeepEqual(field(t, out, "spec", "containers", 2), sidecar) {
@@ -201,47 +117,7 @@ spec:
 }
 
 func TestAssignDNS(t *testing.T) {
-	s := system(t, mutation.Options{}, `
-apiVersion: mutations.gatekeeper.sh/v1
-kind: Assign
-metadata:
-  name: demo-dns-policy
-spec:
-  applyTo:
-  - groups: [""]
-    kinds: ["Pod"]
-    versions: ["v1"]
-  match:
-    scope: Namespaced
-    kinds:
-    - apiGroups: ["*"]
-      kinds: ["Pod"]
-  location: "spec.dnsPolicy"
-  parameters:
-    assign:
-      value: None
-`, `
-apiVersion: mutations.gatekeeper.sh/v1
-kind: Assign
-metadata:
-  name: demo-dns-config
-spec:
-  applyTo:
-  - groups: [""]
-    kinds: ["Pod"]
-    versions: ["v1"]
-  match:
-    scope: Namespaced
-    kinds:
-    - apiGroups: ["*"]
-      kinds: ["Pod"]
-  location: "spec.dnsConfig"
-  parameters:
-    assign:
-      value:
-        nameservers:
-        - 1.2.3.4
-`)
+	s := system(t, mutation.Options{}, docsExample(t, "demo-dns-policy"), docsExample(t, "demo-dns-config"))
 	out, _ := mutate(t, s, obj(t, nginxPod), namespace("bar", nil), mutation.Create)
 	if field(t, out, "spec", "dnsPolicy") != "None" || !reflect.DeepEqual(field(t, out, "spec", "dnsConfig"), map[string]any{"nameservers": []any{"1.2.3.4"}}) {
 		t.Errorf("spec = %v", out.Object["spec"])
@@ -249,26 +125,7 @@ spec:
 }
 
 func TestAssignImageDigest(t *testing.T) {
-	s := system(t, mutation.Options{}, `
-apiVersion: mutations.gatekeeper.sh/v1alpha1
-kind: AssignImage
-metadata:
-  name: add-nginx-digest
-spec:
-  applyTo:
-  - groups: [ "" ]
-    kinds: [ "Pod" ]
-    versions: [ "v1" ]
-  location: "spec.containers[name:nginx].image"
-  parameters:
-    assignTag: "@sha256:abcde67890123456789abc345678901a"
-  match:
-    source: "All"
-    scope: Namespaced
-    kinds:
-    - apiGroups: [ "*" ]
-      kinds: [ "Pod" ]
-`)
+	s := system(t, mutation.Options{}, docsExample(t, "add-nginx-digest"))
 	out, _ := mutate(t, s, obj(t, nginxPod), namespace("bar", nil), mutation.Create)
 	if got := field(t, out, "spec", "containers", 0, "image"); got != "nginx@sha256:abcde67890123456789abc345678901a" {
 		t.Errorf("image = %v", got)
@@ -279,23 +136,7 @@ spec:
 }
 
 func TestModifySetPrune(t *testing.T) {
-	s := system(t, mutation.Options{}, `
-apiVersion: mutations.gatekeeper.sh/v1
-kind: ModifySet
-metadata:
-  name: remove-err-logging
-spec:
-  applyTo:
-  - groups: [""]
-    kinds: ["Pod"]
-    versions: ["v1"]
-  location: "spec.containers[name: *].args"
-  parameters:
-    operation: prune
-    values:
-      fromList:
-        - --alsologtostderr
-`)
+	s := system(t, mutation.Options{}, docsExample(t, "remove-err-logging"))
 	p := obj(t, nginxPod)
 	field(t, p, "spec", "containers", 0).(map[string]any)["args"] = []any{"--v=2", "--alsologtostderr", "-x", "--alsologtostderr"}
 	out, changed := mutate(t, s, p, namespace("bar", nil), mutation.Create)

@@ -13,165 +13,23 @@ import (
 )
 
 // docsMutators are the examples of Gatekeeper's mutation documentation
-// (website/docs/mutation.md), as written there.
-var docsMutators = []string{`
-apiVersion: mutations.gatekeeper.sh/v1
-kind: AssignMetadata
-metadata:
-  name: demo-annotation-owner
-spec:
-  match:
-    scope: Namespaced
-  location: "metadata.annotations.owner"
-  parameters:
-    assign:
-      value: "admin"
-`, `
-apiVersion: mutations.gatekeeper.sh/v1
-kind: Assign
-metadata:
-  name: demo-privileged
-spec:
-  applyTo:
-  - groups: [""]
-    kinds: ["Pod"]
-    versions: ["v1"]
-  match:
-    scope: Namespaced
-    kinds:
-    - apiGroups: ["*"]
-      kinds: ["Pod"]
-    namespaces: ["bar"]
-  location: "spec.containers[name:foo].securityContext.privileged"
-  parameters:
-    assign:
-      value: false
-    pathTests:
-    - subPath: "spec.containers[name:foo]"
-      condition: MustExist
-`, `
-apiVersion: mutations.gatekeeper.sh/v1
-kind: Assign
-metadata:
-  name: demo-image-pull-policy
-spec:
-  applyTo:
-  - groups: [""]
-    kinds: ["Pod"]
-    versions: ["v1"]
-  match:
-    scope: Namespaced
-    kinds:
-    - apiGroups: ["*"]
-      kinds: ["Pod"]
-    excludedNamespaces: ["system"]
-  location: "spec.containers[name:*].imagePullPolicy"
-  parameters:
-    assign:
-      value: Always
-`, `
-apiVersion: mutations.gatekeeper.sh/v1
-kind: Assign
-metadata:
-  name: demo-env-create-only
-spec:
-  applyTo:
-  - groups: [""]
-    kinds: ["Pod"]
-    versions: ["v1"]
-    operations: ["CREATE"]  # Only apply on resource creation
-  match:
-    scope: Namespaced
-    kinds:
-    - apiGroups: ["*"]
-      kinds: ["Pod"]
-  location: "spec.containers[name:*].env[name:DEPLOYMENT_TIMESTAMP].value"
-  parameters:
-    assign:
-      value: "2024-01-01T00:00:00Z"
-`, `
-apiVersion: mutations.gatekeeper.sh/v1
-kind: Assign
-metadata:
-  name: demo-sidecar
-spec:
-  applyTo:
-  - groups: [""]
-    kinds: ["Pod"]
-    versions: ["v1"]
-  match:
-    scope: Namespaced
-    kinds:
-    - apiGroups: ["*"]
-      kinds: ["Pod"]
-  location: "spec.containers[name:networking]"
-  parameters:
-    assign:
-      value:
-        name: "networking"
-        imagePullPolicy: Always
-        image: quay.io/foo/bar:latest
-        command: ["/bin/bash", "-c", "sleep INF"]
-`, `
-apiVersion: mutations.gatekeeper.sh/v1
-kind: Assign
-metadata:
-  name: demo-dns-policy
-spec:
-  applyTo:
-  - groups: [""]
-    kinds: ["Pod"]
-    versions: ["v1"]
-  match:
-    scope: Namespaced
-    kinds:
-    - apiGroups: ["*"]
-      kinds: ["Pod"]
-  location: "spec.dnsPolicy"
-  parameters:
-    assign:
-      value: None
-`, `
-apiVersion: mutations.gatekeeper.sh/v1
-kind: Assign
-metadata:
-  name: demo-dns-config
-spec:
-  applyTo:
-  - groups: [""]
-    kinds: ["Pod"]
-    versions: ["v1"]
-  match:
-    scope: Namespaced
-    kinds:
-    - apiGroups: ["*"]
-      kinds: ["Pod"]
-  location: "spec.dnsConfig"
-  parameters:
-    assign:
-      value:
-        nameservers:
-        - 1.2.3.4
-`, `
-apiVersion: mutations.gatekeeper.sh/v1alpha1
-kind: AssignImage
-metadata:
-  name: add-nginx-digest
-spec:
-  applyTo:
-  - groups: [ "" ]
-    kinds: [ "Pod" ]
-    versions: [ "v1" ]
-  location: "spec.containers[name:nginx].image"
-  parameters:
-    assignTag: "@sha256:abcde67890123456789abc345678901a"
-  match:
-    source: "All"
-    scope: Namespaced
-    kinds:
-    - apiGroups: [ "*" ]
-      kinds: [ "Pod" ]
-`}
+// (website/docs/mutation.md), as written there, which the mutation
+// package's tests also run.
+func docsMutators(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, name := range []string{
+		"demo-annotation-owner", "demo-privileged", "demo-image-pull-policy", "demo-env-create-only",
+		"demo-sidecar", "demo-dns-policy", "demo-dns-config", "add-nginx-digest",
+	} {
+		data, err := os.ReadFile(filepath.Join("..", "mutation", "testdata", "gatekeeper-docs", name+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(data))
+	}
+	return out
+}
 
 const docsPod = `apiVersion: v1
 kind: Pod
@@ -195,7 +53,7 @@ func TestMutationDocsExamples(t *testing.T) {
 	for _, ns := range []string{"bar", "system"} {
 		mustCreate(t, env.Client, namespace(ns, nil))
 	}
-	for _, doc := range docsMutators {
+	for _, doc := range docsMutators(t) {
 		createMutator(t, doc)
 	}
 	dir := t.TempDir()
