@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"maps"
 	"regexp"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/portcullis-dev/portcullis/api/wgpolicyk8s/v1alpha2"
@@ -231,6 +233,35 @@ func TestReportsSplit(t *testing.T) {
 	want := "portcullis-audit:rep-split/bad-0000,rep-split/bad-0001 portcullis-audit-2:rep-split/bad-0002,rep-split/bad-0003 portcullis-audit-3:rep-split/bad-0004"
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("reports:\n%s\nwant\n%s", got, want)
+	}
+	// The same results again: no report is written (the writer knows it
+	// from their digest, without building them).
+	versions := func() map[string]string {
+		out := map[string]string{}
+		for name, r := range nsReports(t, ns) {
+			out[name] = r.meta.ResourceVersion
+		}
+		return out
+	}
+	before := versions()
+	rep := runOnce(t, a)
+	if after := versions(); !maps.Equal(before, after) {
+		t.Errorf("unchanged results rewrote reports: versions %v, then %v", before, after)
+	}
+	if rep.Reports.Unchanged < 3 || rep.Reports.Digested < 1 {
+		t.Errorf("%d reports unchanged, %d namespaces known so from their digest; want at least this namespace's 3 and 1",
+			rep.Reports.Unchanged, rep.Reports.Digested)
+	}
+	// A report deleted behind the audit's back: the same results are not
+	// taken as written, and the report comes back.
+	if err := dynamic.NewForConfigOrDie(env.Config).Resource(policyReports).Namespace(ns).
+		Delete(t.Context(), policyreport.ReportName+"-2", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	runOnce(t, a)
+	if r, ok := nsReports(t, ns)[policyreport.ReportName+"-2"]; !ok ||
+		strings.Join(subjects(r.results, "ReportsSplit/owner"), ",") != "rep-split/bad-0002,rep-split/bad-0003" {
+		t.Errorf("the deleted report is not written again: %v", keys(nsReports(t, ns)))
 	}
 	for _, name := range []string{"bad-0000", "bad-0002", "bad-0004"} {
 		label(t, ns, name, "owner", "x")

@@ -130,7 +130,10 @@ const (
 	fnvPrime  fnv64a = 1099511628211
 )
 
-func (h *fnv64a) write(s string) {
+func (h *fnv64a) write(s string) { fnvWrite(h, s) }
+
+// fnvWrite writes a length-prefixed string, or the same bytes.
+func fnvWrite[T ~string | ~[]byte](h *fnv64a, s T) {
 	var n [binary.MaxVarintLen64]byte
 	for _, b := range n[:binary.PutUvarint(n[:], uint64(len(s)))] {
 		*h = (*h ^ fnv64a(b)) * fnvPrime
@@ -170,15 +173,29 @@ func hashResult(r *v1alpha2.PolicyReportResult) uint64 {
 
 // hashCollected is hashResult(c.result(r)), without building the result.
 func (c *Collector) hashCollected(r *Result) uint64 {
-	p, k := &c.policies[r.Policy], &c.kinds[r.Kind]
+	return hashFields(c, r.Policy, r.Kind, r.Outcome, r.Namespace, r.Name, r.UID, r.Message, r.Action)
+}
+
+// hashFields is hashCollected of a result given by its fields, the last
+// four as strings or as bytes (as encoded in the store).
+func hashFields[T ~string | ~[]byte](c *Collector, policy, kind int, outcome v1alpha2.PolicyResult, namespace string,
+	name, uid, message, action T) uint64 {
+	p, k := &c.policies[policy], &c.kinds[kind]
 	h := fnvOffset
-	for _, f := range [...]string{Source, p.Name, p.Rule, p.Category, string(p.Severity), string(r.Outcome),
-		strconv.FormatBool(false), r.Message, k.APIVersion, k.Kind, r.Namespace, r.Name, r.UID, "", ""} {
+	for _, f := range [...]string{Source, p.Name, p.Rule, p.Category, string(p.Severity), string(outcome), strconv.FormatBool(false)} {
 		h.write(f)
 	}
-	if r.Action != "" {
+	fnvWrite(&h, message)
+	for _, f := range [...]string{k.APIVersion, k.Kind, namespace} {
+		h.write(f)
+	}
+	fnvWrite(&h, name)
+	fnvWrite(&h, uid)
+	h.write("")
+	h.write("")
+	if len(action) > 0 {
 		h.write(PropertyEnforcementAction)
-		h.write(r.Action)
+		fnvWrite(&h, action)
 	}
 	return uint64(h)
 }

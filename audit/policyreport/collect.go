@@ -124,11 +124,8 @@ func (c *Collector) Results(ns string) ([]Result, error) {
 	str := string(data)
 	for at := 0; at < len(data); {
 		var r Result
-		if at, err = decodeResult(data, str, at, &r); err != nil {
+		if at, err = c.decodeResult(data, str, at, &r); err != nil {
 			return nil, fmt.Errorf("reading the results of namespace %q: %w", ns, err)
-		}
-		if r.Policy < 0 || r.Policy >= len(c.policies) || r.Kind < 0 || r.Kind >= len(c.kinds) {
-			return nil, fmt.Errorf("reading the results of namespace %q: %w", ns, errCorrupt)
 		}
 		r.Namespace = ns
 		out = append(out, r)
@@ -199,11 +196,18 @@ func appendResult(b []byte, r *Result) []byte {
 	return b
 }
 
-// decodeResult decodes one record of appendResult from data[at:] into r
-// and returns where the next begins. Its strings are substrings of str,
-// which holds the same bytes as data: one allocation for all the results
-// of a namespace rather than four per result.
-func decodeResult(data []byte, str string, at int, r *Result) (int, error) {
+// record is one record of appendResult as it lies in the encoded data:
+// its indexes and outcome, and where its strings are (name, UID, message,
+// action), as [start, end) offsets.
+type record struct {
+	policy, kind int
+	outcome      v1alpha2.PolicyResult
+	fields       [4][2]int
+}
+
+// decodeRecord decodes the record of appendResult at data[at:], checking
+// its indexes against c, and returns where the next begins.
+func (c *Collector) decodeRecord(data []byte, at int, r *record) (int, error) {
 	uvarint := func() (uint64, error) {
 		v, n := binary.Uvarint(data[at:])
 		if n <= 0 {
@@ -221,18 +225,71 @@ func decodeResult(data []byte, str string, at int, r *Result) (int, error) {
 		return 0, errCorrupt
 	}
 	code := int(data[at])
-	if code >= len(outcomes) {
+	if code >= len(outcomes) || p >= uint64(len(c.policies)) || k >= uint64(len(c.kinds)) {
 		return 0, errCorrupt
 	}
 	at++
-	r.Policy, r.Kind, r.Outcome = int(p), int(k), outcomes[code]
-	for _, dst := range [...]*string{&r.Name, &r.UID, &r.Message, &r.Action} {
+	r.policy, r.kind, r.outcome = int(p), int(k), outcomes[code]
+	for i := range r.fields {
 		l, err := uvarint()
 		if err != nil || uint64(len(data)-at) < l {
 			return 0, errCorrupt
 		}
-		*dst = str[at : at+int(l)]
+		r.fields[i] = [2]int{at, at + int(l)}
 		at += int(l)
 	}
 	return at, nil
+}
+
+// decodeResult decodes the record at data[at:] into r and returns where
+// the next begins. Its strings are substrings of str, which holds the
+// same bytes as data: one allocation for all the results of a namespace
+// rather than four per result.
+func (c *Collector) decodeResult(data []byte, str string, at int, r *Result) (int, error) {
+	var rec record
+	next, err := c.decodeRecord(data, at, &rec)
+	if err != nil {
+		return 0, err
+	}
+	r.Policy, r.Kind, r.Outcome = rec.policy, rec.kind, rec.outcome
+	for i, dst := range [...]*string{&r.Name, &r.UID, &r.Message, &r.Action} {
+		*dst = str[rec.fields[i][0]:rec.fields[i][1]]
+	}
+	return next, nil
+}
+
+// digest is a digest of a namespace's results whatever their order, and
+// how many there are, read without building them: buf (which it returns,
+// grown, for the next call) receives the encoded results. Two runs whose
+// results have the same digest make the same reports.
+func (c *Collector) digest(ns string, buf []byte) (uint64, int, []byte, error) {
+	data, err := c.store.readInto(ns, buf[:0])
+	if err != nil {
+		return 0, 0, buf, err
+	}
+	var (
+		sum uint64
+		n   int
+		rec record
+	)
+	field := func(i int) []byte { return data[rec.fields[i][0]:rec.fields[i][1]] }
+	for at := 0; at < len(data); n++ {
+		if at, err = c.decodeRecord(data, at, &rec); err != nil {
+			return 0, 0, data, fmt.Errorf("reading the results of namespace %q: %w", ns, err)
+		}
+		// A sum of mixed hashes: the same whatever the order, and
+		// duplicates count.
+		sum += mix64(hashFields(c, rec.policy, rec.kind, rec.outcome, ns, field(0), field(1), field(2), field(3)))
+	}
+	return mix64(sum ^ uint64(n)), n, data, nil
+}
+
+// mix64 is splitmix64's finalizer: every input bit affects every output
+// bit, so that sums of mixed hashes do not cancel out.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }

@@ -1,6 +1,7 @@
 package policyreport
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -98,31 +99,87 @@ func TestCollectorSpills(t *testing.T) {
 }
 
 // FuzzDecodeResult: any bytes decode to results or errCorrupt, never a
-// panic; and any result encodes and decodes to itself.
+// panic, and digest them or fail; and any result encodes and decodes to
+// itself.
 func FuzzDecodeResult(f *testing.F) {
 	for i := range 5 {
 		r := testResult("ns", i)
 		f.Add(appendResult(nil, &r), "name", "message", uint8(i))
 	}
 	f.Add([]byte{0xff, 0xff, 0xff}, "", "", uint8(9))
+	// Enough policies and kinds for any code.
+	c, _ := NewCollector(make([]Policy, 256), make([]Kind, 3*256), CollectOptions{})
 	f.Fuzz(func(t *testing.T, data []byte, name, message string, code uint8) {
 		for at := 0; at < len(data); {
 			var r Result
 			var err error
-			if at, err = decodeResult(data, string(data), at, &r); err != nil {
+			if at, err = c.decodeResult(data, string(data), at, &r); err != nil {
+				if !errors.Is(err, errCorrupt) {
+					t.Fatalf("error %v is not errCorrupt", err)
+				}
 				break
 			}
 		}
+		c.store.append(map[string][]byte{name: data})
+		_, _, _, _ = c.digest(name, nil)
+		c.store.ns = map[string]*nsData{}
 		in := Result{Policy: int(code), Kind: int(code) * 3, Name: name, UID: message, Message: message,
 			Outcome: outcomes[int(code)%len(outcomes)], Action: name}
 		var out Result
 		enc := appendResult(nil, &in)
-		at, err := decodeResult(enc, string(enc), 0, &out)
+		at, err := c.decodeResult(enc, string(enc), 0, &out)
 		if err != nil || at != len(enc) || out != in {
 			t.Fatalf("round trip of %+v: %+v, at %d of %d, %v", in, out, at, len(enc), err)
 		}
 	})
 }
+
+// TestDigest: a namespace's digest is the same whatever the order its
+// results were added in, and changes with any of them.
+func TestDigest(t *testing.T) {
+	digest := func(rs ...Result) uint64 {
+		t.Helper()
+		c, _ := NewCollector(testPolicies, testKinds, CollectOptions{})
+		b := c.NewBuffer()
+		for i := range rs {
+			b.Add(&rs[i])
+		}
+		b.Flush()
+		d, n, _, err := c.digest("ns", nil)
+		if err != nil || n != len(rs) {
+			t.Fatalf("digest: %d results, %v; want %d", n, err, len(rs))
+		}
+		// The digest is that of the results as built.
+		var sum uint64
+		results, _ := c.Results("ns")
+		for i := range results {
+			sum += mix64(hashResult(ptr(c.result(&results[i]))))
+		}
+		if want := mix64(sum ^ uint64(len(rs))); d != want {
+			t.Fatalf("digest %x, want %x from the results built", d, want)
+		}
+		return d
+	}
+	a, b, c := testResult("ns", 0), testResult("ns", 1), testResult("ns", 2)
+	base := digest(a, b, c)
+	if digest(c, a, b) != base {
+		t.Error("the digest depends on the order of the results")
+	}
+	changed := c
+	changed.Message += "!"
+	withAction := c
+	withAction.Action = "dryrun"
+	for name, d := range map[string]uint64{
+		"message": digest(a, b, changed), "action": digest(a, b, withAction), "one less": digest(a, b),
+		"duplicate": digest(a, b, c, c), "none": digest(),
+	} {
+		if d == base {
+			t.Errorf("%s: same digest", name)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
 
 func TestTruncate(t *testing.T) {
 	long := strings.Repeat("é", MaxMessageBytes) // 2 bytes each

@@ -103,26 +103,30 @@ func (s *store) spill() {
 }
 
 // read returns every encoded result of a namespace.
-func (s *store) read(ns string) ([]byte, error) {
+func (s *store) read(ns string) ([]byte, error) { return s.readInto(ns, nil) }
+
+// readInto appends every encoded result of a namespace to out, which it
+// grows if needed.
+func (s *store) readInto(ns string, out []byte) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
-		return nil, s.err
+		return out, s.err
 	}
 	d := s.ns[ns]
 	if d == nil {
-		return nil, nil
+		return out, nil
 	}
 	total := len(d.buf)
 	for _, b := range d.blocks {
 		total += b.n
 	}
-	out := make([]byte, 0, total)
+	out = slices.Grow(out, total)
 	for _, b := range d.blocks {
 		n := len(out)
 		out = out[:n+b.n]
 		if _, err := s.file.ReadAt(out[n:], b.off); err != nil {
-			return nil, fmt.Errorf("reading back the audit's results: %w", err)
+			return out, fmt.Errorf("reading back the audit's results: %w", err)
 		}
 	}
 	return append(out, d.buf...), nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,6 +71,22 @@ type Writer struct {
 	dyn  dynamic.Interface
 	disc discovery.DiscoveryInterface
 	log  logr.Logger
+
+	// written remembers, by API and namespace, the digest of the results
+	// whose reports the last run left complete, and those reports' names
+	// and hashes: a namespace with the same digest whose reports are still
+	// those is unchanged, which is known without building its reports.
+	mu      sync.Mutex
+	written map[string]writtenNS
+	// bufs are read buffers (*[]byte) for digests.
+	bufs sync.Pool
+}
+
+// writtenNS is what a run left in a namespace's reports.
+type writtenNS struct {
+	digest  uint64
+	results int
+	reports map[string]string // name: results hash
 }
 
 // NewWriter builds a writer that reaches the API server with cfg, under
@@ -105,7 +122,7 @@ func NewWriter(cfg *rest.Config, opts WriterOptions, log logr.Logger) (*Writer, 
 	if err != nil {
 		return nil, fmt.Errorf("creating the report writer's discovery client: %w", err)
 	}
-	return &Writer{opts: opts, rest: raw, meta: meta, dyn: dyn, disc: disc, log: log}, nil
+	return &Writer{opts: opts, rest: raw, meta: meta, dyn: dyn, disc: disc, log: log, written: map[string]writtenNS{}}, nil
 }
 
 // Input is what Write writes.
@@ -131,6 +148,9 @@ type Stats struct {
 	// not written as they held those results already.
 	Reports   int
 	Unchanged int
+	// Digested counts the namespaces known unchanged from their results'
+	// digest, without building their reports.
+	Digested int
 	// Results counts the results in the reports.
 	Results int
 	// Writes counts the reports applied, Bytes their size; Deletes the
@@ -149,6 +169,7 @@ type Stats struct {
 func (s *Stats) add(o *Stats) {
 	s.Reports += o.Reports
 	s.Unchanged += o.Unchanged
+	s.Digested += o.Digested
 	s.Results += o.Results
 	s.Writes += o.Writes
 	s.Bytes += o.Bytes
@@ -222,6 +243,7 @@ func (w *Writer) Write(ctx context.Context, in Input) (stats Stats, err error) {
 	}
 	close(next)
 	wg.Wait()
+	w.keepOnly(api, namespaces)
 	return stats, ctx.Err()
 }
 
@@ -280,12 +302,18 @@ func (w *Writer) syncNamespace(ctx context.Context, api API, in *Input, ns strin
 			return s
 		}
 		if !live {
+			w.forget(api, ns)
 			for _, e := range current {
 				w.delete(ctx, api, ns, e.name, &s)
 			}
 			return s
 		}
 	}
+	if in.Kept == nil && w.unchanged(api, in, ns, current, &s) {
+		return s
+	}
+	// Remembered again below only if the reports end up complete.
+	w.forget(api, ns)
 	results, err := in.Collector.Results(ns)
 	if err != nil {
 		w.log.Error(err, "Reading the run's results failed; the namespace's reports are left as they are", "namespace", ns)
@@ -370,12 +398,93 @@ func (w *Writer) syncNamespace(ctx context.Context, api API, in *Input, ns strin
 	for i := range parts {
 		wanted[parts[i].name] = true
 	}
+	errs := s.Errors
 	for _, e := range current {
 		if !wanted[e.name] {
 			w.delete(ctx, api, ns, e.name, &s)
 		}
 	}
+	if s.Errors == errs && in.Kept == nil && len(results) > 0 {
+		w.remember(api, in, ns, parts)
+	}
 	return s
+}
+
+// unchanged reports whether a namespace's reports already hold its
+// results, counting them in s: when the results' digest is the one the
+// reports were last left complete with, and the reports are still those
+// (same names, same hashes). Reading the digest builds no result, so a
+// run that changes nothing costs next to no memory.
+func (w *Writer) unchanged(api API, in *Input, ns string, current []existing, s *Stats) bool {
+	w.mu.Lock()
+	last, ok := w.written[api.String()+"/"+ns]
+	w.mu.Unlock()
+	if !ok || len(current) != len(last.reports) {
+		return false
+	}
+	for _, e := range current {
+		if h, ok := last.reports[e.name]; !ok || h != e.hash {
+			return false
+		}
+	}
+	digest, n, err := w.digest(in, ns)
+	if err != nil || digest != last.digest || n != last.results {
+		return false
+	}
+	s.Reports, s.Results, s.Unchanged, s.Digested = len(current), n, len(current), 1
+	return true
+}
+
+// remember records that a namespace's reports are parts, complete.
+func (w *Writer) remember(api API, in *Input, ns string, parts []part) {
+	digest, n, err := w.digest(in, ns)
+	if err != nil {
+		return
+	}
+	reports := make(map[string]string, len(parts))
+	for i := range parts {
+		reports[parts[i].name] = parts[i].hash
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.written[api.String()+"/"+ns] = writtenNS{digest: digest, results: n, reports: reports}
+}
+
+// digest is the digest of a namespace's results, read into a pooled
+// buffer.
+func (w *Writer) digest(in *Input, ns string) (uint64, int, error) {
+	buf, _ := w.bufs.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	defer w.bufs.Put(buf)
+	digest, n, data, err := in.Collector.digest(ns, *buf)
+	*buf = data[:0]
+	return digest, n, err
+}
+
+// keepOnly forgets the namespaces of api other than namespaces, such as
+// namespaces deleted with their reports.
+func (w *Writer) keepOnly(api API, namespaces []string) {
+	keep := make(map[string]bool, len(namespaces))
+	for _, ns := range namespaces {
+		keep[api.String()+"/"+ns] = true
+	}
+	prefix := api.String() + "/"
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for key := range w.written {
+		if strings.HasPrefix(key, prefix) && !keep[key] {
+			delete(w.written, key)
+		}
+	}
+}
+
+// forget drops what is remembered of a namespace's reports.
+func (w *Writer) forget(api API, ns string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.written, api.String()+"/"+ns)
 }
 
 // readAll reads the results of a namespace's current reports.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -148,9 +150,28 @@ func child1(ctx context.Context, c config, res *childResult) error {
 			run.Reports, run.ReportSpilled = &rep.Reports, rep.ReportSpilled
 		}
 		res.Runs = append(res.Runs, run)
+		if c.memProfile != "" {
+			if err := writeHeapProfile(fmt.Sprintf("%s.%d", c.memProfile, len(res.Runs))); err != nil {
+				return err
+			}
+		}
 	}
 	cancel()
 	return <-done
+}
+
+// writeHeapProfile writes what the heap holds after a collection.
+func writeHeapProfile(name string) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("writing the heap profile: %w", err)
+	}
+	return f.Close()
 }
 
 // procStatus reads a "kB" field of /proc/self/status.
@@ -171,7 +192,10 @@ func procStatus(field string) int64 {
 	return -1
 }
 
-// resetPeakRSS resets VmHWM to the current RSS (Linux: clear_refs 5).
+// resetPeakRSS resets VmHWM to the current RSS (Linux: clear_refs 5),
+// after returning the heap's free pages to the system: otherwise the pages
+// a run freed but Go kept would count in the next run's peak.
 func resetPeakRSS() {
+	debug.FreeOSMemory()
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }

@@ -44,6 +44,7 @@ type config struct {
 	verify      bool
 	keep        bool
 	cpuProfile  string
+	memProfile  string
 	reports     bool
 	reportsPass bool
 
@@ -63,6 +64,7 @@ func main() {
 	flag.BoolVar(&c.verify, "verify", true, "check each constraint's totalViolations against an offline review")
 	flag.BoolVar(&c.keep, "keep", false, "leave the control plane running at the end until interrupted")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the audit runs to this file")
+	flag.StringVar(&c.memProfile, "memprofile", "", "write a heap profile after each audit run to this file, suffixed with the run's number")
 	flag.BoolVar(&c.reports, "reports", false, "write the results as PolicyReports (--audit-reports=policyreport), and check them against the statuses")
 	flag.BoolVar(&c.reportsPass, "reports-pass", false, "with -reports, write pass results too (--audit-reports-pass)")
 	flag.BoolVar(&c.child, "child", false, "internal: run the manager and the audit")
@@ -176,7 +178,7 @@ func startChild(ctx context.Context, c config, kubeconfig string) (*child, error
 		return nil, fmt.Errorf("finding this program: %w", err)
 	}
 	args := []string{"-child", "-child-kubeconfig", kubeconfig, fmt.Sprintf("-runs=%d", c.runs),
-		fmt.Sprintf("-chunk=%d", c.chunk), fmt.Sprintf("-workers=%d", c.workers), "-cpuprofile=" + c.cpuProfile,
+		fmt.Sprintf("-chunk=%d", c.chunk), fmt.Sprintf("-workers=%d", c.workers), "-cpuprofile=" + c.cpuProfile, "-memprofile=" + c.memProfile,
 		fmt.Sprintf("-reports=%v", c.reports), fmt.Sprintf("-reports-pass=%v", c.reportsPass)}
 	cmd := exec.CommandContext(ctx, self, args...)
 	cmd.Stderr = os.Stderr
@@ -238,9 +240,9 @@ func printResult(res *childResult) {
 			i+1, r.Duration.Round(time.Millisecond), mb(r.PeakRSS), r.Kinds, r.ObjectsListed, r.ObjectsReviewed,
 			r.Violations, r.ByAction, r.StatusWrites, r.ListErrors, r.ReviewErrors)
 		if r.Reports != nil {
-			fmt.Printf("Run %d reports: %s (CRDs installed in %s), %d reports of %d results, %d written (%s), %d unchanged, %d deleted, %d errors; %s of results spilled to disk\n",
+			fmt.Printf("Run %d reports: %s (CRDs installed in %s), %d reports of %d results, %d written (%s), %d unchanged (%d namespaces by digest), %d deleted, %d errors; %s of results spilled to disk\n",
 				i+1, r.Reports.Duration.Round(time.Millisecond), r.Reports.Install.Round(time.Millisecond), r.Reports.Reports,
-				r.Reports.Results, r.Reports.Writes, mb(r.Reports.Bytes/1024), r.Reports.Unchanged,
+				r.Reports.Results, r.Reports.Writes, mb(r.Reports.Bytes/1024), r.Reports.Unchanged, r.Reports.Digested,
 				r.Reports.Deletes, r.Reports.Errors, mb(r.ReportSpilled/1024))
 		}
 	}
