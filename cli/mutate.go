@@ -112,7 +112,13 @@ func mutateDocs(cmd *cobra.Command, docs []manifest.Doc, output string, diff boo
 	var b strings.Builder
 	for i, d := range objects {
 		if diff {
-			text, err := objectDiff(originals[i], d.Object, d.Source)
+			source := d.Source
+			if originals[i].GetNamespace() == "" {
+				if ns := off.NamespaceFor(originals[i]); ns != "" {
+					source += ", mutated in namespace " + ns
+				}
+			}
+			text, err := objectDiff(originals[i], d.Object, source)
 			if err != nil {
 				return "", err
 			}

@@ -329,4 +329,11 @@ spec:
 	if code != 0 || !strings.Contains(out, "--- Pod/default/web (") || !strings.Contains(out, "+++ Secret/default/web (mutated)") {
 		t.Errorf("exit %d, stderr %q, diff:\n%s", code, errOut, out)
 	}
+	// Without metadata.namespace, the header says which namespace the
+	// object was taken to be in.
+	pod = writeFile(t, dir, "pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n")
+	code, out, errOut = run(t, "", "mutate", "--diff", "--namespace", "team-a", "-f", mut, "-f", pod)
+	if code != 0 || !strings.Contains(out, "--- Pod/web ("+pod+", mutated in namespace team-a)\n+++ Secret/web (mutated)") {
+		t.Errorf("exit %d, stderr %q, diff:\n%s", code, errOut, out)
+	}
 }

@@ -94,15 +94,23 @@ func (o *Offline) Mutate(ctx context.Context, obj *unstructured.Unstructured) (b
 	if o.mutators == 0 || IsGatekeeperGroup(gvk.Group) {
 		return false, nil
 	}
-	name := obj.GetNamespace()
-	defaulted := name == "" && o.DefaultNamespace != "" && !slices.Contains(clusterScoped, gvk.Kind)
-	if defaulted {
+	name := o.NamespaceFor(obj)
+	if defaulted := obj.GetNamespace() == "" && name != ""; defaulted {
 		// As the webhook reads the request's namespace; not printed.
 		name = o.DefaultNamespace
 		obj.SetNamespace(name)
 		defer obj.SetNamespace("")
 	}
 	return o.system.Mutate(ctx, obj, o.namespaceOf(obj, name), "Original", Create)
+}
+
+// NamespaceFor is the namespace obj is mutated in: its own, else
+// DefaultNamespace unless its kind is cluster-scoped.
+func (o *Offline) NamespaceFor(obj *unstructured.Unstructured) string {
+	if ns := obj.GetNamespace(); ns != "" || slices.Contains(clusterScoped, obj.GetKind()) {
+		return ns
+	}
+	return o.DefaultNamespace
 }
 
 // namespaceOf is the Namespace of obj, in namespace name: a Namespace is
