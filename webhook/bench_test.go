@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -150,7 +151,8 @@ func BenchmarkReviewLibrary(b *testing.B) {
 // image tag and a command vary too, so few results are cached; with the
 // result cache off, none is), with CEL
 // first and with Rego only; and, to tell the engines apart, with only the
-// templates that have CEL, which run either their CEL or their Rego.
+// templates that have CEL, which run either their CEL or their Rego, with
+// only those that have Rego alone, and with none.
 func BenchmarkAdmitBenchPod(b *testing.B) {
 	root, err := testenv.RepoRoot()
 	if err != nil {
@@ -172,6 +174,11 @@ func BenchmarkAdmitBenchPod(b *testing.B) {
 		{"distinct-rego", true, engine.Options{DisableK8sNativeValidation: true}, nil},
 		{"cel-templates", true, engine.Options{}, hasCEL},
 		{"cel-templates-rego", true, engine.Options{DisableK8sNativeValidation: true}, hasCEL},
+		// The templates with Rego only, which run Rego whatever the flag:
+		// what remains when the CEL templates cost nothing.
+		{"rego-only-templates-nocache", true, engine.Options{ResultCacheSize: -1}, regoOnly},
+		// No template: decoding, matching and answering.
+		{"no-templates", true, engine.Options{}, func(gklibrary.Policy) bool { return false }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			eng := libraryEngineOf(b, bc.opts, bc.keep)
@@ -199,13 +206,16 @@ func BenchmarkAdmitBenchPod(b *testing.B) {
 				r.Header.Set("Content-Type", "application/json")
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, r)
-				if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"allowed":false`) {
+				if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"allowed":`+strconv.FormatBool(bc.name == "no-templates")) {
 					b.Fatalf("HTTP %d: %s", w.Code, w.Body)
 				}
 			}
 		})
 	}
 }
+
+// regoOnly keeps the library templates without K8sNativeValidation code.
+func regoOnly(p gklibrary.Policy) bool { return !hasCEL(p) }
 
 // hasCEL keeps the library templates that have K8sNativeValidation code.
 func hasCEL(p gklibrary.Policy) bool {
