@@ -332,13 +332,13 @@ func TestExpand(t *testing.T) {
 		{
 			name: "kind misspelled", gator: "the object is not taken for an object to expand: an error, as gator's scheme decoding has",
 			stdin: strings.Replace(readTestdata(t, xExpand), "kind: ExpansionTemplate\n", "kind: ExpansionTemplates\n", 1) + "\n---\n" + readTestdata(t, xDeployment),
-			args: []string{"expand"}, code: 1, exact: new(""),
+			args:  []string{"expand"}, code: 1, exact: new(""),
 			stderr: []string{`error expanding resources: error creating expander: error upserting template expand-deployments (<stdin>#0): invalid ExpansionTemplate: ExpansionTemplates "expand-deployments" is not an ExpansionTemplate.expansion.gatekeeper.sh`},
 		},
 		{
 			name: "version not served", gator: "Gatekeeper serves v1alpha1 and v1beta1",
 			stdin: strings.Replace(readTestdata(t, xExpand), "expansion.gatekeeper.sh/v1alpha1", "expansion.gatekeeper.sh/v1", 1) + "\n---\n" + readTestdata(t, xDeployment),
-			args: []string{"expand"}, code: 1, exact: new(""),
+			args:  []string{"expand"}, code: 1, exact: new(""),
 			stderr: []string{`invalid ExpansionTemplate: ExpansionTemplate "expand-deployments": apiVersion: ExpansionTemplate is served as expansion.gatekeeper.sh/v1alpha1 and v1beta1, not expansion.gatekeeper.sh/v1`},
 		},
 		{
