@@ -153,7 +153,7 @@ func TestDigest(t *testing.T) {
 		var sum uint64
 		results, _ := c.Results("ns")
 		for i := range results {
-			sum += mix64(hashResult(ptr(c.result(&results[i]))))
+			sum += mix64(hashResult(new(c.result(&results[i]))))
 		}
 		if want := mix64(sum ^ uint64(len(rs))); d != want {
 			t.Fatalf("digest %x, want %x from the results built", d, want)
@@ -178,8 +178,6 @@ func TestDigest(t *testing.T) {
 		}
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func TestTruncate(t *testing.T) {
 	long := strings.Repeat("é", MaxMessageBytes) // 2 bytes each
