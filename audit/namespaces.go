@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -18,20 +19,30 @@ import (
 // namespaceCache holds the Namespaces listed at the start of a run. One
 // created later is read once on first use; a missing one (NotFound) is
 // remembered as missing. A read that fails otherwise (timeout, 429, 5xx)
-// is not remembered, so the next use asks again, but the namespace is
-// marked unknown for the rest of the run: its reports are left alone.
+// is not remembered, so that a later use asks again, but not before
+// namespaceRetryAfter: the objects of the namespace reviewed meanwhile get
+// the same error rather than each asking an API server that is failing.
+// The namespace is marked unknown for the rest of the run: its reports are
+// left alone.
 type namespaceCache struct {
 	client dynamic.ResourceInterface
 	log    logr.Logger
+	now    func() time.Time
 	mu     sync.RWMutex
 	m      map[string]*corev1.Namespace
 	// failed are the namespaces whose read failed this run, with the
-	// first error.
-	failed map[string]error
+	// first error; lastFailed when their read last failed.
+	failed     map[string]error
+	lastFailed map[string]time.Time
 }
 
+// namespaceRetryAfter is how long after a failed read a Namespace is not
+// read again.
+const namespaceRetryAfter = time.Second
+
 func newNamespaceCache(client dynamic.ResourceInterface, log logr.Logger) *namespaceCache {
-	return &namespaceCache{client: client, log: log, m: map[string]*corev1.Namespace{}, failed: map[string]error{}}
+	return &namespaceCache{client: client, log: log, now: time.Now, m: map[string]*corev1.Namespace{},
+		failed: map[string]error{}, lastFailed: map[string]time.Time{}}
 }
 
 func (c *namespaceCache) add(u *unstructured.Unstructured) {
@@ -50,9 +61,13 @@ func (c *namespaceCache) add(u *unstructured.Unstructured) {
 func (c *namespaceCache) get(ctx context.Context, name string) (*corev1.Namespace, error) {
 	c.mu.RLock()
 	ns, ok := c.m[name]
+	failed, failedAt := c.failed[name], c.lastFailed[name]
 	c.mu.RUnlock()
 	if ok {
 		return ns, nil
+	}
+	if failed != nil && c.now().Sub(failedAt) < namespaceRetryAfter {
+		return nil, failed
 	}
 	u, err := c.client.Get(ctx, name, metav1.GetOptions{})
 	switch {
@@ -68,6 +83,9 @@ func (c *namespaceCache) get(ctx context.Context, name string) (*corev1.Namespac
 		if _, said := c.failed[name]; !said && ctx.Err() == nil {
 			c.failed[name] = err
 			c.log.Error(err, "Reading a Namespace failed; its objects are reviewed without it, and its reports are left as they are", "namespace", name)
+		}
+		if ctx.Err() == nil {
+			c.lastFailed[name] = c.now()
 		}
 		return nil, err
 	}
