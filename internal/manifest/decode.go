@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -22,19 +23,29 @@ func Decode(raw map[string]any, out any, at string) error {
 	if convErr == nil {
 		return nil
 	}
+	plain := func() error {
+		if at == "" {
+			return convErr
+		}
+		return fmt.Errorf("%s: %w", at, convErr)
+	}
+	t := reflect.TypeOf(out)
+	if t == nil || t.Kind() != reflect.Pointer {
+		return plain()
+	}
 	// Find the field: encoding/json names it. Decoded into a scratch value,
-	// as JSON decodes numbers otherwise than the converter.
-	scratch := reflect.New(reflect.TypeOf(out).Elem()).Interface()
+	// as JSON decodes numbers otherwise than the converter. JSON matches
+	// keys whatever their case, and takes some values the converter does
+	// not (and the other way round): the field is named only if raw holds
+	// a value of the kind JSON found there, under that exact name.
+	scratch := reflect.New(t.Elem()).Interface()
 	var typeErr *json.UnmarshalTypeError
 	data, err := json.Marshal(raw)
 	if err == nil {
 		err = json.Unmarshal(data, scratch)
 	}
-	if !errors.As(err, &typeErr) {
-		if at == "" {
-			return convErr
-		}
-		return fmt.Errorf("%s: %w", at, convErr)
+	if !errors.As(err, &typeErr) || typeErr.Field == "" || !holds(raw, strings.Split(typeErr.Field, "."), typeErr.Value) {
+		return plain()
 	}
 	field := at
 	switch {
@@ -44,6 +55,36 @@ func Decode(raw map[string]any, out any, at string) error {
 		field += "." + typeErr.Field
 	}
 	return fmt.Errorf("%s: %s, not %s", field, jsonKind(typeErr.Value), goKind(typeErr.Type))
+}
+
+// holds reports whether v holds, at path (whose lists are not indexed, as
+// encoding/json names fields), a value of the JSON kind kind.
+func holds(v any, path []string, kind string) bool {
+	if len(path) == 0 {
+		switch x := v.(type) {
+		case []any:
+			// The list itself, or one of its elements.
+			return kind == "array" || slices.ContainsFunc(x, func(e any) bool { return holds(e, nil, kind) })
+		case string:
+			return kind == "string"
+		case bool:
+			return kind == "bool"
+		case map[string]any:
+			return kind == "object"
+		case int64, int32, int, float64, float32, json.Number:
+			return kind == "number" || strings.HasPrefix(kind, "number ")
+		}
+		return false
+	}
+	switch x := v.(type) {
+	case []any:
+		// encoding/json names the list, not its elements.
+		return slices.ContainsFunc(x, func(e any) bool { return holds(e, path, kind) })
+	case map[string]any:
+		next, ok := x[path[0]]
+		return ok && holds(next, path[1:], kind)
+	}
+	return false
 }
 
 // jsonKind names a JSON value kind as encoding/json reports it.

@@ -35,6 +35,7 @@ func TestDecode(t *testing.T) {
 		{"fraction for integer", map[string]any{"count": 1.5}, "spec", "spec.count: the number 1.5, not an integer"},
 		{"nested", map[string]any{"inner": map[string]any{"tags": []any{"a", int64(1)}}}, "spec", "spec.inner.tags: a number, not a string"},
 		{"whole object", map[string]any{"ratio": "x"}, "", "ratio: a string, not a number"},
+		{"list element", map[string]any{"values": []any{"a"}, "inner": map[string]any{"tags": []any{"a", map[string]any{}}}}, "spec", "spec.inner.tags: an object, not a string"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out decodeSpec
@@ -44,6 +45,20 @@ func TestDecode(t *testing.T) {
 			}
 		})
 	}
+	// encoding/json matches Name to name; the converter does not, and
+	// fails on count: the error must not blame name.
+	t.Run("other case", func(t *testing.T) {
+		var out decodeSpec
+		err := manifest.Decode(map[string]any{"Name": []any{"a"}, "count": "3"}, &out, "spec")
+		if err == nil || strings.Contains(err.Error(), "spec.name") {
+			t.Errorf("Decode = %v, want an error not blaming spec.name, which is right", err)
+		}
+	})
+	t.Run("not a pointer", func(t *testing.T) {
+		if err := manifest.Decode(map[string]any{"name": []any{"a"}}, decodeSpec{}, "spec"); err == nil {
+			t.Error("Decode into a value did not fail")
+		}
+	})
 	var out decodeSpec
 	raw := map[string]any{"name": "n", "count": int64(3), "values": []any{int64(1), "a"}, "unknown": true}
 	if err := manifest.Decode(raw, &out, "spec"); err != nil {
