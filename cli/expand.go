@@ -117,7 +117,7 @@ func expandAll(cmd *cobra.Command, docs []manifest.Doc) ([]*unstructured.Unstruc
 	if err != nil {
 		return nil, err
 	}
-	sys, err := loadExpansion(objs, off.ForExpansion())
+	sys, err := loadExpansion(objs, off.ForExpansion(), cmd.ErrOrStderr())
 	if err != nil || sys == nil {
 		return nil, err
 	}

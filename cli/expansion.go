@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/portcullis-dev/portcullis/expansion"
 	"github.com/portcullis-dev/portcullis/internal/manifest"
@@ -11,12 +12,17 @@ import (
 // among docs, as gator's NewExpander does: a template that does not
 // validate or that closes a cycle is an error naming its file. Resultants
 // are mutated by mutator (the mutators given; nil for none) before they
-// are judged. Nil when there are no templates.
-func loadExpansion(docs []manifest.Doc, mutator expansion.Mutator) (*expansion.System, error) {
+// are judged. Objects of the templates' group that are likely mistakes
+// are warned of on warn. Nil when there are no templates.
+func loadExpansion(docs []manifest.Doc, mutator expansion.Mutator, warn io.Writer) (*expansion.System, error) {
 	var sys *expansion.System
 	for _, d := range docs {
-		// A mistake in the kind or version is an error, not an object.
-		if !expansion.InGroup(d.Object) {
+		// A likely mistake in the kind or version is taken as gator takes
+		// it, and said.
+		if m := expansion.Mistake(d.Object); m != "" {
+			fmt.Fprintf(warn, "warning: %s: %s\n", d.Source, m)
+		}
+		if !expansion.IsTemplate(d.Object) {
 			continue
 		}
 		if sys == nil {

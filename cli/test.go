@@ -248,7 +248,7 @@ func runGatorTest(cmd *cobra.Command, inputs []inputDoc, opts engine.Options) ([
 	// Objects are also judged by what they expand into, as gator test
 	// does with the ExpansionTemplates given; the mutators given apply
 	// to the resultants (source Generated) as to the objects (Original).
-	sys, err := loadExpansion(docs, ps.mutation.ForExpansion())
+	sys, err := loadExpansion(docs, ps.mutation.ForExpansion(), cmd.ErrOrStderr())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -83,14 +83,27 @@ func IsTemplate(u *unstructured.Unstructured) bool {
 	return gvk.Group == Group && gvk.Kind == Kind
 }
 
-// InGroup reports whether u is in the ExpansionTemplate's API group: an
-// ExpansionTemplate, or a mistake for one (FromUnstructured says which).
-func InGroup(u *unstructured.Unstructured) bool {
-	return u.GroupVersionKind().Group == Group
-}
-
 // versions are the versions Gatekeeper's CRD serves.
 var versions = []string{"v1alpha1", "v1beta1"}
+
+// Mistake says what is likely wrong with an object of the
+// ExpansionTemplate's group that gator takes as it is, "" when nothing is:
+// a kind other than ExpansionTemplate (gator takes the object for an
+// ordinary one), or a version Gatekeeper's CRD does not serve (gator reads
+// the template all the same, and so do portcullis expand, test and verify).
+func Mistake(u *unstructured.Unstructured) string {
+	gvk := u.GroupVersionKind()
+	switch {
+	case gvk.Group != Group:
+		return ""
+	case gvk.Kind != Kind:
+		return fmt.Sprintf("%s %q is not an %s (kind %s in %s), and is taken for an ordinary object", gvk.Kind, u.GetName(), Kind, Kind, Group)
+	case !slices.Contains(versions, gvk.Version):
+		return fmt.Sprintf("%s %q: apiVersion %s is not served by Gatekeeper's CRD (%s/%s); the template is read all the same",
+			Kind, u.GetName(), gvk.GroupVersion(), Group, strings.Join(versions, " and "))
+	}
+	return ""
+}
 
 // FromUnstructured converts an ExpansionTemplate read from YAML or JSON.
 // Both versions have the same fields, so either converts. Fields of the
@@ -98,10 +111,6 @@ var versions = []string{"v1alpha1", "v1beta1"}
 func FromUnstructured(u *unstructured.Unstructured) (*Template, error) {
 	if !IsTemplate(u) {
 		return nil, fmt.Errorf("%w: %s %q is not an %s.%s", ErrInvalidTemplate, u.GetKind(), u.GetName(), Kind, Group)
-	}
-	if v := u.GroupVersionKind().Version; !slices.Contains(versions, v) {
-		return nil, fmt.Errorf("%w: %s %q: apiVersion: %s is served as %s/%s, not %s/%s",
-			ErrInvalidTemplate, Kind, u.GetName(), Kind, Group, strings.Join(versions, " and "), Group, v)
 	}
 	t := &v1alpha1.ExpansionTemplate{}
 	if err := manifest.Decode(u.Object, t, ""); err != nil {

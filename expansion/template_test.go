@@ -90,12 +90,24 @@ func TestFromUnstructured(t *testing.T) {
 		}
 	})
 	t.Run("version not served", func(t *testing.T) {
+		// As gator: read whatever the version; Mistake says it.
 		u := parse(t, expandJobs)
 		u.SetAPIVersion(Group + "/v1")
-		_, err := FromUnstructured(u)
-		if err == nil || !strings.Contains(err.Error(), `ExpansionTemplate "expand-jobs": apiVersion: ExpansionTemplate is served as expansion.gatekeeper.sh/v1alpha1 and v1beta1, not expansion.gatekeeper.sh/v1`) ||
-			!errors.Is(err, ErrInvalidTemplate) {
+		if _, err := FromUnstructured(u); err != nil {
 			t.Errorf("err = %v", err)
+		}
+		if m := Mistake(u); !strings.Contains(m, `apiVersion expansion.gatekeeper.sh/v1 is not served by Gatekeeper's CRD (expansion.gatekeeper.sh/v1alpha1 and v1beta1)`) {
+			t.Errorf("Mistake = %q", m)
+		}
+		u.SetKind("ExpansionTemplates")
+		if m := Mistake(u); !strings.Contains(m, `ExpansionTemplates "expand-jobs" is not an ExpansionTemplate`) {
+			t.Errorf("Mistake = %q", m)
+		}
+		if m := Mistake(parse(t, expandJobs)); m != "" {
+			t.Errorf("Mistake of a good template = %q", m)
+		}
+		if m := Mistake(parse(t, deployment)); m != "" {
+			t.Errorf("Mistake of a Deployment = %q", m)
 		}
 	})
 }
