@@ -337,3 +337,28 @@ spec:
 		t.Errorf("exit %d, stderr %q, diff:\n%s", code, errOut, out)
 	}
 }
+
+// TestMutateEmptyNamespaceKept: an object with metadata.namespace "" is
+// mutated in --namespace, and printed with its namespace as it was.
+func TestMutateEmptyNamespaceKept(t *testing.T) {
+	dir := t.TempDir()
+	mut := writeFile(t, dir, "mutator.yaml", `apiVersion: mutations.gatekeeper.sh/v1
+kind: AssignMetadata
+metadata:
+  name: owner
+spec:
+  location: metadata.labels.owner
+  parameters:
+    assign:
+      value: team
+`)
+	pod := writeFile(t, dir, "pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: \"\"\n")
+	code, out, errOut := run(t, "", "mutate", "-f", mut, "-f", pod)
+	if code != 0 || !strings.Contains(out, "owner: team") || !strings.Contains(out, `namespace: ""`) {
+		t.Errorf("exit %d, stderr %q, output:\n%s", code, errOut, out)
+	}
+	code, out, errOut = run(t, "", "mutate", "--diff", "-f", mut, "-f", pod)
+	if code != 0 || !strings.Contains(out, "+    owner: team") || strings.Contains(out, "-  namespace") {
+		t.Errorf("exit %d, stderr %q, diff:\n%s", code, errOut, out)
+	}
+}

@@ -96,10 +96,17 @@ func (o *Offline) Mutate(ctx context.Context, obj *unstructured.Unstructured) (b
 	}
 	name := o.NamespaceFor(obj)
 	if defaulted := obj.GetNamespace() == "" && name != ""; defaulted {
-		// As the webhook reads the request's namespace; not printed.
-		name = o.DefaultNamespace
+		// As the webhook reads the request's namespace; not printed: put
+		// back as it was, absent or "".
+		_, had, _ := unstructured.NestedFieldNoCopy(obj.Object, "metadata", "namespace")
 		obj.SetNamespace(name)
-		defer obj.SetNamespace("")
+		defer func() {
+			if had {
+				_ = unstructured.SetNestedField(obj.Object, "", "metadata", "namespace")
+			} else {
+				obj.SetNamespace("")
+			}
+		}()
 	}
 	return o.system.Mutate(ctx, obj, o.namespaceOf(obj, name), "Original", Create)
 }
