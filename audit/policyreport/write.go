@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -463,18 +462,19 @@ func (w *Writer) digest(in *Input, ns string) (uint64, int, error) {
 	return digest, n, err
 }
 
-// keepOnly forgets the namespaces of api other than namespaces, such as
-// namespaces deleted with their reports.
+// keepOnly forgets every namespace but those of api in namespaces: such
+// as namespaces deleted with their reports, and those of another API
+// written before. (Forgetting is always safe: a namespace forgotten gets
+// its reports built and compared.)
 func (w *Writer) keepOnly(api API, namespaces []string) {
 	keep := make(map[string]bool, len(namespaces))
 	for _, ns := range namespaces {
 		keep[api.String()+"/"+ns] = true
 	}
-	prefix := api.String() + "/"
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for key := range w.written {
-		if strings.HasPrefix(key, prefix) && !keep[key] {
+		if !keep[key] {
 			delete(w.written, key)
 		}
 	}
