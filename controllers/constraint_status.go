@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -64,18 +63,7 @@ func (res constraintResult) enforcementPoints() []vap.EnforcementPointStatus {
 // setConstraintReady sets the Ready condition of a constraint at generation
 // from its byPod entries.
 func setConstraintReady(status map[string]any, generation int64) error {
-	cond := metav1.Condition{Type: ConditionReady, ObservedGeneration: generation, Status: metav1.ConditionTrue, Reason: ReasonEnforced, Message: "The constraint is enforced"}
-	for _, p := range byPodEntries[constraintByPod](status) {
-		if p.ObservedGeneration != generation || (p.Enforced && len(p.Errors) == 0) {
-			continue
-		}
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, ReasonNotEnforced, "Not enforced"
-		if len(p.Errors) > 0 {
-			cond.Message = p.Errors[0].Message
-		}
-		break
-	}
-	return setCondition(status, cond)
+	return setReady(status, generation, "constraint")
 }
 
 // writeConstraintStatus writes this replica's result into the constraint's

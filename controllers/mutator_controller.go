@@ -8,7 +8,6 @@ import (
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
@@ -210,19 +209,7 @@ func (r *mutatorReconciler) writeStatus(ctx context.Context, u *unstructured.Uns
 }
 
 // setMutatorReady sets the Ready condition of a mutator at generation
-// from its byPod entries: True when every replica that observed the
-// generation enforces it.
+// from its byPod entries.
 func setMutatorReady(status map[string]any, generation int64) error {
-	cond := metav1.Condition{Type: ConditionReady, ObservedGeneration: generation, Status: metav1.ConditionTrue, Reason: ReasonEnforced, Message: "The mutator is enforced"}
-	for _, p := range byPodEntries[mutationsv1.MutatorPodStatus](status) {
-		if p.ObservedGeneration != generation || p.Enforced && len(p.Errors) == 0 {
-			continue
-		}
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, ReasonNotEnforced, "Not enforced"
-		if len(p.Errors) > 0 {
-			cond.Message = p.Errors[0].Message
-		}
-		break
-	}
-	return setCondition(status, cond)
+	return setReady(status, generation, "mutator")
 }

@@ -241,6 +241,32 @@ func byPodEntries[T any](status map[string]any) []T {
 	return out
 }
 
+// byPodReadiness is what the Ready condition reads of a byPod entry, in the
+// fields every kind's entries share.
+type byPodReadiness struct {
+	Enforced           bool          `json:"enforced"`
+	Errors             []StatusError `json:"errors,omitempty"`
+	ObservedGeneration int64         `json:"observedGeneration"`
+}
+
+// setReady sets the Ready condition of an object (what names its kind) at
+// generation from its byPod entries: True when every replica that
+// observed the generation enforces it, else False with the first error.
+func setReady(status map[string]any, generation int64, what string) error {
+	cond := metav1.Condition{Type: ConditionReady, ObservedGeneration: generation, Status: metav1.ConditionTrue, Reason: ReasonEnforced, Message: "The " + what + " is enforced"}
+	for _, p := range byPodEntries[byPodReadiness](status) {
+		if p.ObservedGeneration != generation || (p.Enforced && len(p.Errors) == 0) {
+			continue
+		}
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, ReasonNotEnforced, "Not enforced"
+		if len(p.Errors) > 0 {
+			cond.Message = p.Errors[0].Message
+		}
+		break
+	}
+	return setCondition(status, cond)
+}
+
 // setCondition sets cond in status.conditions, keeping its transition time
 // when its status does not change.
 func setCondition(status map[string]any, cond metav1.Condition) error {
