@@ -281,7 +281,20 @@ func (c *Collector) digest(ns string, buf []byte) (uint64, int, []byte, error) {
 		// duplicates count.
 		sum += mix64(hashFields(c, rec.policy, rec.kind, rec.outcome, ns, field(0), field(1), field(2), field(3)))
 	}
-	return mix64(sum ^ uint64(n)), n, data, nil
+	return sealDigest(sum, n), n, data, nil
+}
+
+// sealDigest is the digest of n results whose mixed hashes sum to sum.
+func sealDigest(sum uint64, n int) uint64 { return mix64(sum ^ uint64(n)) }
+
+// entriesDigest is digest's value for the results of entries, which
+// hold their hashes already.
+func entriesDigest(es []entry) uint64 {
+	var sum uint64
+	for i := range es {
+		sum += mix64(es[i].hash)
+	}
+	return sealDigest(sum, len(es))
 }
 
 // mix64 is splitmix64's finalizer: every input bit affects every output

@@ -158,6 +158,14 @@ func TestDigest(t *testing.T) {
 		if want := mix64(sum ^ uint64(len(rs))); d != want {
 			t.Fatalf("digest %x, want %x from the results built", d, want)
 		}
+		// And that of their entries, which the writer remembers.
+		entries := make([]entry, len(results))
+		for i := range results {
+			entries[i] = c.newEntry(&results[i])
+		}
+		if e := entriesDigest(entries); e != d {
+			t.Fatalf("entries' digest %x, want %x", e, d)
+		}
 		return d
 	}
 	a, b, c := testResult("ns", 0), testResult("ns", 1), testResult("ns", 2)

@@ -404,7 +404,8 @@ func (w *Writer) syncNamespace(ctx context.Context, api API, in *Input, ns strin
 		}
 	}
 	if s.Errors == errs && in.Kept == nil && len(results) > 0 {
-		w.remember(api, in, ns, parts)
+		// entries are the run's results alone (no kind kept).
+		w.remember(api, ns, entriesDigest(entries), len(entries), parts)
 	}
 	return s
 }
@@ -434,12 +435,9 @@ func (w *Writer) unchanged(api API, in *Input, ns string, current []existing, s 
 	return true
 }
 
-// remember records that a namespace's reports are parts, complete.
-func (w *Writer) remember(api API, in *Input, ns string, parts []part) {
-	digest, n, err := w.digest(in, ns)
-	if err != nil {
-		return
-	}
+// remember records that a namespace's reports are parts, complete, made of
+// results whose digest is digest.
+func (w *Writer) remember(api API, ns string, digest uint64, n int, parts []part) {
 	reports := make(map[string]string, len(parts))
 	for i := range parts {
 		reports[parts[i].name] = parts[i].hash
