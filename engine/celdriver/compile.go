@@ -76,7 +76,11 @@ func compileTemplate(ct *templates.ConstraintTemplate, defaultPolicy string) (*c
 		}
 	}
 
-	c := &compiled{source: src, cc: cc, vars: vars, policy: admissionregistrationv1.Fail}
+	all := make([]int, len(vars))
+	for i := range all {
+		all[i] = i
+	}
+	c := &compiled{source: src, cc: cc, vars: vars, varNames: newVarNames(vars, all), policy: admissionregistrationv1.Fail}
 	if src.failurePolicy(defaultPolicy) == FailurePolicyIgnore {
 		c.policy = admissionregistrationv1.Ignore
 	}

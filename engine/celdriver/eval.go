@@ -42,8 +42,10 @@ type compiled struct {
 	// the apiserver's validator from it).
 	cc *admissioncel.CompositedCompiler
 	// vars are the variables, built-in ones first, in the order compiled.
-	vars   []compiledVariable
-	policy admissionregistrationv1.FailurePolicyType
+	vars []compiledVariable
+	// varNames serves vars to the expressions (see varMap).
+	varNames *varNames
+	policy   admissionregistrationv1.FailurePolicyType
 	// matcher evaluates the match conditions; nil when there are none.
 	matcher matchconditions.Matcher
 	// validations and messages are by validation; a message without a

@@ -165,6 +165,21 @@ validations:
   messageExpression: '"more: " + string(variables.more)'
 - expression: 'variables.more > 0'
 `
+	// The variables map read otherwise than by selecting a variable: the
+	// checker types it as an object, so that only has() is left.
+	variablesMap := `
+variables:
+- name: one
+  expression: '1'
+- name: two
+  expression: 'variables.one + 1'
+- name: owner
+  expression: 'has(params.spec) && has(params.spec.parameters) ? params.spec.parameters.labels : []'
+validations:
+- expression: 'has(variables.two) && has(variables.one) && variables.two == 2'
+- expression: 'size(variables.owner) == 0'
+  messageExpression: '"owner " + string(size(variables.owner)) + " " + string(has(variables.owner))'
+`
 	for _, tc := range []struct {
 		name, src string
 		object    obj
@@ -188,6 +203,7 @@ validations:
 		{"out of budget in the message of a validation that passes", passingMessage, big, 100_000, "a error: denies: failed messageExpression: validation failed due to running out of cost budget"},
 		{"within budget, message of a validation that passes", passingMessage, big, celconfig.PerCallLimit, "a admit"},
 		{"out of budget in the variables a message reads again", chargedAgain, big, 200_000, "a error: denies: failed messageExpression: validation failed due to running out of cost budget"},
+		{"the variables map", variablesMap, pod("p", nil), celconfig.PerCallLimit, "a deny: denies: owner 2 true"},
 		{"variables a message reads again within budget", chargedAgain, big, celconfig.PerCallLimit, "a deny: denies: more: 101"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

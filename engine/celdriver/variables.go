@@ -10,12 +10,11 @@ import (
 	celtypes "github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	admissioncel "k8s.io/apiserver/pkg/admission/plugin/cel"
-	"k8s.io/apiserver/pkg/cel/lazy"
 )
 
 // Variables are evaluated as the apiserver's composited compiler evaluates
-// them (admissioncel's compositionContext.Variables): lazily, in a
-// lazy.MapValue, each charging its cost to the expression that first reads
+// them (admissioncel's compositionContext.Variables): lazily, in a map
+// that behaves as its lazy.MapValue (varMap), each charging its cost to the expression that first reads
 // it in an activation (the message expressions have one of their own, as
 // in the apiserver), but evaluated at most once per constraint. One saving: a variable that reads neither
 // params nor, through other variables, anything that does (containers,
@@ -36,9 +35,8 @@ type compiledVariable struct {
 	// expression and, recursively, those of the variables it reads. It is
 	// empty when the value may differ between constraints.
 	shareKey string
-	// reads are the indexes of the variables a shared variable's
-	// expression names.
-	reads []int
+	// deps are the variables a shared variable's expression names.
+	deps *varNames
 	// readsVariables is whether the expression names variables at all.
 	readsVariables bool
 }
@@ -87,7 +85,7 @@ func shareKeys(vars []compiledVariable) {
 			}
 		}
 		if shared {
-			v.shareKey, v.reads = key.String(), reads
+			v.shareKey, v.deps = key.String(), newVarNames(vars, reads)
 		}
 	}
 }
@@ -111,76 +109,13 @@ type variableValue struct {
 	read []string
 }
 
-// readsMap is the variables of an activation: it notes the variables read
-// while one is evaluated (activation.reading), those already evaluated
-// too, which lazy.MapValue alone does not tell.
-type readsMap struct {
-	*lazy.MapValue
-	act *activation
-}
-
-// Find notes the variable read and finds it.
-func (m *readsMap) Find(key ref.Val) (ref.Val, bool) {
-	if r := m.act.reading; r != nil {
-		if name, ok := key.(celtypes.String); ok && !slices.Contains(*r, string(name)) {
-			*r = append(*r, string(name))
-		}
-	}
-	return m.MapValue.Find(key)
-}
-
-// Get is Find, or an error for a variable not defined.
-func (m *readsMap) Get(key ref.Val) ref.Val {
-	if v, found := m.Find(key); found {
-		return v
-	}
-	return m.MapValue.Get(key)
-}
-
 // variables returns the lazily evaluated variables of one constraint's
-// activation, act. A variable already evaluated in another activation of
-// the constraint (act.values) is not evaluated again, but charged again,
-// with the variables it read, as the apiserver charges a variable in each
-// activation that reads it.
+// activation, act (see varMap). A variable already evaluated in another
+// activation of the constraint (act.values) is not evaluated again, but
+// charged again, with the variables it read, as the apiserver charges a
+// variable in each activation that reads it.
 func (c *compiled) variables(ctx context.Context, act *activation) ref.Val {
-	m := lazy.NewMapValue(variablesType)
-	for i := range c.vars {
-		v := &c.vars[i]
-		if v.shareKey == "" {
-			m.Append(v.name, func(m *lazy.MapValue) ref.Val {
-				vv := &act.values[i]
-				if vv.set {
-					act.cost = addCost(act.cost, vv.cost)
-					for _, name := range vv.read {
-						m.Get(celtypes.String(name))
-					}
-					return vv.val
-				}
-				outer := act.reading
-				act.reading = nil
-				if v.readsVariables {
-					act.reading = &vv.read
-				}
-				vv.val, vv.cost = evalVariable(ctx, act, v)
-				vv.set = true
-				act.reading = outer
-				act.cost = addCost(act.cost, vv.cost)
-				return vv.val
-			})
-			continue
-		}
-		m.Append(v.name, func(m *lazy.MapValue) ref.Val {
-			sv := c.shared(ctx, act.in, v)
-			act.cost = addCost(act.cost, sv.cost)
-			// Read what it read, so that those are evaluated and charged
-			// here unless they already were.
-			for _, name := range sv.read {
-				m.Get(celtypes.String(name))
-			}
-			return sv.val
-		})
-	}
-	return &readsMap{MapValue: m, act: act}
+	return newVarMap(ctx, c, c.varNames, act, nil)
 }
 
 // shared returns the value of a shared variable in the review in,
@@ -192,15 +127,7 @@ func (c *compiled) shared(ctx context.Context, in *reviewVars, v *compiledVariab
 	}
 	sv := &sharedValue{}
 	act := &activation{in: in}
-	m := lazy.NewMapValue(variablesType)
-	for _, j := range v.reads {
-		dep := &c.vars[j]
-		m.Append(dep.name, func(*lazy.MapValue) ref.Val {
-			sv.read = append(sv.read, dep.name)
-			return c.shared(ctx, in, dep).val
-		})
-	}
-	act.variables = m
+	act.variables = newVarMap(ctx, c, v.deps, act, sv)
 	sv.val, sv.cost = evalVariable(ctx, act, v)
 	if in.shared == nil {
 		in.shared = map[string]*sharedValue{}
