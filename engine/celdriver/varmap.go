@@ -26,7 +26,7 @@ type varNames struct {
 func newVarNames(all []compiledVariable, vars []int) *varNames {
 	n := &varNames{
 		// As lazy.NewMapValue types its maps.
-		typ:   celtypes.NewTypeValue(variablesType.TypeName(), traits.IndexerType|traits.FieldTesterType|traits.IterableType),
+		typ:   celtypes.NewObjectType(variablesType.TypeName(), traits.IndexerType|traits.FieldTesterType|traits.IterableType),
 		vars:  vars,
 		index: make(map[string]int, len(vars)),
 	}
