@@ -331,9 +331,18 @@ func (w *Writer) syncNamespace(ctx context.Context, api API, in *Input, ns strin
 			s.Errors++
 			return s
 		}
+		// An object listed before its kind failed has its results of
+		// this run, which replace those it had.
+		found := make(map[subjectKey]bool, len(entries))
+		for i := range entries {
+			found[in.Collector.subjectKey(&entries[i])] = true
+		}
 		for i := range previous {
 			if len(previous[i].Subjects) > 0 && in.Kept(previous[i].Subjects[0].APIVersion, previous[i].Subjects[0].Kind) {
-				entries = append(entries, oldEntry(&previous[i]))
+				e := oldEntry(&previous[i])
+				if !found[in.Collector.subjectKey(&e)] {
+					entries = append(entries, e)
+				}
 			}
 		}
 	}
