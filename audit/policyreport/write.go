@@ -339,7 +339,8 @@ func (w *Writer) syncNamespace(ctx context.Context, api API, in *Input, ns strin
 			found[in.Collector.subjectKey(&entries[i])] = true
 		}
 		for i := range previous {
-			if len(previous[i].Subjects) > 0 && in.Kept(previous[i].Subjects[0].APIVersion, previous[i].Subjects[0].Kind) {
+			if len(previous[i].Subjects) > 0 && in.Kept(previous[i].Subjects[0].APIVersion, previous[i].Subjects[0].Kind) &&
+				!in.Collector.droppedName(previous[i].Policy) {
 				e := oldEntry(&previous[i])
 				if !found[in.Collector.subjectKey(&e)] {
 					entries = append(entries, e)
