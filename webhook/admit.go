@@ -222,6 +222,15 @@ func (h *AdmissionHandler) admit(ctx context.Context, req *admissionv1.Admission
 			return nil, err
 		}
 	}
+	if isNamespace && req.Namespace != "" {
+		// As Gatekeeper: a Namespace's request is judged, logged and
+		// reported with no namespace (CEL's request.namespace, Rego's
+		// input.review.namespace), though the API server names the
+		// Namespace itself there for some requests (server-side apply).
+		r := *req
+		r.Namespace = ""
+		req = &r
+	}
 	release, err := h.slots.acquire(ctx)
 	if err != nil {
 		return nil, err

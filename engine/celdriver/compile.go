@@ -2,6 +2,7 @@ package celdriver
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/open-policy-agent/frameworks/constraint/pkg/core/templates"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -61,7 +62,7 @@ func compileTemplate(ct *templates.ConstraintTemplate, defaultPolicy string) (*c
 		if r.Error != nil {
 			return nil, compileError(fmt.Sprintf("%s.variables[%d].expression", field, i), r.Error)
 		}
-		vars = append(vars, compiledVariable{name: v.Name, result: r})
+		vars = append(vars, compiledVariable{name: v.Name, result: r, readsVariables: strings.Contains(v.Expression, admissioncel.VariableVarName)})
 	}
 	shareKeys(vars)
 
@@ -108,6 +109,7 @@ func compileTemplate(ct *templates.ConstraintTemplate, defaultPolicy string) (*c
 		if err != nil {
 			return nil, err
 		}
+		c.hasMessages = true
 	}
 	return c, nil
 }

@@ -31,9 +31,11 @@ import (
 // policy, and evaluates the message expressions in a second activation
 // that computes the variables again; here the review is converted once for
 // every constraint of every template (reviewVars), a constraint's
-// parameters are read where they are stored, each constraint is judged in
-// one activation, and variables that read no params are evaluated once per
-// review (see variables.go). TestMatchesValidator compares the two.
+// parameters are read where they are stored, the message expressions'
+// activation reuses the values of the variables the validations computed
+// (charging their cost again, as the apiserver does), and variables that
+// read no params are evaluated once per review (see variables.go).
+// TestMatchesValidator compares the two.
 type compiled struct {
 	source *Source
 	// cc compiled the template and holds its variables (the tests build
@@ -47,6 +49,8 @@ type compiled struct {
 	// validations and messages are by validation; a message without a
 	// Program is no messageExpression.
 	validations, messages []admissioncel.CompilationResult
+	// hasMessages is whether any validation has a messageExpression.
+	hasMessages bool
 }
 
 // reviewVars are the variables of one review that every constraint sees,
@@ -92,11 +96,16 @@ func unstructuredContent(o runtime.Object) any {
 // activation is what one constraint's expressions see: the review's
 // variables, params (the constraint), and its lazily evaluated variables.
 // cost is what the variables evaluated since it was last taken cost.
+// values are the constraint's variables evaluated so far, by index in
+// compiled.vars, which the activations of one constraint share; reading
+// notes the variables read by the one being evaluated (see variables.go).
 type activation struct {
 	in        *reviewVars
 	params    any
 	variables ref.Val
 	cost      int64
+	values    []variableValue
+	reading   *[]string
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -152,7 +161,7 @@ func (c *compiled) validate(ctx context.Context, in *reviewVars, params *unstruc
 			return nil
 		}
 	}
-	act := &activation{in: in, params: params.Object}
+	act := &activation{in: in, params: params.Object, values: make([]variableValue, len(c.vars))}
 	act.variables = c.variables(ctx, act)
 
 	results := make([]ref.Val, len(c.validations))
@@ -169,9 +178,7 @@ func (c *compiled) validate(ctx context.Context, in *reviewVars, params *unstruc
 			failed = true
 		}
 	}
-	if !failed {
-		// As the apiserver's validator, less its message expressions,
-		// which only a failed validation uses.
+	if !failed && !c.hasMessages {
 		out := make([]decision, len(results))
 		for i := range out {
 			out[i] = decision{evaluation: validating.EvalAdmit}
@@ -179,15 +186,21 @@ func (c *compiled) validate(ctx context.Context, in *reviewVars, params *unstruc
 		return out
 	}
 
-	// The message expressions of the failed validations, in the same
-	// activation: variables already evaluated are not evaluated again.
+	// As the apiserver's validator, every message expression is evaluated,
+	// those of the validations that passed too, with what the validations
+	// left of the budget, in an activation of its own: the variables they
+	// read are charged again, though not evaluated again. Running out of
+	// budget there makes every validation that did not fail with an error
+	// of its own an error.
+	msgAct := &activation{in: in, params: params.Object, values: act.values}
+	msgAct.variables = c.variables(ctx, msgAct)
 	messages := make([]ref.Val, len(c.validations))
 	var messageErr error
 	for i := range c.messages {
-		if c.messages[i].Program == nil || evalErrs[i] != nil || results[i] == celtypes.True {
+		if c.messages[i].Program == nil {
 			continue
 		}
-		messages[i], _, remaining, messageErr = evaluate(ctx, act, &c.messages[i], remaining)
+		messages[i], _, remaining, messageErr = evaluate(ctx, msgAct, &c.messages[i], remaining)
 		if messageErr != nil {
 			break
 		}

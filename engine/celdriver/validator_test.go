@@ -146,6 +146,25 @@ validations:
 - expression: 'false'
   messageExpression: '"pairs: " + string(variables.pairs)'
 `
+	// The apiserver evaluates every message expression, those of passing
+	// validations too, in an activation of its own where the variables
+	// they read, and those these read, cost again.
+	passingMessage := `
+validations:
+- expression: 'true'
+  messageExpression: '"pairs: " + string(object.spec.items.map(a, object.spec.items.map(b, a + b)).size())'
+`
+	chargedAgain := `
+variables:
+- name: pairs
+  expression: 'has(params.spec) ? object.spec.items.map(a, object.spec.items.map(b, a + b)).size() : 0'
+- name: more
+  expression: 'variables.pairs + 1'
+validations:
+- expression: 'variables.pairs < 0'
+  messageExpression: '"more: " + string(variables.more)'
+- expression: 'variables.more > 0'
+`
 	for _, tc := range []struct {
 		name, src string
 		object    obj
@@ -166,6 +185,10 @@ validations:
 		{"out of budget in a variable", budget, big, 1000, "running out of cost budget"},
 		{"shared variables", nested, big, celconfig.PerCallLimit, "b deny: denies: pairs: 100"},
 		{"out of budget in a shared variable read by another", nested, big, 1000, "b error: denies: validation failed due to running out of cost budget"},
+		{"out of budget in the message of a validation that passes", passingMessage, big, 100_000, "a error: denies: failed messageExpression: validation failed due to running out of cost budget"},
+		{"within budget, message of a validation that passes", passingMessage, big, celconfig.PerCallLimit, "a admit"},
+		{"out of budget in the variables a message reads again", chargedAgain, big, 200_000, "a error: denies: failed messageExpression: validation failed due to running out of cost budget"},
+		{"variables a message reads again within budget", chargedAgain, big, celconfig.PerCallLimit, "a deny: denies: more: 101"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := admissionFor(t, admissionv1.Create, tc.object, nil)

@@ -14,9 +14,10 @@ import (
 )
 
 // Variables are evaluated as the apiserver's composited compiler evaluates
-// them (admissioncel's compositionContext.Variables): lazily, at most once
-// per constraint, in a lazy.MapValue, each charging its cost to the
-// expression that first reads it. One saving: a variable that reads neither
+// them (admissioncel's compositionContext.Variables): lazily, in a
+// lazy.MapValue, each charging its cost to the expression that first reads
+// it in an activation (the message expressions have one of their own, as
+// in the apiserver), but evaluated at most once per constraint. One saving: a variable that reads neither
 // params nor, through other variables, anything that does (containers,
 // anyObject, ...) has the same value for every constraint of every
 // template in a review, so it is evaluated once per review and its value
@@ -38,6 +39,8 @@ type compiledVariable struct {
 	// reads are the indexes of the variables a shared variable's
 	// expression names.
 	reads []int
+	// readsVariables is whether the expression names variables at all.
+	readsVariables bool
 }
 
 var variableRef = regexp.MustCompile(`\bvariables\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)`)
@@ -98,17 +101,71 @@ type sharedValue struct {
 	read []string
 }
 
+// variableValue is the value of one of a constraint's own variables, once
+// evaluated (set), with the cost of evaluating it (not counting the
+// variables it read) and the variables it read, in order.
+type variableValue struct {
+	set  bool
+	val  ref.Val
+	cost int64
+	read []string
+}
+
+// readsMap is the variables of an activation: it notes the variables read
+// while one is evaluated (activation.reading), those already evaluated
+// too, which lazy.MapValue alone does not tell.
+type readsMap struct {
+	*lazy.MapValue
+	act *activation
+}
+
+// Find notes the variable read and finds it.
+func (m *readsMap) Find(key ref.Val) (ref.Val, bool) {
+	if r := m.act.reading; r != nil {
+		if name, ok := key.(celtypes.String); ok && !slices.Contains(*r, string(name)) {
+			*r = append(*r, string(name))
+		}
+	}
+	return m.MapValue.Find(key)
+}
+
+// Get is Find, or an error for a variable not defined.
+func (m *readsMap) Get(key ref.Val) ref.Val {
+	if v, found := m.Find(key); found {
+		return v
+	}
+	return m.MapValue.Get(key)
+}
+
 // variables returns the lazily evaluated variables of one constraint's
-// activation, act.
-func (c *compiled) variables(ctx context.Context, act *activation) *lazy.MapValue {
+// activation, act. A variable already evaluated in another activation of
+// the constraint (act.values) is not evaluated again, but charged again,
+// with the variables it read, as the apiserver charges a variable in each
+// activation that reads it.
+func (c *compiled) variables(ctx context.Context, act *activation) ref.Val {
 	m := lazy.NewMapValue(variablesType)
 	for i := range c.vars {
 		v := &c.vars[i]
 		if v.shareKey == "" {
-			m.Append(v.name, func(*lazy.MapValue) ref.Val {
-				val, cost := evalVariable(ctx, act, v)
-				act.cost = addCost(act.cost, cost)
-				return val
+			m.Append(v.name, func(m *lazy.MapValue) ref.Val {
+				vv := &act.values[i]
+				if vv.set {
+					act.cost = addCost(act.cost, vv.cost)
+					for _, name := range vv.read {
+						m.Get(celtypes.String(name))
+					}
+					return vv.val
+				}
+				outer := act.reading
+				act.reading = nil
+				if v.readsVariables {
+					act.reading = &vv.read
+				}
+				vv.val, vv.cost = evalVariable(ctx, act, v)
+				vv.set = true
+				act.reading = outer
+				act.cost = addCost(act.cost, vv.cost)
+				return vv.val
 			})
 			continue
 		}
@@ -123,7 +180,7 @@ func (c *compiled) variables(ctx context.Context, act *activation) *lazy.MapValu
 			return sv.val
 		})
 	}
-	return m
+	return &readsMap{MapValue: m, act: act}
 }
 
 // shared returns the value of a shared variable in the review in,
