@@ -216,7 +216,7 @@ func (a *Auditor) RunOnce(ctx context.Context) (Report, error) {
 			audited[constraintKey{Kind: c.Kind, Name: c.Name}] = true
 		}
 	}
-	recordViolationSeries(rep.series, audited, a.opts.MetricsMaxNamespaces)
+	recordViolationSeries(rep.series, audited, a.opts.MetricsMaxNamespaces, r.namespaces.gone)
 	return rep, nil
 }
 

@@ -113,8 +113,10 @@ var seriesState struct {
 // constraint is audited (in audited) and its namespace label is still in
 // use (the counts are split by namespace, or it is the empty one), so that
 // a namespace whose violations vanished reads 0; it is deleted with its
-// constraint, and when the counts stop being split by namespace.
-func recordViolationSeries(series map[seriesKey]int, audited map[constraintKey]bool, maxNamespaces int) {
+// constraint or its namespace (gone, nil for none gone), and when the
+// counts stop being split by namespace. Zeros thus do not pile up as
+// namespaces come and go.
+func recordViolationSeries(series map[seriesKey]int, audited map[constraintKey]bool, maxNamespaces int, gone func(ns string) bool) {
 	namespaces := map[string]bool{}
 	for k := range series {
 		if k.namespace != "" {
@@ -138,7 +140,7 @@ func recordViolationSeries(series map[seriesKey]int, audited map[constraintKey]b
 		}
 		var c constraintKey
 		c.Kind, c.Name = labels[0], labels[1]
-		if audited[c] && (byNamespace || labels[3] == "") {
+		if ns := labels[3]; audited[c] && (ns == "" || byNamespace && (gone == nil || !gone(ns))) {
 			values[labels] = 0
 			continue
 		}

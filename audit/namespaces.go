@@ -111,6 +111,16 @@ func (c *namespaceCache) live(ctx context.Context, name string) (bool, error) {
 	return ns != nil && ns.DeletionTimestamp == nil, nil
 }
 
+// gone reports whether a namespace does not exist, as far as the run
+// knows: neither listed at its start nor found since, and not unknown
+// after a failed read.
+func (c *namespaceCache) gone(name string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, failed := c.failed[name]
+	return c.m[name] == nil && !failed
+}
+
 // errors counts the namespaces whose read failed this run.
 func (c *namespaceCache) errors() int {
 	c.mu.RLock()

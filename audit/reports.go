@@ -172,6 +172,21 @@ func (rr *reportRun) addResults(buf *policyreport.Buffer, res *resource, obj *un
 	}
 }
 
+// dropSkipped leaves out of the reports the results of the constraints
+// whose status was not written as they went during the run (deleted, or
+// their template removed), as their statuses are.
+func (r *run) dropSkipped() {
+	for i := range r.report.Constraints {
+		cr := &r.report.Constraints[i]
+		if cr.Skipped != SkippedDeleted && cr.Skipped != SkippedTemplateRemoved {
+			continue
+		}
+		if p, ok := r.reports.policies[constraintKey{Kind: cr.Kind, Name: cr.Name}]; ok {
+			r.reports.collector.Drop(p)
+		}
+	}
+}
+
 // writeReports writes the reports of a complete run. Failures are logged
 // and counted; they do not fail the run, whose statuses are written.
 func (r *run) writeReports(ctx context.Context) {

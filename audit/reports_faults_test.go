@@ -12,8 +12,10 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr/funcr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -336,4 +338,101 @@ func openReportsCRDs(t *testing.T) []*unstructured.Unstructured {
 		crds = append(crds, testenv.Parse(t, string(b)))
 	}
 	return crds
+}
+
+// sprocketCRD is a kind whose list the test breaks part-way (as
+// widgetCRD), stored at v2 from the start so that objects created at v2
+// still list once conversion is broken.
+const sprocketCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: sprockets.reports.example.com
+spec:
+  group: reports.example.com
+  names: {kind: Sprocket, listKind: SprocketList, plural: sprockets, singular: sprocket}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+`
+
+// TestReportsKeepFailedKindsPartWay: when a kind fails to list part-way,
+// an object listed before the failure is in the reports once, not once as
+// found again and once more as kept from the reports before.
+func TestReportsKeepFailedKindsPartWay(t *testing.T) {
+	const ns = "rep-failed-partway"
+	const crd = "sprockets.reports.example.com"
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
+	apply(t, sprocketCRD)
+	sprocket := func(name, version string) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion("reports.example.com/" + version)
+		u.SetKind("Sprocket")
+		u.SetNamespace(ns)
+		u.SetName(name)
+		return u
+	}
+	// s-1 and s-2 are stored at v1, which needs the webhook once broken.
+	eventually(t, "sprockets to be served", func(ctx context.Context) (bool, error) {
+		err := env.Client.Create(ctx, sprocket("s-1", "v1"))
+		return err == nil || apierrors.IsAlreadyExists(err), err
+	})
+	create(t, sprocket("s-2", "v1"))
+	t.Cleanup(func() { _ = setConversion(context.Background(), crd, false) }) // before the CRD is deleted
+	// v2 stores, without conversion for now: s-0 is stored at v2.
+	if err := setConversion(t.Context(), crd, false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a sprocket to be created at v2", func(ctx context.Context) (bool, error) {
+		err := env.Client.Create(ctx, sprocket("s-0", "v2"))
+		return err == nil || apierrors.IsAlreadyExists(err), err
+	})
+	apply(t, requiredLabel("ReportsPartWay"))
+	waitEnforced(t, apply(t, `apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: ReportsPartWay
+metadata:
+  name: owner
+spec:
+  match:
+    kinds: [{apiGroups: [reports.example.com], kinds: [Sprocket]}]
+    namespaces: [rep-failed-partway]
+  parameters:
+    label: owner
+`)[0])
+	opts := reportOptions(t)
+	opts.ChunkSize = 1 // one object a page, so that the list fails after s-0
+	a := newAuditor(t, opts, nil)
+	want := ns + "/s-0," + ns + "/s-1," + ns + "/s-2"
+	eventually(t, "the three sprockets in the report", func(ctx context.Context) (bool, error) {
+		if _, err := a.RunOnce(ctx); err != nil {
+			return false, err
+		}
+		got := strings.Join(subjects(only(t, nsReports(t, ns), ns).results, "ReportsPartWay/owner"), ",")
+		return got == want, fmt.Errorf("results for %s", got)
+	})
+
+	if err := setConversion(t.Context(), crd, true); err != nil {
+		t.Fatal(err)
+	}
+	sprockets := schema.GroupVersionResource{Group: "reports.example.com", Version: "v2", Resource: "sprockets"}
+	var rep audit.Report
+	eventually(t, "the sprockets' list to fail after s-0", func(ctx context.Context) (bool, error) {
+		var err error
+		rep, err = a.RunOnce(ctx)
+		if err != nil {
+			return false, err
+		}
+		r := rep.Resource(sprockets)
+		return r != nil && r.Err != nil && r.Objects == 1, fmt.Errorf("sprockets: %+v", r)
+	})
+	r := only(t, nsReports(t, ns), ns)
+	if got := strings.Join(subjects(r.results, "ReportsPartWay/owner"), ","); got != want {
+		t.Errorf("with sprockets failing to list after s-0: results for %s, want %s", got, want)
+	}
+	if r.summary.Fail != 3 {
+		t.Errorf("summary %+v, want 3 fail", r.summary)
+	}
+	checkSummaries(t, map[string]report{ns: r})
 }

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,7 +11,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/audit/policyreport"
@@ -178,5 +182,45 @@ func TestReportsSplitWriteFailed(t *testing.T) {
 	}
 	if got := strings.Join(subjects(allResults(t, policyReports, ns), "ReportsSplitFailed/owner"), ","); !strings.Contains(got, ns+"/bad-0003") {
 		t.Errorf("results %s lost bad-0003, which still violates", got)
+	}
+}
+
+// TestReportsNameTaken: a report that the audit does not own (without its
+// label), which has the name of one it would write, is left as it is; the
+// refusal is counted.
+func TestReportsNameTaken(t *testing.T) {
+	const ns = "rep-name-taken"
+	testenv.EnsureNamespace(t, env.Client, ns, nil)
+	a := newAuditor(t, reportOptions(t), nil)
+	runOnce(t, a) // installs the CRDs
+	theirs := testenv.Parse(t, `apiVersion: wgpolicyk8s.io/v1alpha2
+kind: PolicyReport
+metadata:
+  name: portcullis-audit
+  namespace: rep-name-taken
+  labels: {app.kubernetes.io/managed-by: someone-else}
+results:
+- {policy: their-policy, result: pass, source: someone-else}
+summary: {pass: 1}
+`)
+	eventually(t, "their report to be created", func(ctx context.Context) (bool, error) {
+		err := env.Client.Create(ctx, theirs.DeepCopy())
+		return err == nil || apierrors.IsAlreadyExists(err), err
+	})
+	configMaps(t, ns, "bad", 1, nil)
+	apply(t, requiredLabel("ReportsNameTaken"))
+	waitEnforced(t, apply(t, constraint("ReportsNameTaken", "owner", ns, "deny"))[0])
+	rep := runOnce(t, a)
+	if rep.Reports.Errors == 0 {
+		t.Errorf("report errors %d, want the name taken counted", rep.Reports.Errors)
+	}
+	got := &unstructured.Unstructured{}
+	got.SetGroupVersionKind(theirs.GroupVersionKind())
+	if err := env.Client.Get(t.Context(), client.ObjectKeyFromObject(theirs), got); err != nil {
+		t.Fatal(err)
+	}
+	results, _, _ := unstructured.NestedSlice(got.Object, "results")
+	if l := got.GetLabels()[policyreport.LabelManagedBy]; l != "someone-else" || len(results) != 1 {
+		t.Errorf("their report was taken over: label %s=%q, results %v", policyreport.LabelManagedBy, l, results)
 	}
 }

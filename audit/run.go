@@ -111,6 +111,7 @@ func (r *run) do(ctx context.Context) error {
 	r.writeStatuses(ctx, found)
 	r.logConstraints(found)
 	if r.reports != nil && ctx.Err() == nil {
+		r.dropSkipped()
 		r.writeReports(ctx)
 	}
 	return ctx.Err()

@@ -30,6 +30,8 @@ auditChunkSize: 100
 auditMatchKindOnly: true
 emitAuditEvents: true
 auditEventsInvolvedNamespace: true
+auditReports: policyreport
+auditReportsPass: true
 logDenies: true
 emitAdmissionEvents: true
 admissionEventsInvolvedNamespace: true
@@ -225,6 +227,7 @@ func TestChartSchema(t *testing.T) {
 		{[]string{"--set", "logLevel=VERBOSE"}, "at '/logLevel'"},
 		{[]string{"--set", "validatingWebhookTimeoutSeconds=60"}, "at '/validatingWebhookTimeoutSeconds'"},
 		{[]string{"--set", "logDenies=maybe"}, "at '/logDenies': got string, want boolean"},
+		{[]string{"--set", "auditReports=yes"}, "at '/auditReports': value must be one of '', 'policyreport'"},
 		{[]string{"--set-json", `controllerManager.exemptNamespaces="kube-system"`}, "at '/controllerManager/exemptNamespaces': got string, want array"},
 		{[]string{"--set-json", `validatingWebhookExemptNamespacesLabels={"team":"infra"}`}, "at '/validatingWebhookExemptNamespacesLabels/team': got string, want array"},
 		{[]string{"--set", "disableMutation=maybe"}, "at '/disableMutation': got string, want boolean"},

@@ -51,7 +51,8 @@ func checkDefault(t *testing.T, objs []*unstructured.Unstructured) {
 	hasArgs(t, au, true, "--audit-interval=60", "--operation=generate", "--operation=audit", "--operation=status",
 		"--operation=mutation-status", "--leader-elect", "--constraint-violations-limit=20", "--audit-chunk-size=500",
 		"--emit-audit-events=false", "--exempt-namespace="+ns)
-	hasArgs(t, au, false, "--operation=webhook", "--operation=mutation-webhook")
+	hasArgs(t, au, false, "--operation=webhook", "--operation=mutation-webhook", "--audit-reports=policyreport", "--audit-reports-pass")
+	checkAuditTmp(t, au)
 	if vols := nested(cm, "spec", "template", "spec", "volumes"); !strings.Contains(fmt.Sprint(vols), "secretName:portcullis-webhook-server-cert") {
 		t.Errorf("controller-manager volumes %v lack the certificate Secret", vols)
 	}
@@ -131,8 +132,9 @@ func checkNonDefault(t *testing.T, objs []*unstructured.Unstructured) {
 		"--operation=generate", "--operation=audit", "--disable-cert-rotation=true", "--readiness-retries=2",
 		"--default-create-vap-for-templates=false", "--default-create-vap-binding-for-constraints=false",
 		"--default-wait-for-vapb-generation=45", "--sync-vap-enforcement-scope=false",
-		"--default-k8s-native-validation-failure-policy=Ignore")
+		"--default-k8s-native-validation-failure-policy=Ignore", "--audit-reports=policyreport", "--audit-reports-pass")
 	hasArgs(t, au, false, "--operation=status", "--operation=mutation-status")
+	checkAuditTmp(t, au)
 	if sa := nested(au, "spec", "template", "spec", "serviceAccountName"); sa != "portcullis-audit" {
 		t.Errorf("audit serviceAccountName = %v", sa)
 	}
@@ -336,4 +338,31 @@ func num(v any) int64 {
 		return int64(n)
 	}
 	return -1
+}
+
+// checkAuditTmp checks that the audit container has a writable emptyDir at
+// /tmp/audit, where the reports' results wait during a run (its root
+// filesystem is read-only), as Gatekeeper's chart mounts one there.
+func checkAuditTmp(t *testing.T, au *unstructured.Unstructured) {
+	t.Helper()
+	spec, _ := nested(au, "spec", "template", "spec").(map[string]any)
+	containers, _ := spec["containers"].([]any)
+	if len(containers) == 0 {
+		t.Fatal("the audit Deployment has no container")
+	}
+	c, _ := containers[0].(map[string]any)
+	mounts, _ := c["volumeMounts"].([]any)
+	volume := ""
+	for _, m := range mounts {
+		if m, _ := m.(map[string]any); m["mountPath"] == "/tmp/audit" && m["readOnly"] != true {
+			volume, _ = m["name"].(string)
+		}
+	}
+	vols, _ := spec["volumes"].([]any)
+	for _, v := range vols {
+		if v, _ := v.(map[string]any); volume != "" && v["name"] == volume && v["emptyDir"] != nil {
+			return
+		}
+	}
+	t.Errorf("the audit container has no writable emptyDir at /tmp/audit: volumeMounts %v, volumes %v", mounts, vols)
 }

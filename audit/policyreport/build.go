@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/portcullis-dev/portcullis/api/wgpolicyk8s/v1alpha2"
@@ -112,6 +113,16 @@ func (c *Collector) sortKey(e *entry) sortKey {
 		k.apiVersion, k.kind, k.name = s.APIVersion, s.Kind, s.Name
 	}
 	return k
+}
+
+// subjectKey is a result's policy and object, its version aside.
+type subjectKey struct{ policy, group, kind, name string }
+
+// subjectKey is the policy and object of an entry.
+func (c *Collector) subjectKey(e *entry) subjectKey {
+	k := c.sortKey(e)
+	gv, _ := schema.ParseGroupVersion(k.apiVersion) // on error, group "": the key still holds the kind and name
+	return subjectKey{policy: k.policy, group: gv.Group, kind: k.kind, name: k.name}
 }
 
 // outcome is an entry's result.

@@ -72,6 +72,8 @@ type Collector struct {
 	policies []Policy
 	kinds    []Kind
 	store    *store
+	// dropped are the policies whose results are left out (Drop).
+	dropped []bool
 }
 
 // CollectOptions configure a Collector.
@@ -96,7 +98,26 @@ func NewCollector(policies []Policy, kinds []Kind, opts CollectOptions) (*Collec
 		budget = DefaultBudget
 	}
 	s, err := newStore(opts.Dirs, budget)
-	return &Collector{policies: policies, kinds: kinds, store: s}, err
+	return &Collector{policies: policies, kinds: kinds, store: s, dropped: make([]bool, len(policies))}, err
+}
+
+// Drop leaves out the results of a policy, and those the reports hold for
+// it: a constraint deleted during the run. Call it before the results are
+// read, not concurrently with Write.
+func (c *Collector) Drop(policy int) {
+	if policy >= 0 && policy < len(c.dropped) {
+		c.dropped[policy] = true
+	}
+}
+
+// droppedName reports whether the policy named name was dropped.
+func (c *Collector) droppedName(name string) bool {
+	for i, d := range c.dropped {
+		if d && c.policies[i].Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Close releases the spill file.
@@ -126,6 +147,9 @@ func (c *Collector) Results(ns string) ([]Result, error) {
 		var r Result
 		if at, err = c.decodeResult(data, str, at, &r); err != nil {
 			return nil, fmt.Errorf("reading the results of namespace %q: %w", ns, err)
+		}
+		if c.dropped[r.Policy] {
+			continue
 		}
 		r.Namespace = ns
 		out = append(out, r)
@@ -273,10 +297,14 @@ func (c *Collector) digest(ns string, buf []byte) (uint64, int, []byte, error) {
 		rec record
 	)
 	field := func(i int) []byte { return data[rec.fields[i][0]:rec.fields[i][1]] }
-	for at := 0; at < len(data); n++ {
+	for at := 0; at < len(data); {
 		if at, err = c.decodeRecord(data, at, &rec); err != nil {
 			return 0, 0, data, fmt.Errorf("reading the results of namespace %q: %w", ns, err)
 		}
+		if c.dropped[rec.policy] {
+			continue
+		}
+		n++
 		// A sum of mixed hashes: the same whatever the order, and
 		// duplicates count.
 		sum += mix64(hashFields(c, rec.policy, rec.kind, rec.outcome, ns, field(0), field(1), field(2), field(3)))

@@ -187,6 +187,37 @@ func TestDigest(t *testing.T) {
 	}
 }
 
+// TestDrop: a dropped policy's results are neither read nor in the
+// digest, which is that of the results left.
+func TestDrop(t *testing.T) {
+	collect := func(drop bool, rs ...Result) *Collector {
+		c, _ := NewCollector(testPolicies, testKinds, CollectOptions{})
+		b := c.NewBuffer()
+		for i := range rs {
+			b.Add(&rs[i])
+		}
+		b.Flush()
+		if drop {
+			c.Drop(1)
+		}
+		return c
+	}
+	r0, r1, r2 := testResult("ns", 0), testResult("ns", 1), testResult("ns", 2) // policies 0, 1, 0
+	dropped, left := collect(true, r0, r1, r2), collect(false, r0, r2)
+	results, err := dropped.Results("ns")
+	if err != nil || len(results) != 2 || results[0].Name != r0.Name || results[1].Name != r2.Name {
+		t.Fatalf("results %+v, %v; want those of policy 0", results, err)
+	}
+	d, n, _, err := dropped.digest("ns", nil)
+	want, wantN, _, _ := left.digest("ns", nil)
+	if err != nil || d != want || n != wantN {
+		t.Errorf("digest %x of %d results (%v), want %x of %d", d, n, err, want, wantN)
+	}
+	if !dropped.droppedName(testPolicies[1].Name) || dropped.droppedName(testPolicies[0].Name) {
+		t.Error("droppedName does not tell the policy dropped")
+	}
+}
+
 func TestTruncate(t *testing.T) {
 	long := strings.Repeat("é", MaxMessageBytes) // 2 bytes each
 	got := truncate(long, MaxMessageBytes)

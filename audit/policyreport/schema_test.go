@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
-	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -71,7 +71,7 @@ func TestEncodeFitsSchema(t *testing.T) {
 // crdSchema is the structural schema of version of a CRD's YAML.
 func crdSchema(t *testing.T, raw []byte, version string) *structuralschema.Structural {
 	t.Helper()
-	var crd apiextv1.CustomResourceDefinition
+	var crd apiextensionsv1.CustomResourceDefinition
 	if err := yaml.Unmarshal(raw, &crd); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func crdSchema(t *testing.T, raw []byte, version string) *structuralschema.Struc
 			continue
 		}
 		var internal apiextensions.JSONSchemaProps
-		if err := apiextv1.Convert_v1_JSONSchemaProps_To_apiextensions_JSONSchemaProps(v.Schema.OpenAPIV3Schema, &internal, nil); err != nil {
+		if err := apiextensionsv1.Convert_v1_JSONSchemaProps_To_apiextensions_JSONSchemaProps(v.Schema.OpenAPIV3Schema, &internal, nil); err != nil {
 			t.Fatal(err)
 		}
 		s, err := structuralschema.NewStructural(&internal)

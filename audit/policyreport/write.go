@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -331,9 +332,19 @@ func (w *Writer) syncNamespace(ctx context.Context, api API, in *Input, ns strin
 			s.Errors++
 			return s
 		}
+		// An object listed before its kind failed has its results of
+		// this run, which replace those it had.
+		found := make(map[subjectKey]bool, len(entries))
+		for i := range entries {
+			found[in.Collector.subjectKey(&entries[i])] = true
+		}
 		for i := range previous {
-			if len(previous[i].Subjects) > 0 && in.Kept(previous[i].Subjects[0].APIVersion, previous[i].Subjects[0].Kind) {
-				entries = append(entries, oldEntry(&previous[i]))
+			if len(previous[i].Subjects) > 0 && in.Kept(previous[i].Subjects[0].APIVersion, previous[i].Subjects[0].Kind) &&
+				!in.Collector.droppedName(previous[i].Policy) {
+				e := oldEntry(&previous[i])
+				if !found[in.Collector.subjectKey(&e)] {
+					entries = append(entries, e)
+				}
 			}
 		}
 	}
@@ -383,7 +394,8 @@ func (w *Writer) syncNamespace(ctx context.Context, api API, in *Input, ns strin
 		now := metav1.Timestamp{Seconds: in.Start.Unix()}
 		errs := s.Errors
 		for _, p := range changed {
-			w.apply(ctx, api, ns, p, p.results(in.Collector, stamps, now), &s)
+			_, ours := byName[p.name]
+			w.apply(ctx, api, ns, p, p.results(in.Collector, stamps, now), ours, &s)
 		}
 		if s.Errors > errs {
 			// The results of the reports beyond are in the ones not
@@ -512,8 +524,11 @@ func (w *Writer) readAll(ctx context.Context, api API, ns string, current []exis
 // checks every field against the CRDs), so there is nothing to warn about.
 const fieldValidation = "Ignore"
 
-// apply writes one report with server-side apply.
-func (w *Writer) apply(ctx context.Context, api API, ns string, p *part, results []v1alpha2.PolicyReportResult, s *Stats) {
+// apply writes one report with server-side apply. Conflicts are forced
+// only on a report the audit owns (ours): a report of the same name that
+// another tool wrote, without the audit's label, conflicts with the write,
+// which is refused, and is left as it is.
+func (w *Writer) apply(ctx context.Context, api API, ns string, p *part, results []v1alpha2.PolicyReportResult, ours bool, s *Stats) {
 	labels := map[string]string{LabelManagedBy: ManagedBy}
 	annotations := map[string]string{AnnotationHash: p.hash}
 	body, err := api.encode(ns, p.name, labels, annotations, p.summary, results)
@@ -521,8 +536,11 @@ func (w *Writer) apply(ctx context.Context, api API, ns string, p *part, results
 		// The API server answers with the report's metadata only, not the
 		// whole report back.
 		err = w.rest.Patch(types.ApplyPatchType).AbsPath(api.path(ns, p.name)...).
-			Param("fieldManager", w.opts.FieldManager).Param("force", "true").
+			Param("fieldManager", w.opts.FieldManager).Param("force", strconv.FormatBool(ours)).
 			Param("fieldValidation", fieldValidation).SetHeader("Accept", metadataOnly).Body(body).Do(ctx).Error()
+		if !ours && apierrors.IsConflict(err) {
+			err = fmt.Errorf("a report that the audit does not own (without label %s=%s) has this name: %w", LabelManagedBy, ManagedBy, err)
+		}
 	}
 	if err != nil {
 		s.Errors++
