@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -170,6 +171,47 @@ func TestCELTemplate(t *testing.T) {
 				t.Errorf("error is not 422 Invalid: %v", err)
 			}
 		})
+	}
+}
+
+// TestCELTemplateIgnoredFields: a template whose CEL has fields Gatekeeper
+// ignores (a ValidatingAdmissionPolicy's reason, matchConditions in the
+// plural) is admitted, as Gatekeeper admits it, with a warning naming each.
+func TestCELTemplateIgnoredFields(t *testing.T) {
+	needEnv(t)
+	wc, warned := warningClient(t)
+	tmpl, err := os.ReadFile("../templates/namespacelabels/template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const line = "              - expression: 'namespaceObject == null || size(variables.missing) == 0'\n"
+	const source = "          source:\n"
+	text := string(tmpl)
+	if !strings.Contains(text, line) || !strings.Contains(text, source) {
+		t.Fatalf("the template has no %q or %q", line, source)
+	}
+	text = strings.Replace(text, line, line+"                reason: Forbidden\n", 1)
+	text = strings.Replace(text, source, source+"            matchConditions: []\n", 1)
+	u := testenv.Parse(t, text)
+	u.SetName("pcignoredfields")
+	if err := unstructuredSet(u.Object, "PcIgnoredFields", "spec", "crd", "spec", "names", "kind"); err != nil {
+		t.Fatal(err)
+	}
+	warned.take()
+	if err := wc.Create(t.Context(), u, client.DryRunAll); err != nil {
+		t.Fatalf("the template was refused: %v", err)
+	}
+	w := warned.take()
+	for _, want := range []string{
+		"spec.targets[0].code[0].source.matchConditions: unknown field, ignored as Gatekeeper ignores it (Gatekeeper's key is matchCondition, singular)",
+		"spec.targets[0].code[0].source.validations[0].reason: unknown field, ignored as Gatekeeper ignores it",
+	} {
+		if !slices.ContainsFunc(w, func(s string) bool { return strings.HasPrefix(s, want) }) {
+			t.Errorf("warnings %q, want one starting %q", w, want)
+		}
+	}
+	if len(w) != 2 {
+		t.Errorf("warnings %q, want 2", w)
 	}
 }
 

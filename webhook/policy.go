@@ -16,6 +16,7 @@ import (
 
 	mutationsv1 "github.com/portcullis-dev/portcullis/api/mutations/v1"
 	"github.com/portcullis-dev/portcullis/engine"
+	"github.com/portcullis-dev/portcullis/engine/celdriver"
 	"github.com/portcullis-dev/portcullis/expansion"
 	"github.com/portcullis-dev/portcullis/mutation"
 )
@@ -139,7 +140,14 @@ func (h *PolicyHandler) checkTemplate(ctx context.Context, u *unstructured.Unstr
 	if _, err := scratch.CreateCRD(ctx, ct); err != nil {
 		return invalid(u, "spec.crd", err), nil
 	}
-	return allowed(""), nil
+	resp := allowed("")
+	if celdriver.CodeIndex(ct) >= 0 {
+		// What of its CEL is ignored, as Gatekeeper ignores it too.
+		if src, _, err := celdriver.TemplateSource(ct); err == nil {
+			resp.Warnings = src.Ignored
+		}
+	}
+	return resp, nil
 }
 
 // checkExpansionTemplate refuses an ExpansionTemplate that the expansion

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	admissionv1 "k8s.io/api/admission/v1"
+
 	"github.com/portcullis-dev/portcullis/engine/celdriver"
 )
 
@@ -25,14 +27,11 @@ func TestCompileErrors(t *testing.T) {
 		{"matchCondition", "matchCondition:\n- name: m\n  expression: '\"x\"'\nvalidations:\n- expression: 'true'\n", base + ".matchCondition[0].expression", "must evaluate to bool"},
 		{"neither expression nor message", "validations:\n- {}\n", base + ".validations[0]", "neither expression nor message"},
 		{"message without expression", "validations:\n- message: hi\n", base + ".validations[0].expression", "required"},
-		{"no validations", "variables: []\n", base + ".validations", "at least one validation"},
 		{"failurePolicy", "failurePolicy: Maybe\nvalidations:\n- expression: 'true'\n", base + ".failurePolicy", `"Maybe" is not one of Fail, Ignore`},
 		{"reserved variable", "variables:\n- name: params\n  expression: '1'\nvalidations:\n- expression: 'true'\n", base + ".variables[0].name", "built-in"},
 		{"reserved prefix", "variables:\n- name: gatekeeper_internal_x\n  expression: '1'\nvalidations:\n- expression: 'true'\n", base + ".variables[0].name", "reserved"},
 		{"duplicate variable", "variables:\n- name: a\n  expression: '1'\n- name: a\n  expression: '2'\nvalidations:\n- expression: 'true'\n", base + ".variables[1].name", "defined twice"},
 		{"bad variable name", "variables:\n- name: a-b\n  expression: '1'\nvalidations:\n- expression: 'true'\n", base + ".variables[0].name", "not a valid CEL identifier"},
-		{"matchConditions", "matchConditions: []\nvalidations:\n- expression: 'true'\n", base + ".matchConditions", "matchCondition, singular"},
-		{"unknown validation field", "validations:\n- expression: 'true'\n  reason: Forbidden\n", base + ".validations[0].reason", "unknown field"},
 		{"expression not a string", "validations:\n- expression: true\n", base + ".validations[0].expression", "must be a string"},
 		{"validations not a list", "validations: {}\n", base + ".validations", "must be a list"},
 		{"generateVAP", "generateVAP: yes please\nvalidations:\n- expression: 'true'\n", base + ".generateVAP", "must be a boolean"},
@@ -51,6 +50,50 @@ func TestCompileErrors(t *testing.T) {
 			wantFieldError(t, celdriver.Compile(ct), tc.field, tc.msg)
 			d := celdriver.New()
 			wantFieldError(t, d.AddTemplate(context.Background(), ct), tc.field, tc.msg)
+		})
+	}
+}
+
+// TestIgnored: what Gatekeeper's lenient decoding ignores, unknown fields
+// at any level, is ignored here too, and noted, as is a source without
+// validations; the template compiles and judges as if it were not there.
+func TestIgnored(t *testing.T) {
+	const base = "spec.targets[0].code[1].source"
+	for _, tc := range []struct {
+		name, src string
+		want      []string
+	}{
+		{"no validations", "variables: []\n", []string{base + ".validations: no validation: the template never reports a violation"}},
+		{"matchConditions", "matchConditions:\n- name: never\n  expression: 'false'\nvalidations:\n- expression: 'false'\n  message: judged\n",
+			[]string{base + ".matchConditions: unknown field, ignored as Gatekeeper ignores it (Gatekeeper's key is matchCondition, singular); known fields are failurePolicy, generateVAP, matchCondition, validations, variables"}},
+		{"fields of items", "matchCondition:\n- name: m\n  expression: 'true'\n  note: x\nvariables:\n- name: v\n  expression: '1'\n  type: int\nvalidations:\n- expression: 'false'\n  message: judged\n  reason: Forbidden\n  messageExpressions: 'x'\n",
+			[]string{
+				base + ".matchCondition[0].note: unknown field, ignored as Gatekeeper ignores it; known fields are name, expression",
+				base + ".validations[0].messageExpressions: unknown field, ignored as Gatekeeper ignores it; known fields are expression, message, messageExpression",
+				base + ".validations[0].reason: unknown field, ignored as Gatekeeper ignores it; known fields are expression, message, messageExpression",
+				base + ".variables[0].type: unknown field, ignored as Gatekeeper ignores it; known fields are name, expression",
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ct := template(t, tc.src, true)
+			src, _, err := celdriver.TemplateSource(ct)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(src.Ignored, "\n"); got != strings.Join(tc.want, "\n") {
+				t.Errorf("ignored:\n%s\nwant:\n%s", got, strings.Join(tc.want, "\n"))
+			}
+			if err := celdriver.Compile(ct); err != nil {
+				t.Fatalf("Compile: %v", err)
+			}
+			got := query(t, ct, admissionFor(t, admissionv1.Create, pod("p", nil), nil), constraint("c", nil))
+			want := ""
+			if strings.Contains(tc.src, "judged") {
+				want = "c: judged"
+			}
+			if strings.Join(got, "|") != want {
+				t.Errorf("results %q, want %q", got, want)
+			}
 		})
 	}
 }

@@ -3,6 +3,7 @@ package celdriver_test
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,7 +12,8 @@ import (
 
 // FuzzParseSource feeds ParseSource arbitrary JSON: it never panics, an
 // error is a FieldError naming a field under the source, and a source it
-// accepts has validations with expressions.
+// accepts has validations with expressions, or says it has none, and says
+// what it ignores under the source.
 func FuzzParseSource(f *testing.F) {
 	for _, s := range []string{
 		`{"validations":[{"expression":"true","message":"m","messageExpression":"'x'"}]}`,
@@ -34,8 +36,13 @@ func FuzzParseSource(f *testing.F) {
 			}
 			return
 		}
-		if len(s.Validations) == 0 {
-			t.Fatal("accepted a source without validations")
+		if len(s.Validations) == 0 && !slices.ContainsFunc(s.Ignored, func(i string) bool { return strings.HasPrefix(i, "source.validations: no validation") }) {
+			t.Fatalf("accepted a source without validations, without saying so: ignored %q", s.Ignored)
+		}
+		for _, i := range s.Ignored {
+			if !strings.HasPrefix(i, "source.") || !strings.Contains(i, ": ") {
+				t.Fatalf("ignored %q does not name a field under source", i)
+			}
 		}
 		for _, val := range s.Validations {
 			if strings.TrimSpace(val.Expression) == "" {

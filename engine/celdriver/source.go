@@ -3,6 +3,7 @@ package celdriver
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -48,6 +49,18 @@ type Source struct {
 	// ValidatingAdmissionPolicy, over --default-create-vap-for-templates
 	// (see package vap).
 	GenerateVAP *bool `json:"generateVAP,omitempty"`
+
+	// Ignored says what of the source is ignored, each "field: why":
+	// unknown fields (Gatekeeper decodes the source leniently and ignores
+	// them too, so a template it accepts is accepted), and a source
+	// without validations, which never reports anything. The webhook
+	// answers them as warnings.
+	Ignored []string `json:"-"`
+}
+
+// ignore notes that field is ignored, and why.
+func (s *Source) ignore(field, format string, args ...any) {
+	s.Ignored = append(s.Ignored, field+": "+fmt.Sprintf(format, args...))
 }
 
 // Validation is one CEL condition an object must satisfy.
@@ -110,7 +123,8 @@ func ParseSource(v any, field string) (*Source, error) {
 			if k == "matchConditions" {
 				hint = " (Gatekeeper's key is matchCondition, singular)"
 			}
-			return nil, fieldError(field+"."+k, "unknown field%s; known fields are %s", hint, knownKeys())
+			s.ignore(field+"."+k, "unknown field, ignored as Gatekeeper ignores it%s; known fields are %s", hint, knownKeys())
+			continue
 		}
 		if m[k] == nil {
 			continue
@@ -120,7 +134,7 @@ func ParseSource(v any, field string) (*Source, error) {
 		}
 	}
 	if len(s.Validations) == 0 {
-		return nil, fieldError(field+".validations", "at least one validation is required")
+		s.ignore(field+".validations", "no validation: the template never reports a violation")
 	}
 	return s, nil
 }
@@ -141,7 +155,7 @@ func decodeValidations(s *Source, v any, field string) error {
 	}
 	for i, it := range items {
 		f := fmt.Sprintf("%s[%d]", field, i)
-		m, err := object(it, f, "expression", "message", "messageExpression")
+		m, err := object(s, it, f, "expression", "message", "messageExpression")
 		if err != nil {
 			return err
 		}
@@ -179,7 +193,7 @@ func decodeFailurePolicy(s *Source, v any, field string) error {
 }
 
 func decodeMatchConditions(s *Source, v any, field string) error {
-	return decodeNamed(v, field, nil, func(name, expression string) {
+	return decodeNamed(s, v, field, nil, func(name, expression string) {
 		s.MatchConditions = append(s.MatchConditions, MatchCondition{Name: name, Expression: expression})
 	})
 }
@@ -194,7 +208,7 @@ func decodeVariables(s *Source, v any, field string) error {
 		}
 		return nil
 	}
-	return decodeNamed(v, field, check, func(name, expression string) {
+	return decodeNamed(s, v, field, check, func(name, expression string) {
 		s.Variables = append(s.Variables, Variable{Name: name, Expression: expression})
 	})
 }
@@ -202,7 +216,7 @@ func decodeVariables(s *Source, v any, field string) error {
 // decodeNamed decodes a list of {name, expression}, the shape of match
 // conditions and variables: each name is checked by checkName, then by
 // check when not nil; each expression is required; add takes them in order.
-func decodeNamed(v any, field string, check func(name, field string) error, add func(name, expression string)) error {
+func decodeNamed(s *Source, v any, field string, check func(name, field string) error, add func(name, expression string)) error {
 	items, err := list(v, field)
 	if err != nil {
 		return err
@@ -210,7 +224,7 @@ func decodeNamed(v any, field string, check func(name, field string) error, add 
 	seen := map[string]bool{}
 	for i, it := range items {
 		f := fmt.Sprintf("%s[%d]", field, i)
-		m, err := object(it, f, "name", "expression")
+		m, err := object(s, it, f, "name", "expression")
 		if err != nil {
 			return err
 		}
@@ -285,20 +299,22 @@ func list(v any, field string) ([]any, error) {
 	return items, nil
 }
 
-// object checks that v is an object with only the keys given.
-func object(v any, field string, keys ...string) (map[string]any, error) {
+// object checks that v is an object; keys other than those given are
+// noted in s as ignored.
+func object(s *Source, v any, field string, keys ...string) (map[string]any, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return nil, fieldError(field, "must be an object, not %s", typeName(v))
 	}
+	unknown := make([]string, 0, len(m))
 	for k := range m {
-		known := false
-		for _, want := range keys {
-			known = known || k == want
+		if !slices.Contains(keys, k) {
+			unknown = append(unknown, k)
 		}
-		if !known {
-			return nil, fieldError(field+"."+k, "unknown field; known fields are %s", strings.Join(keys, ", "))
-		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		s.ignore(field+"."+k, "unknown field, ignored as Gatekeeper ignores it; known fields are %s", strings.Join(keys, ", "))
 	}
 	return m, nil
 }
