@@ -50,28 +50,42 @@ func onceOn(ns, name string, fn func(ctx context.Context) error) func(context.Co
 	}
 }
 
-const widgetCRD = `apiVersion: apiextensions.k8s.io/v1
+// widgetCRD is a kind whose list the tests break.
+var widgetCRD = looseCRD("audit.example.com", "Widget")
+
+// looseCRD is the YAML of a namespaced CRD served and stored at v1, whose
+// schema keeps any field: a kind whose list a test breaks with
+// setConversion.
+func looseCRD(group, kind string) string {
+	lower := strings.ToLower(kind)
+	return fmt.Sprintf(`apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: widgets.audit.example.com
+  name: %[3]ss.%[1]s
 spec:
-  group: audit.example.com
-  names: {kind: Widget, listKind: WidgetList, plural: widgets, singular: widget}
+  group: %[1]s
+  names: {kind: %[2]s, listKind: %[2]sList, plural: %[3]ss, singular: %[3]s}
   scope: Namespaced
   versions:
   - name: v1
     served: true
     storage: true
     schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-`
+`, group, kind, lower)
+}
 
-func widget(ns, name, version string) *unstructured.Unstructured {
+// customObject is an object of a looseCRD kind, at version.
+func customObject(group, version, kind, ns, name string) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
-	u.SetAPIVersion("audit.example.com/" + version)
-	u.SetKind("Widget")
+	u.SetAPIVersion(group + "/" + version)
+	u.SetKind(kind)
 	u.SetNamespace(ns)
 	u.SetName(name)
 	return u
+}
+
+func widget(ns, name, version string) *unstructured.Unstructured {
+	return customObject("audit.example.com", version, "Widget", ns, name)
 }
 
 // setWidgetConversion makes v2 the storage version, converted from v1 by a

@@ -171,20 +171,7 @@ func TestReportsInterrupted(t *testing.T) {
 }
 
 // gadgetCRD is a kind whose list the test breaks (as widgetCRD).
-const gadgetCRD = `apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: gadgets.reports.example.com
-spec:
-  group: reports.example.com
-  names: {kind: Gadget, listKind: GadgetList, plural: gadgets, singular: gadget}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-`
+var gadgetCRD = looseCRD("reports.example.com", "Gadget")
 
 // breakGadgets makes v2 the storage and preferred version, converted from
 // v1 by a webhook that is down, or (broken false) without conversion.
@@ -200,12 +187,7 @@ func TestReportsKeepFailedKinds(t *testing.T) {
 	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	apply(t, gadgetCRD)
 	gadget := func(name string) *unstructured.Unstructured {
-		u := &unstructured.Unstructured{}
-		u.SetAPIVersion("reports.example.com/v1")
-		u.SetKind("Gadget")
-		u.SetNamespace(ns)
-		u.SetName(name)
-		return u
+		return customObject("reports.example.com", "v1", "Gadget", ns, name)
 	}
 	eventually(t, "gadgets to be served", func(ctx context.Context) (bool, error) {
 		err := env.Client.Create(ctx, gadget("g-1"))
@@ -341,22 +323,8 @@ func openReportsCRDs(t *testing.T) []*unstructured.Unstructured {
 }
 
 // sprocketCRD is a kind whose list the test breaks part-way (as
-// widgetCRD), stored at v2 from the start so that objects created at v2
-// still list once conversion is broken.
-const sprocketCRD = `apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: sprockets.reports.example.com
-spec:
-  group: reports.example.com
-  names: {kind: Sprocket, listKind: SprocketList, plural: sprockets, singular: sprocket}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-`
+// widgetCRD).
+var sprocketCRD = looseCRD("reports.example.com", "Sprocket")
 
 // TestReportsKeepFailedKindsPartWay: when a kind fails to list part-way,
 // an object listed before the failure is in the reports once, not once as
@@ -367,12 +335,7 @@ func TestReportsKeepFailedKindsPartWay(t *testing.T) {
 	testenv.EnsureNamespace(t, env.Client, ns, nil)
 	apply(t, sprocketCRD)
 	sprocket := func(name, version string) *unstructured.Unstructured {
-		u := &unstructured.Unstructured{}
-		u.SetAPIVersion("reports.example.com/" + version)
-		u.SetKind("Sprocket")
-		u.SetNamespace(ns)
-		u.SetName(name)
-		return u
+		return customObject("reports.example.com", version, "Sprocket", ns, name)
 	}
 	// s-1 and s-2 are stored at v1, which needs the webhook once broken.
 	eventually(t, "sprockets to be served", func(ctx context.Context) (bool, error) {
