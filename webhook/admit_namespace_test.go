@@ -1,12 +1,15 @@
 package webhook_test
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/portcullis-dev/portcullis/webhook"
 )
@@ -79,5 +82,48 @@ func TestAdmitNamespaceRequestHasNoNamespace(t *testing.T) {
 	}
 	if !logs.contains(`"resource_kind"="Namespace"`, `"resource_namespace"=""`, `"resource_name"="team-a"`) {
 		t.Errorf("no violation logged with an empty resource_namespace: %q", logs.lines)
+	}
+}
+
+// TestNamespaceRequestThroughAPIServer: a Namespace created, and applied
+// server-side, through kube-apiserver is judged with no request
+// namespace by both engines.
+func TestNamespaceRequestThroughAPIServer(t *testing.T) {
+	needEnv(t)
+	match := "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Namespace]}]\n    labelSelector: {matchLabels: {request-namespace-test: \"yes\"}}\n"
+	for _, doc := range strings.Split(requestNamespaceTemplates, "\n---\n") {
+		createPolicy(t, doc)
+	}
+	createPolicy(t, constraint("K8sCELRequestNamespace", "cel", match))
+	createPolicy(t, constraint("K8sRegoRequestNamespace", "rego", match))
+	ns := func() *unstructured.Unstructured {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion("v1")
+		u.SetKind("Namespace")
+		u.SetName("request-namespace-test")
+		u.SetLabels(map[string]string{"request-namespace-test": "yes"})
+		return u
+	}
+	want := []string{"[cel] cel request.namespace=[<none>]", "[rego] rego input.review.namespace=[<none>]"}
+	for _, tc := range []struct {
+		name string
+		do   func(ctx context.Context) error
+	}{
+		{"create", func(ctx context.Context) error { return env.Client.Create(ctx, ns(), client.DryRunAll) }},
+		{"server-side apply", func(ctx context.Context) error {
+			return env.Client.Patch(ctx, ns(), client.Apply, client.FieldOwner("test"), client.DryRunAll)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eventually(t, "both constraints to refuse the Namespace", func(ctx context.Context) error {
+				err := tc.do(ctx)
+				for _, w := range want {
+					if err := wantDenied(err, w); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		})
 	}
 }
