@@ -91,7 +91,7 @@ func TestAdmitNamespaceRequestHasNoNamespace(t *testing.T) {
 func TestNamespaceRequestThroughAPIServer(t *testing.T) {
 	needEnv(t)
 	match := "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Namespace]}]\n    labelSelector: {matchLabels: {request-namespace-test: \"yes\"}}\n"
-	for _, doc := range strings.Split(requestNamespaceTemplates, "\n---\n") {
+	for doc := range strings.SplitSeq(requestNamespaceTemplates, "\n---\n") {
 		createPolicy(t, doc)
 	}
 	createPolicy(t, constraint("K8sCELRequestNamespace", "cel", match))
@@ -111,7 +111,7 @@ func TestNamespaceRequestThroughAPIServer(t *testing.T) {
 	}{
 		{"create", func(ctx context.Context) error { return env.Client.Create(ctx, ns(), client.DryRunAll) }},
 		{"server-side apply", func(ctx context.Context) error {
-			return env.Client.Patch(ctx, ns(), client.Apply, client.FieldOwner("test"), client.DryRunAll)
+			return env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(ns()), client.FieldOwner("test"), client.DryRunAll)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
