@@ -49,9 +49,10 @@ type Options struct {
 	DisableReferential bool
 	// Tracing records an evaluation trace on every review.
 	Tracing bool
-	// ResultCacheSize is how many constraint results the result cache
-	// holds (see regodriver.CacheSize): 0 means
-	// regodriver.DefaultCacheSize, a negative number turns it off.
+	// ResultCacheSize is how many constraint results the result cache of
+	// each driver holds (see regodriver.CacheSize and
+	// celdriver.CacheSize): 0 means DefaultResultCacheSize, a negative
+	// number turns them off.
 	ResultCacheSize int
 	// DisableK8sNativeValidation makes templates that have both Rego and
 	// K8sNativeValidation (CEL) code run their Rego, as Gatekeeper's
@@ -128,6 +129,12 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.GatherStats {
 		celOpts = append(celOpts, celdriver.GatherStats())
+	}
+	switch {
+	case opts.ResultCacheSize == 0:
+		celOpts = append(celOpts, celdriver.CacheSize(DefaultResultCacheSize))
+	case opts.ResultCacheSize > 0:
+		celOpts = append(celOpts, celdriver.CacheSize(opts.ResultCacheSize))
 	}
 	cel := celdriver.New(celOpts...)
 	// A template with both engines runs on the one engineFor chooses;
@@ -356,5 +363,5 @@ type CacheStats = regodriver.CacheStats
 // CacheStats returns the result cache's counters: the policy results taken
 // from it, those evaluated, and the entries it holds.
 func (e *Engine) CacheStats() CacheStats {
-	return e.driver.CacheStats()
+	return e.driver.CacheStats().Add(e.cel.CacheStats())
 }

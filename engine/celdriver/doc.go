@@ -16,4 +16,9 @@
 // built-in variables.anyObject (object, or oldObject on a DELETE) and
 // variables.params (the constraint's spec.parameters); only variable
 // expressions see params, the constraint itself.
+//
+// With CacheSize, a constraint's decisions are remembered, keyed by the
+// values its template's expressions can read (readset.go, cachekey.go):
+// the pods of a ReplicaSet are judged once by a template that does not
+// read their names, as engine/regodriver does for Rego.
 package celdriver

@@ -23,6 +23,8 @@ import (
 	"k8s.io/apiserver/pkg/admission"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"k8s.io/apiserver/pkg/authentication/user"
+
+	"github.com/portcullis-dev/portcullis/internal/resultcache"
 )
 
 const (
@@ -44,6 +46,10 @@ type Driver struct {
 
 	mu         sync.RWMutex
 	validators map[string]*compiled // by template kind
+
+	// cache memoizes each constraint's decisions (nil: off); see
+	// readset.go and cachekey.go.
+	cache *resultcache.Cache[[]decision]
 }
 
 // Option configures a Driver.
@@ -78,6 +84,16 @@ func CheckFailurePolicy(p string) error {
 	}
 	return nil
 }
+
+// CacheSize sets how many constraint results the result cache holds: a
+// constraint's decisions on a review are kept, keyed by the values its
+// template's expressions can read, so that a Deployment's pods, or an
+// object applied again unchanged, are judged once. 0, the default, turns
+// it off.
+func CacheSize(n int) Option { return func(d *Driver) { d.cache = resultcache.New[[]decision](n) } }
+
+// CacheStats returns the result cache's counters; zero if it is off.
+func (d *Driver) CacheStats() resultcache.Stats { return d.cache.Stats() }
 
 // New returns a Driver.
 func New(opts ...Option) *Driver {
@@ -235,7 +251,7 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 			return nil, fmt.Errorf("%w: missing Template %q for target %q", ErrReview, c.GetKind(), target)
 		}
 		start := time.Now()
-		decisions := comp.validate(ctx, in, c, d.budget)
+		decisions := d.decide(ctx, comp, in, c)
 		for i, dec := range decisions {
 			if trace != nil {
 				fmt.Fprintf(trace, "%s %s: validations[%d]: %s", c.GetKind(), c.GetName(), i, dec.evaluation)
@@ -261,6 +277,27 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 		resp.Trace = &t
 	}
 	return resp, nil
+}
+
+// decide is comp.validate's decisions on c, from the result cache when
+// it holds them.
+func (d *Driver) decide(ctx context.Context, comp *compiled, in *reviewVars, c *unstructured.Unstructured) []decision {
+	if d.cache == nil {
+		return comp.validate(ctx, in, c, d.budget)
+	}
+	key, ok := comp.resultKey(in, c.Object)
+	if !ok {
+		return comp.validate(ctx, in, c, d.budget)
+	}
+	if decisions, hit := d.cache.Get(key); hit {
+		return decisions
+	}
+	decisions := comp.validate(ctx, in, c, d.budget)
+	if ctx.Err() == nil {
+		// Not what a canceled evaluation decided.
+		d.cache.Put(key, decisions)
+	}
+	return decisions
 }
 
 // attributes builds the admission attributes a validator reads from a

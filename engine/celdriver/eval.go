@@ -53,6 +53,10 @@ type compiled struct {
 	validations, messages []admissioncel.CompilationResult
 	// hasMessages is whether any validation has a messageExpression.
 	hasMessages bool
+	// id numbers this compilation, reads are what its expressions read:
+	// the result cache's key (see cachekey.go).
+	id    uint64
+	reads readSet
 }
 
 // reviewVars are the variables of one review that every constraint sees,

@@ -84,3 +84,20 @@ func SharedVariables(ct *templates.ConstraintTemplate) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Reads describes what a template's expressions read, for the result
+// cache: one path a line, or why it is not cached.
+func Reads(ct *templates.ConstraintTemplate) ([]string, error) {
+	c, err := compileTemplate(ct, FailurePolicyFail)
+	if err != nil {
+		return nil, err
+	}
+	if !c.reads.cacheable {
+		return []string{"not cached: " + c.reads.why}, nil
+	}
+	out := make([]string, len(c.reads.paths))
+	for i, p := range c.reads.paths {
+		out[i] = p.String()
+	}
+	return out, nil
+}

@@ -1,9 +1,6 @@
 package regodriver
 
-import (
-	"sync"
-	"sync/atomic"
-)
+import "github.com/portcullis-dev/portcullis/internal/resultcache"
 
 // The result cache memoizes a constraint's violations by what its
 // template can read. Each compiled template is analyzed once: which parts
@@ -18,66 +15,8 @@ import (
 // same result: a Deployment's pods, or an object re-applied unchanged,
 // are judged once per template.
 
-// resultCache holds outcomes by key, evicting the oldest entry once it
-// holds max. A max of 0 turns it off.
-type resultCache struct {
-	max          int
-	mu           sync.Mutex
-	entries      map[digest]*outcome
-	ring         []digest
-	next         int
-	hits, misses atomic.Uint64
-}
-
-func newResultCache(maxEntries int) *resultCache {
-	if maxEntries <= 0 {
-		return nil
-	}
-	return &resultCache{max: maxEntries, entries: make(map[digest]*outcome, min(maxEntries, 1024))}
-}
-
-func (c *resultCache) get(k digest) (*outcome, bool) {
-	c.mu.Lock()
-	v, ok := c.entries[k]
-	c.mu.Unlock()
-	if ok {
-		c.hits.Add(1)
-	} else {
-		c.misses.Add(1)
-	}
-	return v, ok
-}
-
-func (c *resultCache) put(k digest, v *outcome) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.entries[k]; ok {
-		return
-	}
-	if len(c.ring) < c.max {
-		c.ring = append(c.ring, k)
-	} else {
-		delete(c.entries, c.ring[c.next])
-		c.ring[c.next] = k
-		c.next = (c.next + 1) % c.max
-	}
-	c.entries[k] = v
-}
-
 // CacheStats are the result cache's counters since the driver started.
-type CacheStats struct {
-	Hits, Misses uint64
-	Entries      int
-}
+type CacheStats = resultcache.Stats
 
 // CacheStats returns the result cache's counters; zero if it is off.
-func (d *Driver) CacheStats() CacheStats {
-	c := d.cache
-	if c == nil {
-		return CacheStats{}
-	}
-	c.mu.Lock()
-	n := len(c.entries)
-	c.mu.Unlock()
-	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Entries: n}
-}
+func (d *Driver) CacheStats() CacheStats { return d.cache.Stats() }

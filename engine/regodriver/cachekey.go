@@ -7,13 +7,15 @@ import (
 	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/portcullis-dev/portcullis/internal/resultcache"
 )
 
 // The result cache's key: the digests of the parts of a review a
 // template reads (see readset.go), with the template's compilation, the
 // constraint's parameters and the data store's generation.
 
-type digest = [sha256.Size]byte
+type digest = resultcache.Key
 
 // reviewDigests computes, once per Query, the digest of each part of the
 // review that templates read.

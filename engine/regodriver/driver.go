@@ -16,6 +16,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/portcullis-dev/portcullis/internal/resultcache"
 )
 
 var _ drivers.Driver = (*Driver)(nil)
@@ -49,7 +51,7 @@ type Driver struct {
 	fingerprints map[string][sha256.Size]byte
 
 	// cache memoizes violations (nil: off); see cache.go.
-	cache *resultCache
+	cache *resultcache.Cache[*outcome]
 	// inflight counts Queries running, to decide whether one Query may
 	// spread its templates over the idle cores.
 	inflight atomic.Int32
@@ -81,7 +83,7 @@ func New(opts ...Option) (*Driver, error) {
 		kinds:        map[string]map[string]*constraintParams{},
 		prepared:     map[string]*preparedTemplate{},
 		fingerprints: map[string][sha256.Size]byte{},
-		cache:        newResultCache(DefaultCacheSize),
+		cache:        resultcache.New[*outcome](DefaultCacheSize),
 	}
 	for _, o := range opts {
 		if err := o(d); err != nil {

@@ -6,6 +6,8 @@ import (
 
 	clienterrors "github.com/open-policy-agent/frameworks/constraint/pkg/client/errors"
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/portcullis-dev/portcullis/internal/resultcache"
 )
 
 // Option configures a Driver.
@@ -93,7 +95,7 @@ func CacheSize(n int) Option {
 		if n < 0 {
 			return fmt.Errorf("%w: negative result cache size %d", clienterrors.ErrCreatingDriver, n)
 		}
-		d.cache = newResultCache(n)
+		d.cache = resultcache.New[*outcome](n)
 		return nil
 	}
 }

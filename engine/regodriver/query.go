@@ -125,7 +125,7 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 			if env.digests != nil && w.program.reads.cacheable {
 				p.key = resultKey(w.program, cw.params.id, env.dataGen, env.digests)
 				p.cached = true
-				if out, ok := d.cache.get(p.key); ok {
+				if out, ok := d.cache.Get(p.key); ok {
 					slots[i][j].out = out
 					continue
 				}
@@ -155,7 +155,7 @@ func (d *Driver) Query(ctx context.Context, target string, constraints []*unstru
 		} else {
 			slot.out = outcomeOf(cw, v)
 			if p.cached {
-				d.cache.put(p.key, slot.out)
+				d.cache.Put(p.key, slot.out)
 			}
 		}
 		slot.took = time.Since(start)

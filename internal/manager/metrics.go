@@ -29,7 +29,7 @@ func registerEngineMetrics(eng *engine.Engine) error {
 		}, func() float64 { return float64(eng.CacheStats().Misses) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "portcullis_result_cache_entries",
-			Help: "Constraint results the result cache holds (at most --result-cache-size)",
+			Help: "Constraint results the result cache holds (at most --result-cache-size for each engine, Rego and CEL)",
 		}, func() float64 { return float64(eng.CacheStats().Entries) }),
 	}
 	for _, name := range []string{engine.EngineRego, engine.EngineCEL} {

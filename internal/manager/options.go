@@ -187,7 +187,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.EnableK8sNativeValidation, "enable-k8s-native-validation", o.EnableK8sNativeValidation, "run the K8sNativeValidation (CEL) code of templates that have both CEL and Rego, as Gatekeeper does; false runs their Rego (templates with only CEL run it either way)")
 	fs.StringVar(&o.Engine.DefaultK8sNativeValidationFailurePolicy, "default-k8s-native-validation-failure-policy", "Fail", "failurePolicy of the K8sNativeValidation (CEL) sources that set none: Fail (an evaluation error is a violation) or Ignore")
 	fs.DurationVar(&o.HeartbeatDuration, "replica-heartbeat-duration", o.HeartbeatDuration, "how long this replica's heartbeat Lease lasts unrenewed; a replica whose Pod is gone, or outside a cluster whose Lease is this stale, is gone, and the replicas with --operation=status remove its status.byPod entries; 0 turns heartbeats and pruning off")
-	fs.IntVar(&o.ResultCacheSize, "result-cache-size", o.ResultCacheSize, "constraint results to remember, keyed by the parts of the object each template reads, so that equal pods are judged once per template; 0 turns the cache off")
+	fs.IntVar(&o.ResultCacheSize, "result-cache-size", o.ResultCacheSize, "constraint results each engine (Rego, CEL) remembers, keyed by the parts of the object each template reads, so that equal pods are judged once per template; 0 turns the cache off")
 	fs.BoolVar(&o.EnableGeneratorResourceExpansion, "enable-generator-resource-expansion", o.EnableGeneratorResourceExpansion,
 		"(beta) expand workloads with the ExpansionTemplates, so that the webhook and the audit also judge the resources they would create (a Deployment by its Pod)")
 	o.Sync.AddFlags(fs)
