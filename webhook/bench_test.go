@@ -154,13 +154,12 @@ func BenchmarkReviewLibrary(b *testing.B) {
 // templates that have CEL, which run either their CEL or their Rego, with
 // only those that have Rego alone, and with none.
 func BenchmarkAdmitBenchPod(b *testing.B) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		b.Fatal(err)
-	}
-	tmpl, err := os.ReadFile(filepath.Join(root, "hack", "bench-webhook", "pod.json"))
-	if err != nil {
-		b.Fatal(err)
+	sets := map[bool][][]byte{}
+	bodies := func(distinct bool) [][]byte {
+		if sets[distinct] == nil {
+			sets[distinct] = benchPodBodies(b, distinct)
+		}
+		return sets[distinct]
 	}
 	for _, bc := range []struct {
 		name     string
@@ -169,6 +168,7 @@ func BenchmarkAdmitBenchPod(b *testing.B) {
 		keep     func(gklibrary.Policy) bool
 	}{
 		{"replicas", false, engine.Options{}, nil},
+		{"replicas-rego", false, engine.Options{DisableK8sNativeValidation: true}, nil},
 		{"distinct", true, engine.Options{}, nil},
 		{"distinct-nocache", true, engine.Options{ResultCacheSize: -1}, nil},
 		{"distinct-rego", true, engine.Options{DisableK8sNativeValidation: true}, nil},
@@ -181,36 +181,82 @@ func BenchmarkAdmitBenchPod(b *testing.B) {
 		{"no-templates", true, engine.Options{}, func(gklibrary.Policy) bool { return false }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			eng := libraryEngineOf(b, bc.opts, bc.keep)
-			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
-			h := webhook.NewAdmissionHandler(eng, webhook.HandlerOptions{
-				Namespaces: func(context.Context, string) (*corev1.Namespace, error) { return ns.DeepCopy(), nil },
-			})
-			const pods = 1000
-			bodies := make([][]byte, pods)
-			for i := range bodies {
-				name := fmt.Sprintf("web-7c9d-%05d", i)
-				tag, sleep := "latest", "3600"
-				if bc.distinct {
-					tag, sleep = fmt.Sprintf("1.%d", i), fmt.Sprint(3600+i)
-				}
-				pod := strings.NewReplacer("web-7c9d-@@SUFFIX@@", name, "@@OBJUID@@", fmt.Sprintf("uid-%d", i),
-					"@@TAG@@", tag, "@@SLEEP@@", sleep).Replace(string(tmpl))
-				bodies[i] = reviewBody(b, request("CREATE", "Pod", "default", name, []byte(pod), nil))
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			defer reportCPU(b, cpuTime(b))
-			for i := 0; i < b.N; i++ {
-				r := httptest.NewRequest(http.MethodPost, "/v1/admit", bytes.NewReader(bodies[i%pods]))
-				r.Header.Set("Content-Type", "application/json")
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, r)
-				if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"allowed":`+strconv.FormatBool(bc.name == "no-templates")) {
-					b.Fatalf("HTTP %d: %s", w.Code, w.Body)
-				}
-			}
+			admitBenchPods(b, libraryEngineOf(b, bc.opts, bc.keep), bodies(bc.distinct), strconv.FormatBool(bc.name == "no-templates"))
 		})
+	}
+}
+
+// BenchmarkAdmitBenchPodPerTemplate: the distinct Pods of
+// BenchmarkAdmitBenchPod, result cache off, against one library template
+// and its constraint at a time, CEL first: what each template adds to a
+// review (compare with no-templates there). Templates whose constraint
+// does not match a Pod cost only their matching.
+func BenchmarkAdmitBenchPodPerTemplate(b *testing.B) {
+	lib, err := gklibrary.ReadTemplates(testenv.LibraryDir(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pods := benchPodBodies(b, true)
+	for _, p := range lib {
+		name := p.Template.GetName()
+		engineName := "rego"
+		if hasCEL(p) {
+			engineName = "cel"
+		}
+		b.Run(engineName+"/"+name, func(b *testing.B) {
+			eng := libraryEngineOf(b, engine.Options{ResultCacheSize: -1}, func(q gklibrary.Policy) bool { return q.Template.GetName() == name })
+			admitBenchPods(b, eng, pods, "")
+		})
+	}
+}
+
+// benchPodBodies are 1,000 AdmissionReview bodies for the Pod `make
+// bench-webhook` sends: a ReplicaSet's pods (name and uid vary), or
+// distinct Pods (image tag and a command vary too).
+func benchPodBodies(b *testing.B, distinct bool) [][]byte {
+	b.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	tmpl, err := os.ReadFile(filepath.Join(root, "hack", "bench-webhook", "pod.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	const pods = 1000
+	out := make([][]byte, pods)
+	for i := range out {
+		name := fmt.Sprintf("web-7c9d-%05d", i)
+		tag, sleep := "latest", "3600"
+		if distinct {
+			tag, sleep = fmt.Sprintf("1.%d", i), fmt.Sprint(3600+i)
+		}
+		pod := strings.NewReplacer("web-7c9d-@@SUFFIX@@", name, "@@OBJUID@@", fmt.Sprintf("uid-%d", i),
+			"@@TAG@@", tag, "@@SLEEP@@", sleep).Replace(string(tmpl))
+		out[i] = reviewBody(b, request("CREATE", "Pod", "default", name, []byte(pod), nil))
+	}
+	return out
+}
+
+// admitBenchPods sends the bodies to /v1/admit in turn, one at a time,
+// and reports CPU per review. Every answer must say whether it allows, and
+// say allowed (unless it is "").
+func admitBenchPods(b *testing.B, eng *engine.Engine, bodies [][]byte, allowed string) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
+	h := webhook.NewAdmissionHandler(eng, webhook.HandlerOptions{
+		Namespaces: func(context.Context, string) (*corev1.Namespace, error) { return ns.DeepCopy(), nil },
+	})
+	b.ReportAllocs()
+	b.ResetTimer()
+	defer reportCPU(b, cpuTime(b))
+	for i := 0; i < b.N; i++ {
+		r := httptest.NewRequest(http.MethodPost, "/v1/admit", bytes.NewReader(bodies[i%len(bodies)]))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"allowed":`+allowed) {
+			b.Fatalf("HTTP %d: %s", w.Code, w.Body)
+		}
 	}
 }
 
