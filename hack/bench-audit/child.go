@@ -48,6 +48,9 @@ type runResult struct {
 	// Reports are what the run did with reports, with -reports.
 	Reports       *policyreport.Stats `json:"reports,omitempty"`
 	ReportSpilled int64               `json:"reportSpilled"`
+	// CPU is the CPU time the run cost the audit process, the API server
+	// and etcd.
+	CPU cpuUse `json:"cpu"`
 }
 
 // runChild runs the manager, as `portcullis manager` would, with the audit
@@ -124,6 +127,10 @@ func child1(ctx context.Context, c config, res *childResult) error {
 		return fmt.Errorf("the manager did not become ready: %w", m.Ready())
 	}
 	res.StartupPeakRSS, res.RSSBefore = procStatus("VmHWM"), procStatus("VmRSS")
+	meter, err := newCPUMeter(cfg.Host)
+	if err != nil {
+		return fmt.Errorf("finding the control plane's processes: %w", err)
+	}
 	if c.cpuProfile != "" {
 		f, err := os.Create(c.cpuProfile)
 		if err != nil {
@@ -137,14 +144,23 @@ func child1(ctx context.Context, c config, res *childResult) error {
 	}
 	for range c.runs {
 		resetPeakRSS()
+		before, err := meter.read()
+		if err != nil {
+			return err
+		}
 		rep, err := a.RunOnce(ctx)
 		if err != nil {
 			return fmt.Errorf("audit run: %w", err)
+		}
+		after, err := meter.read()
+		if err != nil {
+			return err
 		}
 		run := runResult{
 			Duration: rep.Duration(), PeakRSS: procStatus("VmHWM"), Kinds: len(rep.Resources),
 			ObjectsListed: rep.ObjectsListed, ObjectsReviewed: rep.ObjectsReviewed, Violations: rep.Violations,
 			ByAction: rep.ViolationsByAction, StatusWrites: rep.StatusWrites, ListErrors: rep.ListErrors, ReviewErrors: rep.ReviewErrors,
+			CPU: after.sub(before),
 		}
 		if c.reports {
 			run.Reports, run.ReportSpilled = &rep.Reports, rep.ReportSpilled

@@ -239,6 +239,8 @@ func printResult(res *childResult) {
 		fmt.Printf("Run %d: %s, peak RSS %s; %d kinds, %d objects listed, %d reviewed, %d violations %v, %d statuses written, %d list errors, %d review errors\n",
 			i+1, r.Duration.Round(time.Millisecond), mb(r.PeakRSS), r.Kinds, r.ObjectsListed, r.ObjectsReviewed,
 			r.Violations, r.ByAction, r.StatusWrites, r.ListErrors, r.ReviewErrors)
+		fmt.Printf("Run %d CPU: audit process %s, kube-apiserver %s, etcd %s\n", i+1,
+			r.CPU.Audit.Round(10*time.Millisecond), r.CPU.APIServer.Round(10*time.Millisecond), r.CPU.Etcd.Round(10*time.Millisecond))
 		if r.Reports != nil {
 			fmt.Printf("Run %d reports: %s (CRDs installed in %s), %d reports of %d results, %d written (%s), %d unchanged (%d namespaces by digest), %d deleted, %d errors; %s of results spilled to disk\n",
 				i+1, r.Reports.Duration.Round(time.Millisecond), r.Reports.Install.Round(time.Millisecond), r.Reports.Reports,
