@@ -23,33 +23,54 @@ import (
 var compilations atomic.Uint64
 
 // resultKey is the key of a constraint's results in a review; ok is false
-// when the template is not cached.
+// when the template is not cached. The digest of each value of the review
+// is computed once per review, for all the templates that read it.
 func (c *compiled) resultKey(in *reviewVars, params map[string]any) (resultcache.Key, bool) {
 	if !c.reads.cacheable {
 		return resultcache.Key{}, false
 	}
 	buf := encodePool.Get().(*[]byte)
 	b := binary.AppendUvarint((*buf)[:0], c.id)
-	for _, p := range c.reads.paths {
-		var v any
-		switch p.root {
-		case admissioncel.ObjectVarName:
-			v = in.object
-		case admissioncel.OldObjectVarName:
-			v = in.oldObject
-		case admissioncel.RequestVarName:
-			v = in.request
-		case admissioncel.NamespaceVarName:
-			v = in.namespace
-		case admissioncel.ParamsVarName:
-			v = params
+	for i, p := range c.reads.paths {
+		if p.root == admissioncel.ParamsVarName {
+			b = encodePath(b, params, p)
+			continue
 		}
-		b = encodePath(b, v, p)
+		d := in.digest(c.reads.keys[i], p)
+		b = append(b, d[:]...)
 	}
 	k := sha256.Sum256(b)
 	*buf = b
 	encodePool.Put(buf)
 	return k, true
+}
+
+// digest is the digest of what p reads of the review, memoized by its key.
+func (in *reviewVars) digest(key string, p readPath) resultcache.Key {
+	if d, ok := in.digests[key]; ok {
+		return d
+	}
+	var v any
+	switch p.root {
+	case admissioncel.ObjectVarName:
+		v = in.object
+	case admissioncel.OldObjectVarName:
+		v = in.oldObject
+	case admissioncel.RequestVarName:
+		v = in.request
+	case admissioncel.NamespaceVarName:
+		v = in.namespace
+	}
+	buf := encodePool.Get().(*[]byte)
+	b := encodePath((*buf)[:0], v, p)
+	d := sha256.Sum256(b)
+	*buf = b
+	encodePool.Put(buf)
+	if in.digests == nil {
+		in.digests = make(map[string]resultcache.Key, 16)
+	}
+	in.digests[key] = d
+	return d
 }
 
 var encodePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}

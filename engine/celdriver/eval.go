@@ -21,6 +21,8 @@ import (
 	"k8s.io/apiserver/pkg/admission/plugin/webhook/matchconditions"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	apiservercel "k8s.io/apiserver/pkg/cel"
+
+	"github.com/portcullis-dev/portcullis/internal/resultcache"
 )
 
 // compiled is one template's compiled source: the programs the
@@ -67,6 +69,9 @@ type reviewVars struct {
 	// shared are the values of the variables shared by all constraints,
 	// by shareKey (see variables.go).
 	shared map[string]*sharedValue
+	// digests are the result cache's digests of the values read, by the
+	// read's key (see cachekey.go).
+	digests map[string]resultcache.Key
 }
 
 // newReviewVars converts a review's variables once.

@@ -60,6 +60,10 @@ func FuzzCompile(f *testing.F) {
 		`object.metadata.name == "x"`, `variables.v`, `params.spec`, `'a' + 1`, `[1,2].all(x, x > 0)`,
 		`has(object.spec) ? object.spec.containers.map(c, c.image) : []`, `quantity("1Gi").isGreaterThan(quantity("1Mi"))`,
 		`url("https://x").getHost()`, `"abc".matches("[")`, `((((((((((1))))))))))`, `object.`, `}`,
+		// Forms the result cache's read-set analyser treats apart.
+		`object.?spec.?containers.orValue([])`, `object["metadata"]["name"]`, `object == null ? oldObject : object`,
+		`has(variables.anyObject.spec) && variables.params != null`, `[variables].size()`, `[request][0].uid`,
+		`object.spec.containers.all(object, object.name != "")`, `{"a": object.metadata}.a.name`,
 	} {
 		f.Add(s)
 	}

@@ -3,6 +3,7 @@ package celdriver
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -70,6 +71,18 @@ func (p readPath) String() string {
 	return s
 }
 
+// key is p, unambiguously: each segment after its length (a field name
+// may hold dots), then the test.
+func (p readPath) key() string {
+	var b strings.Builder
+	b.WriteString(p.root)
+	for _, s := range p.segs {
+		b.WriteString("|" + strconv.Itoa(len(s)) + ":" + s)
+	}
+	b.WriteString("|" + strconv.Itoa(int(p.test)))
+	return b.String()
+}
+
 func (p readPath) child(seg string) readPath {
 	return readPath{root: p.root, segs: append(slices.Clip(p.segs), seg)}
 }
@@ -91,8 +104,10 @@ type readSet struct {
 	// cacheable is false when a result cannot be reused; why says why.
 	cacheable bool
 	why       string
-	// paths are the values read, none covered by another, sorted.
+	// paths are the values read, none covered by another, sorted; keys
+	// are their key()s, which memoize their digests in a review.
 	paths []readPath
+	keys  []string
 }
 
 // parseEnv is the environment templates compile in, for parsing only.
@@ -146,6 +161,7 @@ func analyzeReads(vars []compiledVariable, varExprs []string, others []string) r
 			return readSet{why: "reads request as a whole"}
 		}
 		rs.paths = append(rs.paths, p)
+		rs.keys = append(rs.keys, p.key())
 	}
 	return rs
 }
