@@ -220,7 +220,9 @@ func (a *readAnalyser) selectField(ps []readPath, field string) []readPath {
 func (a *readAnalyser) expr(e celast.Expr) []readPath {
 	switch e.Kind() {
 	case celast.IdentKind:
-		name := e.AsIdent()
+		// A leading dot names a root absolutely (.object), even where a
+		// comprehension's variable shadows it.
+		name := strings.TrimPrefix(e.AsIdent(), ".")
 		if readRoots[name] || name == admissioncel.VariableVarName {
 			return []readPath{{root: name}}
 		}
