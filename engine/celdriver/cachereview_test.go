@@ -65,3 +65,16 @@ validations:
 	})
 }
 
+// A variable name with an escape sequence resolves to the variable it
+// unescapes to, as in the apiserver's lazy map.
+func TestCacheReviewEscapedVariableName(t *testing.T) {
+	cacheAgrees(t, `
+variables:
+- name: a__b
+  expression: 'object.metadata.name'
+- name: a__underscores__b
+  expression: 'object.kind'
+validations:
+- expression: 'variables.a__underscores__b != "bad"'`, nil, nil, podNamed(t, "good"), podNamed(t, "bad"))
+}
+

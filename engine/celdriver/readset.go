@@ -12,6 +12,7 @@ import (
 	"github.com/google/cel-go/common/operators"
 	"github.com/google/cel-go/common/types"
 	admissioncel "k8s.io/apiserver/pkg/admission/plugin/cel"
+	apiservercel "k8s.io/apiserver/pkg/cel"
 	"k8s.io/apiserver/pkg/cel/environment"
 )
 
@@ -205,8 +206,15 @@ func (a *readAnalyser) selectField(ps []readPath, field string) []readPath {
 			out = append(out, p.child(field))
 			continue
 		}
-		yields, ok := a.vars[field]
-		if !ok {
+		// The variable the name unescapes to, as varMap.Find (and the
+		// apiserver's lazy map) resolves it: variables.a__underscores__b
+		// is the variable a__b.
+		name, ok := field, true
+		if strings.Contains(name, "__") {
+			name, ok = apiservercel.Unescape(name)
+		}
+		yields, found := a.vars[name]
+		if !ok || !found {
 			a.fail(fmt.Sprintf("reads variables.%s, which is not defined before", field))
 			continue
 		}
