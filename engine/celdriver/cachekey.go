@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -96,12 +97,26 @@ func encodePath(b []byte, v any, p readPath) []byte {
 		if v == nil {
 			return append(b, 'N')
 		}
+		// Comparing with null costs a unit more for a value of some size
+		// than for an empty one (cel-go's cost of ==: the smaller size).
+		if isEmpty(v) {
+			return append(b, 'E')
+		}
 		return append(b, 'V')
 	case readHas:
 		// There: the walk found it.
 		return append(b, 'P')
 	}
 	return encodeValue(b, v)
+}
+
+// isEmpty is whether v is a string, list or map of size zero.
+func isEmpty(v any) bool {
+	switch r := reflect.ValueOf(v); r.Kind() {
+	case reflect.String, reflect.Slice, reflect.Array, reflect.Map:
+		return r.Len() == 0
+	}
+	return false
 }
 
 // encodeValue appends an unambiguous encoding of an unstructured value: a

@@ -2,6 +2,7 @@ package celdriver_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -78,3 +79,15 @@ validations:
 - expression: 'variables.a__underscores__b != "bad"'`, nil, nil, podNamed(t, "good"), podNamed(t, "bad"))
 }
 
+// Comparing with null costs more for a non-empty value than for an empty
+// one: with a budget between the two, only the empty one is judged.
+func TestCacheReviewNullCompareCost(t *testing.T) {
+	src := `
+validations:
+- expression: 'object.metadata.name != null'`
+	for budget := int64(0); budget < 20; budget++ {
+		t.Run(fmt.Sprint(budget), func(t *testing.T) {
+			cacheAgrees(t, src, nil, []celdriver.Option{celdriver.CostBudget(budget)}, podNamed(t, ""), podNamed(t, "x"))
+		})
+	}
+}

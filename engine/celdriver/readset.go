@@ -30,7 +30,8 @@ import (
 // included. A variable is an alias: variables.containers selects further
 // into whatever the variable's expression may yield (both branches of a
 // conditional), and its expression's own reads count once for the
-// template. Comparing a value with null reads only whether it is null.
+// template. Comparing a value with null reads only whether it is null
+// (or, for the cost of the comparison, empty).
 // A template whose expressions cannot be analyzed (one that reads
 // `variables` or `request` as a whole, or an unknown variable) is not
 // cached.
