@@ -85,7 +85,7 @@ func TestCacheReviewNullCompareCost(t *testing.T) {
 	src := `
 validations:
 - expression: 'object.metadata.name != null'`
-	for budget := int64(0); budget < 20; budget++ {
+	for budget := range int64(20) {
 		t.Run(fmt.Sprint(budget), func(t *testing.T) {
 			cacheAgrees(t, src, nil, []celdriver.Option{celdriver.CostBudget(budget)}, podNamed(t, ""), podNamed(t, "x"))
 		})
