@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -215,14 +213,7 @@ func BenchmarkAdmitBenchPodPerTemplate(b *testing.B) {
 // distinct Pods (image tag and a command vary too).
 func benchPodBodies(b *testing.B, distinct bool) [][]byte {
 	b.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		b.Fatal(err)
-	}
-	tmpl, err := os.ReadFile(filepath.Join(root, "hack", "bench-webhook", "pod.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	tmpl := testenv.BenchPod(b)
 	const pods = 1000
 	out := make([][]byte, pods)
 	for i := range out {
@@ -232,7 +223,7 @@ func benchPodBodies(b *testing.B, distinct bool) [][]byte {
 			tag, sleep = fmt.Sprintf("1.%d", i), fmt.Sprint(3600+i)
 		}
 		pod := strings.NewReplacer("web-7c9d-@@SUFFIX@@", name, "@@OBJUID@@", fmt.Sprintf("uid-%d", i),
-			"@@TAG@@", tag, "@@SLEEP@@", sleep).Replace(string(tmpl))
+			"@@TAG@@", tag, "@@SLEEP@@", sleep).Replace(tmpl)
 		out[i] = reviewBody(b, request("CREATE", "Pod", "default", name, []byte(pod), nil))
 	}
 	return out

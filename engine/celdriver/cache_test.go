@@ -13,10 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/portcullis-dev/portcullis/engine"
 	"github.com/portcullis-dev/portcullis/engine/celdriver"
-	"github.com/portcullis-dev/portcullis/internal/gklibrary"
-	"github.com/portcullis-dev/portcullis/internal/testenv"
 )
 
 // TestReads: what the read-set analyser finds a template reads, and the
@@ -132,34 +129,13 @@ func cacheVariants(t *testing.T, u *unstructured.Unstructured) []*request {
 // twice, gives what a driver without it gives; and variants that differ
 // only in what a template does not read are taken from the cache.
 func TestResultCacheMatchesUncached(t *testing.T) {
-	lib, err := gklibrary.ReadAll(testenv.LibraryDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	cached, uncached := celdriver.New(celdriver.CacheSize(100000)), celdriver.New()
-	var constraints []*unstructured.Unstructured
+	constraints, objects := celLibrary(t, cached, uncached)
 	var reviews []*request
-	for _, p := range lib {
-		ct, err := engine.ParseTemplate(p.Template)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !engine.HasCode(ct, engine.EngineCEL) {
-			continue
-		}
-		for _, d := range []*celdriver.Driver{cached, uncached} {
-			if err := d.AddTemplate(ctx, ct); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, c := range p.Constraints {
-			constraints = append(constraints, c.Object)
-		}
-		for _, o := range p.Objects {
-			if o.Object.GetKind() != "AdmissionReview" {
-				reviews = append(reviews, cacheVariants(t, o.Object)...)
-			}
+	for _, o := range objects {
+		if o.GetKind() != "AdmissionReview" {
+			reviews = append(reviews, cacheVariants(t, o)...)
 		}
 	}
 	compared := 0

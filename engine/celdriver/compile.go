@@ -116,36 +116,8 @@ func compileTemplate(ct *templates.ConstraintTemplate, defaultPolicy string) (*c
 		c.hasMessages = true
 	}
 	c.id = compilations.Add(1)
-	c.reads = analyzeReads(vars, varExpressions(src), otherExpressions(src))
+	c.reads = analyzeReads(c, conds)
 	return c, nil
-}
-
-// varExpressions are the expressions of the variables compileTemplate
-// compiles, in its order: built-in ones first.
-func varExpressions(src *Source) []string {
-	out := make([]string, 0, len(builtinVariables)+len(src.Variables))
-	for _, v := range builtinVariables {
-		out = append(out, v.Expression)
-	}
-	for _, v := range src.Variables {
-		out = append(out, v.Expression)
-	}
-	return out
-}
-
-// otherExpressions are a source's expressions that are not variables.
-func otherExpressions(src *Source) []string {
-	var out []string
-	for _, mc := range src.MatchConditions {
-		out = append(out, mc.Expression)
-	}
-	for _, v := range src.Validations {
-		out = append(out, v.Expression)
-		if v.MessageExpression != "" {
-			out = append(out, v.MessageExpression)
-		}
-	}
-	return out
 }
 
 // compileOne compiles one expression with the composited compiler and

@@ -3,7 +3,6 @@ package celdriver_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,15 +82,7 @@ func BenchmarkLibraryPod(b *testing.B) {
 		}
 		constraints = append(constraints, p.Constraint)
 	}
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		b.Fatal(err)
-	}
-	tmpl, err := os.ReadFile(filepath.Join(root, "hack", "bench-webhook", "pod.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	podJSON := strings.NewReplacer("@@SUFFIX@@", "x8k2q", "@@OBJUID@@", "uid", "@@TAG@@", "1.1", "@@SLEEP@@", "3600").Replace(string(tmpl))
+	podJSON := strings.NewReplacer("@@SUFFIX@@", "x8k2q", "@@OBJUID@@", "uid", "@@TAG@@", "1.1", "@@SLEEP@@", "3600").Replace(testenv.BenchPod(b))
 	r := &request{req: &admissionv1.AdmissionRequest{
 		UID:       "1",
 		Kind:      metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},

@@ -125,19 +125,27 @@ type readAnalyser struct {
 	why   string
 }
 
-// analyzeReads finds what the expressions of a template read: vars in
-// order of definition (each may use the ones before), then the others.
-func analyzeReads(vars []compiledVariable, varExprs []string, others []string) readSet {
+// analyzeReads finds what the expressions of a compiled template read:
+// its variables in order of definition (each may use the ones before),
+// then its match conditions, validations and message expressions.
+func analyzeReads(c *compiled, conds []admissioncel.ExpressionAccessor) readSet {
 	env, err := parseEnv()
 	if err != nil {
 		return readSet{why: fmt.Sprintf("creating the CEL environment: %v", err)}
 	}
 	a := &readAnalyser{env: env, vars: map[string][]readPath{}}
-	for i, v := range vars {
-		a.vars[v.name] = a.parse(varExprs[i])
+	for _, v := range c.vars {
+		a.vars[v.name] = a.parse(v.result.ExpressionAccessor.GetExpression())
+	}
+	others := slices.Clone(conds)
+	for i := range c.validations {
+		others = append(others, c.validations[i].ExpressionAccessor)
+		if c.messages[i].ExpressionAccessor != nil {
+			others = append(others, c.messages[i].ExpressionAccessor)
+		}
 	}
 	for _, e := range others {
-		a.whole(a.parse(e))
+		a.whole(a.parse(e.GetExpression()))
 	}
 	if a.why != "" {
 		return readSet{why: a.why}

@@ -23,34 +23,9 @@ import (
 // sample constraints at once gives, for each library sample object, the
 // results that querying each template alone gives.
 func TestSharedVariablesAcrossTemplates(t *testing.T) {
-	lib, err := gklibrary.ReadAll(testenv.LibraryDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	all := celdriver.New()
-	var (
-		constraints []*unstructured.Unstructured
-		objects     []*unstructured.Unstructured
-	)
-	for _, p := range lib {
-		ct, err := engine.ParseTemplate(p.Template)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !engine.HasCode(ct, engine.EngineCEL) {
-			continue
-		}
-		if err := all.AddTemplate(ctx, ct); err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range p.Constraints {
-			constraints = append(constraints, c.Object)
-		}
-		for _, o := range p.Objects {
-			objects = append(objects, o.Object)
-		}
-	}
+	constraints, objects := celLibrary(t, all)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default", Labels: map[string]string{"team": "a"}}}
 	compared := 0
 	for _, o := range objects {
@@ -80,6 +55,37 @@ func TestSharedVariablesAcrossTemplates(t *testing.T) {
 }
 
 // resultLines are results as "kind name: message".
+// celLibrary adds every library template with CEL to each driver, and
+// returns their sample constraints and objects.
+func celLibrary(t *testing.T, drivers ...*celdriver.Driver) (constraints, objects []*unstructured.Unstructured) {
+	t.Helper()
+	lib, err := gklibrary.ReadAll(testenv.LibraryDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range lib {
+		ct, err := engine.ParseTemplate(p.Template)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !engine.HasCode(ct, engine.EngineCEL) {
+			continue
+		}
+		for _, d := range drivers {
+			if err := d.AddTemplate(context.Background(), ct); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range p.Constraints {
+			constraints = append(constraints, c.Object)
+		}
+		for _, o := range p.Objects {
+			objects = append(objects, o.Object)
+		}
+	}
+	return constraints, objects
+}
+
 func resultLines(results []*types.Result) []string {
 	out := make([]string, len(results))
 	for i, r := range results {

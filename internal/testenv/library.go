@@ -78,3 +78,19 @@ func Library(t testing.TB) []gklibrary.Policy {
 	}
 	return lib
 }
+
+// BenchPod is hack/bench-webhook/pod.json, the Pod `make bench-webhook`
+// sends, with its @@SUFFIX@@, @@OBJUID@@, @@TAG@@ and @@SLEEP@@ still to
+// be replaced.
+func BenchPod(t testing.TB) string {
+	t.Helper()
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "hack", "bench-webhook", "pod.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
